@@ -1,0 +1,151 @@
+/*
+ * cx.c — error strings, DLQ code names, id checks, enum symbol tables and the log writer.
+ */
+#include "cx.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event.h"
+
+cx_log_level_t cx_log_min_level = CX_LOG_INFO;
+bool cx_log_json = false;
+
+const char *cx_err2str(cx_err_t err) {
+    switch (err) {
+    case CX_OK: return "success";
+    case CX_ERR_INVALID: return "invalid argument or input";
+    case CX_ERR_NOMEM: return "out of memory";
+    case CX_ERR_IO: return "I/O error";
+    case CX_ERR_KAFKA: return "Kafka error";
+    case CX_ERR_CONFIG: return "configuration error";
+    case CX_ERR_NOT_FOUND: return "not found";
+    case CX_ERR_TIMEOUT: return "timed out";
+    case CX_ERR_STATE: return "local state unusable";
+    case CX_ERR_FATAL: return "fatal error";
+    }
+    return "unknown error";
+}
+
+static const char *const dlq_names[CX_DLQ__COUNT] = {
+    "NONE",         "BAD_FRAMING",  "UNKNOWN_SCHEMA", "DECODE_ERROR",     "MISSING_FIELD",
+    "BAD_ID",       "OUT_OF_RANGE", "BAD_TIMESTAMP",  "UNKNOWN_CURRENCY",
+};
+
+const char *cx_dlq_code_name(cx_dlq_code_t code) {
+    return (unsigned)code < CX_DLQ__COUNT ? dlq_names[code] : "UNKNOWN";
+}
+
+bool cx_id_valid(const char *s, size_t len) {
+    if (len < 1 || len > CX_ID_MAX) return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == ':' || c == '@' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool cx_token_valid(const char *s, size_t len) {
+    if (len < 1 || len > CX_ID_MAX) return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7F) return false;
+    }
+    return true;
+}
+
+const char *const cx_purchase_kind_names[CX_PK__COUNT] = {"RENTAL", "PURCHASE", "SUBSCRIPTION",
+                                                         "PACKAGE_EXTENSION"};
+const char *const cx_group_names[CX_GROUP__COUNT] = {"TEST", "CONTROL"};
+const char *const cx_channel_names[CX_CH__COUNT] = {"EMAIL", "SMS", "PUSH", "IN_APP", "POST"};
+const char *const cx_campaign_type_names[CX_CT__COUNT] = {"NEWSLETTER", "WIN_BACK", "CROSS_SELL",
+                                                         "ONBOARDING", "OTHER"};
+const char *const cx_trigger_kind_names[CX_TRIG__COUNT] = {"STOPPED_STREAMING", "ENGAGEMENT_DROP",
+                                                          "CHURN_RISK"};
+const char *const cx_action_names[CX_ACT__COUNT] = {"LOGIN_REMINDER", "NEW_RELEASE", "WIN_BACK_OFFER"};
+
+static const char *const event_type_names[CX_EV__COUNT] = {"email_send", "purchase", "play", "survey",
+                                                          "campaign"};
+
+const char *cx_event_type_name(cx_event_type_t t) {
+    return (unsigned)t < CX_EV__COUNT ? event_type_names[t] : "unknown";
+}
+
+int cx_event_type_from_name(const char *name) { return cx_enum_lookup(event_type_names, CX_EV__COUNT, name); }
+
+int cx_enum_lookup(const char *const *names, int n, const char *name) {
+    if (!name) return -1;
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0) return i;
+    return -1;
+}
+
+void cx_seterr(char *errstr, size_t errstr_size, const char *fmt, ...) {
+    if (!errstr || !errstr_size) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errstr, errstr_size, fmt, ap);
+    va_end(ap);
+}
+
+static const char *level_names[] = {"debug", "info", "warn", "error", "off"};
+
+void cx_log_write(cx_log_level_t level, const char *component, const char *fmt, ...) {
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (cx_log_json) {
+        /* msg is "key=value ..." text; carried whole as "msg" so no parser is needed. */
+        fprintf(stderr, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"", when,
+                ts.tv_nsec / 1000000, level_names[level], component);
+        for (const char *p = msg; *p; p++) {
+            if (*p == '"' || *p == '\\') fputc('\\', stderr);
+            if ((unsigned char)*p < 0x20) fprintf(stderr, "\\u%04x", *p);
+            else fputc(*p, stderr);
+        }
+        fputs("\"}\n", stderr);
+    } else {
+        fprintf(stderr, "%s.%03ldZ %s %s %s\n", when, ts.tv_nsec / 1000000, level_names[level], component,
+                msg);
+    }
+}
+
+void cx_campaign_clear(cx_campaign_t *c) {
+    if (!c) return;
+    free(c->name);
+    for (size_t i = 0; i < c->n_promoted; i++) free(c->promoted_title_ids[i]);
+    free(c->promoted_title_ids);
+    memset(c, 0, sizeof *c);
+}
+
+cx_err_t cx_campaign_copy(cx_campaign_t *dst, const cx_campaign_t *src) {
+    *dst = *src;
+    dst->name = NULL;
+    dst->promoted_title_ids = NULL;
+    dst->n_promoted = 0;
+    if (src->name && !(dst->name = strdup(src->name))) goto nomem;
+    if (src->n_promoted) {
+        dst->promoted_title_ids = calloc(src->n_promoted, sizeof(char *));
+        if (!dst->promoted_title_ids) goto nomem;
+        for (size_t i = 0; i < src->n_promoted; i++) {
+            if (!(dst->promoted_title_ids[i] = strdup(src->promoted_title_ids[i]))) goto nomem;
+            dst->n_promoted = i + 1;
+        }
+    }
+    return CX_OK;
+nomem:
+    cx_campaign_clear(dst);
+    return CX_ERR_NOMEM;
+}

@@ -45,7 +45,7 @@ cx_nps_stats_t cx_nps_stats(const cx_nps_counts_t *c) {
     double p = (double)c->promoters / (double)n;
     double d = (double)c->detractors / (double)n;
     double diff = p - d;
-    /* Mathematically >= 0; rounding can leave a tiny negative when one category holds everything. */
+    /* Mathematically >= 0; rounding can leave a tiny negative when one category holds all. */
     double var = (p + d - diff * diff) / (double)n;
     if (var < 0.0) var = 0.0;
     s.n = n;

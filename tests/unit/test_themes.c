@@ -33,7 +33,8 @@ static void expect_tokens(const char *text, size_t len, const char *const *want)
     size_t nw = 0;
     while (want[nw]) nw++;
     cr_assert_eq(n, c->n, "return value %zu vs callbacks %zu", n, c->n);
-    cr_assert_eq(c->n, nw, "got %zu tokens, want %zu (first: %s)", c->n, nw, c->n ? c->tok[0] : "-");
+    cr_assert_eq(c->n, nw, "got %zu tokens, want %zu (first: %s)", c->n, nw,
+                 c->n ? c->tok[0] : "-");
     for (size_t i = 0; i < nw; i++) cr_assert_str_eq(c->tok[i], want[i], "token %zu", i);
     free(c);
 }
@@ -58,8 +59,8 @@ Test(themes, swedish_capitals_are_lowercased_and_och_is_dropped) {
 }
 
 Test(themes, latin1_and_extended_a_capitals_fold_to_lowercase) {
-    EXPECT("ÅÄÖ ÉCRAN ÜBER Ñandú ŁÓDŹ ŒUVRE ĞÜL İSTANBUL Ÿves GROẞ ẠB", "åäö", "écran", "über", "ñandú",
-           "łódź", "œuvre", "ğül", "istanbul", "ÿves", "groß", "ạb");
+    EXPECT("ÅÄÖ ÉCRAN ÜBER Ñandú ŁÓDŹ ŒUVRE ĞÜL İSTANBUL Ÿves GROẞ ẠB", "åäö", "écran", "über",
+           "ñandú", "łódź", "œuvre", "ğül", "istanbul", "ÿves", "groß", "ạb");
 }
 
 Test(themes, greek_and_cyrillic_are_letters_and_fold) {
@@ -67,7 +68,8 @@ Test(themes, greek_and_cyrillic_are_letters_and_fold) {
 }
 
 Test(themes, emoji_and_symbols_are_separators) {
-    EXPECT("great\xF0\x9F\x98\x80movie \xF0\x9F\x91\x8D\xF0\x9F\x91\x8D 5\xE2\x82\xAC price\xC3\x97two",
+    EXPECT("great\xF0\x9F\x98\x80movie \xF0\x9F\x91\x8D\xF0\x9F\x91\x8D 5\xE2\x82\xAC "
+           "price\xC3\x97two",
            "great", "movie", "price", "two");
 }
 
@@ -201,8 +203,10 @@ static void check_doc_lists(const char *doc, const char *lang) {
         if (q > p) {
             size_t len = (size_t)(q - p);
             bool found = false;
-            for (size_t i = 0; i < n && !found; i++) found = strlen(w[i]) == len && !memcmp(w[i], p, len);
-            cr_assert(found, "docs/voc.md lists %.*s, not a %s stop word in the code", (int)len, p, lang);
+            for (size_t i = 0; i < n && !found; i++)
+                found = strlen(w[i]) == len && !memcmp(w[i], p, len);
+            cr_assert(found, "docs/voc.md lists %.*s, not a %s stop word in the code", (int)len, p,
+                      lang);
             seen++;
         }
         p = q;

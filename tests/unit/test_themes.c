@@ -1,5 +1,6 @@
 /* Unit tests for processor/themes.c: the comment tokenizer and its stop word lists. */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,39 @@ Test(themes, docs_list_the_same_stop_words_as_the_code) {
     doc[len] = '\0';
     check_doc_lists(doc, "en");
     check_doc_lists(doc, "sv");
+}
+
+/* Each emitted token, tokenized again, must come back as exactly itself: it is well-formed
+ * UTF-8 (a bad byte would split it), already lower-case, long enough and not a stop word. */
+static void check_fixed_point(void *opaque, const char *tok, size_t len) {
+    size_t *count = opaque;
+    collected_t *again = calloc(1, sizeof *again);
+    cr_assert_not_null(again);
+    cr_assert_eq(cx_themes_tokenize(tok, len, collect, again), 1, "%.*s", (int)len, tok);
+    cr_assert_eq(strlen(again->tok[0]), len);
+    cr_assert_eq(memcmp(again->tok[0], tok, len), 0);
+    free(again);
+    (*count)++;
+}
+
+Test(themes, random_bytes_yield_only_well_formed_lowercase_tokens) {
+    /* Bytes biased towards UTF-8 lead and continuation bytes so that valid sequences, truncated
+     * ones and letters of every accepted range all occur. Fixed seed: reproducible. */
+    static const unsigned char alphabet[] = {'a', 'B', 'z', '0', '9', ' ', '\'', 0xC3, 0xC4, 0xC5,
+                                             0xCE, 0xD0, 0xE1, 0xB8, 0x80, 0x96, 0xA5, 0xBF, 0xED,
+                                             0xF0, 0x9F, 0xE2, 0x80, 0x99, 0xFF, 0x00};
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    size_t len = 1 << 18, count = 0;
+    unsigned char *b = malloc(len);
+    cr_assert_not_null(b);
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        b[i] = alphabet[x % sizeof alphabet];
+    }
+    size_t n = cx_themes_tokenize((const char *)b, len, check_fixed_point, &count);
+    cr_assert_eq(n, count);
+    cr_assert_gt(n, 100);
+    free(b);
 }
 
 /* ---- linear time ------------------------------------------------------------------------- */

@@ -1,0 +1,789 @@
+/*
+ * pipeline.c — one event's life: dedup → update profile → rules (RFM/segment, ...) → outputs;
+ * and the timer wheel that makes silence visible: each customer has one earliest due time, kept
+ * in a RocksDB index (flushed state) and an in-memory heap (changes since the last flush), fired in
+ * (due, customer_id) order as the partition's watermark passes it.
+ */
+#include "pipeline.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bgnbd.h"
+#include "gammagamma.h"
+#include "rfm.h"
+
+#define TIMER_BATCH 4096 /* timers fired per cx_pipeline_advance call */
+#define DB_TIMER_BUF 256 /* timer keys read from RocksDB per scan */
+#define META_VERSION 1
+
+typedef struct heap_item {
+    int64_t due;
+    cx_cache_entry_t *e; /* dirty entry: not evicted before the next flush, which clears the heap */
+} heap_item_t;
+
+typedef struct db_timer {
+    int64_t due;
+    char cid[CX_ID_MAX + 1];
+} db_timer_t;
+
+typedef struct part {
+    bool owned;
+    int64_t wm;     /* watermark; INT64_MIN before the first event */
+    int64_t max_ts; /* largest event ts seen */
+    int64_t next_off[CX_INPUTS];
+    int64_t seg_counts[CX_SEGMENTS_MAX];
+    heap_item_t *heap;
+    size_t heap_n, heap_cap;
+    db_timer_t *db; /* buffered timer keys from RocksDB, ascending, from db_resume on */
+    size_t db_n, db_pos;
+    bool db_valid;     /* buffer reflects the store since the last flush */
+    bool db_exhausted; /* the last scan found no more keys */
+    cx_buf_t db_resume; /* key to resume the scan after (exclusive) */
+} part_t;
+
+typedef struct campaign_slot {
+    cx_campaign_t c;
+    bool used;
+} campaign_slot_t;
+
+struct cx_pipeline {
+    const cx_config_t *cfg;
+    cx_store_t *store;
+    cx_sink_t sink;
+    cx_cache_t *cache;
+    cx_rfm_thresholds_t th;
+    cx_bgnbd_params_t bg;
+    cx_gg_params_t gg;
+    part_t *parts[CX_PARTS_MAX];
+    campaign_slot_t *campaigns;
+    size_t n_campaigns, cap_campaigns;
+    cx_store_batch_t *batch;
+    cx_buf_t key, val;
+    cx_pipeline_stats_t st;
+    int32_t keep_days; /* bucket horizon: max(rfm window, 16 weeks for ENGAGEMENT_DROP) */
+};
+
+/* ---------- small helpers ---------- */
+
+static int64_t day_start(int64_t day) { return day * CX_DAY_MS; }
+
+static int32_t wm_day_of(const part_t *P, int64_t fallback_ts) {
+    return (int32_t)cx_day(P->wm == INT64_MIN ? fallback_ts : P->wm);
+}
+
+static const char *segment_name(const cx_pipeline_t *p, int seg) {
+    return seg >= 0 && (size_t)seg < p->cfg->n_segments ? p->cfg->segments[seg].name : NULL;
+}
+
+static cx_err_t emit(cx_pipeline_t *p, cx_record_kind_t kind, const char *key, const void *rec) {
+    p->st.out[kind & 15]++;
+    return p->sink.emit ? p->sink.emit(p->sink.opaque, kind, key, rec) : CX_OK;
+}
+
+static const cx_campaign_t *campaign_find(const cx_pipeline_t *p, const char *id) {
+    for (size_t i = 0; i < p->n_campaigns; i++)
+        if (p->campaigns[i].used && strcmp(p->campaigns[i].c.campaign_id, id) == 0) return &p->campaigns[i].c;
+    return NULL;
+}
+
+/* ---------- heap of pending timers (changed since the last flush) ---------- */
+
+static bool item_less(const heap_item_t *a, const heap_item_t *b) {
+    if (a->due != b->due) return a->due < b->due;
+    return strcmp(a->e->prof.customer_id, b->e->prof.customer_id) < 0;
+}
+
+static cx_err_t heap_push(part_t *P, int64_t due, cx_cache_entry_t *e) {
+    if (P->heap_n == P->heap_cap) {
+        size_t cap = P->heap_cap ? P->heap_cap * 2 : 256;
+        heap_item_t *h = realloc(P->heap, cap * sizeof *h);
+        if (!h) return CX_ERR_NOMEM;
+        P->heap = h;
+        P->heap_cap = cap;
+    }
+    size_t i = P->heap_n++;
+    P->heap[i] = (heap_item_t){due, e};
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (!item_less(&P->heap[i], &P->heap[up])) break;
+        heap_item_t t = P->heap[i];
+        P->heap[i] = P->heap[up];
+        P->heap[up] = t;
+        i = up;
+    }
+    return CX_OK;
+}
+
+static void heap_pop(part_t *P) {
+    P->heap[0] = P->heap[--P->heap_n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < P->heap_n && item_less(&P->heap[l], &P->heap[m])) m = l;
+        if (r < P->heap_n && item_less(&P->heap[r], &P->heap[m])) m = r;
+        if (m == i) break;
+        heap_item_t t = P->heap[i];
+        P->heap[i] = P->heap[m];
+        P->heap[m] = t;
+        i = m;
+    }
+}
+
+/* Top of the heap after dropping stale items (the customer's due moved since the push). */
+static heap_item_t *heap_top(part_t *P) {
+    while (P->heap_n && P->heap[0].e->prof.timer_due_ms != P->heap[0].due) heap_pop(P);
+    return P->heap_n ? &P->heap[0] : NULL;
+}
+
+/* ---------- timers in RocksDB ---------- */
+
+typedef struct scan_ctx {
+    part_t *P;
+    cx_buf_t *resume;
+    bool skip_first; /* the resume key itself was already buffered */
+} scan_ctx_t;
+
+static bool scan_cb(void *opaque, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    scan_ctx_t *s = opaque;
+    if (s->skip_first) {
+        s->skip_first = false;
+        if (s->resume->len == kl && memcmp(s->resume->data, k, kl) == 0) return true;
+    }
+    uint16_t part;
+    int64_t due;
+    const char *cid;
+    size_t cl;
+    if (!cx_store_timer_key_parse(k, kl, &part, &due, &cid, &cl) || cl > CX_ID_MAX) return true;
+    db_timer_t *t = &s->P->db[s->P->db_n++];
+    t->due = due;
+    memcpy(t->cid, cid, cl);
+    t->cid[cl] = 0;
+    cx_buf_reset(s->resume);
+    cx_buf_append(s->resume, k, kl);
+    return s->P->db_n < DB_TIMER_BUF;
+}
+
+/* The next buffered RocksDB timer, refilling the buffer from the store when it runs dry. */
+static cx_err_t db_head(cx_pipeline_t *p, uint16_t part, db_timer_t **out, char *errstr, size_t n) {
+    part_t *P = p->parts[part];
+    *out = NULL;
+    if (!P->db && !(P->db = malloc(DB_TIMER_BUF * sizeof *P->db))) return CX_ERR_NOMEM;
+    if (!P->db_valid) {
+        P->db_n = P->db_pos = 0;
+        P->db_exhausted = false;
+        cx_buf_reset(&P->db_resume);
+        P->db_valid = true;
+    }
+    if (P->db_pos < P->db_n) {
+        *out = &P->db[P->db_pos];
+        return CX_OK;
+    }
+    if (P->db_exhausted || !p->store) return CX_OK;
+    P->db_n = P->db_pos = 0;
+    uint8_t to[3] = {(uint8_t)(part >> 8), (uint8_t)part, CX_KEY_TIMER + 1};
+    scan_ctx_t s = {P, &P->db_resume, P->db_resume.len > 0};
+    cx_err_t rc;
+    if (P->db_resume.len) {
+        cx_buf_t from = CX_BUF_INIT;
+        if ((rc = cx_buf_append(&from, P->db_resume.data, P->db_resume.len)) == CX_OK)
+            rc = cx_store_scan(p->store, from.data, from.len, to, 3, scan_cb, &s, errstr, n);
+        cx_buf_free(&from);
+    } else {
+        uint8_t from[3] = {(uint8_t)(part >> 8), (uint8_t)part, CX_KEY_TIMER};
+        rc = cx_store_scan(p->store, from, 3, to, 3, scan_cb, &s, errstr, n);
+    }
+    if (rc != CX_OK) return rc;
+    if (P->db_n == 0) P->db_exhausted = true;
+    else *out = &P->db[0];
+    return CX_OK;
+}
+
+/* Recomputes the customer's earliest due time from the per-kind ones. */
+static cx_err_t update_timer(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e) {
+    cx_profile_t *pr = &e->prof;
+    int64_t kinds[] = {pr->rfm_due_ms, pr->stop_due_ms, pr->drop_due_ms, pr->churn_due_ms};
+    int64_t due = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (kinds[i] && (!due || kinds[i] < due)) due = kinds[i];
+    for (unsigned i = 0; i < pr->n_sends; i++)
+        if (pr->sends[i].end_ts_ms && (!due || pr->sends[i].end_ts_ms < due)) due = pr->sends[i].end_ts_ms;
+    if (due == pr->timer_due_ms) return CX_OK;
+    pr->timer_due_ms = due;
+    cx_cache_mark_dirty(p->cache, e);
+    return due ? heap_push(P, due, e) : CX_OK;
+}
+
+/* ---------- rules ---------- */
+
+/* Re-scores R, F, M as of `day`; emits a SegmentChange when the segment moves. */
+static cx_err_t rescore(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int32_t day, int64_t ts,
+                        const char *cause) {
+    cx_profile_t *pr = &e->prof;
+    if (!pr->has_tx) return CX_OK;
+    cx_rfm_t r;
+    cx_rfm_compute(pr, &p->th, day, &r);
+    int seg = cx_config_segment_of(p->cfg, r.r, r.f, r.m);
+    int prev = pr->segment;
+    if (r.r != pr->r_score || r.f != pr->f_score || r.m != pr->m_score || seg != prev) {
+        pr->r_score = (int8_t)r.r;
+        pr->f_score = (int8_t)r.f;
+        pr->m_score = (int8_t)r.m;
+        pr->segment = (int8_t)seg;
+        cx_cache_mark_dirty(p->cache, e);
+    }
+    int32_t next = cx_rfm_next_change_day(pr, &p->th, day, &r);
+    pr->rfm_due_ms = next == INT32_MAX ? 0 : day_start(next);
+    if (seg == prev) return CX_OK;
+    if (prev >= 0 && prev < CX_SEGMENTS_MAX) P->seg_counts[prev]--;
+    if (seg >= 0 && seg < CX_SEGMENTS_MAX) P->seg_counts[seg]++;
+    cx_segment_change_t sc;
+    memset(&sc, 0, sizeof sc);
+    memcpy(sc.customer_id, pr->customer_id, sizeof sc.customer_id);
+    sc.ts_ms = ts;
+    sc.previous_segment = segment_name(p, prev);
+    sc.segment = segment_name(p, seg);
+    sc.r_score = r.r;
+    sc.f_score = r.f;
+    sc.m_score = r.m;
+    sc.recency_days = r.recency_days;
+    sc.frequency = r.frequency;
+    sc.monetary_minor = r.monetary_minor;
+    snprintf(sc.cause, sizeof sc.cause, "%s", cause);
+    return emit(p, CX_REC_SEGMENT_CHANGE, pr->customer_id, &sc);
+}
+
+/* Fires every timer kind of one customer due at `due`. */
+static cx_err_t fire(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int64_t due) {
+    cx_profile_t *pr = &e->prof;
+    char cause[48];
+    snprintf(cause, sizeof cause, "timer:%" PRId64, due);
+    int32_t day = (int32_t)cx_day(due);
+    cx_err_t rc = CX_OK;
+    p->st.timers_fired++;
+    cx_cache_mark_dirty(p->cache, e);
+    if (pr->rfm_due_ms && pr->rfm_due_ms <= due) {
+        pr->rfm_due_ms = 0;
+        rc = rescore(p, P, e, day, due, cause);
+    }
+    /* later kinds (triggers, window ends) are added here in due order */
+    if (pr->stop_due_ms && pr->stop_due_ms <= due) pr->stop_due_ms = 0;
+    if (pr->drop_due_ms && pr->drop_due_ms <= due) pr->drop_due_ms = 0;
+    if (pr->churn_due_ms && pr->churn_due_ms <= due) pr->churn_due_ms = 0;
+    for (unsigned i = 0; i < pr->n_sends; i++)
+        if (pr->sends[i].end_ts_ms && pr->sends[i].end_ts_ms <= due) pr->sends[i].end_ts_ms = 0;
+    if (rc == CX_OK) rc = update_timer(p, P, e);
+    return rc;
+}
+
+/* ---------- public API ---------- */
+
+cx_pipeline_t *cx_pipeline_new(const cx_config_t *cfg, cx_store_t *store, const cx_sink_t *sink,
+                               char *errstr, size_t errstr_size) {
+    cx_pipeline_t *p = calloc(1, sizeof *p);
+    if (!p) goto nomem;
+    p->cfg = cfg;
+    p->store = store;
+    if (sink) p->sink = *sink;
+    p->cache = cx_cache_new(store, cfg->cache_max_customers > 0 ? (size_t)cfg->cache_max_customers : 1);
+    p->batch = cx_store_batch_new();
+    if (!p->cache || !p->batch) goto nomem;
+    cx_rfm_thresholds_from_config(cfg, &p->th);
+    p->bg = (cx_bgnbd_params_t){cfg->bgnbd_r, cfg->bgnbd_alpha, cfg->bgnbd_a, cfg->bgnbd_b};
+    p->gg = (cx_gg_params_t){cfg->gammagamma_p, cfg->gammagamma_q, cfg->gammagamma_gamma};
+    p->keep_days = cfg->rfm_window_days > 112 ? cfg->rfm_window_days : 112;
+    return p;
+nomem:
+    cx_seterr(errstr, errstr_size, "out of memory creating the pipeline");
+    cx_pipeline_destroy(p);
+    return NULL;
+}
+
+static void part_free(part_t *P) {
+    if (!P) return;
+    free(P->heap);
+    free(P->db);
+    cx_buf_free(&P->db_resume);
+    free(P);
+}
+
+void cx_pipeline_destroy(cx_pipeline_t *p) {
+    if (!p) return;
+    for (int i = 0; i < CX_PARTS_MAX; i++) part_free(p->parts[i]);
+    for (size_t i = 0; i < p->n_campaigns; i++) cx_campaign_clear(&p->campaigns[i].c);
+    free(p->campaigns);
+    cx_cache_destroy(p->cache);
+    cx_store_batch_destroy(p->batch);
+    cx_buf_free(&p->key);
+    cx_buf_free(&p->val);
+    free(p);
+}
+
+static cx_err_t meta_encode(const cx_pipeline_t *p, const part_t *P, cx_buf_t *out) {
+    cx_err_t e = cx_buf_put_uvarint(out, META_VERSION);
+    if (!e) e = cx_buf_put_svarint(out, P->wm);
+    if (!e) e = cx_buf_put_svarint(out, P->max_ts);
+    for (int i = 0; i < CX_INPUTS && !e; i++) e = cx_buf_put_svarint(out, P->next_off[i]);
+    if (!e) e = cx_buf_put_uvarint(out, p->cfg->n_segments);
+    for (size_t i = 0; i < p->cfg->n_segments && !e; i++) e = cx_buf_put_svarint(out, P->seg_counts[i]);
+    return e;
+}
+
+static bool meta_decode(part_t *P, const uint8_t *b, size_t n, size_t n_segments) {
+    int64_t v;
+    uint64_t u;
+    size_t k;
+#define GETS(dst) do { if (!(k = cx_get_svarint(b, n, &v))) return false; b += k; n -= k; (dst) = v; } while (0)
+    if (!(k = cx_get_uvarint(b, n, &u)) || u != META_VERSION) return false;
+    b += k;
+    n -= k;
+    GETS(P->wm);
+    GETS(P->max_ts);
+    for (int i = 0; i < CX_INPUTS; i++) GETS(P->next_off[i]);
+    if (!(k = cx_get_uvarint(b, n, &u))) return false;
+    b += k;
+    n -= k;
+    for (uint64_t i = 0; i < u; i++) {
+        int64_t c;
+        GETS(c);
+        /* a changed segment map invalidates stored counts: keep them only when the map size agrees */
+        if (u == n_segments && i < CX_SEGMENTS_MAX) P->seg_counts[i] = c;
+    }
+#undef GETS
+    return n == 0;
+}
+
+cx_err_t cx_pipeline_assign(cx_pipeline_t *p, uint16_t part, int64_t next_offsets[CX_INPUTS], char *errstr,
+                            size_t errstr_size) {
+    if (part >= CX_PARTS_MAX) {
+        cx_seterr(errstr, errstr_size, "partition %u above the supported %d", part, CX_PARTS_MAX);
+        return CX_ERR_INVALID;
+    }
+    part_t *P = p->parts[part];
+    if (!P) {
+        if (!(P = calloc(1, sizeof *P))) return CX_ERR_NOMEM;
+        p->parts[part] = P;
+    } else {
+        P->heap_n = 0;
+        P->db_valid = false;
+        memset(P->seg_counts, 0, sizeof P->seg_counts);
+    }
+    P->owned = true;
+    P->wm = INT64_MIN;
+    P->max_ts = INT64_MIN;
+    for (int i = 0; i < CX_INPUTS; i++) P->next_off[i] = -1;
+    if (p->store) {
+        bool found = false;
+        cx_err_t rc = cx_store_key(&p->key, part, CX_KEY_META, "p", 1);
+        if (rc == CX_OK) rc = cx_store_get(p->store, p->key.data, p->key.len, &p->val, &found, errstr, errstr_size);
+        if (rc != CX_OK) return rc;
+        if (found && !meta_decode(P, p->val.data, p->val.len, p->cfg->n_segments)) {
+            cx_seterr(errstr, errstr_size, "partition %u: stored metadata is corrupt", part);
+            return CX_ERR_STATE;
+        }
+    }
+    if (next_offsets) memcpy(next_offsets, P->next_off, sizeof P->next_off);
+    return CX_OK;
+}
+
+void cx_pipeline_revoke(cx_pipeline_t *p, uint16_t part) {
+    if (part >= CX_PARTS_MAX || !p->parts[part]) return;
+    cx_cache_drop_partition(p->cache, part);
+    part_t *P = p->parts[part];
+    P->owned = false;
+    P->heap_n = 0;
+    P->db_valid = false;
+}
+
+bool cx_pipeline_owns(const cx_pipeline_t *p, uint16_t part) {
+    return part < CX_PARTS_MAX && p->parts[part] && p->parts[part]->owned;
+}
+
+static part_t *owned_part(cx_pipeline_t *p, uint16_t part, char *errstr, size_t errstr_size) {
+    if (!cx_pipeline_owns(p, part)) {
+        cx_seterr(errstr, errstr_size, "partition %u is not assigned", part);
+        return NULL;
+    }
+    return p->parts[part];
+}
+
+cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, bool *more, char *errstr,
+                             size_t errstr_size) {
+    part_t *P = owned_part(p, part, errstr, errstr_size);
+    if (!P) return CX_ERR_INVALID;
+    if (wm_ms > P->wm) P->wm = wm_ms;
+    *more = false;
+    if (P->wm == INT64_MIN) return CX_OK;
+    for (int fired = 0;; fired++) {
+        heap_item_t *h = heap_top(P);
+        db_timer_t *d = NULL;
+        cx_err_t rc = db_head(p, part, &d, errstr, errstr_size);
+        if (rc != CX_OK) return rc;
+        int64_t hdue = h ? h->due : INT64_MAX, ddue = d ? d->due : INT64_MAX;
+        int64_t due = hdue < ddue ? hdue : ddue;
+        if (due > P->wm) return CX_OK;
+        if (fired >= TIMER_BATCH) {
+            *more = true;
+            return CX_OK;
+        }
+        cx_cache_entry_t *e;
+        bool use_heap = hdue < ddue || (hdue == ddue && strcmp(h->e->prof.customer_id, d->cid) <= 0);
+        if (use_heap) {
+            e = h->e;
+            heap_pop(P);
+        } else {
+            P->db_pos++;
+            rc = cx_cache_get(p->cache, part, d->cid, false, &e, errstr, errstr_size);
+            if (rc != CX_OK) return rc;
+            if (!e || e->prof.timer_due_ms != due) continue; /* stale index key */
+        }
+        if ((rc = fire(p, P, e, due)) != CX_OK) return rc;
+    }
+}
+
+static void add_play_day(cx_profile_t *pr, int32_t day) {
+    unsigned n = pr->n_play_days;
+    for (unsigned i = 0; i < n; i++)
+        if (pr->play_days[i] == day) return;
+    if (n == CX_PLAY_DAYS_KEPT && day < pr->play_days[0]) return; /* older than the kept ones */
+    pr->play_days_total++;
+    if (n == CX_PLAY_DAYS_KEPT) {
+        memmove(pr->play_days, pr->play_days + 1, (n - 1) * sizeof(int32_t));
+        n--;
+    }
+    unsigned pos = n;
+    while (pos > 0 && pr->play_days[pos - 1] > day) pos--;
+    memmove(pr->play_days + pos + 1, pr->play_days + pos, (n - pos) * sizeof(int32_t));
+    pr->play_days[pos] = day;
+    pr->n_play_days = (uint8_t)(n + 1);
+}
+
+static void count_genre(cx_profile_t *pr, const char *genre) {
+    int free_slot = -1, min_slot = 0;
+    for (int i = 0; i < CX_GENRES_KEPT; i++) {
+        if (pr->genres[i].count && strcmp(pr->genres[i].genre, genre) == 0) {
+            pr->genres[i].count++;
+            return;
+        }
+        if (!pr->genres[i].count && free_slot < 0) free_slot = i;
+        if (pr->genres[i].count < pr->genres[min_slot].count) min_slot = i;
+    }
+    /* Space-Saving with 4 counters: replace the smallest, inheriting its count */
+    int slot = free_slot >= 0 ? free_slot : min_slot;
+    snprintf(pr->genres[slot].genre, sizeof pr->genres[slot].genre, "%s", genre);
+    pr->genres[slot].count++;
+}
+
+static void add_contact(cx_profile_t *pr, const cx_event_t *ev, const cx_campaign_t *camp) {
+    cx_contact_t c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.campaign_id, ev->u.email_send.campaign_id, sizeof c.campaign_id);
+    c.campaign_type = camp ? camp->type : CX_CT_OTHER;
+    c.channel = ev->u.email_send.channel;
+    c.group = ev->u.email_send.group;
+    c.ts_ms = ev->ts_ms;
+    if (pr->n_contacts == CX_CONTACTS_KEPT) {
+        memmove(pr->contacts, pr->contacts + 1, (CX_CONTACTS_KEPT - 1) * sizeof c);
+        pr->n_contacts--;
+    }
+    pr->contacts[pr->n_contacts++] = c;
+    cx_contact_t *latest = &pr->latest_by_type[c.campaign_type];
+    if (!(pr->has_latest_by_type & (1u << c.campaign_type)) || latest->ts_ms <= c.ts_ms) *latest = c;
+    pr->has_latest_by_type |= (uint8_t)(1u << c.campaign_type);
+}
+
+static void fill_enriched(const cx_pipeline_t *p, const cx_profile_t *pr, const cx_event_t *ev,
+                          int32_t day, cx_enriched_t *en) {
+    memset(en, 0, sizeof *en);
+    en->event = ev;
+    if (pr->segment >= 0) {
+        en->has_segment = true;
+        en->segment = segment_name(p, pr->segment);
+        en->r_score = pr->r_score;
+        en->f_score = pr->f_score;
+        en->m_score = pr->m_score;
+    }
+    if (pr->has_nps) {
+        en->has_nps_last = true;
+        en->nps_last = pr->nps_last;
+    }
+    if (pr->has_tx) {
+        int unit = p->cfg->bgnbd_unit_days > 0 ? p->cfg->bgnbd_unit_days : 7;
+        en->has_p_alive = true;
+        en->p_alive = cx_bgnbd_p_alive(&p->bg, (double)(pr->tx_days - 1),
+                                       (double)(pr->last_tx_day - pr->first_tx_day) / unit,
+                                       (double)(day - pr->first_tx_day) / unit);
+    }
+    if (pr->has_acquisition) {
+        en->has_acquisition_campaign_id = true;
+        memcpy(en->acquisition_campaign_id, pr->acquisition_campaign_id, sizeof en->acquisition_campaign_id);
+    }
+    en->newsletter_recipient = pr->newsletter_recipient;
+}
+
+cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev, int64_t offset, char *errstr,
+                           size_t errstr_size) {
+    part_t *P = owned_part(p, part, errstr, errstr_size);
+    if (!P) return CX_ERR_INVALID;
+    const cx_config_t *cfg = p->cfg;
+    cx_err_t rc;
+    /* the driver normally advanced already; fire anything still due so order holds regardless */
+    for (bool more = true; more;)
+        if ((rc = cx_pipeline_advance(p, part, ev->ts_ms - cfg->watermark_lateness_ms, &more, errstr,
+                                      errstr_size)) != CX_OK)
+            return rc;
+    if (offset >= 0 && (unsigned)ev->type < CX_INPUTS) P->next_off[ev->type] = offset + 1;
+    if (ev->ts_ms > P->max_ts) P->max_ts = ev->ts_ms;
+    cx_cache_entry_t *e;
+    if ((rc = cx_cache_get(p->cache, part, ev->customer_id, true, &e, errstr, errstr_size)) != CX_OK) return rc;
+    cx_profile_t *pr = &e->prof;
+    uint64_t fp = cx_hash64(ev->event_id, strlen(ev->event_id));
+    if (cx_profile_dedup_seen(pr, fp)) {
+        p->st.duplicates++;
+        return CX_OK;
+    }
+    cx_cache_mark_dirty(p->cache, e);
+    cx_profile_dedup_add(pr, fp, (unsigned)cfg->dedup_per_customer);
+    p->st.events++;
+    if (ev->ts_ms < P->wm) p->st.late++;
+    int32_t day = wm_day_of(P, ev->ts_ms);
+    bool tx = false;
+    switch (ev->type) {
+    case CX_EV_PLAY: {
+        const cx_play_t *pl = &ev->u.play;
+        pr->plays_total++;
+        if (!pr->has_play || ev->ts_ms > pr->last_play_ts_ms) pr->last_play_ts_ms = ev->ts_ms;
+        pr->has_play = true;
+        if (pl->seconds_watched >= cfg->retrieval_min_seconds) {
+            tx = true;
+            if ((rc = cx_rfm_add_transaction(pr, ev->ts_ms, 0, true, day, p->keep_days)) != CX_OK) return rc;
+            add_play_day(pr, (int32_t)cx_day(ev->ts_ms));
+            if (pl->has_genre) count_genre(pr, pl->genre);
+        }
+        break;
+    }
+    case CX_EV_PURCHASE:
+        pr->purchases_total++;
+        pr->revenue_total_minor += ev->u.purchase.amount_minor;
+        tx = true;
+        if ((rc = cx_rfm_add_transaction(pr, ev->ts_ms, ev->u.purchase.amount_minor, false, day, p->keep_days)))
+            return rc;
+        break;
+    case CX_EV_EMAIL_SEND: {
+        const cx_campaign_t *camp = campaign_find(p, ev->u.email_send.campaign_id);
+        if (ev->u.email_send.group == CX_GROUP_TEST) {
+            add_contact(pr, ev, camp);
+            if (camp && camp->type == CX_CT_NEWSLETTER) pr->newsletter_recipient = true;
+        }
+        break;
+    }
+    case CX_EV_SURVEY:
+        if (!pr->has_nps || ev->ts_ms >= pr->nps_last_ts_ms) {
+            pr->nps_last = (int8_t)ev->u.survey.score;
+            pr->nps_last_ts_ms = ev->ts_ms;
+        }
+        pr->has_nps = true;
+        pr->nps_count++;
+        break;
+    default:
+        break;
+    }
+    if (tx && (rc = rescore(p, P, e, day, ev->ts_ms, ev->event_id)) != CX_OK) return rc;
+    if ((rc = update_timer(p, P, e)) != CX_OK) return rc;
+    if (cfg->enriched_enabled) {
+        cx_enriched_t en;
+        fill_enriched(p, pr, ev, day, &en);
+        if ((rc = emit(p, CX_REC_ENRICHED, pr->customer_id, &en)) != CX_OK) return rc;
+    }
+    return CX_OK;
+}
+
+cx_err_t cx_pipeline_campaign(cx_pipeline_t *p, const char *campaign_id, const cx_campaign_t *c, char *errstr,
+                              size_t errstr_size) {
+    (void)errstr;
+    (void)errstr_size;
+    campaign_slot_t *slot = NULL, *free_slot = NULL;
+    for (size_t i = 0; i < p->n_campaigns; i++) {
+        if (p->campaigns[i].used && strcmp(p->campaigns[i].c.campaign_id, campaign_id) == 0) slot = &p->campaigns[i];
+        else if (!p->campaigns[i].used && !free_slot) free_slot = &p->campaigns[i];
+    }
+    if (!c) {
+        if (slot) {
+            cx_campaign_clear(&slot->c);
+            slot->used = false;
+        }
+        return CX_OK;
+    }
+    if (!slot) slot = free_slot;
+    if (!slot) {
+        if (p->n_campaigns == p->cap_campaigns) {
+            size_t cap = p->cap_campaigns ? p->cap_campaigns * 2 : 16;
+            campaign_slot_t *a = realloc(p->campaigns, cap * sizeof *a);
+            if (!a) return CX_ERR_NOMEM;
+            p->campaigns = a;
+            p->cap_campaigns = cap;
+        }
+        slot = &p->campaigns[p->n_campaigns++];
+        memset(slot, 0, sizeof *slot);
+    }
+    cx_campaign_clear(&slot->c);
+    slot->used = false;
+    cx_err_t rc = cx_campaign_copy(&slot->c, c);
+    if (rc == CX_OK) slot->used = true;
+    return rc;
+}
+
+bool cx_pipeline_needs_flush(const cx_pipeline_t *p) { return cx_cache_needs_flush(p->cache); }
+
+cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errstr_size) {
+    cx_store_batch_clear(p->batch);
+    cx_err_t rc = cx_cache_flush(p->cache, part, p->batch);
+    for (int i = 0; i < CX_PARTS_MAX && rc == CX_OK; i++) {
+        part_t *P = p->parts[i];
+        if (!P || !P->owned || (part >= 0 && part != i)) continue;
+        cx_buf_reset(&p->val);
+        if ((rc = meta_encode(p, P, &p->val)) != CX_OK) break;
+        if ((rc = cx_store_key(&p->key, (uint16_t)i, CX_KEY_META, "p", 1)) != CX_OK) break;
+        cx_store_batch_put(p->batch, p->key.data, p->key.len, p->val.data, p->val.len);
+        P->heap_n = 0;       /* pending timers are now in the store's index */
+        P->db_valid = false; /* and the index changed */
+    }
+    if (rc == CX_OK && p->store) rc = cx_store_write(p->store, p->batch, errstr, errstr_size);
+    else if (rc != CX_OK) cx_seterr(errstr, errstr_size, "flush: %s", cx_err2str(rc));
+    if (rc == CX_OK) p->st.flushes++;
+    return rc;
+}
+
+int64_t cx_pipeline_watermark(const cx_pipeline_t *p, uint16_t part) {
+    return cx_pipeline_owns(p, part) ? p->parts[part]->wm : INT64_MIN;
+}
+
+void cx_pipeline_offsets(const cx_pipeline_t *p, uint16_t part, int64_t next_offsets[CX_INPUTS]) {
+    for (int i = 0; i < CX_INPUTS; i++)
+        next_offsets[i] = cx_pipeline_owns(p, part) ? p->parts[part]->next_off[i] : -1;
+}
+
+static void profile_out(const cx_pipeline_t *p, const part_t *P, const cx_profile_t *pr, cx_profile_out_t *o) {
+    memset(o, 0, sizeof *o);
+    memcpy(o->customer_id, pr->customer_id, sizeof o->customer_id);
+    int32_t day = (int32_t)cx_day(P->wm == INT64_MIN ? (pr->has_tx ? pr->last_tx_ts_ms : 0) : P->wm);
+    o->has_tx = pr->has_tx;
+    if (pr->has_tx) {
+        cx_rfm_t r;
+        cx_rfm_compute(pr, &p->th, day, &r);
+        o->first_transaction_ts = pr->first_tx_ts_ms;
+        o->last_transaction_ts = pr->last_tx_ts_ms;
+        o->recency_days = r.recency_days;
+        o->frequency = r.frequency;
+        o->monetary_minor = r.monetary_minor;
+        o->r_score = pr->r_score;
+        o->f_score = pr->f_score;
+        o->m_score = pr->m_score;
+        o->segment = segment_name(p, pr->segment);
+        int unit = p->cfg->bgnbd_unit_days > 0 ? p->cfg->bgnbd_unit_days : 7;
+        int64_t x = pr->tx_days - 1;
+        int32_t T = day - pr->first_tx_day;
+        if (T < 0) T = 0;
+        o->bgnbd_x = x;
+        o->bgnbd_t_x_days = pr->last_tx_day - pr->first_tx_day;
+        o->bgnbd_T_days = T;
+        o->repeat_revenue_minor = pr->revenue_total_minor - pr->first_day_revenue_minor;
+        double tx = (double)o->bgnbd_t_x_days / unit, Tu = (double)T / unit;
+        o->has_p_alive = true;
+        o->p_alive = cx_bgnbd_p_alive(&p->bg, (double)x, tx, Tu);
+        o->expected_transactions_90d = cx_bgnbd_expected(&p->bg, (double)x, tx, Tu, 90.0 / unit);
+        double m = x > 0 ? (double)o->repeat_revenue_minor / (double)x : 0.0;
+        double spend = cx_gg_expected_spend(&p->gg, x > 0 && m > 0 ? (double)x : 0.0, m);
+        double n_h = cx_bgnbd_expected(&p->bg, (double)x, tx, Tu, (double)p->cfg->clv_horizon_days / unit);
+        o->clv_minor = (int64_t)(n_h * spend);
+    }
+    o->has_last_play_ts = pr->has_play;
+    o->last_play_ts = pr->last_play_ts_ms;
+    o->purchases_total = pr->purchases_total;
+    o->revenue_total_minor = pr->revenue_total_minor;
+    o->plays_total = pr->plays_total;
+    o->has_nps_last = pr->has_nps;
+    o->nps_last = pr->nps_last;
+    o->nps_count = pr->nps_count;
+    o->has_acquisition_campaign_id = pr->has_acquisition;
+    memcpy(o->acquisition_campaign_id, pr->acquisition_campaign_id, sizeof o->acquisition_campaign_id);
+    o->newsletter_recipient = pr->newsletter_recipient;
+    for (unsigned i = 0; i < pr->n_contacts; i++) o->contacts[o->n_contacts++] = pr->contacts[i];
+    for (int t = 0; t < CX_CT__COUNT; t++) {
+        if (!(pr->has_latest_by_type & (1u << t))) continue;
+        const cx_contact_t *c = &pr->latest_by_type[t];
+        bool dup = false;
+        for (unsigned i = 0; i < pr->n_contacts; i++)
+            if (pr->contacts[i].ts_ms == c->ts_ms && strcmp(pr->contacts[i].campaign_id, c->campaign_id) == 0)
+                dup = true;
+        if (!dup) o->contacts[o->n_contacts++] = *c;
+    }
+}
+
+cx_err_t cx_pipeline_profile(cx_pipeline_t *p, uint16_t part, const char *cid, cx_profile_out_t *out, bool *found,
+                             char *errstr, size_t errstr_size) {
+    part_t *P = owned_part(p, part, errstr, errstr_size);
+    *found = false;
+    if (!P) return CX_ERR_INVALID;
+    cx_cache_entry_t *e;
+    cx_err_t rc = cx_cache_get(p->cache, part, cid, false, &e, errstr, errstr_size);
+    if (rc != CX_OK || !e) return rc;
+    *found = true;
+    profile_out(p, P, &e->prof, out);
+    return CX_OK;
+}
+
+typedef struct each_ctx {
+    cx_pipeline_t *p;
+    part_t *P;
+    void (*cb)(void *, const cx_profile_out_t *);
+    void *opaque;
+    cx_profile_t prof;
+    cx_profile_out_t out;
+    cx_err_t rc;
+    char *errstr;
+    size_t errstr_size;
+} each_ctx_t;
+
+static bool each_cb(void *opaque, const void *k, size_t kl, const void *v, size_t vl) {
+    each_ctx_t *c = opaque;
+    char cid[CX_ID_MAX + 1];
+    if (kl < 4 || kl - 3 > CX_ID_MAX) return true;
+    memcpy(cid, (const char *)k + 3, kl - 3);
+    cid[kl - 3] = 0;
+    c->rc = cx_profile_decode(&c->prof, cid, v, vl, c->errstr, c->errstr_size);
+    if (c->rc != CX_OK) return false;
+    profile_out(c->p, c->P, &c->prof, &c->out);
+    c->cb(c->opaque, &c->out);
+    return true;
+}
+
+cx_err_t cx_pipeline_each_profile(cx_pipeline_t *p, uint16_t part, void (*cb)(void *, const cx_profile_out_t *),
+                                  void *opaque, char *errstr, size_t errstr_size) {
+    part_t *P = owned_part(p, part, errstr, errstr_size);
+    if (!P) return CX_ERR_INVALID;
+    cx_err_t rc = cx_pipeline_flush(p, part, errstr, errstr_size);
+    if (rc != CX_OK) return rc;
+    each_ctx_t c = {.p = p, .P = P, .cb = cb, .opaque = opaque, .errstr = errstr, .errstr_size = errstr_size};
+    cx_profile_init(&c.prof, NULL);
+    rc = cx_store_scan_tag(p->store, part, CX_KEY_PROFILE, each_cb, &c, errstr, errstr_size);
+    cx_profile_clear(&c.prof);
+    return rc != CX_OK ? rc : c.rc;
+}
+
+void cx_pipeline_segment_counts(const cx_pipeline_t *p, int64_t *counts, size_t n) {
+    memset(counts, 0, n * sizeof *counts);
+    for (int i = 0; i < CX_PARTS_MAX; i++) {
+        const part_t *P = p->parts[i];
+        if (!P || !P->owned) continue;
+        for (size_t s = 0; s < n && s < CX_SEGMENTS_MAX; s++) counts[s] += P->seg_counts[s];
+    }
+}
+
+cx_pipeline_stats_t cx_pipeline_stats(const cx_pipeline_t *p) { return p->st; }
+cx_cache_stats_t cx_pipeline_cache_stats(const cx_pipeline_t *p) { return cx_cache_stats(p->cache); }

@@ -1,0 +1,92 @@
+/*
+ * pipeline.h — the life of an accepted event: route it to the customer's state and the rules,
+ * fire event-time timers as the partition's watermark passes them, and hand every output record
+ * to a sink. The same pipeline runs under `run` (Kafka in and out), `demo` and `replay` (files):
+ * only the driver and the sink differ, so a replay of history gives the outputs of the live run.
+ *
+ * Driving contract, per partition, in the merged event-time order (DESIGN §2):
+ *   1. cx_pipeline_advance(p, part, ev.ts - lateness, &more) until !more (fires due timers in
+ *      bounded batches; flush between batches when cx_pipeline_needs_flush()),
+ *   2. cx_pipeline_event(p, part, ev, input, offset),
+ *   3. cx_pipeline_flush(p, part) when the cache is full or the commit interval has passed — in
+ *      `run` only after every output produced so far has been acknowledged (at least once).
+ * Record-level rejection (DLQ) happens before the pipeline, in the driver.
+ *
+ * Ownership: the pipeline borrows cfg, store and sink for its whole life; output records passed to
+ * the sink are valid only during the call.
+ */
+#ifndef CX_PIPELINE_H
+#define CX_PIPELINE_H
+
+#include "cache.h"
+#include "codec.h"
+#include "config.h"
+#include "event.h"
+#include "store.h"
+
+#define CX_INPUTS 4      /* input topics, indexed by cx_event_type_t (email_send .. survey) */
+#define CX_PARTS_MAX 1024 /* partitions per input topic */
+
+typedef struct cx_sink {
+    void *opaque;
+    /* One output record; key is the customer_id (campaign_id for KPIs). */
+    cx_err_t (*emit)(void *opaque, cx_record_kind_t kind, const char *key, const void *rec);
+} cx_sink_t;
+
+typedef struct cx_pipeline_stats {
+    uint64_t events;          /* accepted events applied */
+    uint64_t duplicates;      /* dropped as duplicates */
+    uint64_t late;            /* applied with ts below the watermark */
+    uint64_t timers_fired;
+    uint64_t out[16];         /* records emitted, by cx_record_kind_t */
+    uint64_t flushes;
+} cx_pipeline_stats_t;
+
+typedef struct cx_pipeline cx_pipeline_t;
+
+cx_pipeline_t *cx_pipeline_new(const cx_config_t *cfg, cx_store_t *store, const cx_sink_t *sink,
+                               char *errstr, size_t errstr_size);
+void cx_pipeline_destroy(cx_pipeline_t *p);
+
+/* Takes partition `part` and loads its metadata (watermark, segment counts) from the store.
+ * next_offsets[i] receives the stored next offset of input i, or -1 when none is stored. */
+cx_err_t cx_pipeline_assign(cx_pipeline_t *p, uint16_t part, int64_t next_offsets[CX_INPUTS],
+                            char *errstr, size_t errstr_size);
+/* Lets go of partition `part`; unflushed changes are discarded (flush first to keep them). */
+void cx_pipeline_revoke(cx_pipeline_t *p, uint16_t part);
+bool cx_pipeline_owns(const cx_pipeline_t *p, uint16_t part);
+
+/* Raises the watermark of `part` to at least wm_ms and fires up to one batch of due timers;
+ * *more is true when further timers are due. */
+cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, bool *more, char *errstr,
+                             size_t errstr_size);
+/* Applies an accepted event read at `offset` of input `input` (-1 offset: not from Kafka). */
+cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev, int64_t offset,
+                           char *errstr, size_t errstr_size);
+/* A campaign record (c == NULL: tombstone for campaign_id). Global: not tied to a partition. */
+cx_err_t cx_pipeline_campaign(cx_pipeline_t *p, const char *campaign_id, const cx_campaign_t *c,
+                              char *errstr, size_t errstr_size);
+
+bool cx_pipeline_needs_flush(const cx_pipeline_t *p);
+/* Writes the dirty state of `part` (all owned partitions when part < 0) with its next offsets and
+ * metadata in one RocksDB batch. */
+cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errstr_size);
+
+int64_t cx_pipeline_watermark(const cx_pipeline_t *p, uint16_t part); /* INT64_MIN: none yet */
+/* The stored next offsets after the last flush, per input (-1: none). */
+void cx_pipeline_offsets(const cx_pipeline_t *p, uint16_t part, int64_t next_offsets[CX_INPUTS]);
+
+/* Profile of a customer as of its partition's watermark. *found false if unknown. */
+cx_err_t cx_pipeline_profile(cx_pipeline_t *p, uint16_t part, const char *cid, cx_profile_out_t *out,
+                             bool *found, char *errstr, size_t errstr_size);
+/* Every customer of `part` with an accepted event, in customer_id byte order (flushes first). */
+cx_err_t cx_pipeline_each_profile(cx_pipeline_t *p, uint16_t part,
+                                  void (*cb)(void *opaque, const cx_profile_out_t *prof), void *opaque,
+                                  char *errstr, size_t errstr_size);
+
+/* Customers per segment over owned partitions (counts[i] for segment rule i). */
+void cx_pipeline_segment_counts(const cx_pipeline_t *p, int64_t *counts, size_t n);
+cx_pipeline_stats_t cx_pipeline_stats(const cx_pipeline_t *p);
+cx_cache_stats_t cx_pipeline_cache_stats(const cx_pipeline_t *p);
+
+#endif

@@ -1,0 +1,221 @@
+/*
+ * cache.c — hash table with chaining, an LRU list of clean entries and a list of dirty ones.
+ */
+#include "cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct cx_cache {
+    cx_store_t *store; /* borrowed */
+    size_t max_entries;
+    cx_cache_entry_t **table;
+    size_t nbuckets; /* power of two */
+    size_t n, ndirty;
+    cx_cache_entry_t lru;   /* sentinel: next = most recent, prev = least recent */
+    cx_cache_entry_t dirty; /* sentinel */
+    cx_cache_entry_t *free_list;
+    cx_buf_t key, val, enc;
+    cx_cache_stats_t st;
+};
+
+static void list_init(cx_cache_entry_t *s) { s->prev = s->next = s; }
+static void list_unlink(cx_cache_entry_t *e) {
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+    e->prev = e->next = NULL;
+}
+static void list_push_front(cx_cache_entry_t *s, cx_cache_entry_t *e) {
+    e->next = s->next;
+    e->prev = s;
+    s->next->prev = e;
+    s->next = e;
+}
+
+cx_cache_t *cx_cache_new(cx_store_t *store, size_t max_entries) {
+    cx_cache_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->store = store;
+    c->max_entries = max_entries ? max_entries : 1;
+    c->nbuckets = 1024;
+    while (c->nbuckets < c->max_entries) c->nbuckets <<= 1;
+    c->table = calloc(c->nbuckets, sizeof *c->table);
+    if (!c->table) {
+        free(c);
+        return NULL;
+    }
+    list_init(&c->lru);
+    list_init(&c->dirty);
+    return c;
+}
+
+static void entry_free(cx_cache_entry_t *e) {
+    cx_profile_clear(&e->prof);
+    free(e);
+}
+
+void cx_cache_destroy(cx_cache_t *c) {
+    if (!c) return;
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        cx_cache_entry_t *e = c->table[i];
+        while (e) {
+            cx_cache_entry_t *n = e->hnext;
+            entry_free(e);
+            e = n;
+        }
+    }
+    while (c->free_list) {
+        cx_cache_entry_t *n = c->free_list->hnext;
+        free(c->free_list);
+        c->free_list = n;
+    }
+    free(c->table);
+    cx_buf_free(&c->key);
+    cx_buf_free(&c->val);
+    cx_buf_free(&c->enc);
+    free(c);
+}
+
+static void table_remove(cx_cache_t *c, cx_cache_entry_t *e) {
+    cx_cache_entry_t **pp = &c->table[e->hash & (c->nbuckets - 1)];
+    while (*pp != e) pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    c->n--;
+}
+
+static void entry_release(cx_cache_t *c, cx_cache_entry_t *e) {
+    table_remove(c, e);
+    list_unlink(e);
+    if (e->dirty) c->ndirty--;
+    cx_profile_clear(&e->prof);
+    e->hnext = c->free_list;
+    c->free_list = e;
+}
+
+static void evict(cx_cache_t *c) {
+    while (c->n > c->max_entries && c->lru.prev != &c->lru) {
+        entry_release(c, c->lru.prev);
+        c->st.evictions++;
+    }
+}
+
+cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create, cx_cache_entry_t **out,
+                      char *errstr, size_t errstr_size) {
+    size_t len = strlen(cid);
+    uint64_t h = cx_hash64(cid, len);
+    *out = NULL;
+    for (cx_cache_entry_t *e = c->table[h & (c->nbuckets - 1)]; e; e = e->hnext) {
+        if (e->hash == h && e->part == part && strcmp(e->prof.customer_id, cid) == 0) {
+            c->st.hits++;
+            if (!e->dirty) { /* move to front of LRU */
+                list_unlink(e);
+                list_push_front(&c->lru, e);
+            }
+            *out = e;
+            return CX_OK;
+        }
+    }
+    c->st.misses++;
+    cx_err_t rc = cx_store_key(&c->key, part, CX_KEY_PROFILE, cid, len);
+    if (rc != CX_OK) return rc;
+    bool found = false;
+    if (c->store && (rc = cx_store_get(c->store, c->key.data, c->key.len, &c->val, &found, errstr,
+                                       errstr_size)) != CX_OK)
+        return rc;
+    if (!found && !create) return CX_OK;
+    cx_cache_entry_t *e = c->free_list;
+    if (e) c->free_list = e->hnext;
+    else if (!(e = malloc(sizeof *e))) return CX_ERR_NOMEM;
+    memset(e, 0, sizeof *e);
+    cx_profile_init(&e->prof, cid);
+    if (found) {
+        rc = cx_profile_decode(&e->prof, cid, c->val.data, c->val.len, errstr, errstr_size);
+        if (rc != CX_OK) {
+            e->hnext = c->free_list;
+            c->free_list = e;
+            return rc;
+        }
+        e->in_store = true;
+        e->indexed_due_ms = e->prof.timer_due_ms;
+        c->st.loads_found++;
+    }
+    e->part = part;
+    e->hash = h;
+    e->hnext = c->table[h & (c->nbuckets - 1)];
+    c->table[h & (c->nbuckets - 1)] = e;
+    c->n++;
+    list_push_front(&c->lru, e);
+    evict(c); /* e is at the front, so only older clean entries go */
+    *out = e;
+    return CX_OK;
+}
+
+void cx_cache_mark_dirty(cx_cache_t *c, cx_cache_entry_t *e) {
+    if (e->dirty) return;
+    list_unlink(e);
+    list_push_front(&c->dirty, e);
+    e->dirty = true;
+    c->ndirty++;
+}
+
+bool cx_cache_needs_flush(const cx_cache_t *c) { return c->ndirty >= c->max_entries; }
+
+cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch) {
+    cx_cache_entry_t *e = c->dirty.next;
+    while (e != &c->dirty) {
+        cx_cache_entry_t *next = e->next;
+        if (part < 0 || e->part == part) {
+            cx_buf_reset(&c->enc);
+            cx_err_t rc = cx_profile_encode(&e->prof, &c->enc);
+            if (rc == CX_OK) rc = cx_store_key(&c->key, e->part, CX_KEY_PROFILE, e->prof.customer_id,
+                                               strlen(e->prof.customer_id));
+            if (rc != CX_OK) return rc;
+            cx_store_batch_put(batch, c->key.data, c->key.len, c->enc.data, c->enc.len);
+            if (e->indexed_due_ms != e->prof.timer_due_ms) {
+                if (e->indexed_due_ms) {
+                    if ((rc = cx_store_timer_key(&c->key, e->part, e->indexed_due_ms, e->prof.customer_id)))
+                        return rc;
+                    cx_store_batch_delete(batch, c->key.data, c->key.len);
+                }
+                if (e->prof.timer_due_ms) {
+                    if ((rc = cx_store_timer_key(&c->key, e->part, e->prof.timer_due_ms, e->prof.customer_id)))
+                        return rc;
+                    cx_store_batch_put(batch, c->key.data, c->key.len, "", 0);
+                }
+                e->indexed_due_ms = e->prof.timer_due_ms;
+            }
+            e->in_store = true;
+            e->dirty = false;
+            c->ndirty--;
+            c->st.flushed++;
+            list_unlink(e);
+            list_push_front(&c->lru, e);
+        }
+        e = next;
+    }
+    evict(c);
+    return CX_OK;
+}
+
+void cx_cache_drop_partition(cx_cache_t *c, int part) {
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        cx_cache_entry_t *e = c->table[i];
+        while (e) {
+            cx_cache_entry_t *n = e->hnext;
+            if (part < 0 || e->part == part) entry_release(c, e);
+            e = n;
+        }
+    }
+}
+
+void cx_cache_each_dirty(cx_cache_t *c, int part, void (*cb)(void *opaque, cx_cache_entry_t *e), void *opaque) {
+    for (cx_cache_entry_t *e = c->dirty.next; e != &c->dirty; e = e->next)
+        if (part < 0 || e->part == part) cb(opaque, e);
+}
+
+cx_cache_stats_t cx_cache_stats(const cx_cache_t *c) {
+    cx_cache_stats_t s = c->st;
+    s.entries = c->n;
+    s.dirty = c->ndirty;
+    return s;
+}

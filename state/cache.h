@@ -1,0 +1,57 @@
+/*
+ * cache.h — the write-back profile cache. A customer's many events between two flushes cost one
+ * RocksDB read (on first touch) and one write (at flush). Clean entries are evicted least recently
+ * used first once more than `max_entries` are held; dirty entries stay until the next flush, and
+ * cx_cache_needs_flush() tells the pipeline when the dirty set alone has reached the bound (memory
+ * is bounded by configuration, not by the number of customers).
+ *
+ * The cache also tracks, per entry, which timer key is present in RocksDB, so that a flush writes
+ * the profile, deletes the stale timer key and puts the new one in the same batch.
+ *
+ * Ownership: entries are owned by the cache; a pointer returned by cx_cache_get() is valid until the
+ * next call that may evict (cx_cache_get, cx_cache_flush, cx_cache_drop_partition).
+ */
+#ifndef CX_CACHE_H
+#define CX_CACHE_H
+
+#include "profile.h"
+#include "store.h"
+
+typedef struct cx_cache_entry {
+    cx_profile_t prof;
+    uint16_t part;
+    bool dirty;
+    bool in_store;          /* the profile key exists in RocksDB */
+    int64_t indexed_due_ms; /* timer key present in RocksDB for this customer (0: none) */
+    uint64_t hash;
+    struct cx_cache_entry *hnext;
+    struct cx_cache_entry *prev, *next; /* LRU list (clean) or dirty list */
+} cx_cache_entry_t;
+
+typedef struct cx_cache cx_cache_t;
+
+typedef struct cx_cache_stats {
+    uint64_t hits, misses, loads_found, evictions, flushed;
+    size_t entries, dirty;
+} cx_cache_stats_t;
+
+cx_cache_t *cx_cache_new(cx_store_t *store, size_t max_entries);
+void cx_cache_destroy(cx_cache_t *c);
+
+/* Looks a customer up, loading from the store on a miss. With create, an absent customer gets a
+ * fresh profile (not dirty until marked); without, *out is NULL and CX_OK. */
+cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create, cx_cache_entry_t **out,
+                      char *errstr, size_t errstr_size);
+void cx_cache_mark_dirty(cx_cache_t *c, cx_cache_entry_t *e);
+bool cx_cache_needs_flush(const cx_cache_t *c);
+
+/* Writes every dirty entry of partition `part` (or all with part < 0) into `batch` — profile, timer
+ * key changes — and marks them clean. The caller writes the batch. */
+cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch);
+/* Forgets every entry of `part` (after a revoke, or to drop uncommitted changes). */
+void cx_cache_drop_partition(cx_cache_t *c, int part);
+/* Calls cb for every dirty entry of `part` (or all), e.g. to write the changelog. */
+void cx_cache_each_dirty(cx_cache_t *c, int part, void (*cb)(void *opaque, cx_cache_entry_t *e), void *opaque);
+cx_cache_stats_t cx_cache_stats(const cx_cache_t *c);
+
+#endif

@@ -1,0 +1,423 @@
+/*
+ * profile.c — profile initialisation, sparse day buckets, dedup ring and the compact encoding.
+ *
+ * Encoding (version 1): a version byte, then the fields in declaration order as varints (signed
+ * values zigzag), strings as length + bytes, optional groups behind a presence bitmap. Day numbers
+ * of buckets and play days are delta-coded from the previous one; timestamps that usually sit near
+ * last_tx_ts are stored as plain signed varints (ms since epoch fits in 6 bytes).
+ */
+#include "profile.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void cx_profile_init(cx_profile_t *p, const char *customer_id) {
+    memset(p, 0, sizeof *p);
+    p->segment = -1;
+    if (customer_id) {
+        size_t n = strnlen(customer_id, CX_ID_MAX);
+        memcpy(p->customer_id, customer_id, n);
+        p->customer_id[n] = 0;
+    }
+}
+
+void cx_profile_clear(cx_profile_t *p) {
+    if (!p) return;
+    free(p->buckets);
+    cx_profile_init(p, NULL);
+}
+
+cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src) {
+    *dst = *src;
+    dst->buckets = NULL;
+    dst->cap_buckets = 0;
+    if (src->n_buckets) {
+        dst->buckets = malloc(src->n_buckets * sizeof(cx_bucket_t));
+        if (!dst->buckets) {
+            dst->n_buckets = 0;
+            return CX_ERR_NOMEM;
+        }
+        memcpy(dst->buckets, src->buckets, src->n_buckets * sizeof(cx_bucket_t));
+        dst->cap_buckets = src->n_buckets;
+    }
+    return CX_OK;
+}
+
+uint64_t cx_hash64(const void *data, size_t len) {
+    const uint8_t *p = data;
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= UINT64_C(0x100000001b3);
+    }
+    /* final avalanche (splitmix64) so low bits are usable for hash tables */
+    h ^= h >> 30;
+    h *= UINT64_C(0xbf58476d1ce4e5b9);
+    h ^= h >> 27;
+    h *= UINT64_C(0x94d049bb133111eb);
+    h ^= h >> 31;
+    return h;
+}
+
+cx_bucket_t *cx_profile_bucket(cx_profile_t *p, int32_t day) {
+    /* common case: today or a new latest day */
+    uint32_t n = p->n_buckets;
+    if (n && p->buckets[n - 1].day == day) return &p->buckets[n - 1];
+    uint32_t pos = n;
+    if (n && p->buckets[n - 1].day > day) {
+        uint32_t lo = 0, hi = n;
+        while (lo < hi) {
+            uint32_t mid = (lo + hi) / 2;
+            if (p->buckets[mid].day < day) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo < n && p->buckets[lo].day == day) return &p->buckets[lo];
+        pos = lo;
+    }
+    if (n == p->cap_buckets) {
+        uint32_t cap = p->cap_buckets ? p->cap_buckets * 2 : 4;
+        cx_bucket_t *b = realloc(p->buckets, cap * sizeof *b);
+        if (!b) return NULL;
+        p->buckets = b;
+        p->cap_buckets = cap;
+    }
+    memmove(&p->buckets[pos + 1], &p->buckets[pos], (n - pos) * sizeof(cx_bucket_t));
+    memset(&p->buckets[pos], 0, sizeof(cx_bucket_t));
+    p->buckets[pos].day = day;
+    p->n_buckets = n + 1;
+    return &p->buckets[pos];
+}
+
+void cx_profile_prune_buckets(cx_profile_t *p, int32_t min_day) {
+    uint32_t k = 0;
+    while (k < p->n_buckets && p->buckets[k].day < min_day) k++;
+    if (!k) return;
+    memmove(p->buckets, p->buckets + k, (p->n_buckets - k) * sizeof(cx_bucket_t));
+    p->n_buckets -= k;
+}
+
+bool cx_profile_dedup_seen(const cx_profile_t *p, uint64_t fp) {
+    for (unsigned i = 0; i < p->n_dedup; i++)
+        if (p->dedup[i] == fp) return true;
+    return false;
+}
+
+void cx_profile_dedup_add(cx_profile_t *p, uint64_t fp, unsigned keep) {
+    if (keep > CX_DEDUP_MAX) keep = CX_DEDUP_MAX;
+    if (keep == 0) return;
+    if (p->n_dedup < keep) {
+        p->dedup[p->n_dedup++] = fp;
+        p->dedup_next = p->n_dedup % keep;
+        return;
+    }
+    p->dedup[p->dedup_next % keep] = fp;
+    p->dedup_next = (uint8_t)((p->dedup_next + 1) % keep);
+    p->n_dedup = (uint8_t)keep;
+}
+
+/* ---- encoding ---- */
+
+#define PUTU(v) do { if ((e = cx_buf_put_uvarint(out, (uint64_t)(v))) != CX_OK) return e; } while (0)
+#define PUTS(v) do { if ((e = cx_buf_put_svarint(out, (int64_t)(v))) != CX_OK) return e; } while (0)
+
+static cx_err_t put_str(cx_buf_t *out, const char *s) {
+    size_t n = strlen(s);
+    cx_err_t e = cx_buf_put_uvarint(out, n);
+    return e == CX_OK ? cx_buf_append(out, s, n) : e;
+}
+#define PUTSTR(s) do { if ((e = put_str(out, (s))) != CX_OK) return e; } while (0)
+
+static cx_err_t put_contact(cx_buf_t *out, const cx_contact_t *c) {
+    cx_err_t e;
+    PUTSTR(c->campaign_id);
+    PUTU(c->campaign_type | (c->channel << 3) | (c->group << 6));
+    PUTS(c->ts_ms);
+    return CX_OK;
+}
+
+enum {
+    F_TX = 1 << 0,
+    F_PLAY = 1 << 1,
+    F_NPS = 1 << 2,
+    F_ACQ = 1 << 3,
+    F_NEWSLETTER = 1 << 4,
+};
+
+cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
+    cx_err_t e;
+    unsigned flags = (p->has_tx ? F_TX : 0) | (p->has_play ? F_PLAY : 0) | (p->has_nps ? F_NPS : 0) |
+                     (p->has_acquisition ? F_ACQ : 0) | (p->newsletter_recipient ? F_NEWSLETTER : 0);
+    PUTU(CX_PROFILE_VERSION);
+    PUTU(flags);
+    if (p->has_tx) {
+        PUTS(p->first_tx_ts_ms);
+        PUTS(p->last_tx_ts_ms - p->first_tx_ts_ms);
+        PUTS(p->first_tx_day);
+        PUTS(p->last_tx_day - p->first_tx_day);
+        PUTU(p->tx_days);
+        PUTS(p->first_day_revenue_minor);
+        PUTS(p->tx_revenue_minor);
+    }
+    if (p->has_play) PUTS(p->last_play_ts_ms);
+    PUTU(p->purchases_total);
+    PUTS(p->revenue_total_minor);
+    PUTU(p->plays_total);
+    PUTU(p->n_buckets);
+    int32_t prev = 0;
+    for (uint32_t i = 0; i < p->n_buckets; i++) {
+        const cx_bucket_t *b = &p->buckets[i];
+        PUTS(b->day - prev);
+        prev = b->day;
+        /* tx and plays packed: plays <= tx always */
+        PUTU(b->tx);
+        PUTU(b->tx - b->plays);
+        PUTS(b->amount_minor);
+    }
+    PUTU((unsigned)(p->r_score) | ((unsigned)p->f_score << 3) | ((unsigned)p->m_score << 6));
+    PUTS(p->segment);
+    PUTU(p->n_play_days);
+    prev = 0;
+    for (unsigned i = 0; i < p->n_play_days; i++) {
+        PUTS(p->play_days[i] - prev);
+        prev = p->play_days[i];
+    }
+    PUTU(p->play_days_total);
+    PUTS(p->last_trigger_ts_ms);
+    for (int k = 0; k < CX_TRIG__COUNT; k++) PUTS(p->last_trigger_due_ms[k]);
+    unsigned ng = 0;
+    while (ng < CX_GENRES_KEPT && p->genres[ng].count) ng++;
+    PUTU(ng);
+    for (unsigned i = 0; i < ng; i++) {
+        PUTSTR(p->genres[i].genre);
+        PUTU(p->genres[i].count);
+    }
+    if (p->has_nps) {
+        PUTU(p->nps_last);
+        PUTS(p->nps_last_ts_ms);
+        PUTU(p->nps_count);
+    }
+    PUTU(p->n_touchpoints);
+    for (unsigned i = 0; i < p->n_touchpoints; i++) {
+        PUTSTR(p->touchpoints[i].touchpoint);
+        PUTU(p->touchpoints[i].score);
+        PUTS(p->touchpoints[i].ts_ms);
+    }
+    if (p->has_acquisition) PUTSTR(p->acquisition_campaign_id);
+    PUTU(p->n_contacts);
+    for (unsigned i = 0; i < p->n_contacts; i++)
+        if ((e = put_contact(out, &p->contacts[i])) != CX_OK) return e;
+    PUTU(p->has_latest_by_type);
+    for (int t = 0; t < CX_CT__COUNT; t++)
+        if (p->has_latest_by_type & (1u << t))
+            if ((e = put_contact(out, &p->latest_by_type[t])) != CX_OK) return e;
+    PUTU(p->n_sends);
+    for (unsigned i = 0; i < p->n_sends; i++) {
+        const cx_open_send_t *s = &p->sends[i];
+        PUTSTR(s->campaign_id);
+        PUTSTR(s->send_event_id);
+        PUTU(s->has_code);
+        if (s->has_code) PUTSTR(s->code);
+        PUTS(s->ts_ms);
+        PUTS(s->end_ts_ms);
+        PUTU(s->group | (s->responded << 1));
+    }
+    PUTU(p->n_dedup);
+    PUTU(p->dedup_next);
+    for (unsigned i = 0; i < p->n_dedup; i++) {
+        uint64_t fp = p->dedup[i];
+        if ((e = cx_buf_append(out, &fp, 8)) != CX_OK) return e;
+    }
+    PUTS(p->timer_due_ms);
+    PUTS(p->rfm_due_ms);
+    PUTS(p->stop_due_ms);
+    PUTS(p->drop_due_ms);
+    PUTS(p->churn_due_ms);
+    return CX_OK;
+}
+
+/* ---- decoding ---- */
+
+typedef struct rd {
+    const uint8_t *p;
+    size_t n;
+    bool bad;
+} rd_t;
+
+static uint64_t getu(rd_t *r) {
+    uint64_t v = 0;
+    if (r->bad) return 0;
+    size_t k = cx_get_uvarint(r->p, r->n, &v);
+    if (!k) {
+        r->bad = true;
+        return 0;
+    }
+    r->p += k;
+    r->n -= k;
+    return v;
+}
+
+static int64_t gets(rd_t *r) {
+    int64_t v = 0;
+    if (r->bad) return 0;
+    size_t k = cx_get_svarint(r->p, r->n, &v);
+    if (!k) {
+        r->bad = true;
+        return 0;
+    }
+    r->p += k;
+    r->n -= k;
+    return v;
+}
+
+static void getstr(rd_t *r, char *dst, size_t cap) {
+    uint64_t n = getu(r);
+    if (r->bad || n >= cap || n > r->n) {
+        r->bad = true;
+        dst[0] = 0;
+        return;
+    }
+    memcpy(dst, r->p, n);
+    dst[n] = 0;
+    r->p += n;
+    r->n -= n;
+}
+
+static void get_contact(rd_t *r, cx_contact_t *c) {
+    getstr(r, c->campaign_id, sizeof c->campaign_id);
+    uint64_t packed = getu(r);
+    c->campaign_type = (cx_campaign_type_t)(packed & 7);
+    c->channel = (cx_channel_t)((packed >> 3) & 7);
+    c->group = (cx_group_t)((packed >> 6) & 1);
+    if (c->campaign_type >= CX_CT__COUNT || c->channel >= CX_CH__COUNT) r->bad = true;
+    c->ts_ms = gets(r);
+}
+
+cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void *buf, size_t len,
+                           char *errstr, size_t errstr_size) {
+    cx_profile_clear(p);
+    cx_profile_init(p, customer_id);
+    rd_t r = {buf, len, false};
+    uint64_t version = getu(&r);
+    if (version != CX_PROFILE_VERSION) {
+        cx_seterr(errstr, errstr_size, "profile %s: unknown encoding version %llu", customer_id,
+                  (unsigned long long)version);
+        return CX_ERR_STATE;
+    }
+    unsigned flags = (unsigned)getu(&r);
+    p->has_tx = flags & F_TX;
+    p->has_play = flags & F_PLAY;
+    p->has_nps = flags & F_NPS;
+    p->has_acquisition = flags & F_ACQ;
+    p->newsletter_recipient = flags & F_NEWSLETTER;
+    if (p->has_tx) {
+        p->first_tx_ts_ms = gets(&r);
+        p->last_tx_ts_ms = p->first_tx_ts_ms + gets(&r);
+        p->first_tx_day = (int32_t)gets(&r);
+        p->last_tx_day = p->first_tx_day + (int32_t)gets(&r);
+        p->tx_days = (int64_t)getu(&r);
+        p->first_day_revenue_minor = gets(&r);
+        p->tx_revenue_minor = gets(&r);
+    }
+    if (p->has_play) p->last_play_ts_ms = gets(&r);
+    p->purchases_total = (int64_t)getu(&r);
+    p->revenue_total_minor = gets(&r);
+    p->plays_total = (int64_t)getu(&r);
+    uint64_t nb = getu(&r);
+    if (nb > r.n) r.bad = true; /* each bucket takes at least one byte */
+    if (!r.bad && nb) {
+        p->buckets = malloc(nb * sizeof(cx_bucket_t));
+        if (!p->buckets) return CX_ERR_NOMEM;
+        p->cap_buckets = (uint32_t)nb;
+        int32_t prev = 0;
+        for (uint64_t i = 0; i < nb && !r.bad; i++) {
+            cx_bucket_t *b = &p->buckets[i];
+            b->day = prev + (int32_t)gets(&r);
+            prev = b->day;
+            b->tx = (uint32_t)getu(&r);
+            uint64_t nonplay = getu(&r);
+            if (nonplay > b->tx) r.bad = true;
+            b->plays = b->tx - (uint32_t)nonplay;
+            b->amount_minor = gets(&r);
+            p->n_buckets = (uint32_t)i + 1;
+        }
+    }
+    uint64_t rfm = getu(&r);
+    p->r_score = rfm & 7;
+    p->f_score = (rfm >> 3) & 7;
+    p->m_score = (rfm >> 6) & 7;
+    p->segment = (int8_t)gets(&r);
+    uint64_t npd = getu(&r);
+    if (npd > CX_PLAY_DAYS_KEPT) r.bad = true;
+    else p->n_play_days = (uint8_t)npd;
+    int32_t prev = 0;
+    for (unsigned i = 0; i < p->n_play_days && !r.bad; i++) {
+        p->play_days[i] = prev + (int32_t)gets(&r);
+        prev = p->play_days[i];
+    }
+    p->play_days_total = (uint32_t)getu(&r);
+    p->last_trigger_ts_ms = gets(&r);
+    for (int k = 0; k < CX_TRIG__COUNT; k++) p->last_trigger_due_ms[k] = gets(&r);
+    uint64_t ng = getu(&r);
+    if (ng > CX_GENRES_KEPT) r.bad = true;
+    for (unsigned i = 0; i < ng && !r.bad; i++) {
+        getstr(&r, p->genres[i].genre, sizeof p->genres[i].genre);
+        p->genres[i].count = (uint32_t)getu(&r);
+    }
+    if (p->has_nps) {
+        p->nps_last = (int8_t)getu(&r);
+        p->nps_last_ts_ms = gets(&r);
+        p->nps_count = (int64_t)getu(&r);
+    }
+    uint64_t ntp = getu(&r);
+    if (ntp > CX_TOUCHPOINTS_KEPT) r.bad = true;
+    else p->n_touchpoints = (uint8_t)ntp;
+    for (unsigned i = 0; i < p->n_touchpoints && !r.bad; i++) {
+        getstr(&r, p->touchpoints[i].touchpoint, sizeof p->touchpoints[i].touchpoint);
+        p->touchpoints[i].score = (int8_t)getu(&r);
+        p->touchpoints[i].ts_ms = gets(&r);
+    }
+    if (p->has_acquisition) getstr(&r, p->acquisition_campaign_id, sizeof p->acquisition_campaign_id);
+    uint64_t nc = getu(&r);
+    if (nc > CX_CONTACTS_KEPT) r.bad = true;
+    else p->n_contacts = (uint8_t)nc;
+    for (unsigned i = 0; i < p->n_contacts && !r.bad; i++) get_contact(&r, &p->contacts[i]);
+    p->has_latest_by_type = (uint8_t)getu(&r);
+    for (int t = 0; t < CX_CT__COUNT && !r.bad; t++)
+        if (p->has_latest_by_type & (1u << t)) get_contact(&r, &p->latest_by_type[t]);
+    uint64_t ns = getu(&r);
+    if (ns > CX_OPEN_SENDS_MAX) r.bad = true;
+    else p->n_sends = (uint8_t)ns;
+    for (unsigned i = 0; i < p->n_sends && !r.bad; i++) {
+        cx_open_send_t *s = &p->sends[i];
+        getstr(&r, s->campaign_id, sizeof s->campaign_id);
+        getstr(&r, s->send_event_id, sizeof s->send_event_id);
+        s->has_code = getu(&r) != 0;
+        if (s->has_code) getstr(&r, s->code, sizeof s->code);
+        s->ts_ms = gets(&r);
+        s->end_ts_ms = gets(&r);
+        uint64_t g = getu(&r);
+        s->group = g & 1;
+        s->responded = (uint8_t)(g >> 1);
+    }
+    uint64_t nd = getu(&r);
+    uint64_t dn = getu(&r);
+    if (nd > CX_DEDUP_MAX || dn > CX_DEDUP_MAX || r.n < nd * 8) r.bad = true;
+    if (!r.bad) {
+        p->n_dedup = (uint8_t)nd;
+        p->dedup_next = (uint8_t)dn;
+        memcpy(p->dedup, r.p, nd * 8);
+        r.p += nd * 8;
+        r.n -= nd * 8;
+    }
+    p->timer_due_ms = gets(&r);
+    p->rfm_due_ms = gets(&r);
+    p->stop_due_ms = gets(&r);
+    p->drop_due_ms = gets(&r);
+    p->churn_due_ms = gets(&r);
+    if (r.bad || r.n != 0) {
+        cx_seterr(errstr, errstr_size, "profile %s: corrupt encoding (%zu bytes)", customer_id, len);
+        cx_profile_clear(p);
+        return CX_ERR_STATE;
+    }
+    return CX_OK;
+}

@@ -1,0 +1,223 @@
+/*
+ * store.c — RocksDB behind the small interface of store.h. Tuned for a write-back workload:
+ * batched writes without WAL sync (the changelog and committed offsets are the recovery path),
+ * bloom filters for point lookups of profiles, LZ4 compression, a shared block cache.
+ */
+#include "store.h"
+
+#include <rocksdb/c.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cx_store {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_readoptions_t *ropts;
+    rocksdb_writeoptions_t *wopts;
+    rocksdb_env_t *env; /* in-memory env when no dir */
+    rocksdb_cache_t *cache;
+    rocksdb_block_based_table_options_t *topts;
+    rocksdb_filterpolicy_t *filter; /* owned by topts once set */
+};
+
+struct cx_store_batch {
+    rocksdb_writebatch_t *wb;
+};
+
+cx_store_t *cx_store_open(const cx_store_opts_t *o, char *errstr, size_t errstr_size) {
+    cx_store_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        cx_seterr(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    char *err = NULL;
+    const char *dir = o && o->dir ? o->dir : "/cxstream-mem";
+    s->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(s->opts, 1);
+    rocksdb_options_increase_parallelism(s->opts, 2);
+    rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
+    rocksdb_options_set_write_buffer_size(s->opts, 64 << 20);
+    rocksdb_options_set_max_open_files(s->opts, 512);
+    s->topts = rocksdb_block_based_options_create();
+    s->cache = rocksdb_cache_create_lru(((o && o->block_cache_mb) ? o->block_cache_mb : 64) << 20);
+    rocksdb_block_based_options_set_block_cache(s->topts, s->cache);
+    s->filter = rocksdb_filterpolicy_create_bloom_full(10);
+    rocksdb_block_based_options_set_filter_policy(s->topts, s->filter);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(s->topts, 1);
+    rocksdb_options_set_block_based_table_factory(s->opts, s->topts);
+    if (!o || !o->dir) {
+        s->env = rocksdb_create_mem_env();
+        rocksdb_options_set_env(s->opts, s->env);
+    }
+    s->db = rocksdb_open(s->opts, dir, &err);
+    if (err) {
+        cx_seterr(errstr, errstr_size, "cannot open state store %s: %s", dir, err);
+        rocksdb_free(err);
+        cx_store_close(s);
+        return NULL;
+    }
+    s->ropts = rocksdb_readoptions_create();
+    s->wopts = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(s->wopts, o && o->sync);
+    return s;
+}
+
+void cx_store_close(cx_store_t *s) {
+    if (!s) return;
+    if (s->db) rocksdb_close(s->db);
+    if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
+    if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
+    if (s->opts) rocksdb_options_destroy(s->opts);
+    if (s->topts) rocksdb_block_based_options_destroy(s->topts); /* frees the filter policy too */
+    if (s->cache) rocksdb_cache_destroy(s->cache);
+    if (s->env) rocksdb_env_destroy(s->env);
+    free(s);
+}
+
+cx_err_t cx_store_key(cx_buf_t *out, uint16_t part, char tag, const void *rest, size_t rest_len) {
+    uint8_t head[3] = {(uint8_t)(part >> 8), (uint8_t)part, (uint8_t)tag};
+    cx_buf_reset(out);
+    cx_err_t e = cx_buf_append(out, head, 3);
+    if (e == CX_OK && rest_len) e = cx_buf_append(out, rest, rest_len);
+    return e;
+}
+
+cx_err_t cx_store_timer_key(cx_buf_t *out, uint16_t part, int64_t due_ms, const char *cid) {
+    uint8_t d[8];
+    uint64_t u = (uint64_t)due_ms ^ (UINT64_C(1) << 63);
+    for (int i = 0; i < 8; i++) d[i] = (uint8_t)(u >> (56 - 8 * i));
+    cx_err_t e = cx_store_key(out, part, CX_KEY_TIMER, d, 8);
+    return e == CX_OK ? cx_buf_append(out, cid, strlen(cid)) : e;
+}
+
+bool cx_store_timer_key_parse(const void *key, size_t len, uint16_t *part, int64_t *due_ms,
+                              const char **cid, size_t *cid_len) {
+    const uint8_t *k = key;
+    if (len < 12 || k[2] != CX_KEY_TIMER) return false;
+    *part = (uint16_t)((k[0] << 8) | k[1]);
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++) u = (u << 8) | k[3 + i];
+    *due_ms = (int64_t)(u ^ (UINT64_C(1) << 63));
+    *cid = (const char *)k + 11;
+    *cid_len = len - 11;
+    return true;
+}
+
+cx_err_t cx_store_get(cx_store_t *s, const void *key, size_t klen, cx_buf_t *val, bool *found,
+                      char *errstr, size_t errstr_size) {
+    char *err = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get(s->db, s->ropts, key, klen, &vlen, &err);
+    if (err) {
+        cx_seterr(errstr, errstr_size, "state read failed: %s", err);
+        rocksdb_free(err);
+        return CX_ERR_IO;
+    }
+    *found = v != NULL;
+    cx_buf_reset(val);
+    cx_err_t e = CX_OK;
+    if (v) {
+        e = cx_buf_append(val, v, vlen);
+        rocksdb_free(v);
+    }
+    return e;
+}
+
+cx_store_batch_t *cx_store_batch_new(void) {
+    cx_store_batch_t *b = calloc(1, sizeof *b);
+    if (b) b->wb = rocksdb_writebatch_create();
+    return b;
+}
+
+void cx_store_batch_destroy(cx_store_batch_t *b) {
+    if (!b) return;
+    rocksdb_writebatch_destroy(b->wb);
+    free(b);
+}
+
+void cx_store_batch_clear(cx_store_batch_t *b) { rocksdb_writebatch_clear(b->wb); }
+
+void cx_store_batch_put(cx_store_batch_t *b, const void *k, size_t kl, const void *v, size_t vl) {
+    rocksdb_writebatch_put(b->wb, k, kl, v, vl);
+}
+
+void cx_store_batch_delete(cx_store_batch_t *b, const void *k, size_t kl) {
+    rocksdb_writebatch_delete(b->wb, k, kl);
+}
+
+size_t cx_store_batch_count(const cx_store_batch_t *b) { return (size_t)rocksdb_writebatch_count(b->wb); }
+
+cx_err_t cx_store_write(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t errstr_size) {
+    char *err = NULL;
+    rocksdb_write(s->db, s->wopts, b->wb, &err);
+    if (err) {
+        cx_seterr(errstr, errstr_size, "state write failed: %s", err);
+        rocksdb_free(err);
+        return CX_ERR_IO;
+    }
+    return CX_OK;
+}
+
+cx_err_t cx_store_scan(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl,
+                       cx_store_scan_cb cb, void *opaque, char *errstr, size_t errstr_size) {
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_iterate_upper_bound(ro, to, tl);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
+    cx_err_t rc = CX_OK;
+    for (rocksdb_iter_seek(it, from, fl); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        if (!cb(opaque, k, kl, v, vl)) break;
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    if (err) {
+        cx_seterr(errstr, errstr_size, "state scan failed: %s", err);
+        rocksdb_free(err);
+        rc = CX_ERR_IO;
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return rc;
+}
+
+cx_err_t cx_store_scan_tag(cx_store_t *s, uint16_t part, char tag, cx_store_scan_cb cb, void *opaque,
+                           char *errstr, size_t errstr_size) {
+    uint8_t from[3] = {(uint8_t)(part >> 8), (uint8_t)part, (uint8_t)tag};
+    uint8_t to[3] = {(uint8_t)(part >> 8), (uint8_t)part, (uint8_t)(tag + 1)};
+    return cx_store_scan(s, from, 3, to, 3, cb, opaque, errstr, errstr_size);
+}
+
+cx_err_t cx_store_drop_partition(cx_store_t *s, uint16_t part, char *errstr, size_t errstr_size) {
+    uint8_t from[2] = {(uint8_t)(part >> 8), (uint8_t)part};
+    uint8_t to[3] = {(uint8_t)(part >> 8), (uint8_t)part, 0xFF};
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_range(wb, (const char *)from, 2, (const char *)to, 3);
+    char *err = NULL;
+    rocksdb_write(s->db, s->wopts, wb, &err);
+    rocksdb_writebatch_destroy(wb);
+    if (err) {
+        cx_seterr(errstr, errstr_size, "dropping partition %u failed: %s", part, err);
+        rocksdb_free(err);
+        return CX_ERR_IO;
+    }
+    return CX_OK;
+}
+
+uint64_t cx_store_size_bytes(cx_store_t *s) {
+    uint64_t sst = 0, mem = 0;
+    rocksdb_property_int(s->db, "rocksdb.total-sst-files-size", &sst);
+    rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &mem);
+    return sst + mem;
+}
+
+void cx_store_compact(cx_store_t *s) {
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    char *err = NULL;
+    rocksdb_flush(s->db, fo, &err);
+    if (err) rocksdb_free(err);
+    rocksdb_flushoptions_destroy(fo);
+    rocksdb_compact_range(s->db, NULL, 0, NULL, 0);
+}

@@ -1,0 +1,71 @@
+/*
+ * store.h — the RocksDB state store. One database per instance; every key begins with the
+ * partition number (2 bytes, big-endian), so a partition's state is one contiguous key range that
+ * can be dropped or restored as a unit. Under the partition:
+ *   'P' customer_id            -> profile (profile.h encoding)
+ *   'T' due(8, BE) customer_id -> ""  (timer index, ordered by due time)
+ *   'O' input index (1 byte)   -> next offset to consume (8 bytes LE)
+ *   'M' name                   -> partition metadata (watermark, changelog checkpoint, ...)
+ *   'A' aggregate key          -> partial aggregate (cross-partition KPIs)
+ * All writes go through a batch so a flush is atomic: state, timers and offsets together.
+ *
+ * Ownership: the store owns its RocksDB handles; cx_store_batch_t is owned by its creator;
+ * values returned through cx_buf_t are copies the caller owns.
+ */
+#ifndef CX_STORE_H
+#define CX_STORE_H
+
+#include "buf.h"
+#include "cx.h"
+
+typedef struct cx_store cx_store_t;
+typedef struct cx_store_batch cx_store_batch_t;
+
+typedef struct cx_store_opts {
+    const char *dir;        /* NULL: in-memory (replay, tests) */
+    size_t block_cache_mb;  /* default 64 */
+    bool sync;              /* fsync each flush (default false: the changelog is the backup) */
+} cx_store_opts_t;
+
+cx_store_t *cx_store_open(const cx_store_opts_t *o, char *errstr, size_t errstr_size);
+void cx_store_close(cx_store_t *s);
+
+enum { CX_KEY_PROFILE = 'P', CX_KEY_TIMER = 'T', CX_KEY_OFFSET = 'O', CX_KEY_META = 'M', CX_KEY_AGG = 'A' };
+
+/* Builds a key [part][tag][rest] into out (reset first). */
+cx_err_t cx_store_key(cx_buf_t *out, uint16_t part, char tag, const void *rest, size_t rest_len);
+/* Timer key: [part]['T'][due BE, sign-flipped][customer_id]. */
+cx_err_t cx_store_timer_key(cx_buf_t *out, uint16_t part, int64_t due_ms, const char *cid);
+/* Splits a timer key; false if it is not one. cid points into key (length *cid_len). */
+bool cx_store_timer_key_parse(const void *key, size_t len, uint16_t *part, int64_t *due_ms,
+                              const char **cid, size_t *cid_len);
+
+/* Point read: *found false and CX_OK when absent. */
+cx_err_t cx_store_get(cx_store_t *s, const void *key, size_t klen, cx_buf_t *val, bool *found,
+                      char *errstr, size_t errstr_size);
+
+cx_store_batch_t *cx_store_batch_new(void);
+void cx_store_batch_destroy(cx_store_batch_t *b);
+void cx_store_batch_clear(cx_store_batch_t *b);
+void cx_store_batch_put(cx_store_batch_t *b, const void *k, size_t kl, const void *v, size_t vl);
+void cx_store_batch_delete(cx_store_batch_t *b, const void *k, size_t kl);
+size_t cx_store_batch_count(const cx_store_batch_t *b);
+cx_err_t cx_store_write(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t errstr_size);
+
+/* Iterates keys in [from, to) in order; cb returns false to stop. */
+typedef bool (*cx_store_scan_cb)(void *opaque, const void *k, size_t kl, const void *v, size_t vl);
+cx_err_t cx_store_scan(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl,
+                       cx_store_scan_cb cb, void *opaque, char *errstr, size_t errstr_size);
+/* Scans every key of `part` with tag `tag`. */
+cx_err_t cx_store_scan_tag(cx_store_t *s, uint16_t part, char tag, cx_store_scan_cb cb, void *opaque,
+                           char *errstr, size_t errstr_size);
+
+/* Deletes every key of a partition (DeleteRange). */
+cx_err_t cx_store_drop_partition(cx_store_t *s, uint16_t part, char *errstr, size_t errstr_size);
+
+/* Approximate bytes on disk / in memtables, for metrics. */
+uint64_t cx_store_size_bytes(cx_store_t *s);
+/* Forces memtables to SST files and compacts (benchmarks measure bytes per customer). */
+void cx_store_compact(cx_store_t *s);
+
+#endif

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The one test command: `bash tools/test.sh` (after `bash tools/setup.sh`).
+#   1. build/ (RelWithDebInfo, Ninja): ctest labels unit, then integration, then system (the system
+#      tests start their own Kafka brokers through tests/system/cxtest.py);
+#   2. build-asan/ (-DCX_SANITIZE=ON): unit and integration under AddressSanitizer,
+#      UndefinedBehaviorSanitizer and LeakSanitizer (third-party suppressions: tools/lsan.supp).
+# `--quick`: only step 1's unit and integration. Prints "N passed, N failed" (ctest results summed,
+# a failed build counts as one failure) as its last line; exits non-zero if anything failed.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+QUICK=0
+for a in "$@"; do
+  case "$a" in
+    --quick) QUICK=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "test.sh: unknown argument $a (use --quick)" >&2; exit 2 ;;
+  esac
+done
+
+JOBS="$(nproc 2>/dev/null || echo 2)"
+PASSED=0
+FAILED=0
+STEPS=()
+
+note() { printf '\n=== %s\n' "$*"; }
+
+# build DIR [cmake args...]: configure and build; a failure counts as one failed test.
+build() {
+  local dir="$1"; shift
+  note "build $dir $*"
+  if cmake -S "$ROOT" -B "$ROOT/$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null &&
+     cmake --build "$ROOT/$dir" -j "$JOBS"; then
+    return 0
+  fi
+  FAILED=$((FAILED + 1))
+  STEPS+=("build $dir: FAILED")
+  return 1
+}
+
+# run_ctest DIR LABEL-REGEX PARALLEL: run the labelled tests, add their counts to the totals.
+run_ctest() {
+  local dir="$1" label="$2" par="$3" out rc line total failed
+  note "ctest $dir -L '$label'"
+  out="$(mktemp)"
+  ctest --test-dir "$ROOT/$dir" --output-on-failure --no-tests=ignore -L "$label" -j "$par" 2>&1 |
+    tee "$out"
+  rc="${PIPESTATUS[0]}"
+  line="$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$out" | tail -n 1)"
+  if [ -n "$line" ]; then
+    failed="$(sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/' <<<"$line")"
+    total="$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")"
+  else
+    failed=0 total=0   # "No tests were found"
+  fi
+  if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1 total=$((total + 1)); fi
+  PASSED=$((PASSED + total - failed))
+  FAILED=$((FAILED + failed))
+  STEPS+=("$dir -L '$label': $((total - failed)) passed, $failed failed")
+  rm -f "$out"
+}
+
+if build build; then
+  run_ctest build unit "$JOBS"
+  run_ctest build integration 1
+  if [ "$QUICK" = 0 ]; then
+    if [ ! -x "$ROOT/.venv/bin/python" ]; then
+      echo "test.sh: no .venv (system tests need it): run bash tools/setup.sh" >&2
+    fi
+    run_ctest build system 1
+  fi
+fi
+
+if [ "$QUICK" = 0 ]; then
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
+  export LSAN_OPTIONS="suppressions=$ROOT/tools/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  if build build-asan -DCX_SANITIZE=ON; then
+    run_ctest build-asan 'unit|integration' 1
+  fi
+fi
+
+note "summary"
+for s in "${STEPS[@]}"; do echo "  $s"; done
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

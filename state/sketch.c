@@ -18,7 +18,7 @@
  * Encodings (all integers LEB128 varints unless stated, doubles as 8 bytes little-endian IEEE
  * 754, a CRC-32 (IEEE) of everything before it as 4 bytes little-endian at the end):
  *   KLL   "KL" 0x01 k n [levels rng:u64le min max {len item*len}*levels] crc
- *         (the bracket only when n > 0)
+ *         (the bracket only when n > 0; levels from the top one down to level 0)
  *   TopK  "TK" 0x01 m total size {len term-bytes count error}*size crc
  *         (items in top order: count desc, term asc, so equal summaries encode equally)
  */
@@ -140,22 +140,29 @@ static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UI
 #define KLL_MAX_LEVELS 64 /* an item at level 63 already weighs 2^63 */
 #define KLL_SEED UINT64_C(0x9E3779B97F4A7C15)
 
-typedef struct kll_level {
-    double *items; /* owned; kept across resets */
-    uint32_t len;
-    uint32_t cap;
-} kll_level_t;
-
+/* All retained items live in one buffer, the top level first and level 0 last, so that an add
+ * is an append and a compaction's survivors land right where the level above ends:
+ *
+ *   items: [ level H−1 | level H−2 | … | level 1 | level 0 ][ free ]
+ *   level h occupies [end[h+1], end[h]); end[H] = 0; end[0] = items in use.
+ *
+ * The buffer is sized to the sketch's capacity (the sum of the level widths), so memory is
+ * ≈ 3k doubles however many values went in; it grows only when a level is added. */
 struct cx_kll {
     uint32_t k;
     uint32_t nlevels; /* H ≥ 1 */
     uint64_t n;
     uint64_t rng;
     double min, max;
-    size_t retained;
-    size_t max_size; /* sum of the level capacities for the current H */
-    kll_level_t levels[KLL_MAX_LEVELS];
+    double *items;   /* owned; kept across resets */
+    size_t cap;      /* items allocated */
+    size_t max_size; /* sum of the level widths for the current H */
+    uint32_t end[KLL_MAX_LEVELS + 1];
 };
+
+#define KLL_USED(s) ((size_t)(s)->end[0])
+#define KLL_START(s, h) ((s)->end[(h) + 1])
+#define KLL_LEN(s, h) ((s)->end[(h)] - (s)->end[(h) + 1])
 
 static uint64_t splitmix64(uint64_t *state) {
     uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
@@ -174,26 +181,20 @@ static uint32_t kll_width(uint32_t k, uint32_t depth) {
     return w < KLL_MIN_WIDTH ? KLL_MIN_WIDTH : (uint32_t)w;
 }
 
-static uint32_t kll_capacity(const cx_kll_t *s, uint32_t h) {
-    return kll_width(s->k, s->nlevels - 1 - h);
-}
-
 static size_t kll_max_size(uint32_t k, uint32_t nlevels) {
     size_t m = 0;
     for (uint32_t d = 0; d < nlevels; d++) m += kll_width(k, d);
     return m;
 }
 
-static cx_err_t kll_reserve(kll_level_t *L, size_t need) {
-    if (need <= L->cap) return CX_OK;
+static cx_err_t kll_reserve(cx_kll_t *s, size_t need) {
+    if (need <= s->cap) return CX_OK;
+    if (need < s->max_size) need = s->max_size;
     if (need > UINT32_MAX) return CX_ERR_NOMEM;
-    size_t cap = L->cap ? L->cap : KLL_MIN_WIDTH;
-    while (cap < need) cap *= 2;
-    if (cap > UINT32_MAX) cap = UINT32_MAX;
-    double *p = realloc(L->items, cap * sizeof *p);
+    double *p = realloc(s->items, need * sizeof *p);
     if (!p) return CX_ERR_NOMEM;
-    L->items = p;
-    L->cap = (uint32_t)cap;
+    s->items = p;
+    s->cap = need;
     return CX_OK;
 }
 
@@ -208,100 +209,113 @@ cx_kll_t *cx_kll_new(uint32_t k) {
     cx_kll_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->k = k;
-    if (kll_reserve(&s->levels[0], k) != CX_OK) {
+    cx_kll_reset(s);
+    if (kll_reserve(s, s->max_size) != CX_OK) {
         free(s);
         return NULL;
     }
-    cx_kll_reset(s);
     return s;
 }
 
 void cx_kll_destroy(cx_kll_t *s) {
     if (!s) return;
-    for (int h = 0; h < KLL_MAX_LEVELS; h++) free(s->levels[h].items);
+    free(s->items);
     free(s);
 }
 
 void cx_kll_reset(cx_kll_t *s) {
-    for (int h = 0; h < KLL_MAX_LEVELS; h++) s->levels[h].len = 0;
     s->nlevels = 1;
+    s->end[0] = s->end[1] = 0;
     s->n = 0;
     s->rng = KLL_SEED;
     s->min = NAN;
     s->max = NAN;
-    s->retained = 0;
     s->max_size = kll_max_size(s->k, 1);
 }
 
-/* Halves level h into level h+1 (creating it when h is the top). On NOMEM nothing changes. */
-static cx_err_t kll_compact(cx_kll_t *s, uint32_t h) {
-    kll_level_t *L = &s->levels[h];
-    uint32_t odd = L->len & 1u, pairs = L->len / 2;
-    if (pairs == 0) return CX_OK;
-    if (h + 1 >= KLL_MAX_LEVELS) return CX_ERR_INVALID; /* unreachable below 2^64 inputs */
-    kll_level_t *U = &s->levels[h + 1];
-    if (kll_reserve(U, (size_t)U->len + pairs) != CX_OK) return CX_ERR_NOMEM;
+/* Halves level h into level h+1 (creating it when h is the top). Never allocates. Returns
+ * false if nothing could be done (a level of fewer than 2 items, or no level above 63, which
+ * fewer than 2^64 inputs never reach). */
+static bool kll_compact(cx_kll_t *s, uint32_t h) {
+    uint32_t start = KLL_START(s, h), len = KLL_LEN(s, h);
+    uint32_t odd = len & 1u, pairs = len / 2;
+    if (pairs == 0 || h + 1 >= KLL_MAX_LEVELS) return false;
+    double *L = s->items + start;
+    qsort(L, len, sizeof *L, cmp_double);
+    /* An odd item out stays behind at level h: the smallest. */
+    double leftover = L[0];
+    uint32_t pick = odd + (uint32_t)(splitmix64(&s->rng) >> 63);
+    for (uint32_t i = 0; i < pairs; i++) L[i] = L[pick + 2 * i]; /* reads never trail writes */
+    if (odd) L[pairs] = leftover;
     if (h + 1 == s->nlevels) {
         s->nlevels++;
+        s->end[s->nlevels] = 0;
         s->max_size = kll_max_size(s->k, s->nlevels);
     }
-    qsort(L->items, L->len, sizeof(double), cmp_double);
-    /* An odd item out stays behind: the smallest, at index 0, already in place. */
-    uint32_t pick = odd + (uint32_t)(splitmix64(&s->rng) >> 63);
-    for (uint32_t i = 0; i < pairs; i++) U->items[U->len++] = L->items[pick + 2 * i];
-    L->len = odd;
-    s->retained -= pairs;
-    return CX_OK;
+    s->end[h + 1] = start + pairs; /* level h+1 now ends with the survivors */
+    /* close the gap of `pairs` items left between level h and the levels below it */
+    uint32_t old_end = s->end[h], new_end = start + pairs + odd;
+    memmove(s->items + new_end, s->items + old_end, (KLL_USED(s) - old_end) * sizeof(double));
+    for (uint32_t j = 0; j <= h; j++) s->end[j] -= pairs;
+    return true;
 }
 
-/* Compacts the lowest full level until the sketch is under its size again. There always is a
- * full level while retained ≥ max_size (the sizes cannot all be below their capacities), and
- * each compaction removes at least KLL_MIN_WIDTH/2 items. */
-static cx_err_t kll_compress(cx_kll_t *s) {
-    while (s->retained >= s->max_size) {
+/* Compacts the lowest full level until the sketch is under its capacity again. There always is
+ * a full level while used ≥ max_size (the lengths cannot all be below their widths), and each
+ * compaction removes at least KLL_MIN_WIDTH/2 items. */
+static void kll_compress(cx_kll_t *s) {
+    while (KLL_USED(s) >= s->max_size) {
         uint32_t h = 0;
-        while (h < s->nlevels && s->levels[h].len < kll_capacity(s, h)) h++;
-        if (h == s->nlevels) return CX_OK; /* cannot happen; see above */
-        cx_err_t e = kll_compact(s, h);
-        if (e != CX_OK) return e;
+        while (h < s->nlevels && KLL_LEN(s, h) < kll_width(s->k, s->nlevels - 1 - h)) h++;
+        if (h == s->nlevels || !kll_compact(s, h)) return; /* cannot happen; see above */
     }
-    return CX_OK;
 }
 
 cx_err_t cx_kll_add(cx_kll_t *s, double v) {
     if (!s || !isfinite(v) || s->n == UINT64_MAX) return CX_ERR_INVALID;
-    kll_level_t *L = &s->levels[0];
-    if (kll_reserve(L, (size_t)L->len + 1) != CX_OK) return CX_ERR_NOMEM;
-    L->items[L->len++] = v;
-    s->retained++;
+    if (kll_reserve(s, KLL_USED(s) + 1) != CX_OK) return CX_ERR_NOMEM;
+    s->items[s->end[0]++] = v;
     if (s->n++ == 0) {
         s->min = s->max = v;
     } else {
         if (v < s->min) s->min = v;
         if (v > s->max) s->max = v;
     }
-    return s->retained >= s->max_size ? kll_compress(s) : CX_OK;
+    if (KLL_USED(s) >= s->max_size) kll_compress(s);
+    return CX_OK;
 }
 
 cx_err_t cx_kll_merge(cx_kll_t *dst, const cx_kll_t *src) {
     if (!dst || !src || dst == src || dst->k != src->k) return CX_ERR_INVALID;
     if (src->n == 0) return CX_OK;
     if (dst->n > UINT64_MAX - src->n) return CX_ERR_INVALID;
-    for (uint32_t h = 0; h < src->nlevels; h++) {
-        kll_level_t *D = &dst->levels[h];
-        if (kll_reserve(D, (size_t)D->len + src->levels[h].len) != CX_OK) return CX_ERR_NOMEM;
+    uint32_t H = dst->nlevels > src->nlevels ? dst->nlevels : src->nlevels;
+    size_t total = KLL_USED(dst) + KLL_USED(src);
+    size_t max_size = kll_max_size(dst->k, H);
+    size_t cap = total > max_size ? total : max_size;
+    double *items = malloc(cap * sizeof *items);
+    if (!items) return CX_ERR_NOMEM;
+    /* rebuild the layout top-down: each level is dst's items, then src's */
+    uint32_t end[KLL_MAX_LEVELS + 1];
+    uint32_t pos = 0;
+    for (uint32_t h = H; h-- > 0;) {
+        if (h < dst->nlevels) {
+            memcpy(items + pos, dst->items + KLL_START(dst, h), KLL_LEN(dst, h) * sizeof *items);
+            pos += KLL_LEN(dst, h);
+        }
+        if (h < src->nlevels) {
+            memcpy(items + pos, src->items + KLL_START(src, h), KLL_LEN(src, h) * sizeof *items);
+            pos += KLL_LEN(src, h);
+        }
+        end[h] = pos;
     }
-    for (uint32_t h = 0; h < src->nlevels; h++) {
-        kll_level_t *D = &dst->levels[h];
-        const kll_level_t *S = &src->levels[h];
-        if (S->len) memcpy(D->items + D->len, S->items, S->len * sizeof(double));
-        D->len += S->len;
-        dst->retained += S->len;
-    }
-    if (src->nlevels > dst->nlevels) {
-        dst->nlevels = src->nlevels;
-        dst->max_size = kll_max_size(dst->k, dst->nlevels);
-    }
+    end[H] = 0;
+    free(dst->items);
+    dst->items = items;
+    dst->cap = cap;
+    dst->nlevels = H;
+    dst->max_size = max_size;
+    memcpy(dst->end, end, (H + 1) * sizeof *end);
     if (dst->n == 0) {
         dst->min = src->min;
         dst->max = src->max;
@@ -310,15 +324,17 @@ cx_err_t cx_kll_merge(cx_kll_t *dst, const cx_kll_t *src) {
         if (src->max > dst->max) dst->max = src->max;
     }
     dst->n += src->n;
-    return kll_compress(dst);
+    kll_compress(dst);
+    return CX_OK;
 }
 
 uint64_t cx_kll_count(const cx_kll_t *s) { return s ? s->n : 0; }
 uint32_t cx_kll_k(const cx_kll_t *s) { return s ? s->k : 0; }
-size_t cx_kll_retained(const cx_kll_t *s) { return s ? s->retained : 0; }
+size_t cx_kll_retained(const cx_kll_t *s) { return s ? KLL_USED(s) : 0; }
 uint32_t cx_kll_levels(const cx_kll_t *s) { return s ? s->nlevels : 0; }
 double cx_kll_min(const cx_kll_t *s) { return s && s->n ? s->min : NAN; }
 double cx_kll_max(const cx_kll_t *s) { return s && s->n ? s->max : NAN; }
+size_t cx_kll_bytes(const cx_kll_t *s) { return s ? sizeof *s + s->cap * sizeof(double) : 0; }
 
 double cx_kll_rank(const cx_kll_t *s, double v) {
     if (!s || s->n == 0 || isnan(v)) return NAN;
@@ -326,9 +342,8 @@ double cx_kll_rank(const cx_kll_t *s, double v) {
     if (v >= s->max) return 1.0;
     uint64_t below = 0;
     for (uint32_t h = 0; h < s->nlevels; h++) {
-        const kll_level_t *L = &s->levels[h];
         uint64_t c = 0;
-        for (uint32_t i = 0; i < L->len; i++) c += L->items[i] <= v;
+        for (uint32_t i = KLL_START(s, h); i < s->end[h]; i++) c += s->items[i] <= v;
         below += c << h;
     }
     return (double)below / (double)s->n;
@@ -351,15 +366,15 @@ cx_err_t cx_kll_quantiles(const cx_kll_t *s, const double *qs, size_t nq, double
         for (size_t i = 0; i < nq; i++) out[i] = NAN;
         return CX_OK;
     }
-    kll_weighted_t *view = malloc(s->retained * sizeof *view);
+    size_t r = KLL_USED(s);
+    kll_weighted_t *view = malloc(r * sizeof *view);
     if (!view) {
         for (size_t i = 0; i < nq; i++) out[i] = NAN;
         return CX_ERR_NOMEM;
     }
-    size_t r = 0;
     for (uint32_t h = 0; h < s->nlevels; h++)
-        for (uint32_t i = 0; i < s->levels[h].len; i++)
-            view[r++] = (kll_weighted_t){s->levels[h].items[i], UINT64_C(1) << h};
+        for (uint32_t i = KLL_START(s, h); i < s->end[h]; i++)
+            view[i] = (kll_weighted_t){s->items[i], UINT64_C(1) << h};
     qsort(view, r, sizeof *view, cmp_weighted);
     uint64_t cum = 0;
     for (size_t i = 0; i < r; i++) view[i].w = cum += view[i].w;
@@ -404,11 +419,11 @@ cx_err_t cx_kll_serialize(const cx_kll_t *s, cx_buf_t *out) {
         if (e == CX_OK) e = put_u64le(out, s->rng);
         if (e == CX_OK) e = put_double(out, s->min);
         if (e == CX_OK) e = put_double(out, s->max);
-        for (uint32_t h = 0; e == CX_OK && h < s->nlevels; h++) {
-            const kll_level_t *L = &s->levels[h];
-            e = cx_buf_put_uvarint(out, L->len);
-            if (e == CX_OK) e = cx_buf_reserve(out, (size_t)L->len * 8);
-            for (uint32_t i = 0; e == CX_OK && i < L->len; i++) e = put_double(out, L->items[i]);
+        if (e == CX_OK) e = cx_buf_reserve(out, KLL_USED(s) * 8 + 4 * (size_t)s->nlevels);
+        for (uint32_t h = s->nlevels; e == CX_OK && h-- > 0;) {
+            e = cx_buf_put_uvarint(out, KLL_LEN(s, h));
+            for (uint32_t i = KLL_START(s, h); e == CX_OK && i < s->end[h]; i++)
+                e = put_double(out, s->items[i]);
         }
     }
     if (e == CX_OK) e = put_crc(out, start);
@@ -453,25 +468,25 @@ cx_err_t cx_kll_deserialize(const void *data, size_t len, cx_kll_t **out, char *
         }
         s->nlevels = (uint32_t)nlevels;
         s->max_size = kll_max_size(s->k, s->nlevels);
-        /* A live sketch stays below max_size except transiently after an allocation failure;
-         * twice that bounds what we accept, and so the memory a hostile input can claim. */
-        size_t limit = 2 * s->max_size;
+        /* Every operation leaves a sketch below its capacity; that bounds what we accept, and
+         * so the memory a hostile input can claim. */
+        if (kll_reserve(s, s->max_size) != CX_OK) {
+            e = CX_ERR_NOMEM;
+            goto done;
+        }
         uint64_t weight = 0;
         bool overflow = false;
-        for (uint32_t h = 0; h < s->nlevels; h++) {
+        uint32_t pos = 0;
+        s->end[s->nlevels] = 0;
+        for (uint32_t h = s->nlevels; h-- > 0;) {
             uint64_t cnt = rd_uvarint(&r);
-            if (!r.ok || cnt > limit - s->retained) {
+            if (!r.ok || cnt >= s->max_size - pos) {
                 cx_seterr(errstr, errstr_size, "kll: level %u size out of bounds", h);
                 e = CX_ERR_INVALID;
                 goto done;
             }
             const uint8_t *items = rd_bytes(&r, (size_t)cnt * 8);
             if (!items) break;
-            kll_level_t *L = &s->levels[h];
-            if (kll_reserve(L, cnt) != CX_OK) {
-                e = CX_ERR_NOMEM;
-                goto done;
-            }
             for (uint32_t i = 0; i < cnt; i++) {
                 double v = get_double(items + 8 * (size_t)i);
                 if (!isfinite(v) || v < s->min || v > s->max) {
@@ -479,10 +494,9 @@ cx_err_t cx_kll_deserialize(const void *data, size_t len, cx_kll_t **out, char *
                     e = CX_ERR_INVALID;
                     goto done;
                 }
-                L->items[i] = v;
+                s->items[pos++] = v;
             }
-            L->len = (uint32_t)cnt;
-            s->retained += cnt;
+            s->end[h] = pos;
             uint64_t w;
             overflow |= __builtin_mul_overflow(cnt, UINT64_C(1) << h, &w);
             overflow |= __builtin_add_overflow(weight, w, &weight);
@@ -806,6 +820,12 @@ size_t cx_topk_top(const cx_topk_t *t, size_t n, cx_topk_item_t *out) {
 uint64_t cx_topk_total(const cx_topk_t *t) { return t ? t->total : 0; }
 uint32_t cx_topk_capacity(const cx_topk_t *t) { return t ? t->m : 0; }
 size_t cx_topk_size(const cx_topk_t *t) { return t ? t->size : 0; }
+
+size_t cx_topk_bytes(const cx_topk_t *t) {
+    if (!t) return 0;
+    return sizeof *t + (size_t)t->m * (sizeof *t->slots + sizeof *t->heap + sizeof *t->heap_pos) +
+           ((size_t)t->tmask + 1) * sizeof *t->table;
+}
 
 cx_err_t cx_topk_serialize(const cx_topk_t *t, cx_buf_t *out) {
     if (!t || !out) return CX_ERR_INVALID;

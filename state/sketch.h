@@ -76,6 +76,7 @@ uint32_t cx_kll_k(const cx_kll_t *s);
 size_t cx_kll_retained(const cx_kll_t *s);   /* doubles held: the memory bound's measure */
 uint32_t cx_kll_levels(const cx_kll_t *s);
 double cx_kll_min(const cx_kll_t *s);        /* exact; NaN when empty */
+size_t cx_kll_bytes(const cx_kll_t *s);      /* heap bytes held, for the state-size metric */
 double cx_kll_max(const cx_kll_t *s);        /* exact; NaN when empty */
 
 /* Empties the sketch and restarts its coin flips, keeping k and the allocated buffers: a reset
@@ -141,6 +142,7 @@ size_t cx_topk_top(const cx_topk_t *t, size_t n, cx_topk_item_t *out);
 uint64_t cx_topk_total(const cx_topk_t *t);    /* total weight added (n) */
 uint32_t cx_topk_capacity(const cx_topk_t *t); /* m */
 size_t cx_topk_size(const cx_topk_t *t);       /* monitored terms, ≤ m */
+size_t cx_topk_bytes(const cx_topk_t *t);      /* heap bytes held (fixed by m) */
 void cx_topk_reset(cx_topk_t *t);
 
 /* Versioned, canonical encoding (magic "TK"; items in top order; CRC-32 trailer). */

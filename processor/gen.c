@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
+
 /* ---------------------------------------------------------------- PRNG */
 
 static uint64_t sm64(uint64_t *s) {
@@ -122,7 +124,7 @@ typedef struct gcamp {
     cx_campaign_t c; /* owns name and promoted ids */
     uint16_t promoted[5];
     uint64_t rng;
-    double share, p_resp;
+    double p_resp;
     uint64_t cursor; /* next customer to consider */
     uint64_t cur;    /* the pending recipient */
     cx_group_t cur_group;
@@ -152,6 +154,7 @@ struct cx_gen {
     uint64_t n_valid, n_invalid, n_campaigns;
     uint64_t inv_counts[CX_DLQ__COUNT];
     cx_event_t ev;
+    cx_codec_t *codec; /* NULL with CX_GEN_RAW_NONE */
     cx_buf_t raw;
     char key[CX_ID_MAX + 1];
     char err[256];
@@ -315,7 +318,7 @@ static void gen_day(const cx_gen_t *g, cust_t *c, int32_t d) {
         if (rnd_p(r, 0.45 * m)) q_session(c, hm(19, 0) + rnd_n(r, (uint32_t)(180 * MIN_MS)), 1 + (int)rnd_n(r, 2));
         break;
     default: /* casual */
-        if (rnd_p(r, 0.1 * m)) q_session(c, hm(10, 0) + rnd_n(r, (uint32_t)(12 * HOUR_MS)), 1);
+        if (rnd_p(r, 0.05 * m)) q_session(c, hm(10, 0) + rnd_n(r, (uint32_t)(12 * HOUR_MS)), 1);
         if (rnd_p(r, 0.01)) {
             uint16_t t = (uint16_t)rnd_n(r, N_TITLES);
             uint32_t off = hm(20, 0) + rnd_n(r, (uint32_t)HOUR_MS);
@@ -409,8 +412,18 @@ static const char *const camp_slugs[CX_CT__COUNT] = {"newsletter", "win_back", "
                                                      "other"};
 static const char *const camp_names[CX_CT__COUNT] = {"Newsletter", "Win-back offer", "Cross-sell",
                                                      "Welcome onboarding", "Other"};
-static const double camp_share[CX_CT__COUNT] = {0.40, 0.15, 0.25, 0.10, 0.10};
-static const double camp_p_resp[CX_CT__COUNT] = {0.15, 0.30, 0.25, 0.20, 0.10};
+/* Audience: the chance that a customer of each archetype (heavy, regular, binge, renter,
+ * subscriber, casual) is in a campaign's sample, by campaign type. Win-back and onboarding go to
+ * the less active, cross-sell to the buyers, so their natural response rate leaves room for lift. */
+static const double camp_share[CX_CT__COUNT][ARCH__COUNT] = {
+    {0.40, 0.40, 0.40, 0.40, 0.40, 0.40}, /* NEWSLETTER */
+    {0.02, 0.05, 0.10, 0.40, 0.05, 0.60}, /* WIN_BACK */
+    {0.05, 0.05, 0.30, 0.50, 0.50, 0.10}, /* CROSS_SELL */
+    {0.00, 0.00, 0.05, 0.30, 0.05, 0.50}, /* ONBOARDING */
+    {0.10, 0.10, 0.10, 0.10, 0.10, 0.10}, /* OTHER */
+};
+/* Chance that a test-group member makes a planned (hard) response inside the window. */
+static const double camp_p_resp[CX_CT__COUNT] = {0.20, 0.35, 0.30, 0.30, 0.10};
 
 static cx_err_t camp_init(cx_gen_t *g, size_t k) {
     gcamp_t *cp = &g->camp[k];
@@ -440,7 +453,6 @@ static cx_err_t camp_init(cx_gen_t *g, size_t k) {
         if (!(c->promoted_title_ids[i] = strdup(t))) return CX_ERR_NOMEM;
         c->n_promoted = i + 1;
     }
-    cp->share = camp_share[c->type];
     cp->p_resp = camp_p_resp[c->type];
     cp->send_base_ts = c->start_ts_ms + MIN_MS;
     return CX_OK;
@@ -451,7 +463,7 @@ static void camp_advance(cx_gen_t *g, gcamp_t *cp) {
     cp->have_send = false;
     while (cp->cursor < g->n_cust) {
         uint64_t i = cp->cursor++;
-        if (!rnd_p(&cp->rng, cp->share)) continue;
+        if (!rnd_p(&cp->rng, camp_share[cp->c.type][g->cust[i].arch])) continue;
         cp->cur = i;
         cp->cur_group = rnd_p(&cp->rng, g->o.control_share) ? CX_GROUP_CONTROL : CX_GROUP_TEST;
         cp->have_send = true;
@@ -533,8 +545,7 @@ cx_gen_t *cx_gen_new(const cx_gen_opts_t *o, char *errstr, size_t errstr_size) {
     g->key_rank = calloc(n_streams, sizeof *g->key_rank);
     if (!g->cust || !g->camp || !g->heap || !g->hpos || !g->key_ts || !g->key_rank) goto nomem;
     for (size_t i = 0; i < n_streams; i++) g->hpos[i] = NOPOS;
-    if (o->raw != CX_GEN_RAW_NONE) {
-        cx_seterr(errstr, errstr_size, "gen: raw encoding needs the codec (not built yet)");
+    if (o->raw != CX_GEN_RAW_NONE && !(g->codec = cx_codec_new(errstr, errstr_size))) {
         cx_gen_destroy(g);
         return NULL;
     }
@@ -568,6 +579,7 @@ void cx_gen_destroy(cx_gen_t *g) {
     free(g->hpos);
     free(g->key_ts);
     free(g->key_rank);
+    cx_codec_destroy(g->codec);
     cx_buf_free(&g->raw);
     free(g);
 }
@@ -791,10 +803,51 @@ static cx_err_t camp_emit_send(cx_gen_t *g, size_t k, int64_t ts) {
     return CX_OK;
 }
 
+/* Removes the top-level member `"ts":<number>` of a replay JSON line (a required field absent). */
+static void json_drop_ts(cx_buf_t *b) {
+    char *p = memmem(b->data, b->len, ",\"ts\":", 6);
+    if (!p) return;
+    char *q = p + 6;
+    char *end = (char *)b->data + b->len;
+    while (q < end && ((*q >= '0' && *q <= '9') || *q == '-')) q++;
+    memmove(p, q, (size_t)(end - q));
+    b->len -= (size_t)(q - p);
+    b->data[b->len] = 0;
+}
+
+/* The bytes of out's record in the chosen form, damaged as its tag says. */
 static cx_err_t encode_raw(cx_gen_t *g, cx_gen_record_t *out) {
-    (void)g;
-    out->raw = NULL;
-    out->raw_len = 0;
+    if (!g->codec) return CX_OK;
+    cx_format_t fmt = g->o.raw == CX_GEN_RAW_JSON ? CX_FMT_JSON : CX_FMT_WIRE;
+    cx_buf_t *b = &g->raw;
+    cx_buf_reset(b);
+    cx_err_t err = out->campaign
+                       ? cx_codec_encode(g->codec, CX_REC_CAMPAIGN, out->campaign, fmt, b)
+                       : cx_codec_encode(g->codec, cx_codec_kind_of_event(out->type), out->event, fmt, b);
+    if (err != CX_OK) {
+        snprintf(g->err, sizeof g->err, "gen: encoding %s failed: %s", cx_event_type_name(out->type),
+                 cx_err2str(err));
+        return err;
+    }
+    if (fmt == CX_FMT_WIRE && b->len < 7) {
+        snprintf(g->err, sizeof g->err, "gen: encoded %s is too short (%zu bytes)", cx_event_type_name(out->type),
+                 b->len);
+        return CX_ERR_INVALID;
+    }
+    switch (out->invalid) {
+    case CX_DLQ_BAD_FRAMING: b->data[0] = 1; break;
+    case CX_DLQ_UNKNOWN_SCHEMA: /* schema id 99: known to no one */
+        b->data[1] = b->data[2] = b->data[3] = 0;
+        b->data[4] = 99;
+        break;
+    case CX_DLQ_DECODE_ERROR: /* cut short: Avro runs out of bytes, JSON is unterminated */
+        b->len = fmt == CX_FMT_WIRE ? 5 + (b->len - 5) / 2 : b->len / 2;
+        break;
+    case CX_DLQ_MISSING_FIELD: json_drop_ts(b); break;
+    default: break;
+    }
+    out->raw = b->data;
+    out->raw_len = b->len;
     return CX_OK;
 }
 

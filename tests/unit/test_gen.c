@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "gen.h"
@@ -538,3 +539,146 @@ static void check_codes(cx_gen_raw_t raw) {
 
 Test(gen, every_wire_record_decodes_to_its_tag) { check_codes(CX_GEN_RAW_WIRE); }
 Test(gen, every_json_line_decodes_to_its_tag) { check_codes(CX_GEN_RAW_JSON); }
+
+/* ---- the command and the Kafka outlet ---- */
+
+static int run_cmd(const char *line) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", line);
+    char *argv[32];
+    int argc = 0;
+    for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " ")) argv[argc++] = t;
+    argv[argc] = NULL;
+    return cx_cmd_gen(argc, argv);
+}
+
+Test(gen, command_refuses_bad_usage_with_exit_2) {
+    cr_assert_eq(run_cmd("gen"), 2);
+    cr_assert_eq(run_cmd("gen --output /dev/null --bogus 1"), 2);
+    cr_assert_eq(run_cmd("gen --output /dev/null --days 0"), 2);
+    cr_assert_eq(run_cmd("gen --output /dev/null --customers abc"), 2);
+    cr_assert_eq(run_cmd("gen --output /dev/null --invalid-rate 1.5"), 2);
+    cr_assert_eq(run_cmd("gen --output /dev/null --control-share=-0.1"), 2);
+    cr_assert_eq(run_cmd("gen --output /dev/null --seed"), 2);
+    cr_assert_eq(run_cmd("gen -b localhost:1 --output /dev/null"), 2);
+    cr_assert_eq(run_cmd("gen -b localhost:1 -X no.such.property=1"), 2);
+}
+
+Test(gen, command_output_writes_one_replay_line_per_record_and_the_truth) {
+    char dir[] = "/tmp/cxgenXXXXXX";
+    cr_assert(mkdtemp(dir));
+    char out[256], truth[256], cmd[768];
+    snprintf(out, sizeof out, "%s/events.jsonl", dir);
+    snprintf(truth, sizeof truth, "%s/truth.json", dir);
+    snprintf(cmd, sizeof cmd, "gen --output %s --customers 200 --days 21 --seed 4 --invalid-rate 0.05 --truth %s",
+             out, truth);
+    cr_assert_eq(run_cmd(cmd), 0);
+    FILE *f = fopen(out, "r");
+    cr_assert(f);
+    char *line = NULL;
+    size_t cap = 0;
+    uint64_t lines = 0, campaigns = 0;
+    while (getline(&line, &cap, f) > 0) {
+        lines++;
+        campaigns += strncmp(line, "{\"event_type\":\"campaign\"", 24) == 0;
+    }
+    free(line);
+    fclose(f);
+    json_error_t je;
+    json_t *t = json_load_file(truth, 0, &je);
+    cr_assert(t, "%s", je.text);
+    uint64_t valid = (uint64_t)json_integer_value(json_object_get(t, "events_valid"));
+    uint64_t invalid = (uint64_t)json_integer_value(json_object_get(t, "events_invalid"));
+    cr_assert_eq(lines, valid + invalid + campaigns);
+    cr_assert_eq(campaigns, (uint64_t)json_integer_value(json_object_get(t, "campaign_records")));
+    cr_assert_gt(invalid, 0);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(t, "options"), "customers")), 200);
+    json_decref(t);
+    unlink(out);
+    unlink(truth);
+    rmdir(dir);
+}
+
+static rd_kafka_t *mock_producer(bool configure) {
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    cr_assert_eq(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", err, sizeof err), RD_KAFKA_CONF_OK, "%s", err);
+    cr_assert_eq(rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err), RD_KAFKA_CONF_OK);
+    if (configure) cr_assert_eq(cx_gen_conf_producer(conf, err, sizeof err), CX_OK, "%s", err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    cr_assert(rk, "%s", err);
+    return rk;
+}
+
+static uint64_t topic_records(rd_kafka_t *rk, const char *topic) {
+    const rd_kafka_metadata_t *md;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    cr_assert_eq(rd_kafka_metadata(rk, 0, rkt, &md, 5000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    uint64_t n = 0;
+    cr_assert_eq(md->topic_cnt, 1);
+    for (int p = 0; p < md->topics[0].partition_cnt; p++) {
+        int64_t lo, hi;
+        cr_assert_eq(rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 5000), RD_KAFKA_RESP_ERR_NO_ERROR);
+        n += (uint64_t)(hi - lo);
+    }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+Test(gen, produce_delivers_every_record_to_its_topic) {
+    rd_kafka_t *rk = mock_producer(true);
+    cx_gen_opts_t o = small_opts(31);
+    o.customers = 150;
+    o.days = 20;
+    o.invalid_rate = 0.05;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *tf = open_memstream(&text, &len);
+    char err[512] = "";
+    uint64_t last = 0;
+    cr_assert_eq(cx_gen_produce(rk, &o, NULL, 0, NULL, NULL, NULL, tf, err, sizeof err), CX_OK, "%s", err);
+    fclose(tf);
+    json_t *t = json_loadb(text, len, 0, NULL);
+    cr_assert(t);
+    /* the same stream, counted by type with the pure generator */
+    o.raw = CX_GEN_RAW_NONE;
+    cx_gen_t *g = must_new(&o);
+    cx_gen_record_t r;
+    uint64_t by[CX_EV__COUNT] = {0};
+    while (cx_gen_next(g, &r) == 1) by[r.type]++, last++;
+    cx_gen_destroy(g);
+    cr_assert_eq(topic_records(rk, "cx.play"), by[CX_EV_PLAY]);
+    cr_assert_eq(topic_records(rk, "cx.purchase"), by[CX_EV_PURCHASE]);
+    cr_assert_eq(topic_records(rk, "cx.email_send"), by[CX_EV_EMAIL_SEND]);
+    cr_assert_eq(topic_records(rk, "cx.survey"), by[CX_EV_SURVEY]);
+    cr_assert_eq(topic_records(rk, "cx.campaigns"), by[CX_EV_CAMPAIGN]);
+    cr_assert_eq(json_integer_value(json_object_get(t, "events_valid")) +
+                     json_integer_value(json_object_get(t, "events_invalid")) +
+                     json_integer_value(json_object_get(t, "campaign_records")),
+                 (json_int_t)last);
+    json_decref(t);
+    free(text);
+    rd_kafka_destroy(rk);
+}
+
+Test(gen, produce_refuses_to_report_success_without_delivery_reports) {
+    rd_kafka_t *rk = mock_producer(false);
+    cx_gen_opts_t o = small_opts(31);
+    o.customers = 20;
+    o.days = 5;
+    char err[512] = "";
+    cr_assert_eq(cx_gen_produce(rk, &o, NULL, 0, NULL, NULL, NULL, NULL, err, sizeof err), CX_ERR_KAFKA);
+    cr_assert(strstr(err, "delivery reports"), "%s", err);
+    rd_kafka_destroy(rk);
+}
+
+Test(gen, produce_stops_when_asked_and_reports_what_it_sent) {
+    rd_kafka_t *rk = mock_producer(true);
+    cx_gen_opts_t o = small_opts(31);
+    volatile sig_atomic_t stop = 1;
+    char err[512] = "";
+    cr_assert_eq(cx_gen_produce(rk, &o, NULL, 0, &stop, NULL, NULL, NULL, err, sizeof err), CX_OK, "%s", err);
+    cr_assert_eq(topic_records(rk, "cx.play"), 0);
+    rd_kafka_destroy(rk);
+}

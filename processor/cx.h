@@ -75,4 +75,10 @@ void cx_log_write(cx_log_level_t level, const char *component, const char *fmt, 
 void cx_seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+
+
+/* Kafka's default partitioner (Java client murmur2; librdkafka `murmur2_random` for non-empty
+ * keys): toPositive(murmur2(key)) % partitions. */
+int32_t cx_murmur2_partition(const void *key, size_t len, int32_t partitions);
+
 #endif

@@ -1,0 +1,50 @@
+/*
+ * runner.h — the Kafka driver of the pipeline (`cxstream run`, and the demo): group membership
+ * with the range assignor, per-partition merge of the four input topics by event time, decode and
+ * DLQ, outputs through an idempotent producer, and the commit protocol of at-least-once:
+ * outputs acknowledged → state and offsets flushed to RocksDB in one batch → offsets committed.
+ *
+ * One thread drives everything (librdkafka has its own I/O threads), so the pipeline needs no locks.
+ * Ownership: the runner borrows cfg for its whole life and owns every Kafka handle, the store, the
+ * codec and the pipeline.
+ */
+#ifndef CX_RUNNER_H
+#define CX_RUNNER_H
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+
+#include "config.h"
+#include "pipeline.h"
+
+typedef struct cx_runner cx_runner_t;
+
+typedef struct cx_runner_stats {
+    uint64_t consumed;                 /* input records read */
+    uint64_t dlq[CX_DLQ__COUNT];       /* rejected, by reason */
+    uint64_t produced, delivery_errors;
+    uint64_t commits, rebalances;
+    uint64_t campaigns;                /* campaign records applied */
+    int partitions;                    /* owned partitions */
+    double last_commit_s;              /* duration of the last commit cycle */
+} cx_runner_stats_t;
+
+typedef struct cx_runner_opts {
+    bool create_topics; /* admin API: create missing output/internal topics (not on the mock) */
+} cx_runner_opts_t;
+
+cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, char *errstr, size_t errstr_size);
+void cx_runner_destroy(cx_runner_t *r);
+/* Checks the input topics (same partition count), creates missing topics, reads cx.campaigns to
+ * its end and joins the group. CX_ERR_CONFIG for a contract violation (exit 2). */
+cx_err_t cx_runner_start(cx_runner_t *r, char *errstr, size_t errstr_size);
+/* One turn of the loop: consume up to a batch, process what the merge allows, commit when due. */
+cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t errstr_size);
+/* Final commit cycle and leaving the group (SIGTERM path). */
+cx_err_t cx_runner_close(cx_runner_t *r, char *errstr, size_t errstr_size);
+cx_runner_stats_t cx_runner_stats(const cx_runner_t *r);
+cx_pipeline_t *cx_runner_pipeline(cx_runner_t *r);
+/* Consumer lag summed over owned input partitions (from cached watermarks), -1 unknown. */
+int64_t cx_runner_lag(cx_runner_t *r);
+
+#endif

@@ -114,7 +114,8 @@ static void assert_event_eq(const cx_event_t *a, const cx_event_t *b) {
         cr_assert_str_eq(a->u.survey.touchpoint, b->u.survey.touchpoint);
         cr_assert_eq(a->u.survey.has_comment, b->u.survey.has_comment);
         cr_assert_eq(a->u.survey.comment_len, b->u.survey.comment_len);
-        cr_assert(memcmp(a->u.survey.comment, b->u.survey.comment, a->u.survey.comment_len) == 0);
+        if (a->u.survey.has_comment)
+            cr_assert(memcmp(a->u.survey.comment, b->u.survey.comment, a->u.survey.comment_len) == 0);
         break;
     default: cr_assert_fail("not an event");
     }

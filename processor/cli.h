@@ -27,5 +27,7 @@ cx_config_t *cx_cli_config(const cx_cli_conf_t *cc, char *errstr, size_t errstr_
 int cx_cmd_replay(int argc, char **argv);
 int cx_cmd_run(int argc, char **argv);
 int cx_cmd_demo(int argc, char **argv);
+/* `cxstream state dump|offsets`: reads a stopped processor's state.dir (state_cmd.c). */
+int cx_cmd_state(int argc, char **argv);
 
 #endif

@@ -25,6 +25,7 @@ static const command_t commands[] = {
     {"demo", cx_cmd_demo, "in-process Kafka cluster + generator + processor with a live summary"},
     {"gen", cx_cmd_gen, "produce synthetic, realistic event streams to the input topics"},
     {"replay", cx_cmd_replay, "the pipeline over a JSON-lines file, outputs as JSON lines"},
+    {"state", cx_cmd_state, "a stopped processor's local state: dump profiles | offsets"},
     {"fit", cx_cmd_fit, "fit BG/NBD (and Gamma-Gamma) parameters by maximum likelihood"},
     {"help", cmd_help, "help [command] | help config (the configuration reference)"},
 };

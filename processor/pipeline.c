@@ -15,6 +15,7 @@
 #include "bgnbd.h"
 #include "gammagamma.h"
 #include "rfm.h"
+#include "sketch.h"
 
 #define TIMER_BATCH 4096 /* timers fired per cx_pipeline_advance call */
 #define DB_TIMER_BUF 256 /* timer keys read from RocksDB per scan */
@@ -43,6 +44,8 @@ typedef struct part {
     bool db_valid;     /* buffer reflects the store since the last flush */
     bool db_exhausted; /* the last scan found no more keys */
     cx_buf_t db_resume; /* key to resume the scan after (exclusive) */
+    int64_t next_rescore_ms; /* quantile scoring: next re-scoring instant (0: not yet known) */
+    cx_kll_t *sk[3];         /* quantile scoring: this partition's R, F, M sketches at its last re-scoring */
 } part_t;
 
 typedef struct campaign_slot {
@@ -306,6 +309,7 @@ nomem:
 
 static void part_free(part_t *P) {
     if (!P) return;
+    for (int i = 0; i < 3; i++) cx_kll_destroy(P->sk[i]);
     free(P->heap);
     free(P->db);
     cx_buf_free(&P->db_resume);
@@ -412,6 +416,9 @@ static part_t *owned_part(cx_pipeline_t *p, uint16_t part, char *errstr, size_t 
     return p->parts[part];
 }
 
+static cx_err_t rescore_partition(cx_pipeline_t *p, uint16_t part, int64_t at_ms, char *errstr,
+                                  size_t errstr_size);
+
 cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, bool *more, char *errstr,
                              size_t errstr_size) {
     part_t *P = owned_part(p, part, errstr, errstr_size);
@@ -426,6 +433,18 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
         if (rc != CX_OK) return rc;
         int64_t hdue = h ? h->due : INT64_MAX, ddue = d ? d->due : INT64_MAX;
         int64_t due = hdue < ddue ? hdue : ddue;
+        if (p->cfg->rfm_scoring == CX_SCORING_QUANTILE) {
+            int64_t every = (int64_t)p->cfg->rfm_rescore_days;
+            if (!P->next_rescore_ms) P->next_rescore_ms = day_start((cx_day(P->wm) / every + 1) * every);
+            if (P->next_rescore_ms <= due && P->next_rescore_ms <= P->wm) {
+                /* partition-wide re-scoring takes its place in due order, before customer timers
+                 * due at the same instant */
+                int64_t at = P->next_rescore_ms;
+                P->next_rescore_ms = at + every * CX_DAY_MS;
+                if ((rc = rescore_partition(p, part, at, errstr, errstr_size)) != CX_OK) return rc;
+                continue;
+            }
+        }
         if (due > P->wm) return CX_OK;
         if (fired >= TIMER_BATCH) {
             *more = true;
@@ -787,3 +806,159 @@ void cx_pipeline_segment_counts(const cx_pipeline_t *p, int64_t *counts, size_t 
 
 cx_pipeline_stats_t cx_pipeline_stats(const cx_pipeline_t *p) { return p->st; }
 cx_cache_stats_t cx_pipeline_cache_stats(const cx_pipeline_t *p) { return cx_cache_stats(p->cache); }
+
+/* ---------- quantile scoring (rfm.scoring=quantile) ----------
+ *
+ * At every rfm.rescore_days boundary of a partition's event time, the partition rebuilds its R, F
+ * and M sketches from every customer as of that instant, merges them with the latest sketches of
+ * the other owned partitions, and — once the merged base has rfm.min_customers — derives quintile
+ * thresholds and re-scores every customer of the partition, emitting the changes with cause
+ * `rescore:<ts>`. Customers are visited in customer_id order: the store's scan merged with the
+ * customers that exist only in the cache (new since the last flush), so the outputs do not depend on
+ * when flushes happened. */
+
+typedef struct rescore_ctx {
+    cx_pipeline_t *p;
+    part_t *P;
+    uint16_t part;
+    int32_t day;
+    int64_t at_ms;
+    bool pass2;          /* false: build sketches; true: re-score */
+    char **fresh;        /* ids only in the cache, sorted */
+    size_t n_fresh, i_fresh;
+    cx_profile_t tmp;
+    cx_err_t rc;
+    char *errstr;
+    size_t errstr_size;
+    char cause[48];
+} rescore_ctx_t;
+
+static void rescore_visit(rescore_ctx_t *c, const char *cid, const cx_profile_t *stored) {
+    if (c->rc != CX_OK) return;
+    cx_cache_entry_t *e = cx_cache_peek(c->p->cache, c->part, cid); /* newer than the store's copy */
+    if (!e && (c->pass2 || !stored)) {
+        if ((c->rc = cx_cache_get(c->p->cache, c->part, cid, false, &e, c->errstr, c->errstr_size)) != CX_OK || !e)
+            return;
+    }
+    if (c->pass2) {
+        c->rc = rescore(c->p, c->P, e, c->day, c->at_ms, c->cause);
+        if (c->rc == CX_OK) c->rc = update_timer(c->p, c->P, e);
+        return;
+    }
+    const cx_profile_t *pr = e ? &e->prof : stored;
+    if (!pr->has_tx) return;
+    cx_rfm_t r;
+    cx_rfm_compute(pr, &c->p->th, c->day, &r);
+    cx_kll_add(c->P->sk[0], (double)r.recency_days);
+    cx_kll_add(c->P->sk[1], (double)r.frequency);
+    cx_kll_add(c->P->sk[2], (double)r.monetary_minor);
+}
+
+/* visits fresh ids that sort before `upto` (NULL: all remaining) */
+static void rescore_fresh_until(rescore_ctx_t *c, const char *upto) {
+    while (c->i_fresh < c->n_fresh && (!upto || strcmp(c->fresh[c->i_fresh], upto) < 0))
+        rescore_visit(c, c->fresh[c->i_fresh++], NULL);
+}
+
+static bool rescore_scan_cb(void *opaque, const void *k, size_t kl, const void *v, size_t vl) {
+    rescore_ctx_t *c = opaque;
+    char cid[CX_ID_MAX + 1];
+    if (kl < 4 || kl - 3 > CX_ID_MAX) return true;
+    memcpy(cid, (const char *)k + 3, kl - 3);
+    cid[kl - 3] = 0;
+    rescore_fresh_until(c, cid);
+    const cx_profile_t *stored = NULL;
+    if (!c->pass2) {
+        c->rc = cx_profile_decode(&c->tmp, cid, v, vl, c->errstr, c->errstr_size);
+        stored = &c->tmp;
+    }
+    if (c->rc == CX_OK) rescore_visit(c, cid, stored);
+    return c->rc == CX_OK;
+}
+
+typedef struct fresh_list {
+    char **ids;
+    size_t n, cap;
+    uint16_t part;
+    bool nomem;
+} fresh_list_t;
+
+static void collect_fresh(void *opaque, cx_cache_entry_t *e) {
+    fresh_list_t *f = opaque;
+    if (e->in_store || e->part != f->part || f->nomem) return;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 64;
+        char **a = realloc(f->ids, cap * sizeof *a);
+        if (!a) {
+            f->nomem = true;
+            return;
+        }
+        f->ids = a;
+        f->cap = cap;
+    }
+    if (!(f->ids[f->n] = strdup(e->prof.customer_id))) f->nomem = true;
+    else f->n++;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static cx_err_t rescore_pass(rescore_ctx_t *c) {
+    c->i_fresh = 0;
+    c->rc = CX_OK;
+    cx_err_t rc = CX_OK;
+    if (c->p->store) rc = cx_store_scan_tag(c->p->store, c->part, CX_KEY_PROFILE, rescore_scan_cb, c, c->errstr,
+                                            c->errstr_size);
+    if (rc == CX_OK && c->rc == CX_OK) rescore_fresh_until(c, NULL);
+    return rc != CX_OK ? rc : c->rc;
+}
+
+static cx_err_t rescore_partition(cx_pipeline_t *p, uint16_t part, int64_t at_ms, char *errstr,
+                                  size_t errstr_size) {
+    part_t *P = p->parts[part];
+    for (int i = 0; i < 3; i++) {
+        if (!P->sk[i] && !(P->sk[i] = cx_kll_new(0))) return CX_ERR_NOMEM;
+        cx_kll_reset(P->sk[i]);
+    }
+    fresh_list_t f = {.part = part};
+    cx_cache_each_dirty(p->cache, part, collect_fresh, &f);
+    cx_err_t rc = f.nomem ? CX_ERR_NOMEM : CX_OK;
+    if (rc == CX_OK) qsort(f.ids, f.n, sizeof *f.ids, cmp_str);
+    rescore_ctx_t c = {.p = p, .P = P, .part = part, .day = (int32_t)cx_day(at_ms), .at_ms = at_ms,
+                       .fresh = f.ids, .n_fresh = f.n, .errstr = errstr, .errstr_size = errstr_size};
+    snprintf(c.cause, sizeof c.cause, "rescore:%" PRId64, at_ms);
+    cx_profile_init(&c.tmp, NULL);
+    if (rc == CX_OK) rc = rescore_pass(&c);
+    cx_kll_t *merged[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3 && rc == CX_OK; i++) {
+        if (!(merged[i] = cx_kll_new(0))) rc = CX_ERR_NOMEM;
+        for (int q = 0; q < CX_PARTS_MAX && rc == CX_OK; q++)
+            if (p->parts[q] && p->parts[q]->owned && p->parts[q]->sk[i]) rc = cx_kll_merge(merged[i], p->parts[q]->sk[i]);
+    }
+    if (rc == CX_OK && cx_kll_count(merged[0]) >= (uint64_t)p->cfg->rfm_min_customers) {
+        static const double qs[4] = {0.2, 0.4, 0.6, 0.8};
+        double rq[4], fq[4], mq[4];
+        rc = cx_kll_quantiles(merged[0], qs, 4, rq);
+        if (rc == CX_OK) rc = cx_kll_quantiles(merged[1], qs, 4, fq);
+        if (rc == CX_OK) rc = cx_kll_quantiles(merged[2], qs, 4, mq);
+        if (rc == CX_OK) {
+            /* R: lower recency is better (R=5 up to the 20th percentile); F, M: higher is better */
+            for (int i = 0; i < 4; i++) {
+                p->th.r_days[i] = (int32_t)rq[i];
+                p->th.f_min[i] = (int64_t)fq[3 - i];
+                p->th.m_min[i] = (int64_t)mq[3 - i];
+            }
+            cx_log(CX_LOG_DEBUG, "rfm",
+                   "rescore partition=%u at=%" PRId64 " customers=%" PRIu64 " r_days=%d,%d,%d,%d f_min=%" PRId64
+                   ",%" PRId64 ",%" PRId64 ",%" PRId64,
+                   part, at_ms, cx_kll_count(merged[0]), p->th.r_days[0], p->th.r_days[1], p->th.r_days[2],
+                   p->th.r_days[3], p->th.f_min[0], p->th.f_min[1], p->th.f_min[2], p->th.f_min[3]);
+            c.pass2 = true;
+            rc = rescore_pass(&c);
+        }
+    }
+    for (int i = 0; i < 3; i++) cx_kll_destroy(merged[i]);
+    for (size_t i = 0; i < f.n; i++) free(f.ids[i]);
+    free(f.ids);
+    cx_profile_clear(&c.tmp);
+    return rc;
+}

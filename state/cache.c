@@ -150,6 +150,13 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
     return CX_OK;
 }
 
+cx_cache_entry_t *cx_cache_peek(cx_cache_t *c, uint16_t part, const char *cid) {
+    uint64_t h = cx_hash64(cid, strlen(cid));
+    for (cx_cache_entry_t *e = c->table[h & (c->nbuckets - 1)]; e; e = e->hnext)
+        if (e->hash == h && e->part == part && strcmp(e->prof.customer_id, cid) == 0) return e;
+    return NULL;
+}
+
 void cx_cache_mark_dirty(cx_cache_t *c, cx_cache_entry_t *e) {
     if (e->dirty) return;
     list_unlink(e);

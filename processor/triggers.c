@@ -1,0 +1,294 @@
+/*
+ * triggers.c — disengagement rules (DESIGN §6): when silence or a drop becomes a trigger. Due times
+ * are computed when a transaction arrives, as if no further play came; the pipeline keeps them as
+ * event-time timers and asks cx_triggers_decide() when one comes due, which re-checks the rule on
+ * the state of that moment (late events may have changed it) and applies the shared cooldown.
+ */
+#include "triggers.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DROP_SPAN_MAX 512 /* days covered by the prefix sums of cx_triggers_drop_due_ms */
+
+static int64_t day_start(int64_t day) { return day * CX_DAY_MS; }
+
+static int unit_of(const cx_config_t *cfg) { return cfg->bgnbd_unit_days > 0 ? cfg->bgnbd_unit_days : 7; }
+
+/* Gaps between the kept play days, in days; returns their count. */
+static unsigned gaps_of(const cx_profile_t *p, double gaps[CX_PLAY_DAYS_KEPT]) {
+    unsigned n = 0;
+    for (unsigned i = 1; i < p->n_play_days; i++) gaps[n++] = (double)(p->play_days[i] - p->play_days[i - 1]);
+    return n;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+bool cx_triggers_usual_gap(const cx_profile_t *p, double *gap_days) {
+    double g[CX_PLAY_DAYS_KEPT];
+    unsigned n = gaps_of(p, g);
+    if (n == 0) return false;
+    qsort(g, n, sizeof g[0], cmp_double);
+    *gap_days = n % 2 ? g[n / 2] : (g[n / 2 - 1] + g[n / 2]) / 2.0;
+    return true;
+}
+
+bool cx_triggers_gap_cv(const cx_profile_t *p, double *cv) {
+    double g[CX_PLAY_DAYS_KEPT];
+    unsigned n = gaps_of(p, g);
+    if (n == 0) return false;
+    double mean = 0, var = 0;
+    for (unsigned i = 0; i < n; i++) mean += g[i];
+    mean /= n;
+    for (unsigned i = 0; i < n; i++) var += (g[i] - mean) * (g[i] - mean);
+    var /= n;
+    *cv = mean > 0 ? sqrt(var) / mean : 0.0; /* play days are distinct: mean >= 1 */
+    return true;
+}
+
+int64_t cx_triggers_stop_due_ms(const cx_profile_t *p, const cx_config_t *cfg) {
+    double gap;
+    if (p->n_play_days == 0 || p->play_days_total < (uint32_t)cfg->inactivity_min_play_days ||
+        !cx_triggers_usual_gap(p, &gap))
+        return 0;
+    /* the small epsilon keeps k x gap = 21.000000000000004 at 21 days */
+    double span = ceil(cfg->inactivity_k * gap - 1e-9);
+    int64_t days = span > cfg->inactivity_min_days ? (int64_t)span : cfg->inactivity_min_days;
+    return day_start((int64_t)p->play_days[p->n_play_days - 1] + days);
+}
+
+/* ---------- ENGAGEMENT_DROP ---------- */
+
+/* Whole weeks of history before the recent window of `day`, at most the baseline's 12. */
+static int history_weeks(const cx_profile_t *p, int32_t day) {
+    int64_t before = (int64_t)day - CX_TRIGGERS_RECENT_DAYS - p->first_tx_day;
+    if (!p->has_tx || before < 0) return 0;
+    return before / 7 > CX_TRIGGERS_BASELINE_WEEKS ? CX_TRIGGERS_BASELINE_WEEKS : (int)(before / 7);
+}
+
+static bool drop_rule(const cx_config_t *cfg, int h, uint32_t recent, uint32_t base) {
+    if (h <= 0 || h < cfg->drop_min_history_weeks || recent == 0) return false;
+    double rate = (double)base / h;
+    return rate >= 1.0 && (double)recent < cfg->drop_fraction * 4.0 * rate;
+}
+
+/* Play days (buckets with plays > 0) in [a, b]. */
+static uint32_t play_days_in(const cx_profile_t *p, int64_t a, int64_t b) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < p->n_buckets; i++)
+        if (p->buckets[i].day >= a && p->buckets[i].day <= b && p->buckets[i].plays > 0) n++;
+    return n;
+}
+
+bool cx_triggers_drop_holds(const cx_profile_t *p, const cx_config_t *cfg, int32_t day) {
+    int h = history_weeks(p, day);
+    if (h <= 0) return false;
+    int64_t rstart = (int64_t)day - CX_TRIGGERS_RECENT_DAYS;
+    return drop_rule(cfg, h, play_days_in(p, rstart, (int64_t)day - 1), play_days_in(p, rstart - 7 * h, rstart - 1));
+}
+
+int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, int32_t from_day) {
+    if (p->n_play_days == 0) return 0;
+    int64_t last = (int64_t)p->play_days[p->n_play_days - 1] + CX_TRIGGERS_RECENT_DAYS; /* recent window still holds it */
+    if (last < from_day) return 0;
+    int64_t lo = (int64_t)from_day - CX_TRIGGERS_RECENT_DAYS - 7 * CX_TRIGGERS_BASELINE_WEEKS;
+    int64_t span = last - lo;
+    if (span > DROP_SPAN_MAX) { /* not reached with in-order events; stay correct anyway */
+        for (int64_t d = from_day; d <= last; d++)
+            if (cx_triggers_drop_holds(p, cfg, (int32_t)d)) return day_start(d);
+        return 0;
+    }
+    /* pre[i] = play days in [lo, lo + i) */
+    uint16_t pre[DROP_SPAN_MAX + 1];
+    memset(pre, 0, sizeof pre);
+    for (uint32_t i = 0; i < p->n_buckets; i++) {
+        int64_t d = p->buckets[i].day;
+        if (d >= lo && d < lo + span && p->buckets[i].plays > 0) pre[d - lo + 1] = 1;
+    }
+    for (int64_t i = 1; i <= span; i++) pre[i] = (uint16_t)(pre[i] + pre[i - 1]);
+#define COUNT(a, b) ((uint32_t)(pre[(b) - lo + 1] - pre[(a) - lo])) /* days in [a, b], lo <= a */
+    for (int64_t d = from_day; d <= last; d++) {
+        int h = history_weeks(p, (int32_t)d);
+        if (h <= 0) continue;
+        int64_t rstart = d - CX_TRIGGERS_RECENT_DAYS;
+        if (drop_rule(cfg, h, COUNT(rstart, d - 1), COUNT(rstart - 7 * h, rstart - 1))) return day_start(d);
+    }
+#undef COUNT
+    return 0;
+}
+
+/* ---------- BG/NBD: P(alive), CLV, CHURN_RISK ---------- */
+
+static double p_alive_days(const cx_profile_t *p, const cx_bgnbd_params_t *bg, int unit, int64_t day) {
+    if (!p->has_tx || p->tx_days <= 1) return 1.0;
+    double t_x = (double)(p->last_tx_day - p->first_tx_day);
+    double T = (double)(day - p->first_tx_day);
+    if (T < t_x) T = t_x;
+    return cx_bgnbd_p_alive(bg, (double)(p->tx_days - 1), t_x / unit, T / unit);
+}
+
+double cx_triggers_p_alive(const cx_profile_t *p, const cx_bgnbd_params_t *bg, int unit_days, int32_t day) {
+    return p_alive_days(p, bg, unit_days > 0 ? unit_days : 7, day);
+}
+
+int64_t cx_triggers_clv_minor(const cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg,
+                              const cx_gg_params_t *gg, int32_t day) {
+    if (!p->has_tx) return 0;
+    int unit = unit_of(cfg);
+    int64_t x = p->tx_days - 1;
+    double t_x = (double)(p->last_tx_day - p->first_tx_day);
+    double T = (double)day - p->first_tx_day;
+    if (T < t_x) T = t_x;
+    double m = x > 0 ? (double)(p->revenue_total_minor - p->first_day_revenue_minor) / (double)x : 0.0;
+    double spend = cx_gg_expected_spend(gg, x > 0 && m > 0 ? (double)x : 0.0, m);
+    double n_h = cx_bgnbd_expected(bg, (double)x, t_x / unit, T / unit, (double)cfg->clv_horizon_days / unit);
+    return (int64_t)(n_h * spend);
+}
+
+int64_t cx_triggers_churn_due_ms(const cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg,
+                                 int32_t from_day) {
+    if (!p->has_tx || p->tx_days <= 1) return 0;
+    int unit = unit_of(cfg);
+    double thr = cfg->churn_p_alive;
+    int64_t lo = from_day, hi = (int64_t)p->last_tx_day + CX_TRIGGERS_CHURN_HORIZON_DAYS;
+    if (p_alive_days(p, bg, unit, lo) < thr) return day_start(lo);
+    if (hi <= lo || !(p_alive_days(p, bg, unit, hi) < thr)) return 0;
+    while (hi - lo > 1) { /* invariant: P(lo) >= thr > P(hi) */
+        int64_t mid = lo + (hi - lo) / 2;
+        if (p_alive_days(p, bg, unit, mid) < thr) hi = mid;
+        else lo = mid;
+    }
+    return day_start(hi);
+}
+
+/* ---------- arming and deciding ---------- */
+
+int64_t *cx_triggers_due_field(cx_profile_t *p, cx_trigger_kind_t kind) {
+    switch (kind) {
+    case CX_TRIG_STOPPED_STREAMING: return &p->stop_due_ms;
+    case CX_TRIG_ENGAGEMENT_DROP: return &p->drop_due_ms;
+    default: return &p->churn_due_ms;
+    }
+}
+
+static bool set_due(cx_profile_t *p, cx_trigger_kind_t kind, int64_t due, int64_t wm_ms) {
+    if (due && (due <= wm_ms || due == p->last_trigger_due_ms[kind])) due = 0;
+    int64_t *f = cx_triggers_due_field(p, kind);
+    if (*f == due) return false;
+    *f = due;
+    return true;
+}
+
+bool cx_triggers_arm(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg, int64_t wm_ms,
+                     bool play) {
+    int32_t from_day;
+    if (wm_ms == INT64_MIN) from_day = p->has_tx ? p->last_tx_day + 1 : 0;
+    else from_day = (int32_t)cx_day(wm_ms) + 1;
+    bool known_cadence = p->play_days_total >= (uint32_t)cfg->inactivity_min_play_days;
+    bool changed = false;
+    if (play) {
+        changed |= set_due(p, CX_TRIG_STOPPED_STREAMING, cx_triggers_stop_due_ms(p, cfg), wm_ms);
+        changed |= set_due(p, CX_TRIG_ENGAGEMENT_DROP, known_cadence ? cx_triggers_drop_due_ms(p, cfg, from_day) : 0,
+                           wm_ms);
+    }
+    changed |= set_due(p, CX_TRIG_CHURN_RISK, known_cadence ? 0 : cx_triggers_churn_due_ms(p, cfg, bg, from_day),
+                       wm_ms);
+    return changed;
+}
+
+bool cx_triggers_eligible(const cx_profile_t *p, const cx_config_t *cfg, int64_t ts_ms) {
+    for (int t = 0; t < CX_CT__COUNT; t++) {
+        int64_t weeks = cfg->exclusion_weeks[t];
+        if (weeks <= 0 || !(p->has_latest_by_type & (1u << t))) continue;
+        if (ts_ms - p->latest_by_type[t].ts_ms < weeks * 7 * CX_DAY_MS) return false;
+    }
+    return true;
+}
+
+cx_action_t cx_triggers_action(const cx_profile_t *p, const cx_config_t *cfg) {
+    double cv;
+    if (p->n_play_days >= 8 && cx_triggers_gap_cv(p, &cv) && cv < cfg->trigger_regular_cv) return CX_ACT_LOGIN_REMINDER;
+    if (p->m_score >= 4) return CX_ACT_WIN_BACK_OFFER;
+    return CX_ACT_NEW_RELEASE;
+}
+
+const char *cx_triggers_top_genre(const cx_profile_t *p) {
+    const cx_genre_count_t *best = NULL;
+    for (int i = 0; i < CX_GENRES_KEPT; i++) {
+        const cx_genre_count_t *g = &p->genres[i];
+        if (!g->count) continue;
+        if (!best || g->count > best->count || (g->count == best->count && strcmp(g->genre, best->genre) < 0)) best = g;
+    }
+    return best ? best->genre : NULL;
+}
+
+/* The most recent contact (TEST send) of any kind, or NULL. */
+static const cx_contact_t *last_contact(const cx_profile_t *p) {
+    const cx_contact_t *c = p->n_contacts ? &p->contacts[p->n_contacts - 1] : NULL;
+    for (int t = 0; t < CX_CT__COUNT; t++)
+        if ((p->has_latest_by_type & (1u << t)) && (!c || p->latest_by_type[t].ts_ms > c->ts_ms))
+            c = &p->latest_by_type[t];
+    return c;
+}
+
+static bool condition_holds(const cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg,
+                            cx_trigger_kind_t kind, int64_t due_ms) {
+    int32_t day = (int32_t)cx_day(due_ms);
+    switch (kind) {
+    case CX_TRIG_STOPPED_STREAMING: {
+        int64_t stop = cx_triggers_stop_due_ms(p, cfg);
+        return stop && stop <= due_ms;
+    }
+    case CX_TRIG_ENGAGEMENT_DROP: return cx_triggers_drop_holds(p, cfg, day);
+    case CX_TRIG_CHURN_RISK: return p_alive_days(p, bg, unit_of(cfg), day) < cfg->churn_p_alive;
+    default: return false;
+    }
+}
+
+bool cx_triggers_decide(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg,
+                        cx_trigger_kind_t kind, int64_t due_ms, const char *segment, cx_trigger_t *out) {
+    if ((unsigned)kind >= CX_TRIG__COUNT || !condition_holds(p, cfg, bg, kind, due_ms)) return false;
+    if (p->last_trigger_ts_ms && due_ms - p->last_trigger_ts_ms < (int64_t)cfg->trigger_cooldown_days * CX_DAY_MS)
+        return false;
+    int32_t day = (int32_t)cx_day(due_ms);
+    memset(out, 0, sizeof *out);
+    memcpy(out->customer_id, p->customer_id, sizeof out->customer_id);
+    out->ts_ms = due_ms;
+    snprintf(out->trigger_id, sizeof out->trigger_id, "%s:%s:%" PRId64, p->customer_id, cx_trigger_kind_names[kind],
+             due_ms);
+    out->kind = kind;
+    if (p->n_play_days) {
+        out->has_days_since_last_play = true;
+        out->days_since_last_play = day - p->play_days[p->n_play_days - 1];
+    } else if (p->has_play) {
+        out->has_days_since_last_play = true;
+        out->days_since_last_play = (int32_t)(day - cx_day(p->last_play_ts_ms));
+    }
+    out->has_usual_gap_days = cx_triggers_usual_gap(p, &out->usual_gap_days);
+    if (p->has_tx) {
+        out->has_p_alive = true;
+        out->p_alive = p_alive_days(p, bg, unit_of(cfg), day);
+    }
+    out->segment = segment ? segment : "";
+    out->suggested_action = cx_triggers_action(p, cfg);
+    const char *g = cx_triggers_top_genre(p);
+    if (g) {
+        out->has_top_genre = true;
+        snprintf(out->top_genre, sizeof out->top_genre, "%s", g);
+    }
+    out->eligible = cx_triggers_eligible(p, cfg, due_ms);
+    const cx_contact_t *c = last_contact(p);
+    if (c) {
+        out->has_last_contact_campaign_id = true;
+        memcpy(out->last_contact_campaign_id, c->campaign_id, sizeof out->last_contact_campaign_id);
+    }
+    p->last_trigger_ts_ms = due_ms;
+    p->last_trigger_due_ms[kind] = due_ms;
+    return true;
+}

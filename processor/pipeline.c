@@ -15,6 +15,7 @@
 #include "bgnbd.h"
 #include "gammagamma.h"
 #include "rfm.h"
+#include "triggers.h"
 #include "sketch.h"
 
 #define TIMER_BATCH 4096 /* timers fired per cx_pipeline_advance call */
@@ -258,6 +259,9 @@ static cx_err_t rescore(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int32_
     sc.frequency = r.frequency;
     sc.monetary_minor = r.monetary_minor;
     snprintf(sc.cause, sizeof sc.cause, "%s", cause);
+    sc.has_p_alive = sc.has_clv_minor = true;
+    sc.p_alive = cx_triggers_p_alive(pr, &p->bg, p->cfg->bgnbd_unit_days, day);
+    sc.clv_minor = cx_triggers_clv_minor(pr, p->cfg, &p->bg, &p->gg, day);
     return emit(p, CX_REC_SEGMENT_CHANGE, pr->customer_id, &sc);
 }
 
@@ -274,10 +278,15 @@ static cx_err_t fire(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int64_t d
         pr->rfm_due_ms = 0;
         rc = rescore(p, P, e, day, due, cause);
     }
-    /* later kinds (triggers, window ends) are added here in due order */
-    if (pr->stop_due_ms && pr->stop_due_ms <= due) pr->stop_due_ms = 0;
-    if (pr->drop_due_ms && pr->drop_due_ms <= due) pr->drop_due_ms = 0;
-    if (pr->churn_due_ms && pr->churn_due_ms <= due) pr->churn_due_ms = 0;
+    /* disengagement triggers, in the order STOPPED_STREAMING, ENGAGEMENT_DROP, CHURN_RISK */
+    for (int k = 0; k < CX_TRIG__COUNT && rc == CX_OK; k++) {
+        int64_t *kdue = cx_triggers_due_field(pr, (cx_trigger_kind_t)k);
+        if (!*kdue || *kdue > due) continue;
+        *kdue = 0;
+        cx_trigger_t t;
+        if (cx_triggers_decide(pr, p->cfg, &p->bg, (cx_trigger_kind_t)k, due, segment_name(p, pr->segment), &t))
+            rc = emit(p, CX_REC_TRIGGER, pr->customer_id, &t);
+    }
     for (unsigned i = 0; i < pr->n_sends; i++)
         if (pr->sends[i].end_ts_ms && pr->sends[i].end_ts_ms <= due) pr->sends[i].end_ts_ms = 0;
     if (rc == CX_OK) rc = update_timer(p, P, e);
@@ -613,6 +622,7 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
         break;
     }
     if (tx && (rc = rescore(p, P, e, day, ev->ts_ms, ev->event_id)) != CX_OK) return rc;
+    if (tx) cx_triggers_arm(pr, cfg, &p->bg, P->wm, ev->type == CX_EV_PLAY);
     if ((rc = update_timer(p, P, e)) != CX_OK) return rc;
     if (cfg->enriched_enabled) {
         cx_enriched_t en;

@@ -1,0 +1,479 @@
+/*
+ * test_profile.c — the customer record's compact encoding: every field survives a round trip at
+ * its largest sizes, corrupt bytes (truncations, every single-byte change) are refused or decode to
+ * something re-encodable without touching memory they should not, and a typical customer stays
+ * small. Also buckets, dedup ring and the copy.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "profile.h"
+
+static void fill_str(char *dst, size_t len, char c) {
+    memset(dst, c, len);
+    dst[len] = 0;
+}
+
+/* A profile with every field set and every bounded array full, ids at their maximal length. */
+static void make_max(cx_profile_t *p) {
+    char id[CX_ID_MAX + 1];
+    fill_str(id, CX_ID_MAX, 'c');
+    cx_profile_init(p, id);
+    p->has_tx = true;
+    p->first_tx_ts_ms = INT64_C(1500000000123);
+    p->last_tx_ts_ms = INT64_C(1700000000456);
+    p->has_play = true;
+    p->last_play_ts_ms = INT64_C(1700000000999);
+    p->purchases_total = INT64_C(123456789012);
+    p->revenue_total_minor = INT64_MAX / 2;
+    p->plays_total = INT64_C(987654321);
+    for (int i = 0; i < 400; i++) {
+        cx_bucket_t *b = cx_profile_bucket(p, 19000 + 2 * i);
+        cr_assert_not_null(b);
+        b->tx = 1000000u + (uint32_t)i;
+        b->plays = (uint32_t)i;
+        b->amount_minor = i % 2 ? -(int64_t)i * 1000 : (int64_t)i * 123456789;
+    }
+    p->r_score = 5;
+    p->f_score = 4;
+    p->m_score = 3;
+    p->segment = 15;
+    p->first_tx_day = 17361;
+    p->last_tx_day = 19675;
+    p->tx_days = 2000;
+    p->first_day_revenue_minor = 4999;
+    p->tx_revenue_minor = INT64_C(77777777777);
+    for (int i = 0; i < CX_PLAY_DAYS_KEPT; i++) p->play_days[i] = 19600 + 7 * i;
+    p->n_play_days = CX_PLAY_DAYS_KEPT;
+    p->play_days_total = 4000000000u;
+    p->last_trigger_ts_ms = INT64_C(1699999999999);
+    for (int k = 0; k < CX_TRIG__COUNT; k++) p->last_trigger_due_ms[k] = INT64_C(1690000000000) + k;
+    for (int i = 0; i < CX_GENRES_KEPT; i++) {
+        fill_str(p->genres[i].genre, CX_SHORT_MAX, (char)('g' + i));
+        p->genres[i].count = 4000000000u - (uint32_t)i;
+    }
+    p->has_nps = true;
+    p->nps_last = 10;
+    p->nps_last_ts_ms = INT64_C(1650000000000);
+    p->nps_count = INT64_C(1) << 40;
+    for (int i = 0; i < CX_TOUCHPOINTS_KEPT; i++) {
+        fill_str(p->touchpoints[i].touchpoint, CX_SHORT_MAX, (char)('t' + i));
+        p->touchpoints[i].score = (int8_t)(i * 3);
+        p->touchpoints[i].ts_ms = INT64_C(1600000000000) + i;
+    }
+    p->n_touchpoints = CX_TOUCHPOINTS_KEPT;
+    p->has_acquisition = true;
+    fill_str(p->acquisition_campaign_id, CX_ID_MAX, 'a');
+    p->newsletter_recipient = true;
+    for (int i = 0; i < CX_CONTACTS_KEPT; i++) {
+        cx_contact_t *c = &p->contacts[i];
+        fill_str(c->campaign_id, CX_ID_MAX, (char)('A' + i));
+        c->campaign_type = (cx_campaign_type_t)(i % CX_CT__COUNT);
+        c->channel = (cx_channel_t)(i % CX_CH__COUNT);
+        c->group = (cx_group_t)(i % 2);
+        c->ts_ms = INT64_C(1680000000000) + i;
+    }
+    p->n_contacts = CX_CONTACTS_KEPT;
+    for (int t = 0; t < CX_CT__COUNT; t++) {
+        cx_contact_t *c = &p->latest_by_type[t];
+        fill_str(c->campaign_id, CX_ID_MAX, (char)('K' + t));
+        c->campaign_type = (cx_campaign_type_t)t;
+        c->channel = CX_CH_POST;
+        c->group = CX_GROUP_CONTROL;
+        c->ts_ms = -INT64_C(5) - t; /* negative timestamps survive too */
+    }
+    p->has_latest_by_type = (1u << CX_CT__COUNT) - 1;
+    for (int i = 0; i < CX_OPEN_SENDS_MAX; i++) {
+        cx_open_send_t *s = &p->sends[i];
+        fill_str(s->campaign_id, CX_ID_MAX, (char)('m' + i));
+        fill_str(s->send_event_id, CX_ID_MAX, (char)('M' + i));
+        s->has_code = i % 2 == 0;
+        if (s->has_code) fill_str(s->code, CX_ID_MAX, (char)('0' + i));
+        s->ts_ms = INT64_C(1700000000000) + i;
+        s->end_ts_ms = i == 3 ? 0 : INT64_C(1702592000001) + i;
+        s->group = (uint8_t)(i % 2);
+        s->responded = (uint8_t)(i % 4);
+    }
+    p->n_sends = CX_OPEN_SENDS_MAX;
+    for (int i = 0; i < CX_DEDUP_MAX; i++) p->dedup[i] = UINT64_C(0xfedcba9876543210) ^ (uint64_t)i * 0x9e3779b97f4a7c15u;
+    p->n_dedup = CX_DEDUP_MAX;
+    p->dedup_next = 17;
+    p->timer_due_ms = INT64_C(1700006400000);
+    p->rfm_due_ms = INT64_C(1700006400000);
+    p->stop_due_ms = INT64_C(1701006400000);
+    p->drop_due_ms = INT64_C(1702006400000);
+    p->churn_due_ms = INT64_C(1703006400000);
+}
+
+static void assert_contact_eq(const cx_contact_t *a, const cx_contact_t *b) {
+    cr_assert_str_eq(a->campaign_id, b->campaign_id);
+    cr_assert_eq(a->campaign_type, b->campaign_type);
+    cr_assert_eq(a->channel, b->channel);
+    cr_assert_eq(a->group, b->group);
+    cr_assert_eq(a->ts_ms, b->ts_ms);
+}
+
+/* Field-by-field equality of everything the encoding carries. */
+static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
+    cr_assert_str_eq(a->customer_id, b->customer_id);
+    cr_assert_eq(a->has_tx, b->has_tx);
+    cr_assert_eq(a->has_play, b->has_play);
+    if (a->has_tx) {
+        cr_assert_eq(a->first_tx_ts_ms, b->first_tx_ts_ms);
+        cr_assert_eq(a->last_tx_ts_ms, b->last_tx_ts_ms);
+        cr_assert_eq(a->first_tx_day, b->first_tx_day);
+        cr_assert_eq(a->last_tx_day, b->last_tx_day);
+        cr_assert_eq(a->tx_days, b->tx_days);
+        cr_assert_eq(a->first_day_revenue_minor, b->first_day_revenue_minor);
+        cr_assert_eq(a->tx_revenue_minor, b->tx_revenue_minor);
+    }
+    if (a->has_play) cr_assert_eq(a->last_play_ts_ms, b->last_play_ts_ms);
+    cr_assert_eq(a->purchases_total, b->purchases_total);
+    cr_assert_eq(a->revenue_total_minor, b->revenue_total_minor);
+    cr_assert_eq(a->plays_total, b->plays_total);
+    cr_assert_eq(a->n_buckets, b->n_buckets);
+    for (uint32_t i = 0; i < a->n_buckets; i++) {
+        cr_assert_eq(a->buckets[i].day, b->buckets[i].day, "bucket %u", i);
+        cr_assert_eq(a->buckets[i].tx, b->buckets[i].tx, "bucket %u", i);
+        cr_assert_eq(a->buckets[i].plays, b->buckets[i].plays, "bucket %u", i);
+        cr_assert_eq(a->buckets[i].amount_minor, b->buckets[i].amount_minor, "bucket %u", i);
+    }
+    cr_assert_eq(a->r_score, b->r_score);
+    cr_assert_eq(a->f_score, b->f_score);
+    cr_assert_eq(a->m_score, b->m_score);
+    cr_assert_eq(a->segment, b->segment);
+    cr_assert_eq(a->n_play_days, b->n_play_days);
+    for (unsigned i = 0; i < a->n_play_days; i++) cr_assert_eq(a->play_days[i], b->play_days[i]);
+    cr_assert_eq(a->play_days_total, b->play_days_total);
+    cr_assert_eq(a->last_trigger_ts_ms, b->last_trigger_ts_ms);
+    for (int k = 0; k < CX_TRIG__COUNT; k++) cr_assert_eq(a->last_trigger_due_ms[k], b->last_trigger_due_ms[k]);
+    for (int i = 0; i < CX_GENRES_KEPT; i++) {
+        cr_assert_eq(a->genres[i].count, b->genres[i].count);
+        if (a->genres[i].count) cr_assert_str_eq(a->genres[i].genre, b->genres[i].genre);
+    }
+    cr_assert_eq(a->has_nps, b->has_nps);
+    if (a->has_nps) {
+        cr_assert_eq(a->nps_last, b->nps_last);
+        cr_assert_eq(a->nps_last_ts_ms, b->nps_last_ts_ms);
+        cr_assert_eq(a->nps_count, b->nps_count);
+    }
+    cr_assert_eq(a->n_touchpoints, b->n_touchpoints);
+    for (unsigned i = 0; i < a->n_touchpoints; i++) {
+        cr_assert_str_eq(a->touchpoints[i].touchpoint, b->touchpoints[i].touchpoint);
+        cr_assert_eq(a->touchpoints[i].score, b->touchpoints[i].score);
+        cr_assert_eq(a->touchpoints[i].ts_ms, b->touchpoints[i].ts_ms);
+    }
+    cr_assert_eq(a->has_acquisition, b->has_acquisition);
+    if (a->has_acquisition) cr_assert_str_eq(a->acquisition_campaign_id, b->acquisition_campaign_id);
+    cr_assert_eq(a->newsletter_recipient, b->newsletter_recipient);
+    cr_assert_eq(a->n_contacts, b->n_contacts);
+    for (unsigned i = 0; i < a->n_contacts; i++) assert_contact_eq(&a->contacts[i], &b->contacts[i]);
+    cr_assert_eq(a->has_latest_by_type, b->has_latest_by_type);
+    for (int t = 0; t < CX_CT__COUNT; t++)
+        if (a->has_latest_by_type & (1u << t)) assert_contact_eq(&a->latest_by_type[t], &b->latest_by_type[t]);
+    cr_assert_eq(a->n_sends, b->n_sends);
+    for (unsigned i = 0; i < a->n_sends; i++) {
+        const cx_open_send_t *x = &a->sends[i], *y = &b->sends[i];
+        cr_assert_str_eq(x->campaign_id, y->campaign_id);
+        cr_assert_str_eq(x->send_event_id, y->send_event_id);
+        cr_assert_eq(x->has_code, y->has_code);
+        if (x->has_code) cr_assert_str_eq(x->code, y->code);
+        cr_assert_eq(x->ts_ms, y->ts_ms);
+        cr_assert_eq(x->end_ts_ms, y->end_ts_ms);
+        cr_assert_eq(x->group, y->group);
+        cr_assert_eq(x->responded, y->responded);
+    }
+    cr_assert_eq(a->n_dedup, b->n_dedup);
+    cr_assert_eq(a->dedup_next, b->dedup_next);
+    for (unsigned i = 0; i < a->n_dedup; i++) cr_assert_eq(a->dedup[i], b->dedup[i]);
+    cr_assert_eq(a->timer_due_ms, b->timer_due_ms);
+    cr_assert_eq(a->rfm_due_ms, b->rfm_due_ms);
+    cr_assert_eq(a->stop_due_ms, b->stop_due_ms);
+    cr_assert_eq(a->drop_due_ms, b->drop_due_ms);
+    cr_assert_eq(a->churn_due_ms, b->churn_due_ms);
+}
+
+/* A customer one year into their life: weekly-ish transactions, a survey, some contacts. */
+static void make_typical(cx_profile_t *p) {
+    cx_profile_init(p, "cust-0012345");
+    int32_t day0 = 19500;
+    p->has_tx = true;
+    p->first_tx_day = day0;
+    p->last_tx_day = day0 + 360;
+    p->first_tx_ts_ms = (int64_t)day0 * CX_DAY_MS + 68400000;
+    p->last_tx_ts_ms = (int64_t)(day0 + 360) * CX_DAY_MS + 72000000;
+    for (int i = 0; i <= 360; i += 7) { /* 52 transaction days, one purchase a month */
+        cx_bucket_t *b = cx_profile_bucket(p, day0 + i);
+        b->tx = 1 + (uint32_t)(i % 3);
+        b->plays = b->tx - (i % 28 == 0 ? 1 : 0);
+        b->amount_minor = i % 28 == 0 ? 1299 : 0;
+        p->tx_days++;
+    }
+    p->purchases_total = 13;
+    p->revenue_total_minor = 13 * 1299;
+    p->plays_total = 110;
+    p->first_day_revenue_minor = 1299;
+    p->tx_revenue_minor = 13 * 1299;
+    p->has_play = true;
+    p->last_play_ts_ms = p->last_tx_ts_ms;
+    p->r_score = 5;
+    p->f_score = 4;
+    p->m_score = 3;
+    p->segment = 3;
+    for (int i = 0; i < CX_PLAY_DAYS_KEPT; i++) p->play_days[i] = day0 + 297 + 7 * i;
+    p->n_play_days = CX_PLAY_DAYS_KEPT;
+    p->play_days_total = 52;
+    snprintf(p->genres[0].genre, sizeof p->genres[0].genre, "drama");
+    p->genres[0].count = 60;
+    snprintf(p->genres[1].genre, sizeof p->genres[1].genre, "comedy");
+    p->genres[1].count = 40;
+    p->has_nps = true;
+    p->nps_last = 9;
+    p->nps_last_ts_ms = p->last_tx_ts_ms - 5 * CX_DAY_MS;
+    p->nps_count = 2;
+    snprintf(p->touchpoints[0].touchpoint, sizeof p->touchpoints[0].touchpoint, "general");
+    p->touchpoints[0].score = 9;
+    p->touchpoints[0].ts_ms = p->nps_last_ts_ms;
+    p->n_touchpoints = 1;
+    for (int i = 0; i < 3; i++) {
+        cx_contact_t *c = &p->contacts[i];
+        snprintf(c->campaign_id, sizeof c->campaign_id, "newsletter-2024-%02d", i + 1);
+        c->campaign_type = CX_CT_NEWSLETTER;
+        c->ts_ms = p->first_tx_ts_ms + (int64_t)i * 30 * CX_DAY_MS;
+    }
+    p->n_contacts = 3;
+    p->latest_by_type[CX_CT_NEWSLETTER] = p->contacts[2];
+    p->has_latest_by_type = 1u << CX_CT_NEWSLETTER;
+    p->newsletter_recipient = true;
+    for (int i = 0; i < 8; i++) p->dedup[i] = cx_hash64(&i, sizeof i);
+    p->n_dedup = 8;
+    p->dedup_next = 3;
+    p->rfm_due_ms = (int64_t)(day0 + 368) * CX_DAY_MS;
+    p->stop_due_ms = (int64_t)(day0 + 374) * CX_DAY_MS;
+    p->timer_due_ms = p->rfm_due_ms;
+}
+
+static void round_trip(const cx_profile_t *p, cx_buf_t *enc) {
+    cx_buf_reset(enc);
+    cr_assert_eq(cx_profile_encode(p, enc), CX_OK);
+    cx_profile_t q;
+    cx_profile_init(&q, NULL);
+    char err[256] = "";
+    cr_assert_eq(cx_profile_decode(&q, p->customer_id, enc->data, enc->len, err, sizeof err), CX_OK, "%s", err);
+    assert_profile_eq(p, &q);
+    cx_buf_t again = CX_BUF_INIT;
+    cr_assert_eq(cx_profile_encode(&q, &again), CX_OK);
+    cr_assert_eq(again.len, enc->len);
+    cr_assert(memcmp(again.data, enc->data, enc->len) == 0, "re-encoding differs");
+    cx_buf_free(&again);
+    cx_profile_clear(&q);
+}
+
+Test(profile, every_field_survives_a_round_trip_at_maximal_sizes) {
+    cx_profile_t p;
+    make_max(&p);
+    cx_buf_t enc = CX_BUF_INIT;
+    round_trip(&p, &enc);
+    cr_log_info("maximal profile (400 buckets, every array full): %zu bytes", enc.len);
+    cx_buf_free(&enc);
+    cx_profile_clear(&p);
+}
+
+Test(profile, fresh_and_sparse_profiles_round_trip) {
+    cx_buf_t enc = CX_BUF_INIT;
+    cx_profile_t p;
+    cx_profile_init(&p, "x");
+    round_trip(&p, &enc); /* nothing set: segment -1, no optional groups */
+    cr_assert_lt(enc.len, 40u);
+    p.has_play = true; /* plays only, no transaction */
+    p.last_play_ts_ms = 5;
+    p.plays_total = 3;
+    round_trip(&p, &enc);
+    cx_buf_free(&enc);
+    cx_profile_clear(&p);
+}
+
+/* Measured sizes (reported in docs and by the test log). The weekly viewer is a heavy user: one
+ * bucket per week for a year dominates; the occasional buyer is the common case of a store. */
+Test(profile, typical_customers_encode_compactly) {
+    cx_profile_t p;
+    make_typical(&p);
+    cx_buf_t enc = CX_BUF_INIT;
+    round_trip(&p, &enc);
+    size_t weekly = enc.len;
+    cx_profile_clear(&p);
+    /* occasional buyer: 6 purchases on 5 days in a year, one newsletter, 6 dedup ids */
+    cx_profile_init(&p, "cust-0012346");
+    p.has_tx = true;
+    p.first_tx_day = 19500;
+    p.last_tx_day = 19800;
+    p.first_tx_ts_ms = (int64_t)p.first_tx_day * CX_DAY_MS + 36000000;
+    p.last_tx_ts_ms = (int64_t)p.last_tx_day * CX_DAY_MS + 50000000;
+    for (int i = 0; i < 5; i++) {
+        cx_bucket_t *b = cx_profile_bucket(&p, 19500 + 75 * i);
+        b->tx = i == 2 ? 2 : 1;
+        b->amount_minor = 499 * b->tx;
+    }
+    p.tx_days = 5;
+    p.purchases_total = 6;
+    p.revenue_total_minor = p.tx_revenue_minor = 6 * 499;
+    p.first_day_revenue_minor = 499;
+    p.r_score = 5;
+    p.f_score = 2;
+    p.m_score = 2;
+    p.segment = 4;
+    p.contacts[0] = (cx_contact_t){.campaign_id = "newsletter-2024-05", .ts_ms = p.last_tx_ts_ms - 86400000};
+    p.n_contacts = 1;
+    p.latest_by_type[CX_CT_NEWSLETTER] = p.contacts[0];
+    p.has_latest_by_type = 1;
+    for (int i = 0; i < 6; i++) p.dedup[i] = cx_hash64(&i, sizeof i);
+    p.n_dedup = 6;
+    p.dedup_next = 6;
+    p.rfm_due_ms = p.timer_due_ms = (int64_t)(p.last_tx_day + 8) * CX_DAY_MS;
+    round_trip(&p, &enc);
+    size_t occasional = enc.len;
+    fprintf(stderr, "profile: encoded size: weekly viewer (52 transaction days, 3 contacts, 8 dedup ids) %zu bytes, "
+                    "occasional buyer (5 days, 1 contact, 6 dedup ids) %zu bytes\n", weekly, occasional);
+    cr_assert_lt(occasional, 300u, "occasional buyer takes %zu bytes", occasional);
+    cr_assert_lt(weekly, 600u, "weekly viewer takes %zu bytes", weekly);
+    cx_buf_free(&enc);
+    cx_profile_clear(&p);
+}
+
+Test(profile, every_truncation_is_refused) {
+    cx_profile_t p, q;
+    make_max(&p);
+    cx_profile_init(&q, NULL);
+    cx_buf_t enc = CX_BUF_INIT;
+    cr_assert_eq(cx_profile_encode(&p, &enc), CX_OK);
+    char err[256];
+    for (size_t n = 0; n < enc.len; n++) {
+        /* a fresh heap copy of exactly n bytes, so ASan sees any read past the end */
+        uint8_t *copy = malloc(n ? n : 1);
+        memcpy(copy, enc.data, n);
+        err[0] = 0;
+        cr_assert_eq(cx_profile_decode(&q, "c", copy, n, err, sizeof err), CX_ERR_STATE, "prefix of %zu bytes", n);
+        cr_assert_neq(err[0], 0);
+        cr_assert_eq(q.n_buckets, 0u, "a refused decode leaves a cleared profile");
+        free(copy);
+    }
+    /* one byte too many is refused as well */
+    cx_buf_putc(&enc, 0);
+    cr_assert_eq(cx_profile_decode(&q, "c", enc.data, enc.len, err, sizeof err), CX_ERR_STATE);
+    cx_buf_free(&enc);
+    cx_profile_clear(&p);
+    cx_profile_clear(&q);
+}
+
+Test(profile, unknown_version_is_refused_with_detail) {
+    uint8_t v2[] = {2, 0};
+    cx_profile_t q;
+    cx_profile_init(&q, NULL);
+    char err[256] = "";
+    cr_assert_eq(cx_profile_decode(&q, "c", v2, sizeof v2, err, sizeof err), CX_ERR_STATE);
+    cr_assert(strstr(err, "version") != NULL, "%s", err);
+    cx_profile_clear(&q);
+}
+
+/* Every byte replaced by other values: decode either refuses or yields a profile that encodes again;
+ * never reads or writes outside the buffers (checked under ASan/UBSan). */
+static void flip_all(const cx_profile_t *p, bool all_values) {
+    cx_buf_t enc = CX_BUF_INIT, re = CX_BUF_INIT;
+    cr_assert_eq(cx_profile_encode(p, &enc), CX_OK);
+    uint8_t *copy = malloc(enc.len);
+    cx_profile_t q;
+    cx_profile_init(&q, NULL);
+    char err[256];
+    size_t accepted = 0, refused = 0;
+    for (size_t i = 0; i < enc.len; i++) {
+        for (int v = 0; v < 256; v++) {
+            uint8_t b = all_values ? (uint8_t)v : (uint8_t)(enc.data[i] ^ (1u << (v & 7)));
+            if (!all_values && v >= 8) break;
+            if (b == enc.data[i]) continue;
+            memcpy(copy, enc.data, enc.len);
+            copy[i] = b;
+            if (cx_profile_decode(&q, "c", copy, enc.len, err, sizeof err) == CX_OK) {
+                accepted++;
+                cx_buf_reset(&re);
+                cr_assert_eq(cx_profile_encode(&q, &re), CX_OK);
+            } else {
+                refused++;
+            }
+        }
+    }
+    cr_log_info("byte changes: %zu decoded, %zu refused", accepted, refused);
+    cr_assert_gt(refused, 0u);
+    free(copy);
+    cx_buf_free(&enc);
+    cx_buf_free(&re);
+    cx_profile_clear(&q);
+}
+
+Test(profile, every_single_byte_change_of_a_typical_profile_is_safe) {
+    cx_profile_t p;
+    make_typical(&p);
+    flip_all(&p, true);
+    cx_profile_clear(&p);
+}
+
+Test(profile, every_bit_flip_of_a_maximal_profile_is_safe) {
+    cx_profile_t p;
+    make_max(&p);
+    flip_all(&p, false);
+    cx_profile_clear(&p);
+}
+
+Test(profile, buckets_stay_sorted_with_one_per_day) {
+    cx_profile_t p;
+    cx_profile_init(&p, "b");
+    int32_t days[] = {10, 5, 20, 5, 15, 1, 20, 10};
+    for (size_t i = 0; i < sizeof days / sizeof *days; i++) cx_profile_bucket(&p, days[i])->tx++;
+    int32_t want[] = {1, 5, 10, 15, 20};
+    uint32_t want_tx[] = {1, 2, 2, 1, 2};
+    cr_assert_eq(p.n_buckets, 5u);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(p.buckets[i].day, want[i]);
+        cr_assert_eq(p.buckets[i].tx, want_tx[i]);
+    }
+    cx_profile_prune_buckets(&p, 10); /* keeps day >= 10 */
+    cr_assert_eq(p.n_buckets, 3u);
+    cr_assert_eq(p.buckets[0].day, 10);
+    cx_profile_prune_buckets(&p, 100);
+    cr_assert_eq(p.n_buckets, 0u);
+    cx_profile_clear(&p);
+}
+
+Test(profile, dedup_ring_forgets_the_oldest_beyond_keep) {
+    cx_profile_t p;
+    cx_profile_init(&p, "d");
+    for (uint64_t fp = 1; fp <= 3; fp++) cx_profile_dedup_add(&p, fp, 2);
+    cr_assert_not(cx_profile_dedup_seen(&p, 1), "the oldest of three with keep=2 is forgotten");
+    cr_assert(cx_profile_dedup_seen(&p, 2));
+    cr_assert(cx_profile_dedup_seen(&p, 3));
+    cx_profile_dedup_add(&p, 4, 2);
+    cr_assert_not(cx_profile_dedup_seen(&p, 2));
+    cr_assert(cx_profile_dedup_seen(&p, 4));
+    /* keep above the maximum is clamped: the ring never outgrows CX_DEDUP_MAX */
+    cx_profile_t q;
+    cx_profile_init(&q, "d");
+    for (uint64_t fp = 1; fp <= CX_DEDUP_MAX + 5; fp++) cx_profile_dedup_add(&q, fp, 1000);
+    cr_assert_eq(q.n_dedup, CX_DEDUP_MAX);
+    cr_assert_not(cx_profile_dedup_seen(&q, 5));
+    cr_assert(cx_profile_dedup_seen(&q, 6));
+    cx_profile_clear(&p);
+    cx_profile_clear(&q);
+}
+
+Test(profile, copy_is_deep) {
+    cx_profile_t p, q;
+    make_typical(&p);
+    cx_profile_init(&q, NULL);
+    cr_assert_eq(cx_profile_copy(&q, &p), CX_OK);
+    cr_assert_neq(q.buckets, p.buckets);
+    assert_profile_eq(&p, &q);
+    q.buckets[0].tx = 999;
+    cr_assert_neq(p.buckets[0].tx, 999u);
+    cx_profile_clear(&p);
+    cx_profile_clear(&q);
+}

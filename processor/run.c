@@ -8,6 +8,8 @@
  * a head that does not decode goes to the DLQ at once (it has no event time to order by).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -55,6 +57,12 @@ struct cx_runner {
     int64_t last_commit_ms;
     bool fatal;
     char fatal_msg[768];
+    /* HTTP readers (runner.h): mu is held while a poll processes, in callbacks and in close */
+    pthread_mutex_t mu;
+    bool mu_init;
+    atomic_bool started;
+    _Atomic int64_t heartbeat_ms;
+    int64_t *lag; /* n_parts * CX_INPUTS consumer lags from statistics, -1 unknown; under mu */
 };
 
 static int64_t now_ms(void) {
@@ -133,7 +141,10 @@ static cx_err_t sink_emit(void *opaque, cx_record_kind_t kind, const char *key, 
     cx_buf_reset(&r->enc);
     cx_err_t rc = cx_codec_encode(r->codec, kind, rec, CX_FMT_WIRE, &r->enc);
     if (rc != CX_OK) return rc;
-    return produce(r, topic, key, strlen(key), r->enc.data, r->enc.len, NULL);
+    rc = produce(r, topic, key, strlen(key), r->enc.data, r->enc.len, NULL);
+    if (rc == CX_OK && (unsigned)kind < sizeof r->st.produced_kind / sizeof r->st.produced_kind[0])
+        r->st.produced_kind[kind]++;
+    return rc;
 }
 
 static cx_err_t send_dlq(cx_runner_t *r, const rd_kafka_message_t *m, cx_dlq_code_t code, const char *detail) {
@@ -187,6 +198,7 @@ static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) 
     r->st.commits++;
     r->last_commit_ms = mono_ms();
     r->st.last_commit_s = (double)(r->last_commit_ms - t0) / 1000.0;
+    cx_histogram_observe(&r->st.commit_seconds, r->st.last_commit_s);
     return CX_OK;
 }
 
@@ -258,8 +270,30 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                          void *opaque) {
     (void)rk;
     cx_runner_t *r = opaque;
+    cx_runner_lock(r); /* served inside consume (outside the poll's lock) or close */
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) on_assign(r, parts);
     else on_revoke(r, parts);
+    cx_runner_unlock(r);
+}
+
+static void stats_lag_one(void *opaque, const char *topic, int32_t p, int64_t lag) {
+    cx_runner_t *r = opaque;
+    int i = input_of_topic(r, topic);
+    if (i >= 0 && p >= 0 && p < r->n_parts) r->lag[p * CX_INPUTS + i] = lag;
+}
+
+/* librdkafka statistics (statistics.interval.ms): keeps the per-partition consumer lag for /metrics. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
+    (void)rk;
+    cx_runner_t *r = opaque;
+    if (r->n_parts <= 0) return 0;
+    cx_runner_lock(r);
+    if (!r->lag && (r->lag = malloc((size_t)r->n_parts * CX_INPUTS * sizeof *r->lag)))
+        for (int32_t k = 0; k < r->n_parts * CX_INPUTS; k++) r->lag[k] = -1;
+    if (r->lag && cx_metrics_parse_lag(json, json_len, stats_lag_one, r) != CX_OK)
+        cx_log(CX_LOG_WARN, "metrics", "statistics JSON did not parse bytes=%zu", json_len);
+    cx_runner_unlock(r);
+    return 0; /* librdkafka frees json */
 }
 
 /* ---------- set-up ---------- */
@@ -284,6 +318,15 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     cx_runner_t *r = calloc(1, sizeof *r);
     rd_kafka_conf_t *conf = NULL;
     if (!r) return NULL;
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    r->mu_init = pthread_mutex_init(&r->mu, &ma) == 0;
+    pthread_mutexattr_destroy(&ma);
+    if (!r->mu_init) {
+        free(r);
+        return NULL;
+    }
     r->cfg = cfg;
     if (o) r->opts = *o;
     r->in_topics[CX_EV_EMAIL_SEND] = cfg->topic_email_send;
@@ -323,6 +366,7 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
                             "auto.offset.reset", "earliest", "statistics.interval.ms", stats, NULL};
     if (conf_apply(conf, cfg, cextra, errstr, n) != CX_OK) goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
     rd_kafka_conf_set_opaque(conf, r);
     if (!(r->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, n))) goto fail;
     conf = NULL;
@@ -364,6 +408,8 @@ void cx_runner_destroy(cx_runner_t *r) {
     cx_codec_destroy(r->codec);
     cx_campaign_clear(&r->camp);
     cx_buf_free(&r->enc);
+    free(r->lag);
+    if (r->mu_init) pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
@@ -515,6 +561,7 @@ cx_err_t cx_runner_start(cx_runner_t *r, char *errstr, size_t n) {
         rc = CX_ERR_KAFKA;
     }
     r->last_commit_ms = mono_ms();
+    if (rc == CX_OK) atomic_store(&r->started, true);
     cx_log(CX_LOG_INFO, "consumer", "started partitions=%d group=%s campaigns=%" PRIu64, r->n_parts,
            r->cfg->group_id, r->st.campaigns);
 done:
@@ -554,6 +601,7 @@ static void enqueue(cx_runner_t *r, rd_kafka_message_t *m) {
     q->position = m->offset + 1;
     q->idle_since_ms = 0;
     r->st.consumed++;
+    r->st.consumed_in[i]++;
     if (q->n >= QUEUE_PAUSE && !q->paused) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, r->in_topics[i], p);
@@ -655,9 +703,7 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
     }
 }
 
-cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) {
-    rd_kafka_message_t *msgs[CONSUME_BATCH];
-    ssize_t got = rd_kafka_consume_batch_queue(r->cq, timeout_ms, msgs, CONSUME_BATCH);
+static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t got, char *errstr, size_t n) {
     if (r->fatal) {
         for (ssize_t k = 0; k < got; k++) rd_kafka_message_destroy(msgs[k]);
         cx_seterr(errstr, n, "%s", r->fatal_msg);
@@ -682,14 +728,57 @@ cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) 
     return rc;
 }
 
+cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) {
+    rd_kafka_message_t *msgs[CONSUME_BATCH];
+    /* the wait happens outside the lock, so HTTP handlers read the pipeline meanwhile */
+    ssize_t got = rd_kafka_consume_batch_queue(r->cq, timeout_ms, msgs, CONSUME_BATCH);
+    atomic_store(&r->heartbeat_ms, mono_ms());
+    cx_runner_lock(r);
+    cx_err_t rc = poll_batch(r, msgs, got, errstr, n);
+    cx_runner_unlock(r);
+    return rc;
+}
+
 cx_err_t cx_runner_close(cx_runner_t *r, char *errstr, size_t n) {
+    cx_runner_lock(r);
     cx_err_t rc = r->fatal ? CX_ERR_FATAL : commit_cycle(r, true, errstr, n);
     if (r->fatal) cx_seterr(errstr, n, "%s", r->fatal_msg);
     /* on a fatal error nothing more is committed: the revoke in close must not commit either */
     if (rc != CX_OK) r->fatal = true;
     rd_kafka_consumer_close(r->consumer);
+    atomic_store(&r->started, false);
+    cx_runner_unlock(r);
     return rc;
 }
+
+/* ---------- access for HTTP readers (runner.h) ---------- */
+
+void cx_runner_lock(cx_runner_t *r) { pthread_mutex_lock(&r->mu); }
+void cx_runner_unlock(cx_runner_t *r) { pthread_mutex_unlock(&r->mu); }
+
+bool cx_runner_lock_timed(cx_runner_t *r, int timeout_ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_mutex_timedlock(&r->mu, &ts) == 0;
+}
+
+bool cx_runner_started(cx_runner_t *r) { return atomic_load(&r->started); }
+int64_t cx_runner_heartbeat_ms(cx_runner_t *r) { return atomic_load(&r->heartbeat_ms); }
+int32_t cx_runner_partition_count(const cx_runner_t *r) { return r->n_parts > 0 ? r->n_parts : 0; }
+const char *cx_runner_input_topic(const cx_runner_t *r, int input) {
+    return input >= 0 && input < CX_INPUTS ? r->in_topics[input] : NULL;
+}
+int64_t cx_runner_partition_lag(const cx_runner_t *r, int32_t p, int input) {
+    if (!r->lag || p < 0 || p >= r->n_parts || input < 0 || input >= CX_INPUTS) return -1;
+    return r->lag[p * CX_INPUTS + input];
+}
+cx_store_t *cx_runner_store(cx_runner_t *r) { return r->store; }
 
 cx_runner_stats_t cx_runner_stats(const cx_runner_t *r) {
     cx_runner_stats_t s = r->st;

@@ -4,7 +4,10 @@
  * DLQ, outputs through an idempotent producer, and the commit protocol of at-least-once:
  * outputs acknowledged → state and offsets flushed to RocksDB in one batch → offsets committed.
  *
- * One thread drives everything (librdkafka has its own I/O threads), so the pipeline needs no locks.
+ * One thread drives everything (librdkafka has its own I/O threads), so the pipeline needs no locks
+ * of its own. Readers on other threads (the HTTP server) take cx_runner_lock(): a recursive mutex
+ * that cx_runner_poll holds while it processes a batch (not while it waits for records), and that
+ * the rebalance and statistics callbacks and cx_runner_close hold too.
  * Ownership: the runner borrows cfg for its whole life and owns every Kafka handle, the store, the
  * codec and the pipeline.
  */
@@ -15,6 +18,7 @@
 #include <signal.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "pipeline.h"
 
 typedef struct cx_runner cx_runner_t;
@@ -27,6 +31,9 @@ typedef struct cx_runner_stats {
     uint64_t campaigns;                /* campaign records applied */
     int partitions;                    /* owned partitions */
     double last_commit_s;              /* duration of the last commit cycle */
+    uint64_t consumed_in[CX_INPUTS];   /* input records read, by cx_event_type_t */
+    uint64_t produced_kind[16];        /* output records produced, by cx_record_kind_t (DLQ: dlq[]) */
+    cx_histogram_t commit_seconds;     /* commit cycle durations */
 } cx_runner_stats_t;
 
 typedef struct cx_runner_opts {
@@ -46,5 +53,22 @@ cx_runner_stats_t cx_runner_stats(const cx_runner_t *r);
 cx_pipeline_t *cx_runner_pipeline(cx_runner_t *r);
 /* Consumer lag summed over owned input partitions (from cached watermarks), -1 unknown. */
 int64_t cx_runner_lag(cx_runner_t *r);
+
+/* ---- for readers on other threads (HTTP). Stop those readers before cx_runner_destroy. ---- */
+void cx_runner_lock(cx_runner_t *r);
+void cx_runner_unlock(cx_runner_t *r);
+/* Like cx_runner_lock, giving up after timeout_ms; false when the lock was not taken. */
+bool cx_runner_lock_timed(cx_runner_t *r, int timeout_ms);
+/* Any thread, no lock: cx_runner_start has succeeded (campaign table read, subscribed) and
+ * cx_runner_close has not run. Until then the accessors below must not be called. */
+bool cx_runner_started(cx_runner_t *r);
+/* Any thread, no lock: CLOCK_MONOTONIC ms at which the latest poll returned from its wait (0: none). */
+int64_t cx_runner_heartbeat_ms(cx_runner_t *r);
+/* With the lock held, once started: */
+int32_t cx_runner_partition_count(const cx_runner_t *r); /* input partitions per topic */
+const char *cx_runner_input_topic(const cx_runner_t *r, int input); /* by cx_event_type_t */
+/* Consumer lag of input `input`, partition p, from the latest librdkafka statistics; -1 unknown. */
+int64_t cx_runner_partition_lag(const cx_runner_t *r, int32_t p, int input);
+cx_store_t *cx_runner_store(cx_runner_t *r);
 
 #endif

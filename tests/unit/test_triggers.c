@@ -1,0 +1,422 @@
+/*
+ * test_triggers.c — disengagement triggers through the pipeline (in-memory store, capturing sink):
+ * each kind exactly at its due instant and not one millisecond before, the cooldown across kinds,
+ * re-arming by a new play, eligibility from contact history, one-time customers, a restart over
+ * the same store; and the pure estimators (usual gap, CV) on their own.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bgnbd.h"
+#include "pipeline.h"
+#include "triggers.h"
+
+#define D0 INT64_C(20000) /* 2024-10-04 */
+#define DAY(d) ((D0 + (d)) * CX_DAY_MS)
+#define EVENING(d) (DAY(d) + 20 * 3600 * INT64_C(1000))
+#define MAX_OUT 64
+
+typedef struct capture {
+    cx_trigger_t trig[MAX_OUT];
+    int n_trig;
+    cx_segment_change_t sc[MAX_OUT];
+    int n_sc;
+} capture_t;
+
+static capture_t cap;
+static cx_config_t *cfg;
+static cx_store_t *store;
+static cx_pipeline_t *pipe_;
+static int seq;
+static char err[512];
+
+static cx_err_t capture_emit(void *opaque, cx_record_kind_t kind, const char *key, const void *rec) {
+    capture_t *c = opaque;
+    (void)key;
+    if (kind == CX_REC_TRIGGER && c->n_trig < MAX_OUT) c->trig[c->n_trig++] = *(const cx_trigger_t *)rec;
+    if (kind == CX_REC_SEGMENT_CHANGE && c->n_sc < MAX_OUT) c->sc[c->n_sc++] = *(const cx_segment_change_t *)rec;
+    return CX_OK;
+}
+
+static void open_pipeline(void) {
+    cx_sink_t sink = {&cap, capture_emit};
+    pipe_ = cx_pipeline_new(cfg, store, &sink, err, sizeof err);
+    cr_assert_not_null(pipe_, "%s", err);
+    cr_assert_eq(cx_pipeline_assign(pipe_, 0, NULL, err, sizeof err), CX_OK, "%s", err);
+}
+
+static void setup(void) {
+    memset(&cap, 0, sizeof cap);
+    seq = 0;
+    cfg = cx_config_new();
+    cr_assert_not_null(cfg);
+    cx_store_opts_t so = {0};
+    store = cx_store_open(&so, err, sizeof err);
+    cr_assert_not_null(store, "%s", err);
+    open_pipeline();
+}
+
+static void teardown(void) {
+    cx_pipeline_destroy(pipe_);
+    cx_store_close(store);
+    cx_config_destroy(cfg);
+}
+
+static void send_event(cx_event_t *ev) {
+    snprintf(ev->event_id, sizeof ev->event_id, "e%d", ++seq);
+    cr_assert_eq(cx_pipeline_event(pipe_, 0, ev, -1, err, sizeof err), CX_OK, "%s", err);
+}
+
+static void play(const char *cid, int64_t ts, const char *genre) {
+    cx_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = CX_EV_PLAY;
+    snprintf(ev.customer_id, sizeof ev.customer_id, "%s", cid);
+    ev.ts_ms = ts;
+    snprintf(ev.u.play.title_id, sizeof ev.u.play.title_id, "t1");
+    ev.u.play.seconds_watched = 3600;
+    if (genre) {
+        ev.u.play.has_genre = true;
+        snprintf(ev.u.play.genre, sizeof ev.u.play.genre, "%s", genre);
+    }
+    send_event(&ev);
+}
+
+static void purchase(const char *cid, int64_t ts, int64_t amount_minor) {
+    cx_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = CX_EV_PURCHASE;
+    snprintf(ev.customer_id, sizeof ev.customer_id, "%s", cid);
+    ev.ts_ms = ts;
+    ev.u.purchase.kind = CX_PK_RENTAL;
+    ev.u.purchase.amount_minor = amount_minor;
+    memcpy(ev.u.purchase.currency, "EUR", 4);
+    send_event(&ev);
+}
+
+static void email_send(const char *cid, int64_t ts, const char *campaign_id, cx_group_t group) {
+    cx_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = CX_EV_EMAIL_SEND;
+    snprintf(ev.customer_id, sizeof ev.customer_id, "%s", cid);
+    ev.ts_ms = ts;
+    snprintf(ev.u.email_send.campaign_id, sizeof ev.u.email_send.campaign_id, "%s", campaign_id);
+    ev.u.email_send.group = group;
+    send_event(&ev);
+}
+
+static void campaign(const char *id, cx_campaign_type_t type) {
+    cx_campaign_t c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.campaign_id, sizeof c.campaign_id, "%s", id);
+    c.name = (char *)"test campaign";
+    c.type = type;
+    c.start_ts_ms = DAY(-400);
+    c.end_ts_ms = DAY(400);
+    c.observation_days = 7;
+    cr_assert_eq(cx_pipeline_campaign(pipe_, id, &c, err, sizeof err), CX_OK, "%s", err);
+}
+
+static void advance(int64_t wm) {
+    for (bool more = true; more;)
+        cr_assert_eq(cx_pipeline_advance(pipe_, 0, wm, &more, err, sizeof err), CX_OK, "%s", err);
+}
+
+/* Plays every evening of days [first, last]. */
+static void daily(const char *cid, int first, int last) {
+    for (int d = first; d <= last; d++) play(cid, EVENING(d), "drama");
+}
+
+static void set(const char *key, const char *value) {
+    cr_assert_eq(cx_config_set(cfg, key, value, "test", err, sizeof err), CX_OK, "%s", err);
+}
+
+TestSuite(triggers, .init = setup, .fini = teardown);
+
+/* ---------- STOPPED_STREAMING ---------- */
+
+Test(triggers, stopped_streaming_fires_exactly_at_last_play_day_plus_min_days) {
+    daily("c1", 0, 29); /* usual gap 1 day: max(14, 3 x 1) = 14 */
+    advance(DAY(43) - 1);
+    cr_assert_eq(cap.n_trig, 0, "one tick before the due time nothing fires");
+    advance(DAY(43));
+    cr_assert_eq(cap.n_trig, 1);
+    const cx_trigger_t *t = &cap.trig[0];
+    cr_assert_eq(t->kind, CX_TRIG_STOPPED_STREAMING);
+    cr_assert_eq(t->ts_ms, DAY(43));
+    char id[128];
+    snprintf(id, sizeof id, "c1:STOPPED_STREAMING:%" PRId64, DAY(43));
+    cr_assert_str_eq(t->trigger_id, id);
+    cr_assert(t->has_days_since_last_play);
+    cr_assert_eq(t->days_since_last_play, 14);
+    cr_assert(t->has_usual_gap_days);
+    cr_assert_float_eq(t->usual_gap_days, 1.0, 1e-12);
+    cr_assert_eq(t->suggested_action, CX_ACT_LOGIN_REMINDER, "a daily streamer is very regular");
+    cr_assert(t->has_top_genre);
+    cr_assert_str_eq(t->top_genre, "drama");
+    cr_assert(t->eligible);
+    cr_assert_not(t->has_last_contact_campaign_id);
+    cr_assert(t->has_p_alive);
+    cr_assert_str_neq(t->segment, "");
+    advance(DAY(400));
+    cr_assert_eq(cap.n_trig, 1, "silence gives one STOPPED_STREAMING, not one per day (and no CHURN_RISK)");
+}
+
+Test(triggers, stopped_streaming_uses_k_times_the_usual_gap_when_longer) {
+    for (int w = 0; w < 6; w++) play("c1", EVENING(7 * w), NULL); /* weekly: 3 x 7 = 21 > 14 */
+    advance(DAY(35 + 21) - 1);
+    cr_assert_eq(cap.n_trig, 0);
+    advance(DAY(35 + 21));
+    cr_assert_eq(cap.n_trig, 1);
+    cr_assert_eq(cap.trig[0].kind, CX_TRIG_STOPPED_STREAMING);
+    cr_assert_eq(cap.trig[0].days_since_last_play, 21);
+    cr_assert_eq(cap.trig[0].suggested_action, CX_ACT_NEW_RELEASE, "fewer than 8 play days: not LOGIN_REMINDER");
+    cr_assert_not(cap.trig[0].has_top_genre);
+}
+
+Test(triggers, no_stopped_streaming_below_min_play_days) {
+    play("c1", EVENING(0), NULL);
+    play("c1", EVENING(1), NULL); /* 2 play days < inactivity.min_play_days = 3 */
+    advance(DAY(60));
+    for (int i = 0; i < cap.n_trig; i++) cr_assert_neq(cap.trig[i].kind, CX_TRIG_STOPPED_STREAMING);
+}
+
+Test(triggers, a_new_play_rearms_stopped_streaming) {
+    daily("c1", 0, 29);
+    advance(DAY(39));
+    play("c1", EVENING(39), NULL); /* before the due day 43: moves it to 39 + 14 */
+    advance(DAY(53) - 1);
+    cr_assert_eq(cap.n_trig, 0, "the old due time no longer fires");
+    advance(DAY(53));
+    cr_assert_eq(cap.n_trig, 1);
+    cr_assert_eq(cap.trig[0].ts_ms, DAY(53));
+}
+
+Test(triggers, usual_gap_is_robust_to_a_single_binge) {
+    cx_profile_t p;
+    cx_profile_init(&p, "c1");
+    int days[] = {0, 7, 14, 15, 16, 17, 21, 28, 35, 42}; /* a weekly viewer with one binge */
+    for (int i = 0; i < 10; i++) p.play_days[i] = 20000 + days[i];
+    p.n_play_days = 10;
+    p.play_days_total = 10;
+    double gap, cv;
+    cr_assert(cx_triggers_usual_gap(&p, &gap));
+    cr_assert_float_eq(gap, 7.0, 1e-12, "gaps 7,7,1,1,1,4,7,7,7: median 7 (mean 4.7)");
+    cr_assert(cx_triggers_gap_cv(&p, &cv));
+    cr_assert_gt(cv, 0.5, "the binge makes the gaps irregular");
+    p.n_play_days = 1;
+    cr_assert_not(cx_triggers_usual_gap(&p, &gap), "one play day has no gap");
+    cx_profile_clear(&p);
+}
+
+/* ---------- cooldown ---------- */
+
+Test(triggers, a_second_trigger_inside_the_cooldown_is_dropped) {
+    set("trigger.cooldown_days", "30");
+    daily("c1", 0, 29);
+    advance(DAY(43));
+    cr_assert_eq(cap.n_trig, 1);
+    play("c1", EVENING(44), NULL); /* re-arms: due 58, inside 43 + 30 */
+    advance(DAY(58));
+    cr_assert_eq(cap.n_trig, 1, "due inside the cooldown: dropped");
+    play("c1", EVENING(60), NULL); /* due 74, outside 43 + 30 = 73 */
+    advance(DAY(74) - 1);
+    cr_assert_eq(cap.n_trig, 1);
+    advance(DAY(74));
+    cr_assert_eq(cap.n_trig, 2);
+    cr_assert_eq(cap.trig[1].ts_ms, DAY(74));
+}
+
+Test(triggers, cooldown_ends_exactly_after_cooldown_days) {
+    set("trigger.cooldown_days", "15");
+    daily("c1", 0, 29);
+    advance(DAY(43));
+    cr_assert_eq(cap.n_trig, 1);
+    play("c1", EVENING(44), NULL); /* due 58 = 43 + 15: the cooldown has just ended */
+    advance(DAY(58));
+    cr_assert_eq(cap.n_trig, 2);
+}
+
+/* ---------- ENGAGEMENT_DROP ---------- */
+
+/* 16 weeks of daily plays, then one play every 5 days: the 28-day count falls below
+ * 0.3 x 4 x 7 = 8.4 at day 136 (4 daily days 108..111 + 116, 121, 126, 131 = 8). */
+Test(triggers, engagement_drop_fires_on_the_first_day_below_the_threshold) {
+    daily("c1", 0, 111);
+    for (int d = 116; d <= 131; d += 5) play("c1", EVENING(d), NULL);
+    advance(DAY(136) - 1);
+    cr_assert_eq(cap.n_trig, 0);
+    advance(DAY(136));
+    cr_assert_eq(cap.n_trig, 1);
+    cr_assert_eq(cap.trig[0].kind, CX_TRIG_ENGAGEMENT_DROP);
+    cr_assert_eq(cap.trig[0].ts_ms, DAY(136));
+    cr_assert_eq(cap.trig[0].days_since_last_play, 5);
+}
+
+Test(triggers, engagement_drop_needs_eight_weeks_of_history) {
+    daily("c1", 0, 48); /* 7 weeks of history before the recent window at most */
+    for (int d = 53; d <= 68; d += 5) play("c1", EVENING(d), NULL);
+    advance(DAY(80));
+    for (int i = 0; i < cap.n_trig; i++) cr_assert_neq(cap.trig[i].kind, CX_TRIG_ENGAGEMENT_DROP);
+}
+
+Test(triggers, engagement_drop_at_a_day_start_matches_the_pure_rule) {
+    daily("c1", 0, 111);
+    for (int d = 116; d <= 131; d += 5) play("c1", EVENING(d), NULL);
+    cx_profile_out_t o;
+    bool found;
+    cr_assert_eq(cx_pipeline_profile(pipe_, 0, "c1", &o, &found, err, sizeof err), CX_OK);
+    cr_assert(found);
+    /* the pure rule, evaluated over a profile rebuilt the same way */
+    cx_profile_t p;
+    cx_profile_init(&p, "c1");
+    p.has_tx = true;
+    p.first_tx_day = (int32_t)D0;
+    for (int d = 0; d <= 131; d++)
+        if (d <= 111 || (d >= 116 && (d - 116) % 5 == 0)) cx_profile_bucket(&p, (int32_t)(D0 + d))->plays = 1;
+    cr_assert_not(cx_triggers_drop_holds(&p, cfg, (int32_t)(D0 + 135)));
+    cr_assert(cx_triggers_drop_holds(&p, cfg, (int32_t)(D0 + 136)));
+    cx_profile_clear(&p);
+}
+
+/* ---------- CHURN_RISK ---------- */
+
+Test(triggers, churn_risk_fires_on_the_first_day_p_alive_is_below_the_threshold) {
+    purchase("r1", EVENING(0), 499);
+    purchase("r1", EVENING(7), 499);
+    purchase("r1", EVENING(14), 499); /* x = 2, t_x = 2 weeks */
+    cx_bgnbd_params_t bg = {cfg->bgnbd_r, cfg->bgnbd_alpha, cfg->bgnbd_a, cfg->bgnbd_b};
+    int first = -1;
+    for (int d = 15; d < 3000 && first < 0; d++)
+        if (cx_bgnbd_p_alive(&bg, 2, 2.0, d / 7.0) < cfg->churn_p_alive) first = d;
+    cr_assert_gt(first, 15);
+    advance(DAY(first) - 1);
+    cr_assert_eq(cap.n_trig, 0);
+    advance(DAY(first));
+    cr_assert_eq(cap.n_trig, 1);
+    const cx_trigger_t *t = &cap.trig[0];
+    cr_assert_eq(t->kind, CX_TRIG_CHURN_RISK);
+    cr_assert_eq(t->ts_ms, DAY(first));
+    cr_assert(t->has_p_alive);
+    cr_assert_lt(t->p_alive, 0.2);
+    cr_assert_not(t->has_days_since_last_play, "no play: null");
+    cr_assert_not(t->has_usual_gap_days);
+}
+
+Test(triggers, a_one_time_customer_gets_no_trigger) {
+    purchase("o1", EVENING(0), 999);
+    purchase("o1", EVENING(0) + 3600000, 999); /* same day: still x = 0 */
+    play("o1", EVENING(0), NULL);
+    advance(DAY(2000));
+    cr_assert_eq(cap.n_trig, 0);
+}
+
+Test(triggers, an_irregular_monthly_renter_gets_nothing_after_two_quiet_weeks) {
+    int days[] = {0, 25, 61, 88, 120};
+    for (int i = 0; i < 5; i++) {
+        purchase("m1", EVENING(days[i]), 399);
+        play("m1", EVENING(days[i]) + 60000, "thriller");
+    }
+    advance(DAY(120 + 15));
+    cr_assert_eq(cap.n_trig, 0);
+}
+
+/* ---------- suggested action and eligibility ---------- */
+
+Test(triggers, high_value_irregular_customer_gets_win_back_offer) {
+    int days[] = {0, 3, 10, 12, 20, 21, 30, 34, 40, 41};
+    for (int i = 0; i < 10; i++) {
+        play("v1", EVENING(days[i]), "comedy");
+        purchase("v1", EVENING(days[i]) + 1000, 5000); /* 50,000 in all: M = 5 */
+    }
+    advance(DAY(300));
+    cr_assert_geq(cap.n_trig, 1);
+    cr_assert_eq(cap.trig[0].kind, CX_TRIG_STOPPED_STREAMING);
+    cr_assert_eq(cap.trig[0].suggested_action, CX_ACT_WIN_BACK_OFFER);
+    cr_assert_str_eq(cap.trig[0].top_genre, "comedy");
+}
+
+Test(triggers, a_recent_win_back_contact_makes_the_trigger_ineligible) {
+    campaign("wb", CX_CT_WIN_BACK);
+    daily("c1", 0, 29);
+    email_send("c1", DAY(30), "wb", CX_GROUP_TEST); /* 13 days before the due day 43 */
+    advance(DAY(43));
+    cr_assert_eq(cap.n_trig, 1);
+    cr_assert_not(cap.trig[0].eligible);
+    cr_assert(cap.trig[0].has_last_contact_campaign_id);
+    cr_assert_str_eq(cap.trig[0].last_contact_campaign_id, "wb");
+}
+
+Test(triggers, eligibility_returns_exactly_after_the_exclusion_weeks) {
+    campaign("wb", CX_CT_WIN_BACK);
+    email_send("c1", DAY(15), "wb", CX_GROUP_TEST); /* due day 43 = 15 + 28: four weeks later */
+    daily("c1", 16, 29);
+    email_send("c2", DAY(15) + 1, "wb", CX_GROUP_TEST); /* one ms later: still inside */
+    daily("c2", 16, 29);
+    advance(DAY(43));
+    cr_assert_eq(cap.n_trig, 2);
+    cr_assert_str_eq(cap.trig[0].customer_id, "c1");
+    cr_assert(cap.trig[0].eligible);
+    cr_assert_str_eq(cap.trig[1].customer_id, "c2");
+    cr_assert_not(cap.trig[1].eligible);
+}
+
+Test(triggers, a_control_group_send_is_not_a_contact) {
+    campaign("wb", CX_CT_WIN_BACK);
+    daily("c1", 0, 29);
+    email_send("c1", DAY(30), "wb", CX_GROUP_CONTROL);
+    advance(DAY(43));
+    cr_assert_eq(cap.n_trig, 1);
+    cr_assert(cap.trig[0].eligible);
+    cr_assert_not(cap.trig[0].has_last_contact_campaign_id);
+}
+
+Test(triggers, newsletter_contacts_do_not_exclude_by_default) {
+    campaign("nl", CX_CT_NEWSLETTER);
+    daily("c1", 0, 29);
+    email_send("c1", DAY(42), "nl", CX_GROUP_TEST);
+    advance(DAY(43));
+    cr_assert_eq(cap.n_trig, 1);
+    cr_assert(cap.trig[0].eligible);
+    cr_assert_str_eq(cap.trig[0].last_contact_campaign_id, "nl");
+}
+
+/* ---------- restart ---------- */
+
+Test(triggers, a_restart_over_the_same_store_fires_the_same_trigger) {
+    daily("c1", 0, 29);
+    daily("c2", 0, 20);
+    cr_assert_eq(cx_pipeline_flush(pipe_, -1, err, sizeof err), CX_OK, "%s", err);
+    cx_pipeline_destroy(pipe_);
+    memset(&cap, 0, sizeof cap);
+    open_pipeline();
+    advance(DAY(43));
+    cr_assert_eq(cap.n_trig, 2);
+    cr_assert_str_eq(cap.trig[0].trigger_id, "c2:STOPPED_STREAMING:1730937600000"); /* day 34 */
+    char id[128];
+    snprintf(id, sizeof id, "c1:STOPPED_STREAMING:%" PRId64, DAY(43));
+    cr_assert_str_eq(cap.trig[1].trigger_id, id);
+    /* and a fired trigger stays fired across a restart */
+    cr_assert_eq(cx_pipeline_flush(pipe_, -1, err, sizeof err), CX_OK, "%s", err);
+    cx_pipeline_destroy(pipe_);
+    memset(&cap, 0, sizeof cap);
+    open_pipeline();
+    advance(DAY(400));
+    cr_assert_eq(cap.n_trig, 0);
+}
+
+/* ---------- SegmentChange carries P(alive) and CLV ---------- */
+
+Test(triggers, segment_changes_carry_p_alive_and_clv) {
+    purchase("s1", EVENING(0), 1000);
+    purchase("s1", EVENING(3), 1000);
+    cr_assert_geq(cap.n_sc, 1);
+    for (int i = 0; i < cap.n_sc; i++) {
+        cr_assert(cap.sc[i].has_p_alive);
+        cr_assert(cap.sc[i].has_clv_minor);
+        cr_assert(cap.sc[i].p_alive > 0 && cap.sc[i].p_alive <= 1);
+        cr_assert_geq(cap.sc[i].clv_minor, 0);
+    }
+}

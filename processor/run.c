@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "codec.h"
+#include "http.h"
 #include "runner.h"
 
 #define QUEUE_PAUSE 20000  /* buffered records per input partition before it is paused */
@@ -833,6 +834,7 @@ int cx_cmd_run(int argc, char **argv) {
     char err[512] = "";
     cx_config_t *cfg = NULL;
     cx_runner_t *r = NULL;
+    cx_http_t *http = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
@@ -860,6 +862,12 @@ int cx_cmd_run(int argc, char **argv) {
         fprintf(stderr, "cxstream run: %s\n", err);
         goto done;
     }
+    /* HTTP first, so /healthz and /readyz answer while the campaign table is read */
+    if (cfg->http_port && !(http = cx_http_start_runner(cfg, r, err, sizeof err))) {
+        fprintf(stderr, "cxstream run: http: %s\n", err);
+        rcode = CX_EXIT_RUNTIME;
+        goto done;
+    }
     cx_err_t rc = cx_runner_start(r, err, sizeof err);
     if (rc != CX_OK) {
         fprintf(stderr, "cxstream run: %s\n", err);
@@ -885,6 +893,7 @@ int cx_cmd_run(int argc, char **argv) {
            st.consumed, ps.events, ps.duplicates, st.commits);
     rcode = CX_EXIT_OK;
 done:
+    cx_http_stop(http); /* before the runner it reads */
     cx_runner_destroy(r);
     cx_config_destroy(cfg);
     cx_cli_conf_free(&cc);

@@ -1,0 +1,459 @@
+/*
+ * http.c — the HTTP server (http.h): libmicrohttpd with a small pool of internal polling threads,
+ * routing to handlers that read the pipeline under the provider's lock, and the provider over a
+ * runner. Requests are rare next to events, so handlers allocate freely; the processor never
+ * waits for HTTP, only HTTP for the processor (bounded by lock_timeout_ms).
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "codec.h"
+#include "embedded.h"
+#include "http.h"
+#include "metrics.h"
+#include "runner.h"
+
+struct cx_http {
+    const cx_config_t *cfg;
+    cx_http_provider_t prov;
+    cx_http_opts_t opts;
+    struct MHD_Daemon *d;
+    uint16_t port;
+    cx_codec_t *codec; /* JSON encoding of profiles; guarded by codec_mu */
+    pthread_mutex_t codec_mu;
+    void *owned; /* provider state allocated by cx_http_start_runner, freed on stop */
+};
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------- responses ---------- */
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype, cx_buf_t *b) {
+    struct MHD_Response *resp;
+    if (b->len) {
+        resp = MHD_create_response_from_buffer(b->len, b->data, MHD_RESPMEM_MUST_FREE);
+        if (resp) *b = (cx_buf_t)CX_BUF_INIT; /* the response owns the bytes now */
+    } else {
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    cx_buf_free(b);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result r = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, cx_buf_t *b) {
+    return send_buf(c, status, "application/json; charset=utf-8", b);
+}
+
+/* {"error": msg} plus optional members (already JSON, without leading comma). */
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg, const char *members) {
+    cx_buf_t b = CX_BUF_INIT;
+    cx_buf_append(&b, "{\"error\":", 9);
+    cx_buf_json_str(&b, msg, strlen(msg));
+    if (members && *members) cx_buf_appendf(&b, ",%s", members);
+    cx_buf_putc(&b, '}');
+    return send_json(c, status, &b);
+}
+
+static enum MHD_Result send_busy(struct MHD_Connection *c) {
+    return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "processor busy: state lock not obtained in time", NULL);
+}
+
+/* ---------- handlers ---------- */
+
+static enum MHD_Result h_healthz(cx_http_t *h, struct MHD_Connection *c) {
+    const char *state = "ok";
+    bool ok = h->prov.alive ? h->prov.alive(h->prov.opaque, &state) : true;
+    cx_buf_t b = CX_BUF_INIT;
+    cx_buf_appendf(&b, "{\"status\":");
+    cx_buf_json_str(&b, state, strlen(state));
+    cx_buf_putc(&b, '}');
+    return send_json(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, &b);
+}
+
+static enum MHD_Result h_readyz(cx_http_t *h, struct MHD_Connection *c) {
+    cx_buf_t b = CX_BUF_INIT, m = CX_BUF_INIT;
+    if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) {
+        cx_buf_appendf(&b, "{\"ready\":false,\"state\":\"busy\"}");
+        return send_json(c, MHD_HTTP_SERVICE_UNAVAILABLE, &b);
+    }
+    bool ready = h->prov.ready ? h->prov.ready(h->prov.opaque, &m) : h->prov.pipeline(h->prov.opaque) != NULL;
+    h->prov.unlock(h->prov.opaque);
+    cx_buf_appendf(&b, "{\"ready\":%s", ready ? "true" : "false");
+    if (m.len) {
+        cx_buf_putc(&b, ',');
+        cx_buf_append(&b, m.data, m.len);
+    }
+    cx_buf_putc(&b, '}');
+    cx_buf_free(&m);
+    return send_json(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, &b);
+}
+
+static enum MHD_Result h_metrics(cx_http_t *h, struct MHD_Connection *c) {
+    cx_buf_t b = CX_BUF_INIT;
+    if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
+    cx_err_t rc = h->prov.metrics ? h->prov.metrics(h->prov.opaque, &b) : CX_OK;
+    h->prov.unlock(h->prov.opaque);
+    if (rc != CX_OK) {
+        cx_buf_free(&b);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, cx_err2str(rc), NULL);
+    }
+    return send_buf(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b);
+}
+
+static enum MHD_Result h_customer(cx_http_t *h, struct MHD_Connection *c, const char *cid) {
+    size_t len = strlen(cid);
+    cx_buf_t b = CX_BUF_INIT;
+    if (!cx_id_valid(cid, len))
+        return send_error(c, MHD_HTTP_BAD_REQUEST,
+                          "malformed customer id: 1-128 bytes of [A-Za-z0-9._:@-] expected", NULL);
+    if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
+    cx_pipeline_t *pl = h->prov.pipeline(h->prov.opaque);
+    int32_t np = h->prov.partitions(h->prov.opaque);
+    if (!pl || np <= 0) {
+        h->prov.unlock(h->prov.opaque);
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL);
+    }
+    int32_t part = cx_murmur2_partition(cid, len, np);
+    char members[96];
+    snprintf(members, sizeof members, "\"partition\":%" PRId32 ",\"owner\":null", part);
+    if (!cx_pipeline_owns(pl, (uint16_t)part)) {
+        h->prov.unlock(h->prov.opaque);
+        /* Interactive queries across instances come later: the owner is not known here yet. */
+        return send_error(c, MHD_HTTP_NOT_FOUND, "customer's partition is not owned by this instance", members);
+    }
+    cx_profile_out_t prof;
+    bool found = false;
+    char err[256] = "";
+    cx_err_t rc = cx_pipeline_profile(pl, (uint16_t)part, cid, &prof, &found, err, sizeof err);
+    if (rc == CX_OK && found) {
+        pthread_mutex_lock(&h->codec_mu);
+        rc = cx_codec_encode(h->codec, CX_REC_PROFILE, &prof, CX_FMT_JSON, &b);
+        pthread_mutex_unlock(&h->codec_mu);
+    }
+    h->prov.unlock(h->prov.opaque);
+    if (rc != CX_OK) {
+        cx_buf_free(&b);
+        cx_log(CX_LOG_WARN, "http", "profile lookup failed customer_id=%s err=\"%s\"", cid, err);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err[0] ? err : cx_err2str(rc), NULL);
+    }
+    if (!found) return send_error(c, MHD_HTTP_NOT_FOUND, "unknown customer", NULL);
+    return send_json(c, MHD_HTTP_OK, &b);
+}
+
+static enum MHD_Result h_segments(cx_http_t *h, struct MHD_Connection *c) {
+    int64_t counts[CX_SEGMENTS_MAX];
+    if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
+    cx_pipeline_t *pl = h->prov.pipeline(h->prov.opaque);
+    if (!pl) {
+        h->prov.unlock(h->prov.opaque);
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL);
+    }
+    cx_pipeline_segment_counts(pl, counts, CX_SEGMENTS_MAX);
+    int64_t wm = INT64_MIN;
+    for (int i = 0; i < CX_PARTS_MAX; i++)
+        if (cx_pipeline_owns(pl, (uint16_t)i) && cx_pipeline_watermark(pl, (uint16_t)i) > wm)
+            wm = cx_pipeline_watermark(pl, (uint16_t)i);
+    h->prov.unlock(h->prov.opaque);
+
+    const cx_config_t *cfg = h->cfg;
+    size_t ns = cfg->n_segments < CX_SEGMENTS_MAX ? cfg->n_segments : CX_SEGMENTS_MAX;
+    int64_t total = 0;
+    for (size_t s = 0; s < ns; s++) total += counts[s];
+    cx_buf_t b = CX_BUF_INIT;
+    cx_buf_appendf(&b, "{\"scope\":\"local\",\"customers\":%" PRId64 ",\"watermark_ts\":", total);
+    if (wm == INT64_MIN) cx_buf_appendf(&b, "null");
+    else cx_buf_appendf(&b, "%" PRId64, wm);
+    cx_buf_appendf(&b, ",\"segments\":[");
+    for (size_t s = 0; s < ns; s++) {
+        cx_buf_appendf(&b, "%s{\"segment\":", s ? "," : "");
+        cx_buf_json_str(&b, cfg->segments[s].name, strlen(cfg->segments[s].name));
+        cx_buf_appendf(&b, ",\"customers\":%" PRId64 ",\"share\":", counts[s]);
+        if (total) cx_buf_json_double(&b, (double)counts[s] / (double)total);
+        else cx_buf_appendf(&b, "null");
+        /* filled by the CX economics work (issue 5); null until then */
+        cx_buf_appendf(&b, ",\"avg_monetary_minor\":null,\"avg_clv_minor\":null,\"nps\":null,\"nps_ci_low\":null,"
+                           "\"nps_ci_high\":null,\"nps_responses\":null,\"triggers_fired\":null,"
+                           "\"campaign_response_rate\":null}");
+    }
+    cx_buf_appendf(&b, "]}");
+    return send_json(c, MHD_HTTP_OK, &b);
+}
+
+static enum MHD_Result h_campaigns(cx_http_t *h, struct MHD_Connection *c, const char *id) {
+    cx_buf_t b = CX_BUF_INIT;
+    if (id && !cx_id_valid(id, strlen(id)))
+        return send_error(c, MHD_HTTP_BAD_REQUEST, "malformed campaign id: 1-128 bytes of [A-Za-z0-9._:@-] expected",
+                          NULL);
+    if (!h->prov.campaigns) {
+        if (id) return send_error(c, MHD_HTTP_NOT_FOUND, "unknown campaign", NULL);
+        cx_buf_appendf(&b, "[]");
+        return send_json(c, MHD_HTTP_OK, &b);
+    }
+    if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
+    bool found = true;
+    cx_err_t rc = h->prov.campaigns(h->prov.opaque, id, &b, &found);
+    h->prov.unlock(h->prov.opaque);
+    if (rc != CX_OK) {
+        cx_buf_free(&b);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, cx_err2str(rc), NULL);
+    }
+    if (!found) {
+        cx_buf_free(&b);
+        return send_error(c, MHD_HTTP_NOT_FOUND, "unknown campaign", NULL);
+    }
+    return send_json(c, MHD_HTTP_OK, &b);
+}
+
+/* Counters for the dashboard's live rates (events/s is the difference of two polls). */
+static enum MHD_Result h_stats(cx_http_t *h, struct MHD_Connection *c) {
+    if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
+    cx_pipeline_t *pl = h->prov.pipeline(h->prov.opaque);
+    if (!pl) {
+        h->prov.unlock(h->prov.opaque);
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL);
+    }
+    cx_pipeline_stats_t st = cx_pipeline_stats(pl);
+    int owned = 0;
+    for (int i = 0; i < CX_PARTS_MAX; i++) owned += cx_pipeline_owns(pl, (uint16_t)i);
+    h->prov.unlock(h->prov.opaque);
+    cx_buf_t b = CX_BUF_INIT;
+    cx_buf_appendf(&b,
+                   "{\"now_ms\":%" PRId64 ",\"events\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"late\":%" PRIu64
+                   ",\"timers_fired\":%" PRIu64 ",\"segment_changes\":%" PRIu64 ",\"triggers\":%" PRIu64
+                   ",\"responses\":%" PRIu64 ",\"kpis\":%" PRIu64 ",\"partitions\":%d}",
+                   wall_ms(), st.events, st.duplicates, st.late, st.timers_fired, st.out[CX_REC_SEGMENT_CHANGE],
+                   st.out[CX_REC_TRIGGER], st.out[CX_REC_RESPONSE], st.out[CX_REC_KPI], owned);
+    return send_json(c, MHD_HTTP_OK, &b);
+}
+
+static const char *content_type(const char *name) {
+    const char *dot = strrchr(name, '.');
+    if (!dot) return "application/octet-stream";
+    if (!strcmp(dot, ".html")) return "text/html; charset=utf-8";
+    if (!strcmp(dot, ".js")) return "text/javascript; charset=utf-8";
+    if (!strcmp(dot, ".css")) return "text/css; charset=utf-8";
+    if (!strcmp(dot, ".svg")) return "image/svg+xml";
+    if (!strcmp(dot, ".json")) return "application/json; charset=utf-8";
+    return "application/octet-stream";
+}
+
+/* "/" → web/index.html, "/name.ext" → web/name.ext (embedded in the binary). */
+static bool serve_file(struct MHD_Connection *c, const char *url, enum MHD_Result *res) {
+    char name[128];
+    const char *base = strcmp(url, "/") == 0 ? "index.html" : url + 1;
+    if (strchr(base, '/') || !strchr(base, '.') || strlen(base) > 100) return false;
+    snprintf(name, sizeof name, "web/%s", base);
+    const struct cx_embedded_file *f = cx_embedded_find(name);
+    if (!f) return false;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(f->size, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        *res = MHD_NO;
+        return true;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type(base));
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    *res = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return true;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    (void)version;
+    (void)upload_data;
+    (void)con_cls;
+    cx_http_t *h = cls;
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+        *upload_data_size = 0; /* the body is not read: the connection closes after the answer */
+        return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD", NULL);
+    }
+    if (!strcmp(url, "/healthz")) return h_healthz(h, c);
+    if (!strcmp(url, "/readyz")) return h_readyz(h, c);
+    if (!strcmp(url, "/metrics")) return h_metrics(h, c);
+    if (!strcmp(url, "/segments")) return h_segments(h, c);
+    if (!strcmp(url, "/stats")) return h_stats(h, c);
+    if (!strcmp(url, "/campaigns")) return h_campaigns(h, c, NULL);
+    if (!strncmp(url, "/campaigns/", 11)) return h_campaigns(h, c, url + 11);
+    if (!strncmp(url, "/customers/", 11)) return h_customer(h, c, url + 11);
+    enum MHD_Result res;
+    if (serve_file(c, url, &res)) return res;
+    return send_error(c, MHD_HTTP_NOT_FOUND, "no such path", NULL);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    cx_log(CX_LOG_DEBUG, "http", "mhd msg=\"%s\"", msg);
+}
+
+/* ---------- server ---------- */
+
+cx_http_t *cx_http_start(const cx_config_t *cfg, const cx_http_opts_t *o, const cx_http_provider_t *prov,
+                         char *errstr, size_t n) {
+    cx_http_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        cx_seterr(errstr, n, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&h->codec_mu, NULL);
+    h->cfg = cfg;
+    h->prov = *prov;
+    if (o) h->opts = *o;
+    if (!h->opts.conn_timeout_s) h->opts.conn_timeout_s = 10;
+    if (!h->opts.threads) h->opts.threads = 4;
+    if (h->opts.lock_timeout_ms <= 0) h->opts.lock_timeout_ms = 5000;
+    if (!(h->codec = cx_codec_new(errstr, n))) goto fail;
+
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(h->opts.port);
+    const char *bind = h->opts.bind && *h->opts.bind ? h->opts.bind : "0.0.0.0";
+    if (inet_pton(AF_INET, bind, &sa.sin_addr) != 1) {
+        cx_seterr(errstr, n, "http.bind=%s: not an IPv4 address", bind);
+        goto fail;
+    }
+    h->d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, h->opts.port, NULL, NULL, on_request,
+                            h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
+                            h->opts.conn_timeout_s, MHD_OPTION_THREAD_POOL_SIZE, h->opts.threads,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                            (size_t)32 * 1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+    if (!h->d) {
+        cx_seterr(errstr, n, "cannot listen on %s:%u (address in use?)", bind, (unsigned)h->opts.port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : h->opts.port;
+    cx_log(CX_LOG_INFO, "http", "listening bind=%s port=%u", bind, (unsigned)h->port);
+    return h;
+fail:
+    cx_http_stop(h);
+    return NULL;
+}
+
+uint16_t cx_http_port(const cx_http_t *h) { return h->port; }
+
+void cx_http_stop(cx_http_t *h) {
+    if (!h) return;
+    if (h->d) MHD_stop_daemon(h->d);
+    cx_codec_destroy(h->codec);
+    pthread_mutex_destroy(&h->codec_mu);
+    free(h->owned);
+    free(h);
+}
+
+/* ---------- provider over a runner ---------- */
+
+typedef struct runner_prov {
+    cx_runner_t *r;
+    const cx_config_t *cfg;
+} runner_prov_t;
+
+static bool rp_lock(void *o, int timeout_ms) { return cx_runner_lock_timed(((runner_prov_t *)o)->r, timeout_ms); }
+static void rp_unlock(void *o) { cx_runner_unlock(((runner_prov_t *)o)->r); }
+
+static bool rp_alive(void *o, const char **state) {
+    runner_prov_t *rp = o;
+    int64_t hb = cx_runner_heartbeat_ms(rp->r);
+    bool started = cx_runner_started(rp->r);
+    if (!started) {
+        *state = hb ? "stopped" : "starting";
+        return !hb;
+    }
+    /* a poll returns within its timeout plus one batch and at most one commit cycle */
+    int64_t stale_ms = 60000 + rp->cfg->commit_interval_ms;
+    if (hb && mono_ms() - hb > stale_ms) {
+        *state = "stalled";
+        return false;
+    }
+    *state = "ok";
+    return true;
+}
+
+static bool rp_ready(void *o, cx_buf_t *m) {
+    runner_prov_t *rp = o;
+    if (!cx_runner_started(rp->r)) {
+        cx_buf_appendf(m, "\"state\":\"starting\",\"campaigns_loaded\":false,\"partitions\":0");
+        return false;
+    }
+    cx_runner_stats_t st = cx_runner_stats(rp->r);
+    bool ready = st.partitions > 0;
+    cx_buf_appendf(m,
+                   "\"state\":\"%s\",\"campaigns_loaded\":true,\"partitions\":%d,\"input_partitions\":%" PRId32
+                   ",\"campaigns\":%" PRIu64,
+                   ready ? "running" : "waiting_for_assignment", st.partitions, cx_runner_partition_count(rp->r),
+                   st.campaigns);
+    return ready;
+}
+
+static cx_pipeline_t *rp_pipeline(void *o) {
+    runner_prov_t *rp = o;
+    return cx_runner_started(rp->r) ? cx_runner_pipeline(rp->r) : NULL;
+}
+
+static int32_t rp_partitions(void *o) {
+    runner_prov_t *rp = o;
+    return cx_runner_started(rp->r) ? cx_runner_partition_count(rp->r) : 0;
+}
+
+static cx_err_t rp_metrics(void *o, cx_buf_t *out) {
+    runner_prov_t *rp = o;
+    return cx_metrics_collect_runner(out, rp->cfg, rp->r, wall_ms());
+}
+
+cx_http_t *cx_http_start_runner(const cx_config_t *cfg, cx_runner_t *r, char *errstr, size_t n) {
+    runner_prov_t *rp = calloc(1, sizeof *rp);
+    if (!rp) {
+        cx_seterr(errstr, n, "out of memory");
+        return NULL;
+    }
+    rp->r = r;
+    rp->cfg = cfg;
+    cx_http_provider_t prov = {.opaque = rp,
+                               .lock = rp_lock,
+                               .unlock = rp_unlock,
+                               .alive = rp_alive,
+                               .ready = rp_ready,
+                               .pipeline = rp_pipeline,
+                               .partitions = rp_partitions,
+                               .metrics = rp_metrics,
+                               .campaigns = NULL};
+    cx_http_opts_t o = {.bind = cfg->http_bind, .port = (uint16_t)cfg->http_port};
+    cx_http_t *h = cx_http_start(cfg, &o, &prov, errstr, n);
+    if (!h) {
+        free(rp);
+        return NULL;
+    }
+    h->owned = rp;
+    return h;
+}

@@ -269,6 +269,18 @@ static int64_t gets(rd_t *r) {
     return v;
 }
 
+/* base + a signed varint delta, refused (r->bad) unless delta and sum fit: corrupt input must not
+ * overflow, and the encoder's differences of decoded values must not either. */
+static int64_t get_delta(rd_t *r, int64_t base, int64_t lo, int64_t hi) {
+    int64_t d = gets(r), v;
+    if (r->bad || d < lo || d > hi || __builtin_add_overflow(base, d, &v) || v < lo || v > hi) {
+        r->bad = true;
+        return base;
+    }
+    return v;
+}
+#define GET_DAY(r, base) ((int32_t)get_delta((r), (base), INT32_MIN, INT32_MAX))
+
 static void getstr(rd_t *r, char *dst, size_t cap) {
     uint64_t n = getu(r);
     if (r->bad || n >= cap || n > r->n) {
@@ -311,9 +323,9 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     p->newsletter_recipient = flags & F_NEWSLETTER;
     if (p->has_tx) {
         p->first_tx_ts_ms = gets(&r);
-        p->last_tx_ts_ms = p->first_tx_ts_ms + gets(&r);
-        p->first_tx_day = (int32_t)gets(&r);
-        p->last_tx_day = p->first_tx_day + (int32_t)gets(&r);
+        p->last_tx_ts_ms = get_delta(&r, p->first_tx_ts_ms, INT64_MIN, INT64_MAX);
+        p->first_tx_day = GET_DAY(&r, 0);
+        p->last_tx_day = GET_DAY(&r, p->first_tx_day);
         p->tx_days = (int64_t)getu(&r);
         p->first_day_revenue_minor = gets(&r);
         p->tx_revenue_minor = gets(&r);
@@ -331,7 +343,7 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
         int32_t prev = 0;
         for (uint64_t i = 0; i < nb && !r.bad; i++) {
             cx_bucket_t *b = &p->buckets[i];
-            b->day = prev + (int32_t)gets(&r);
+            b->day = GET_DAY(&r, prev);
             prev = b->day;
             b->tx = (uint32_t)getu(&r);
             uint64_t nonplay = getu(&r);
@@ -351,7 +363,7 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     else p->n_play_days = (uint8_t)npd;
     int32_t prev = 0;
     for (unsigned i = 0; i < p->n_play_days && !r.bad; i++) {
-        p->play_days[i] = prev + (int32_t)gets(&r);
+        p->play_days[i] = GET_DAY(&r, prev);
         prev = p->play_days[i];
     }
     p->play_days_total = (uint32_t)getu(&r);

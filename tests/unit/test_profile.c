@@ -477,3 +477,56 @@ Test(profile, copy_is_deep) {
     cx_profile_clear(&p);
     cx_profile_clear(&q);
 }
+
+/* Hand-made bytes whose deltas overflow the field they rebuild: refused, without signed overflow
+ * (UBSan aborts the sanitized build on one). */
+Test(profile, hostile_deltas_are_refused_without_overflow) {
+    cx_profile_t q;
+    cx_profile_init(&q, NULL);
+    char err[256];
+    cx_buf_t b = CX_BUF_INIT;
+    /* two buckets: day INT32_MAX, then a delta of +1 */
+    cx_buf_put_uvarint(&b, CX_PROFILE_VERSION);
+    cx_buf_put_uvarint(&b, 0);     /* flags */
+    cx_buf_put_uvarint(&b, 0);     /* purchases */
+    cx_buf_put_svarint(&b, 0);     /* revenue */
+    cx_buf_put_uvarint(&b, 0);     /* plays */
+    cx_buf_put_uvarint(&b, 2);     /* buckets */
+    cx_buf_put_svarint(&b, INT32_MAX);
+    for (int i = 0; i < 3; i++) cx_buf_put_uvarint(&b, 0);
+    cx_buf_put_svarint(&b, 1);
+    for (int i = 0; i < 3; i++) cx_buf_put_uvarint(&b, 0);
+    for (int i = 0; i < 40; i++) cx_buf_put_uvarint(&b, 0); /* the rest: zeros */
+    cr_assert_eq(cx_profile_decode(&q, "c", b.data, b.len, err, sizeof err), CX_ERR_STATE);
+    /* first transaction timestamp INT64_MAX, then last = first + 1 */
+    cx_buf_reset(&b);
+    cx_buf_put_uvarint(&b, CX_PROFILE_VERSION);
+    cx_buf_put_uvarint(&b, 1); /* F_TX */
+    cx_buf_put_svarint(&b, INT64_MAX);
+    cx_buf_put_svarint(&b, 1);
+    cx_buf_put_svarint(&b, INT32_MAX); /* first day */
+    cx_buf_put_svarint(&b, 1);         /* last day delta */
+    for (int i = 0; i < 40; i++) cx_buf_put_uvarint(&b, 0);
+    cr_assert_eq(cx_profile_decode(&q, "c", b.data, b.len, err, sizeof err), CX_ERR_STATE);
+    /* play days: INT32_MAX then +1 */
+    cx_profile_t p;
+    cx_profile_init(&p, "c");
+    p.n_play_days = 2;
+    p.play_days[0] = 0;
+    p.play_days[1] = 1;
+    cx_buf_reset(&b);
+    cr_assert_eq(cx_profile_encode(&p, &b), CX_OK);
+    /* the play-day deltas are the single bytes 0 (zigzag 0) and 2 (zigzag 1) after n_play_days=2 */
+    const uint8_t pat[] = {2, 0, 2};
+    uint8_t *at = memmem(b.data, b.len, pat, sizeof pat);
+    cr_assert_not_null(at);
+    cx_buf_t h = CX_BUF_INIT;
+    cx_buf_append(&h, b.data, (size_t)(at - b.data) + 1);
+    cx_buf_put_svarint(&h, INT32_MAX);
+    cx_buf_append(&h, at + 2, b.len - (size_t)(at - b.data) - 2);
+    cr_assert_eq(cx_profile_decode(&q, "c", h.data, h.len, err, sizeof err), CX_ERR_STATE);
+    cx_buf_free(&h);
+    cx_buf_free(&b);
+    cx_profile_clear(&q);
+    cx_profile_clear(&p);
+}

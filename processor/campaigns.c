@@ -38,6 +38,7 @@ struct cx_campaigns {
     int64_t wm[CX_PARTS_MAX];
     int64_t wm_published[CX_PARTS_MAX];
     int64_t min_due; /* no KPI record is due before the merged watermark reaches this */
+    int64_t last_tick_w; /* merged watermark at the last tick */
     cx_buf_t kbuf, vbuf, rest;
 };
 
@@ -127,6 +128,7 @@ cx_campaigns_t *cx_campaigns_new(const cx_config_t *cfg, cx_campaign_lookup_fn l
     k->max_assigned = -1;
     for (int i = 0; i < CX_PARTS_MAX; i++) k->wm[i] = k->wm_published[i] = INT64_MIN;
     k->min_due = INT64_MIN;
+    k->last_tick_w = INT64_MIN;
     return k;
 }
 
@@ -327,7 +329,8 @@ cx_err_t cx_campaigns_send(cx_campaigns_t *k, uint16_t part, cx_profile_t *pr, c
         s->end_ts_ms = ev->ts_ms + (int64_t)wait * CX_DAY_MS + 1;
     }
     if (s->end_ts_ms > c->max_end_ms) c->max_end_ms = s->end_ts_ms;
-    touched(k, e, part);
+    if (camp) touched(k, e, part);
+    else e->dirty[part] = 1; /* only the wait horizon changed: persist it, no KPI record */
     return CX_OK;
 }
 
@@ -439,8 +442,12 @@ static cx_err_t emit_kpi(cx_campaigns_t *k, kpi_entry_t *e, const cx_kpi_counts_
 }
 
 cx_err_t cx_campaigns_tick(cx_campaigns_t *k) {
+    /* Only when the merged watermark rises: then every event with ts < w is applied and none at w
+     * yet, so a record "as of w" covers exactly the events before w (one partition, in order). */
     int64_t w = merged_watermark(k);
-    if (w == INT64_MIN || w < k->min_due) return CX_OK;
+    if (w == INT64_MIN || w <= k->last_tick_w) return CX_OK;
+    k->last_tick_w = w;
+    if (w < k->min_due) return CX_OK;
     int32_t n = partitions(k);
     int64_t interval = k->cfg->kpi_interval_ms > 0 ? k->cfg->kpi_interval_ms : 3600000;
     int64_t next_min = INT64_MAX;

@@ -15,6 +15,7 @@
 #include "bgnbd.h"
 #include "gammagamma.h"
 #include "rfm.h"
+#include "campaigns.h"
 #include "triggers.h"
 #include "sketch.h"
 
@@ -66,6 +67,7 @@ struct cx_pipeline {
     campaign_slot_t *campaigns;
     size_t n_campaigns, cap_campaigns;
     cx_store_batch_t *batch;
+    cx_campaigns_t *camps; /* open sends, responses, KPI partials (campaigns.h) */
     cx_buf_t key, val;
     cx_pipeline_stats_t st;
     int32_t keep_days; /* bucket horizon: max(rfm window, 16 weeks for ENGAGEMENT_DROP) */
@@ -92,6 +94,11 @@ static const cx_campaign_t *campaign_find(const cx_pipeline_t *p, const char *id
     for (size_t i = 0; i < p->n_campaigns; i++)
         if (p->campaigns[i].used && strcmp(p->campaigns[i].c.campaign_id, id) == 0) return &p->campaigns[i].c;
     return NULL;
+}
+
+static const cx_campaign_t *camp_lookup(void *opaque, const char *id) { return campaign_find(opaque, id); }
+static cx_err_t camp_emit(void *opaque, cx_record_kind_t kind, const char *key, const void *rec) {
+    return emit(opaque, kind, key, rec);
 }
 
 /* ---------- heap of pending timers (changed since the last flush) ---------- */
@@ -287,8 +294,7 @@ static cx_err_t fire(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int64_t d
         if (cx_triggers_decide(pr, p->cfg, &p->bg, (cx_trigger_kind_t)k, due, segment_name(p, pr->segment), &t))
             rc = emit(p, CX_REC_TRIGGER, pr->customer_id, &t);
     }
-    for (unsigned i = 0; i < pr->n_sends; i++)
-        if (pr->sends[i].end_ts_ms && pr->sends[i].end_ts_ms <= due) pr->sends[i].end_ts_ms = 0;
+    if (rc == CX_OK) rc = cx_campaigns_timer(p->camps, e->part, pr, due); /* window ends, waits */
     if (rc == CX_OK) rc = update_timer(p, P, e);
     return rc;
 }
@@ -309,6 +315,8 @@ cx_pipeline_t *cx_pipeline_new(const cx_config_t *cfg, cx_store_t *store, const 
     p->bg = (cx_bgnbd_params_t){cfg->bgnbd_r, cfg->bgnbd_alpha, cfg->bgnbd_a, cfg->bgnbd_b};
     p->gg = (cx_gg_params_t){cfg->gammagamma_p, cfg->gammagamma_q, cfg->gammagamma_gamma};
     p->keep_days = cfg->rfm_window_days > 112 ? cfg->rfm_window_days : 112;
+    cx_sink_t csink = {p, camp_emit};
+    if (!(p->camps = cx_campaigns_new(cfg, camp_lookup, p, &csink, errstr, errstr_size))) goto nomem;
     return p;
 nomem:
     cx_seterr(errstr, errstr_size, "out of memory creating the pipeline");
@@ -330,6 +338,7 @@ void cx_pipeline_destroy(cx_pipeline_t *p) {
     for (int i = 0; i < CX_PARTS_MAX; i++) part_free(p->parts[i]);
     for (size_t i = 0; i < p->n_campaigns; i++) cx_campaign_clear(&p->campaigns[i].c);
     free(p->campaigns);
+    cx_campaigns_destroy(p->camps);
     cx_cache_destroy(p->cache);
     cx_store_batch_destroy(p->batch);
     cx_buf_free(&p->key);
@@ -400,6 +409,9 @@ cx_err_t cx_pipeline_assign(cx_pipeline_t *p, uint16_t part, int64_t next_offset
             return CX_ERR_STATE;
         }
     }
+    cx_err_t crc = cx_campaigns_assign(p->camps, p->store, part, errstr, errstr_size);
+    if (crc != CX_OK) return crc;
+    cx_campaigns_watermark(p->camps, part, P->wm);
     if (next_offsets) memcpy(next_offsets, P->next_off, sizeof P->next_off);
     return CX_OK;
 }
@@ -409,6 +421,7 @@ void cx_pipeline_revoke(cx_pipeline_t *p, uint16_t part) {
     cx_cache_drop_partition(p->cache, part);
     part_t *P = p->parts[part];
     P->owned = false;
+    cx_campaigns_revoke(p->camps, part);
     P->heap_n = 0;
     P->db_valid = false;
 }
@@ -433,6 +446,7 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
     part_t *P = owned_part(p, part, errstr, errstr_size);
     if (!P) return CX_ERR_INVALID;
     if (wm_ms > P->wm) P->wm = wm_ms;
+    cx_campaigns_watermark(p->camps, part, P->wm);
     *more = false;
     if (P->wm == INT64_MIN) return CX_OK;
     for (int fired = 0;; fired++) {
@@ -454,7 +468,7 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
                 continue;
             }
         }
-        if (due > P->wm) return CX_OK;
+        if (due > P->wm) return cx_campaigns_tick(p->camps); /* KPI records now due */
         if (fired >= TIMER_BATCH) {
             *more = true;
             return CX_OK;
@@ -580,7 +594,8 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
     p->st.events++;
     if (ev->ts_ms < P->wm) p->st.late++;
     int32_t day = wm_day_of(P, ev->ts_ms);
-    bool tx = false;
+    bool tx = false, first_tx = !pr->has_tx;
+    char resp_campaign[CX_ID_MAX + 1] = "";
     switch (ev->type) {
     case CX_EV_PLAY: {
         const cx_play_t *pl = &ev->u.play;
@@ -604,6 +619,7 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
         break;
     case CX_EV_EMAIL_SEND: {
         const cx_campaign_t *camp = campaign_find(p, ev->u.email_send.campaign_id);
+        if ((rc = cx_campaigns_send(p->camps, part, pr, ev)) != CX_OK) return rc;
         if (ev->u.email_send.group == CX_GROUP_TEST) {
             add_contact(pr, ev, camp);
             if (camp && camp->type == CX_CT_NEWSLETTER) pr->newsletter_recipient = true;
@@ -621,12 +637,17 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
     default:
         break;
     }
+    if (tx && (rc = cx_campaigns_transaction(p->camps, part, pr, ev, first_tx, resp_campaign)) != CX_OK) return rc;
     if (tx && (rc = rescore(p, P, e, day, ev->ts_ms, ev->event_id)) != CX_OK) return rc;
     if (tx) cx_triggers_arm(pr, cfg, &p->bg, P->wm, ev->type == CX_EV_PLAY);
     if ((rc = update_timer(p, P, e)) != CX_OK) return rc;
     if (cfg->enriched_enabled) {
         cx_enriched_t en;
         fill_enriched(p, pr, ev, day, &en);
+        if (resp_campaign[0]) {
+            en.has_response_campaign_id = true;
+            memcpy(en.response_campaign_id, resp_campaign, sizeof en.response_campaign_id);
+        }
         if ((rc = emit(p, CX_REC_ENRICHED, pr->customer_id, &en)) != CX_OK) return rc;
     }
     return CX_OK;
@@ -637,6 +658,7 @@ cx_err_t cx_pipeline_campaign(cx_pipeline_t *p, const char *campaign_id, const c
     (void)errstr;
     (void)errstr_size;
     campaign_slot_t *slot = NULL, *free_slot = NULL;
+    cx_campaigns_campaign_changed(p->camps);
     for (size_t i = 0; i < p->n_campaigns; i++) {
         if (p->campaigns[i].used && strcmp(p->campaigns[i].c.campaign_id, campaign_id) == 0) slot = &p->campaigns[i];
         else if (!p->campaigns[i].used && !free_slot) free_slot = &p->campaigns[i];
@@ -672,6 +694,7 @@ bool cx_pipeline_needs_flush(const cx_pipeline_t *p) { return cx_cache_needs_flu
 cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errstr_size) {
     cx_store_batch_clear(p->batch);
     cx_err_t rc = cx_cache_flush(p->cache, part, p->batch);
+    if (rc == CX_OK) rc = cx_campaigns_flush(p->camps, part, p->batch); /* KPI partials, same batch */
     for (int i = 0; i < CX_PARTS_MAX && rc == CX_OK; i++) {
         part_t *P = p->parts[i];
         if (!P || !P->owned || (part >= 0 && part != i)) continue;
@@ -815,6 +838,7 @@ void cx_pipeline_segment_counts(const cx_pipeline_t *p, int64_t *counts, size_t 
 }
 
 cx_pipeline_stats_t cx_pipeline_stats(const cx_pipeline_t *p) { return p->st; }
+struct cx_campaigns *cx_pipeline_campaigns(cx_pipeline_t *p) { return p->camps; }
 cx_cache_stats_t cx_pipeline_cache_stats(const cx_pipeline_t *p) { return cx_cache_stats(p->cache); }
 
 /* ---------- quantile scoring (rfm.scoring=quantile) ----------

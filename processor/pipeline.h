@@ -87,6 +87,8 @@ cx_err_t cx_pipeline_each_profile(cx_pipeline_t *p, uint16_t part,
 /* Customers per segment over owned partitions (counts[i] for segment rule i). */
 void cx_pipeline_segment_counts(const cx_pipeline_t *p, int64_t *counts, size_t n);
 cx_pipeline_stats_t cx_pipeline_stats(const cx_pipeline_t *p);
+/* The campaign measurement state (campaigns.h): cx.partials input, KPI view, partition count. */
+struct cx_campaigns *cx_pipeline_campaigns(cx_pipeline_t *p);
 cx_cache_stats_t cx_pipeline_cache_stats(const cx_pipeline_t *p);
 
 #endif

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -82,11 +83,21 @@ static cx_err_t put_labels(cx_buf_t *b, va_list ap) {
     return rc;
 }
 
+/* Shortest %g form that reads back to the same double (0.1, not 0.10000000000000001). */
+static void fmt_double(char *out, size_t n, double v) {
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, n, "%.*g", prec, v);
+        if (strtod(out, NULL) == v) return;
+    }
+}
+
 static cx_err_t put_value(cx_buf_t *b, double v) {
     if (isnan(v)) return cx_buf_append(b, " NaN\n", 5);
     if (isinf(v)) return v > 0 ? cx_buf_append(b, " +Inf\n", 6) : cx_buf_append(b, " -Inf\n", 6);
     if (v == floor(v) && fabs(v) < 9007199254740992.0) return cx_buf_appendf(b, " %.0f\n", v);
-    return cx_buf_appendf(b, " %.17g\n", v);
+    char tmp[40];
+    fmt_double(tmp, sizeof tmp, v);
+    return cx_buf_appendf(b, " %s\n", tmp);
 }
 
 cx_err_t cx_metrics_sample(cx_buf_t *b, const char *name, double value, ...) {
@@ -117,7 +128,7 @@ cx_err_t cx_metrics_histogram(cx_buf_t *b, const char *name, const cx_histogram_
     snprintf(bname, sizeof bname, "%s_bucket", name);
     for (size_t i = 0; i <= n && rc == CX_OK; i++) {
         cum += h->counts[i];
-        if (i < n) snprintf(le, sizeof le, "%.17g", bd[i]);
+        if (i < n) fmt_double(le, sizeof le, bd[i]);
         else snprintf(le, sizeof le, "+Inf");
         rc = label_key ? cx_metrics_sample_u64(b, bname, cum, label_key, label_value, "le", le, (char *)NULL)
                        : cx_metrics_sample_u64(b, bname, cum, "le", le, (char *)NULL);

@@ -49,7 +49,7 @@ typedef enum { CX_METRIC_COUNTER = 0, CX_METRIC_GAUGE, CX_METRIC_HISTOGRAM } cx_
 cx_err_t cx_metrics_family(cx_buf_t *b, const char *name, cx_metric_type_t type, const char *help);
 /* One sample line `name{k="v",...} value`. Labels are given as (key, value) string pairs ended by a
  * NULL key; values are escaped (\\, \", \n). Values: integral values below 2^53 are written
- * exactly, others with 17 significant digits; NaN and infinities as NaN, +Inf, -Inf. */
+ * exactly, others in the shortest form that reads back exactly; NaN and infinities as NaN, +Inf, -Inf. */
 cx_err_t cx_metrics_sample(cx_buf_t *b, const char *name, double value, ...);
 /* Same for a counter that must stay exact beyond 2^53. */
 cx_err_t cx_metrics_sample_u64(cx_buf_t *b, const char *name, uint64_t value, ...);

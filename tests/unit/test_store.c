@@ -1,0 +1,246 @@
+/*
+ * test_store.c — the RocksDB state store (in memory): key layout and scan order (partition, tag,
+ * then bytes; timer keys by due time, negative ones first), atomic batches, point reads, and
+ * dropping one partition without touching its neighbours.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+static cx_store_t *st;
+static char err[512];
+
+static void setup(void) {
+    cx_store_opts_t o = {.dir = NULL};
+    st = cx_store_open(&o, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+}
+static void teardown(void) { cx_store_close(st); }
+TestSuite(store, .init = setup, .fini = teardown);
+
+static void put(uint16_t part, char tag, const char *rest, const char *val) {
+    cx_buf_t k = CX_BUF_INIT;
+    cr_assert_eq(cx_store_key(&k, part, tag, rest, strlen(rest)), CX_OK);
+    cx_store_batch_t *b = cx_store_batch_new();
+    cx_store_batch_put(b, k.data, k.len, val, strlen(val));
+    cr_assert_eq(cx_store_write(st, b, err, sizeof err), CX_OK, "%s", err);
+    cx_store_batch_destroy(b);
+    cx_buf_free(&k);
+}
+
+static bool get(uint16_t part, char tag, const char *rest, char *out, size_t n) {
+    cx_buf_t k = CX_BUF_INIT, v = CX_BUF_INIT;
+    bool found = true;
+    cr_assert_eq(cx_store_key(&k, part, tag, rest, strlen(rest)), CX_OK);
+    cr_assert_eq(cx_store_get(st, k.data, k.len, &v, &found, err, sizeof err), CX_OK);
+    if (found) snprintf(out, n, "%.*s", (int)v.len, (const char *)v.data);
+    cx_buf_free(&k);
+    cx_buf_free(&v);
+    return found;
+}
+
+typedef struct seen {
+    char keys[64][64];
+    size_t n, stop_after;
+} seen_t;
+
+static bool collect(void *opaque, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    seen_t *s = opaque;
+    const uint8_t *b = k;
+    /* "part:tag:rest" */
+    snprintf(s->keys[s->n++], sizeof s->keys[0], "%u:%c:%.*s", (b[0] << 8) | b[1], b[2], (int)(kl - 3),
+             (const char *)b + 3);
+    return !(s->stop_after && s->n >= s->stop_after);
+}
+
+Test(store, absent_key_is_not_found_and_present_key_reads_back) {
+    char out[64];
+    cr_assert_not(get(0, CX_KEY_PROFILE, "nobody", out, sizeof out));
+    put(0, CX_KEY_PROFILE, "alice", "v1");
+    cr_assert(get(0, CX_KEY_PROFILE, "alice", out, sizeof out));
+    cr_assert_str_eq(out, "v1");
+    cr_assert_not(get(1, CX_KEY_PROFILE, "alice", out, sizeof out), "another partition is another key");
+    put(0, CX_KEY_PROFILE, "alice", "v2");
+    cr_assert(get(0, CX_KEY_PROFILE, "alice", out, sizeof out));
+    cr_assert_str_eq(out, "v2");
+}
+
+Test(store, scan_of_a_tag_is_in_byte_order_within_the_partition) {
+    put(1, CX_KEY_PROFILE, "bob", "");
+    put(1, CX_KEY_PROFILE, "alice", "");
+    put(1, CX_KEY_PROFILE, "Zed", "");
+    put(1, CX_KEY_PROFILE, "alice2", "");
+    put(0, CX_KEY_PROFILE, "aaa", "");  /* other partition */
+    put(2, CX_KEY_PROFILE, "aaa", "");  /* other partition */
+    put(1, CX_KEY_META, "p", "");        /* other tag */
+    put(1, CX_KEY_AGG, "x", "");         /* other tag */
+    put(256, CX_KEY_PROFILE, "aaa", ""); /* high byte of the partition number */
+    seen_t s = {0};
+    cr_assert_eq(cx_store_scan_tag(st, 1, CX_KEY_PROFILE, collect, &s, err, sizeof err), CX_OK);
+    cr_assert_eq(s.n, 4u);
+    cr_assert_str_eq(s.keys[0], "1:P:Zed");
+    cr_assert_str_eq(s.keys[1], "1:P:alice");
+    cr_assert_str_eq(s.keys[2], "1:P:alice2");
+    cr_assert_str_eq(s.keys[3], "1:P:bob");
+    /* a full range scan orders by partition (big-endian), then tag, then bytes */
+    seen_t all = {0};
+    uint8_t from[1] = {0}, to[3] = {0xff, 0xff, 0xff};
+    cr_assert_eq(cx_store_scan(st, from, 1, to, 3, collect, &all, err, sizeof err), CX_OK);
+    const char *want[] = {"0:P:aaa", "1:A:x", "1:M:p", "1:P:Zed", "1:P:alice", "1:P:alice2", "1:P:bob",
+                          "2:P:aaa", "256:P:aaa"};
+    cr_assert_eq(all.n, sizeof want / sizeof *want);
+    for (size_t i = 0; i < all.n; i++) cr_assert_str_eq(all.keys[i], want[i]);
+}
+
+Test(store, scan_stops_when_the_callback_says_so) {
+    for (int i = 0; i < 10; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "c%d", i);
+        put(3, CX_KEY_PROFILE, id, "");
+    }
+    seen_t s = {.stop_after = 3};
+    cr_assert_eq(cx_store_scan_tag(st, 3, CX_KEY_PROFILE, collect, &s, err, sizeof err), CX_OK);
+    cr_assert_eq(s.n, 3u);
+}
+
+typedef struct timers {
+    int64_t due[16];
+    char cid[16][16];
+    size_t n;
+} timers_t;
+
+static bool collect_timer(void *opaque, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    timers_t *t = opaque;
+    uint16_t part;
+    const char *cid;
+    size_t cl;
+    cr_assert(cx_store_timer_key_parse(k, kl, &part, &t->due[t->n], &cid, &cl));
+    cr_assert_eq(part, 7);
+    snprintf(t->cid[t->n++], sizeof t->cid[0], "%.*s", (int)cl, cid);
+    return true;
+}
+
+Test(store, timer_keys_scan_in_due_then_customer_order_with_negative_dues_first) {
+    int64_t dues[] = {1000, -5, 86400000, 0, 1000, INT64_MAX, INT64_MIN, 999};
+    const char *cids[] = {"b", "x", "a", "z", "a", "m", "n", "q"};
+    cx_store_batch_t *b = cx_store_batch_new();
+    cx_buf_t k = CX_BUF_INIT;
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(cx_store_timer_key(&k, 7, dues[i], cids[i]), CX_OK);
+        cx_store_batch_put(b, k.data, k.len, "", 0);
+    }
+    cr_assert_eq(cx_store_batch_count(b), 8u);
+    cr_assert_eq(cx_store_write(st, b, err, sizeof err), CX_OK);
+    timers_t t = {0};
+    cr_assert_eq(cx_store_scan_tag(st, 7, CX_KEY_TIMER, collect_timer, &t, err, sizeof err), CX_OK);
+    int64_t want_due[] = {INT64_MIN, -5, 0, 999, 1000, 1000, 86400000, INT64_MAX};
+    const char *want_cid[] = {"n", "x", "z", "q", "a", "b", "a", "m"};
+    cr_assert_eq(t.n, 8u);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(t.due[i], want_due[i], "timer %d", i);
+        cr_assert_str_eq(t.cid[i], want_cid[i], "timer %d", i);
+    }
+    cx_store_batch_destroy(b);
+    cx_buf_free(&k);
+}
+
+Test(store, timer_key_parse_refuses_other_keys) {
+    cx_buf_t k = CX_BUF_INIT;
+    uint16_t part;
+    int64_t due;
+    const char *cid;
+    size_t cl;
+    cr_assert_eq(cx_store_key(&k, 1, CX_KEY_PROFILE, "abcdefghijk", 11), CX_OK);
+    cr_assert_not(cx_store_timer_key_parse(k.data, k.len, &part, &due, &cid, &cl));
+    cr_assert_eq(cx_store_timer_key(&k, 1, 5, ""), CX_OK);
+    cr_assert_not(cx_store_timer_key_parse(k.data, k.len - 1, &part, &due, &cid, &cl), "truncated");
+    cr_assert_eq(cx_store_timer_key(&k, 513, -86400000, "cust"), CX_OK);
+    cr_assert(cx_store_timer_key_parse(k.data, k.len, &part, &due, &cid, &cl));
+    cr_assert_eq(part, 513);
+    cr_assert_eq(due, -86400000);
+    cr_assert_eq(cl, 4u);
+    cr_assert(memcmp(cid, "cust", 4) == 0);
+    cx_buf_free(&k);
+}
+
+Test(store, a_batch_applies_puts_and_deletes_together) {
+    put(0, CX_KEY_PROFILE, "old", "1");
+    cx_buf_t k = CX_BUF_INIT;
+    cx_store_batch_t *b = cx_store_batch_new();
+    cx_store_key(&k, 0, CX_KEY_PROFILE, "old", 3);
+    cx_store_batch_delete(b, k.data, k.len);
+    cx_store_key(&k, 0, CX_KEY_PROFILE, "new", 3);
+    cx_store_batch_put(b, k.data, k.len, "2", 1);
+    char out[8];
+    cr_assert(get(0, CX_KEY_PROFILE, "old", out, sizeof out), "nothing applied before the write");
+    cr_assert_not(get(0, CX_KEY_PROFILE, "new", out, sizeof out));
+    cr_assert_eq(cx_store_write(st, b, err, sizeof err), CX_OK);
+    cr_assert_not(get(0, CX_KEY_PROFILE, "old", out, sizeof out));
+    cr_assert(get(0, CX_KEY_PROFILE, "new", out, sizeof out));
+    cx_store_batch_clear(b);
+    cr_assert_eq(cx_store_batch_count(b), 0u);
+    cx_store_batch_destroy(b);
+    cx_store_batch_destroy(NULL);
+    cx_buf_free(&k);
+}
+
+Test(store, dropping_a_partition_leaves_its_neighbours) {
+    const uint16_t parts[] = {0, 4, 5, 6, 0x0500, 0x04ff};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        put(parts[i], CX_KEY_PROFILE, "c", "v");
+        put(parts[i], CX_KEY_META, "p", "v");
+        put(parts[i], CX_KEY_AGG, "\xff\xff", "v"); /* bytes above every tag */
+        cx_buf_t k = CX_BUF_INIT;
+        cx_store_batch_t *b = cx_store_batch_new();
+        cx_store_timer_key(&k, parts[i], INT64_MAX, "c");
+        cx_store_batch_put(b, k.data, k.len, "", 0);
+        cr_assert_eq(cx_store_write(st, b, err, sizeof err), CX_OK);
+        cx_store_batch_destroy(b);
+        cx_buf_free(&k);
+    }
+    cr_assert_eq(cx_store_drop_partition(st, 5, err, sizeof err), CX_OK, "%s", err);
+    seen_t s = {0};
+    uint8_t from[1] = {0}, to[3] = {0xff, 0xff, 0xff};
+    cr_assert_eq(cx_store_scan(st, from, 1, to, 3, collect, &s, err, sizeof err), CX_OK);
+    cr_assert_eq(s.n, 4u * 5, "four keys in each of the five other partitions");
+    for (size_t i = 0; i < s.n; i++) cr_assert(strncmp(s.keys[i], "5:", 2) != 0, "%s survived", s.keys[i]);
+    char out[8];
+    cr_assert(get(4, CX_KEY_PROFILE, "c", out, sizeof out));
+    cr_assert(get(6, CX_KEY_PROFILE, "c", out, sizeof out));
+    cr_assert(get(0x0500, CX_KEY_PROFILE, "c", out, sizeof out));
+}
+
+Test(store, on_disk_store_keeps_data_across_reopen) {
+    char dir[] = "/tmp/cx-test-store-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cx_store_opts_t o = {.dir = dir};
+    cx_store_t *d = cx_store_open(&o, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    cx_buf_t k = CX_BUF_INIT, v = CX_BUF_INIT;
+    cx_store_key(&k, 2, CX_KEY_PROFILE, "p", 1);
+    cx_store_batch_t *b = cx_store_batch_new();
+    cx_store_batch_put(b, k.data, k.len, "kept", 4);
+    cr_assert_eq(cx_store_write(d, b, err, sizeof err), CX_OK);
+    cx_store_close(d);
+    d = cx_store_open(&o, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    bool found = false;
+    cr_assert_eq(cx_store_get(d, k.data, k.len, &v, &found, err, sizeof err), CX_OK);
+    cr_assert(found);
+    cr_assert_eq(v.len, 4u);
+    cr_assert(memcmp(v.data, "kept", 4) == 0);
+    cx_store_close(d);
+    cx_store_batch_destroy(b);
+    cx_buf_free(&k);
+    cx_buf_free(&v);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}

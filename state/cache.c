@@ -92,8 +92,10 @@ static void entry_release(cx_cache_t *c, cx_cache_entry_t *e) {
     c->free_list = e;
 }
 
-static void evict(cx_cache_t *c) {
-    while (c->n > c->max_entries && c->lru.prev != &c->lru) {
+/* Evicts clean entries, least recent first, down to max_entries; never `keep` (the entry a get is
+ * about to return: when every other entry is dirty it is the only clean one, at the LRU's tail). */
+static void evict(cx_cache_t *c, const cx_cache_entry_t *keep) {
+    while (c->n > c->max_entries && c->lru.prev != &c->lru && c->lru.prev != keep) {
         entry_release(c, c->lru.prev);
         c->st.evictions++;
     }
@@ -145,7 +147,7 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
     c->table[h & (c->nbuckets - 1)] = e;
     c->n++;
     list_push_front(&c->lru, e);
-    evict(c); /* e is at the front, so only older clean entries go */
+    evict(c, e);
     *out = e;
     return CX_OK;
 }
@@ -200,7 +202,7 @@ cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch) {
         }
         e = next;
     }
-    evict(c);
+    evict(c, NULL);
     return CX_OK;
 }
 

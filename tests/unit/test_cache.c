@@ -1,0 +1,261 @@
+/*
+ * test_cache.c — the write-back profile cache over an in-memory store: hits and misses, only clean
+ * entries are evicted (least recently used first), the dirty bound, and a flush that writes the
+ * profile with its timer-index key changes in one batch.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cache.h"
+
+static cx_store_t *st;
+static char err[512];
+
+static void setup(void) {
+    cx_store_opts_t o = {.dir = NULL};
+    st = cx_store_open(&o, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+}
+static void teardown(void) { cx_store_close(st); }
+TestSuite(cache, .init = setup, .fini = teardown);
+
+static cx_cache_entry_t *get(cx_cache_t *c, uint16_t part, const char *cid, bool create) {
+    cx_cache_entry_t *e = NULL;
+    cr_assert_eq(cx_cache_get(c, part, cid, create, &e, err, sizeof err), CX_OK, "%s", err);
+    return e;
+}
+
+static void flush(cx_cache_t *c, int part) {
+    cx_store_batch_t *b = cx_store_batch_new();
+    cr_assert_eq(cx_cache_flush(c, part, b), CX_OK);
+    cr_assert_eq(cx_store_write(st, b, err, sizeof err), CX_OK, "%s", err);
+    cx_store_batch_destroy(b);
+}
+
+static bool in_store(uint16_t part, const char *cid) {
+    cx_buf_t k = CX_BUF_INIT, v = CX_BUF_INIT;
+    bool found = false;
+    cx_store_key(&k, part, CX_KEY_PROFILE, cid, strlen(cid));
+    cr_assert_eq(cx_store_get(st, k.data, k.len, &v, &found, err, sizeof err), CX_OK);
+    cx_buf_free(&k);
+    cx_buf_free(&v);
+    return found;
+}
+
+typedef struct timer_list {
+    char s[16][48];
+    size_t n;
+} timer_list_t;
+
+static bool collect_timer(void *opaque, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    timer_list_t *t = opaque;
+    uint16_t part;
+    int64_t due;
+    const char *cid;
+    size_t cl;
+    cr_assert(cx_store_timer_key_parse(k, kl, &part, &due, &cid, &cl));
+    snprintf(t->s[t->n++], sizeof t->s[0], "%u/%lld/%.*s", part, (long long)due, (int)cl, cid);
+    return true;
+}
+
+static timer_list_t timers(uint16_t part) {
+    timer_list_t t = {0};
+    cr_assert_eq(cx_store_scan_tag(st, part, CX_KEY_TIMER, collect_timer, &t, err, sizeof err), CX_OK);
+    return t;
+}
+
+Test(cache, miss_then_hit_and_absent_without_create_is_null) {
+    cx_cache_t *c = cx_cache_new(st, 10);
+    cr_assert_null(get(c, 0, "a", false), "absent and not created");
+    cx_cache_entry_t *e = get(c, 0, "a", true);
+    cr_assert_not_null(e);
+    cr_assert_str_eq(e->prof.customer_id, "a");
+    cr_assert_eq(e->prof.segment, -1);
+    cr_assert_not(e->dirty, "a fresh profile is not dirty until marked");
+    cr_assert_eq(get(c, 0, "a", false), e);
+    cr_assert_null(get(c, 1, "a", false), "the same id in another partition is another customer");
+    cx_cache_stats_t s = cx_cache_stats(c);
+    cr_assert_eq(s.hits, 1u);
+    cr_assert_eq(s.misses, 3u);
+    cr_assert_eq(s.loads_found, 0u);
+    cr_assert_eq(s.entries, 1u);
+    cx_cache_destroy(c);
+    cx_cache_destroy(NULL);
+}
+
+Test(cache, only_clean_entries_are_evicted_least_recent_first) {
+    cx_cache_t *c = cx_cache_new(st, 2);
+    cx_cache_entry_t *a = get(c, 0, "a", true);
+    a->prof.purchases_total = 1;
+    cx_cache_mark_dirty(c, a);
+    cx_cache_entry_t *b = get(c, 0, "b", true);
+    b->prof.purchases_total = 2;
+    cx_cache_mark_dirty(c, b);
+    cr_assert(cx_cache_needs_flush(c), "two dirty entries reach the bound of 2");
+    cx_cache_entry_t *d = get(c, 0, "d", true);
+    d->prof.purchases_total = 4;
+    cx_cache_mark_dirty(c, d);
+    cx_cache_stats_t s = cx_cache_stats(c);
+    cr_assert_eq(s.entries, 3u, "dirty entries are never evicted, even above the bound");
+    cr_assert_eq(s.dirty, 3u);
+    cr_assert_eq(s.evictions, 0u);
+    cr_assert_eq(get(c, 0, "a", false)->prof.purchases_total, 1);
+    flush(c, -1);
+    s = cx_cache_stats(c);
+    cr_assert_eq(s.dirty, 0u);
+    cr_assert_eq(s.entries, 2u, "once clean, the cache shrinks to its bound");
+    cr_assert_eq(s.evictions, 1u);
+    cr_assert_eq(s.flushed, 3u);
+    cr_assert(in_store(0, "a") && in_store(0, "b") && in_store(0, "d"));
+    /* after the flush the LRU order is d, b, a (flush pushes each to the front in dirty-list
+     * order, newest dirty first) — whichever went, it is back with its data from the store */
+    cx_cache_stats_t before = cx_cache_stats(c);
+    int64_t totals = 0;
+    const char *ids[] = {"a", "b", "d"};
+    for (int i = 0; i < 3; i++) totals += get(c, 0, ids[i], false)->prof.purchases_total;
+    cr_assert_eq(totals, 7);
+    s = cx_cache_stats(c);
+    cr_assert_geq(s.loads_found, before.loads_found + 1, "the evicted one was loaded again");
+    cx_cache_destroy(c);
+}
+
+Test(cache, a_recent_hit_protects_an_entry_from_eviction) {
+    cx_cache_t *c = cx_cache_new(st, 2);
+    /* store three profiles, then read them clean */
+    const char *ids[] = {"x", "y", "z"};
+    for (int i = 0; i < 3; i++) {
+        cx_cache_entry_t *e = get(c, 0, ids[i], true);
+        e->prof.plays_total = i + 1;
+        cx_cache_mark_dirty(c, e);
+    }
+    flush(c, -1);
+    cx_cache_t *c2 = cx_cache_new(st, 2);
+    get(c2, 0, "x", false);
+    get(c2, 0, "y", false);
+    get(c2, 0, "x", false); /* x is now the most recent */
+    get(c2, 0, "z", false); /* evicts y, the least recent */
+    cx_cache_stats_t s = cx_cache_stats(c2);
+    cr_assert_eq(s.evictions, 1u);
+    cr_assert_eq(s.hits, 1u);
+    uint64_t misses = s.misses;
+    get(c2, 0, "x", false);
+    cr_assert_eq(cx_cache_stats(c2).misses, misses, "x stayed");
+    cx_cache_entry_t *y = get(c2, 0, "y", false);
+    cr_assert_eq(cx_cache_stats(c2).misses, misses + 1, "y was evicted");
+    cr_assert_eq(y->prof.plays_total, 2);
+    cx_cache_destroy(c);
+    cx_cache_destroy(c2);
+}
+
+Test(cache, flush_moves_the_timer_key_with_the_profile) {
+    cx_cache_t *c = cx_cache_new(st, 100);
+    cx_cache_entry_t *e = get(c, 3, "cust", true);
+    e->prof.timer_due_ms = 86400000;
+    cx_cache_mark_dirty(c, e);
+    cx_cache_entry_t *f = get(c, 3, "other", true);
+    f->prof.purchases_total = 1; /* dirty without a timer */
+    cx_cache_mark_dirty(c, f);
+    cr_assert_eq(timers(3).n, 0u, "nothing before the flush");
+    flush(c, 3);
+    timer_list_t t = timers(3);
+    cr_assert_eq(t.n, 1u);
+    cr_assert_str_eq(t.s[0], "3/86400000/cust");
+    cr_assert_eq(e->indexed_due_ms, 86400000);
+    /* the due moves: the old key goes, the new one comes, in the same flush */
+    e = get(c, 3, "cust", false);
+    e->prof.timer_due_ms = 2 * 86400000;
+    cx_cache_mark_dirty(c, e);
+    flush(c, 3);
+    t = timers(3);
+    cr_assert_eq(t.n, 1u);
+    cr_assert_str_eq(t.s[0], "3/172800000/cust");
+    /* no timer: the key goes */
+    e = get(c, 3, "cust", false);
+    e->prof.timer_due_ms = 0;
+    cx_cache_mark_dirty(c, e);
+    flush(c, 3);
+    cr_assert_eq(timers(3).n, 0u);
+    cx_cache_destroy(c);
+}
+
+Test(cache, a_loaded_profile_knows_its_indexed_timer) {
+    cx_cache_t *c = cx_cache_new(st, 1);
+    cx_cache_entry_t *e = get(c, 0, "t", true);
+    e->prof.timer_due_ms = 5000;
+    cx_cache_mark_dirty(c, e);
+    flush(c, -1);
+    get(c, 0, "u", true); /* evicts t */
+    cr_assert_eq(cx_cache_stats(c).evictions, 1u);
+    e = get(c, 0, "t", false); /* reloaded */
+    cr_assert_eq(e->indexed_due_ms, 5000);
+    cr_assert(e->in_store);
+    e->prof.timer_due_ms = 9000;
+    cx_cache_mark_dirty(c, e);
+    flush(c, -1);
+    timer_list_t t = timers(0);
+    cr_assert_eq(t.n, 1u, "the stale key of the reloaded profile was deleted");
+    cr_assert_str_eq(t.s[0], "0/9000/t");
+    cx_cache_destroy(c);
+}
+
+Test(cache, flush_of_one_partition_leaves_the_others_dirty) {
+    cx_cache_t *c = cx_cache_new(st, 100);
+    cx_cache_mark_dirty(c, get(c, 0, "a", true));
+    cx_cache_mark_dirty(c, get(c, 1, "b", true));
+    flush(c, 1);
+    cr_assert(in_store(1, "b"));
+    cr_assert_not(in_store(0, "a"));
+    cr_assert_eq(cx_cache_stats(c).dirty, 1u);
+    int n = 0;
+    void cb(void *o, cx_cache_entry_t *e);
+    cx_cache_each_dirty(c, -1, cb, &n);
+    cr_assert_eq(n, 1);
+    cx_cache_destroy(c);
+}
+
+void cb(void *o, cx_cache_entry_t *e) {
+    cr_assert_str_eq(e->prof.customer_id, "a");
+    (*(int *)o)++;
+}
+
+Test(cache, dropping_a_partition_forgets_unflushed_changes) {
+    cx_cache_t *c = cx_cache_new(st, 100);
+    cx_cache_entry_t *e = get(c, 2, "k", true);
+    e->prof.purchases_total = 1;
+    cx_cache_mark_dirty(c, e);
+    flush(c, -1);
+    e = get(c, 2, "k", false);
+    e->prof.purchases_total = 99;
+    cx_cache_mark_dirty(c, e);
+    cx_cache_mark_dirty(c, get(c, 5, "other", true));
+    cx_cache_drop_partition(c, 2);
+    cx_cache_stats_t s = cx_cache_stats(c);
+    cr_assert_eq(s.entries, 1u);
+    cr_assert_eq(s.dirty, 1u);
+    cr_assert_eq(get(c, 2, "k", false)->prof.purchases_total, 1, "back to the stored state");
+    cx_cache_destroy(c);
+}
+
+Test(cache, many_customers_through_a_small_cache_keep_their_data) {
+    cx_cache_t *c = cx_cache_new(st, 8);
+    char id[16];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(id, sizeof id, "c%03d", i);
+            cx_cache_entry_t *e = get(c, (uint16_t)(i % 3), id, true);
+            e->prof.plays_total++;
+            cx_cache_mark_dirty(c, e);
+            if (cx_cache_needs_flush(c)) flush(c, -1);
+        }
+    }
+    flush(c, -1);
+    cr_assert_leq(cx_cache_stats(c).entries, 8u);
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "c%03d", i);
+        cr_assert_eq(get(c, (uint16_t)(i % 3), id, false)->prof.plays_total, 3, "%s", id);
+    }
+    cx_cache_destroy(c);
+}

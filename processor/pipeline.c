@@ -715,6 +715,11 @@ int64_t cx_pipeline_watermark(const cx_pipeline_t *p, uint16_t part) {
     return cx_pipeline_owns(p, part) ? p->parts[part]->wm : INT64_MIN;
 }
 
+void cx_pipeline_skip(cx_pipeline_t *p, uint16_t part, int input, int64_t offset) {
+    if (!cx_pipeline_owns(p, part) || input < 0 || input >= CX_INPUTS || offset < 0) return;
+    if (offset + 1 > p->parts[part]->next_off[input]) p->parts[part]->next_off[input] = offset + 1;
+}
+
 void cx_pipeline_offsets(const cx_pipeline_t *p, uint16_t part, int64_t next_offsets[CX_INPUTS]) {
     for (int i = 0; i < CX_INPUTS; i++)
         next_offsets[i] = cx_pipeline_owns(p, part) ? p->parts[part]->next_off[i] : -1;

@@ -75,6 +75,9 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
 int64_t cx_pipeline_watermark(const cx_pipeline_t *p, uint16_t part); /* INT64_MIN: none yet */
 /* The stored next offsets after the last flush, per input (-1: none). */
 void cx_pipeline_offsets(const cx_pipeline_t *p, uint16_t part, int64_t next_offsets[CX_INPUTS]);
+/* A record of input `input` at `offset` was rejected (sent to the DLQ) by the driver: the next
+ * offset stored at the following flush passes it, so it is neither stalled on nor sent again. */
+void cx_pipeline_skip(cx_pipeline_t *p, uint16_t part, int input, int64_t offset);
 
 /* Profile of a customer as of its partition's watermark. *found false if unknown. */
 cx_err_t cx_pipeline_profile(cx_pipeline_t *p, uint16_t part, const char *cid, cx_profile_out_t *out,

@@ -648,8 +648,7 @@ static bool head(cx_runner_t *r, int32_t p, int i, cx_err_t *rc) {
         if (code != CX_DLQ_NONE) {
             /* a rejected record still advances the partition's next offset once it is out */
             if ((*rc = send_dlq(r, m, code, q->detail)) != CX_OK) return false;
-            cx_event_t skip;
-            (void)skip;
+            cx_pipeline_skip(r->pl, (uint16_t)p, i, m->offset);
             dequeue(r, p, i);
             continue;
         }

@@ -25,6 +25,7 @@
 
 #include "cli.h"
 #include "gen.h"
+#include "http.h"
 #include "runner.h"
 
 #define DEMO_PARTITIONS 4
@@ -164,6 +165,7 @@ int cx_cmd_demo(int argc, char **argv) {
     bool have_statedir = false, gen_started = false;
     cx_config_t *cfg = NULL;
     cx_runner_t *r = NULL;
+    cx_http_t *http = NULL;
     rd_kafka_t *mrk = NULL;
     rd_kafka_mock_cluster_t *mc = NULL;
     gen_thread_t *gt = NULL;
@@ -255,6 +257,14 @@ int cx_cmd_demo(int argc, char **argv) {
         fprintf(stderr, "cxstream demo: %s\n", err);
         goto done;
     }
+    /* the dashboard and API (http.port, default 9464; --http-port 0 turns it off) */
+    if (cfg->http_port && !(http = cx_http_start_runner(cfg, r, err, sizeof err))) {
+        if (http_port_set) {
+            fprintf(stderr, "cxstream demo: http: %s\n", err);
+            goto done;
+        }
+        cx_log(CX_LOG_WARN, "demo", "dashboard not served err=\"%s\" (choose a port with --http-port)", err);
+    }
     cx_err_t rc = cx_runner_start(r, err, sizeof err);
     if (rc != CX_OK) {
         fprintf(stderr, "cxstream demo: %s\n", err);
@@ -292,7 +302,9 @@ int cx_cmd_demo(int argc, char **argv) {
     fprintf(stdout, "cxstream demo: mock cluster %s, %" PRIu64 " customers, %" PRIu64 " records/s%s, %" PRIu64
                     " s; state in %s\n",
             bootstraps, customers, rate, rate ? "" : " (unpaced)", seconds, statedir);
-    if (http_port_set) fprintf(stdout, "cxstream demo: --http-port %" PRIu64 " noted (HTTP is not served yet)\n", http_port);
+    if (http)
+        fprintf(stdout, "cxstream demo: dashboard on http://%s:%u/ (API: /segments /customers/ID /metrics)\n",
+                strcmp(cfg->http_bind, "0.0.0.0") ? cfg->http_bind : "localhost", (unsigned)cx_http_port(http));
     fflush(stdout);
 
     double t0 = mono_s(), next_print = t0 + 1.0;
@@ -342,6 +354,7 @@ done:
         gt->stop = 1;
         pthread_join(tid, NULL);
     }
+    cx_http_stop(http); /* before the runner it reads */
     cx_runner_destroy(r);
     if (gt) {
         if (gt->producer) rd_kafka_destroy(gt->producer);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "campaigns.h"
 #include "cli.h"
 #include "codec.h"
 #include "http.h"
@@ -137,6 +138,10 @@ static cx_err_t produce(cx_runner_t *r, const char *topic, const void *key, size
 
 static cx_err_t sink_emit(void *opaque, cx_record_kind_t kind, const char *key, const void *rec) {
     cx_runner_t *r = opaque;
+    if (kind == CX_REC_PARTIAL) { /* internal: raw JSON value (docs/topics.md, cx.partials) */
+        const cx_partial_rec_t *pr = rec;
+        return produce(r, r->cfg->topic_partials, key, strlen(key), pr->value, pr->len, NULL);
+    }
     const char *topic = topic_of_kind(r, kind);
     if (!topic) return CX_OK;
     cx_buf_reset(&r->enc);
@@ -483,6 +488,15 @@ static cx_err_t apply_campaign(cx_runner_t *r, const rd_kafka_message_t *m) {
     return cx_pipeline_campaign(r->pl, r->camp.campaign_id, &r->camp, NULL, 0);
 }
 
+/* A cx.partials record: other instances' campaign partials and watermarks (ours are ignored). */
+static cx_err_t apply_partial(cx_runner_t *r, const rd_kafka_message_t *m) {
+    if (!m->key) return CX_OK;
+    cx_err_t rc = cx_campaigns_apply_partial(cx_pipeline_campaigns(r->pl), m->key, m->key_len, m->payload, m->len);
+    if (rc == CX_ERR_INVALID)
+        cx_log(CX_LOG_WARN, "partials", "skipped=malformed offset=%" PRId64, m->offset);
+    return rc == CX_ERR_NOMEM ? rc : CX_OK;
+}
+
 /* Reads what the global consumer has; with `to_end`, until the high watermark at call time. */
 static cx_err_t poll_campaigns(cx_runner_t *r, bool to_end, char *errstr, size_t n) {
     int64_t lo = 0, hi = 0, pos = 0;
@@ -502,7 +516,9 @@ static cx_err_t poll_campaigns(cx_runner_t *r, bool to_end, char *errstr, size_t
             continue;
         }
         cx_err_t rc = CX_OK;
-        if (!m->err) {
+        if (!m->err && strcmp(rd_kafka_topic_name(m->rkt), r->cfg->topic_partials) == 0) {
+            rc = apply_partial(r, m);
+        } else if (!m->err) {
             rc = apply_campaign(r, m);
             pos = m->offset + 1;
         }
@@ -550,6 +566,8 @@ cx_err_t cx_runner_start(cx_runner_t *r, char *errstr, size_t n) {
     /* the global campaign table first, in full */
     rd_kafka_topic_partition_list_t *gl = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(gl, r->cfg->topic_campaigns, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(gl, r->cfg->topic_partials, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    cx_campaigns_set_partitions(cx_pipeline_campaigns(r->pl), r->n_parts); /* KPI owner: murmur2(c) mod P */
     rd_kafka_assign(r->campaigns, gl);
     rd_kafka_topic_partition_list_destroy(gl);
     if ((rc = poll_campaigns(r, true, errstr, n)) != CX_OK) goto done;

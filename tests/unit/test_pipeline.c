@@ -1,0 +1,411 @@
+/*
+ * test_pipeline.c — the pipeline over an in-memory store with a capturing sink: event-time timers
+ * (order across customers, due exactly at the watermark, the path of a Champion who goes quiet),
+ * flushes in the middle of timer firing and restarts on the same store leave the outputs unchanged,
+ * duplicates are dropped and counted within dedup.per_customer, late events count.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+#include "pipeline.h"
+
+#define DAY0 19723 /* 2024-01-01 */
+static int64_t at(int32_t day, int hour) { return (int64_t)(DAY0 + day) * CX_DAY_MS + (int64_t)hour * 3600000; }
+static int64_t midnight(int32_t day) { return (int64_t)(DAY0 + day) * CX_DAY_MS; }
+
+typedef struct run {
+    cx_config_t *cfg;
+    cx_store_t *st;
+    cx_pipeline_t *p;
+    cx_codec_t *codec;
+    cx_buf_t out;   /* every record as "<kind> <json>\n", in production order */
+    cx_buf_t brief; /* segment changes as "<customer> <segment> <cause>\n" */
+    cx_buf_t tmp;
+    char err[512];
+} run_t;
+
+static cx_err_t capture(void *opaque, cx_record_kind_t kind, const char *key, const void *rec) {
+    run_t *r = opaque;
+    if (kind > CX_REC_PROFILE) return CX_OK; /* internal records (cx.partials, changelog): no file in replay either */
+    cx_buf_reset(&r->tmp);
+    cr_assert_eq(cx_codec_encode(r->codec, kind, rec, CX_FMT_JSON, &r->tmp), CX_OK, "kind %d key %s", (int)kind, key);
+    cx_buf_appendf(&r->out, "%d ", (int)kind);
+    cx_buf_append(&r->out, r->tmp.data, r->tmp.len);
+    cx_buf_putc(&r->out, '\n');
+    if (kind == CX_REC_SEGMENT_CHANGE) {
+        const cx_segment_change_t *sc = rec;
+        cr_assert_str_eq(key, sc->customer_id);
+        cx_buf_appendf(&r->brief, "%s %s %s\n", sc->customer_id, sc->segment, sc->cause);
+    }
+    return CX_OK;
+}
+
+static void pipeline_open(run_t *r) {
+    cx_sink_t sink = {r, capture};
+    r->p = cx_pipeline_new(r->cfg, r->st, &sink, r->err, sizeof r->err);
+    cr_assert_not_null(r->p, "%s", r->err);
+    cr_assert_eq(cx_pipeline_assign(r->p, 0, NULL, r->err, sizeof r->err), CX_OK, "%s", r->err);
+}
+
+/* settings: NULL-terminated "key=value" list */
+static void run_open(run_t *r, const char *const *settings) {
+    memset(r, 0, sizeof *r);
+    r->cfg = cx_config_new();
+    cr_assert_not_null(r->cfg);
+    cr_assert_eq(cx_config_set_kv(r->cfg, "enriched.enabled=false", NULL, r->err, sizeof r->err), CX_OK);
+    for (; settings && *settings; settings++)
+        cr_assert_eq(cx_config_set_kv(r->cfg, *settings, NULL, r->err, sizeof r->err), CX_OK, "%s", r->err);
+    cx_store_opts_t so = {.dir = NULL};
+    r->st = cx_store_open(&so, r->err, sizeof r->err);
+    cr_assert_not_null(r->st, "%s", r->err);
+    r->codec = cx_codec_new(r->err, sizeof r->err);
+    cr_assert_not_null(r->codec, "%s", r->err);
+    pipeline_open(r);
+}
+
+static void run_close(run_t *r) {
+    cx_pipeline_destroy(r->p);
+    cx_store_close(r->st);
+    cx_codec_destroy(r->codec);
+    cx_config_destroy(r->cfg);
+    cx_buf_free(&r->out);
+    cx_buf_free(&r->brief);
+    cx_buf_free(&r->tmp);
+}
+
+static const char *text(cx_buf_t *b) {
+    cx_buf_putc(b, 0);
+    b->len--;
+    return (const char *)b->data;
+}
+
+static void flush(run_t *r) { cr_assert_eq(cx_pipeline_flush(r->p, -1, r->err, sizeof r->err), CX_OK, "%s", r->err); }
+
+/* Advances to wm; flush_each: flush between timer batches (as replay and run do). Returns the
+ * number of batches. */
+static int advance(run_t *r, int64_t wm, bool flush_each) {
+    int batches = 0;
+    for (bool more = true; more; batches++) {
+        cr_assert_eq(cx_pipeline_advance(r->p, 0, wm, &more, r->err, sizeof r->err), CX_OK, "%s", r->err);
+        if ((more && flush_each) || cx_pipeline_needs_flush(r->p)) flush(r);
+    }
+    return batches;
+}
+
+static void event(run_t *r, cx_event_type_t type, const char *cid, const char *eid, int64_t ts, int64_t amount,
+                  int32_t seconds) {
+    cx_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = type;
+    snprintf(ev.event_id, sizeof ev.event_id, "%s", eid);
+    snprintf(ev.customer_id, sizeof ev.customer_id, "%s", cid);
+    ev.ts_ms = ts;
+    if (type == CX_EV_PURCHASE) {
+        ev.u.purchase.kind = CX_PK_PURCHASE;
+        ev.u.purchase.amount_minor = amount;
+        memcpy(ev.u.purchase.currency, "EUR", 4);
+    } else {
+        snprintf(ev.u.play.title_id, sizeof ev.u.play.title_id, "t1");
+        ev.u.play.seconds_watched = seconds;
+    }
+    advance(r, ts - r->cfg->watermark_lateness_ms, true);
+    cr_assert_eq(cx_pipeline_event(r->p, 0, &ev, -1, r->err, sizeof r->err), CX_OK, "%s", r->err);
+    if (cx_pipeline_needs_flush(r->p)) flush(r);
+}
+
+static void buy(run_t *r, const char *cid, const char *eid, int64_t ts, int64_t amount) {
+    event(r, CX_EV_PURCHASE, cid, eid, ts, amount, 0);
+}
+
+static cx_profile_out_t profile(run_t *r, const char *cid) {
+    cx_profile_out_t o;
+    bool found = false;
+    cr_assert_eq(cx_pipeline_profile(r->p, 0, cid, &o, &found, r->err, sizeof r->err), CX_OK);
+    cr_assert(found, "%s unknown", cid);
+    return o;
+}
+
+/* ---------- timers ---------- */
+
+Test(pipeline, timers_fire_in_due_then_customer_order_across_customers) {
+    run_t r;
+    run_open(&r, NULL);
+    /* single purchases: New, then R falls at +8 (Promising), +31 (About To Sleep), +91
+     * (Hibernating), +181 (Lost). c and a are flushed to the store's timer index, z and b stay in
+     * the in-memory heap: the two sources merge in (due, customer_id) order. */
+    buy(&r, "c", "e1", at(0, 9), 0);
+    buy(&r, "a", "e2", at(0, 10), 0);
+    flush(&r);
+    buy(&r, "z", "e3", at(0, 11), 0);
+    buy(&r, "b", "e4", at(1, 1), 0);
+    cx_buf_reset(&r.brief);
+    advance(&r, midnight(181), false);
+    char want[2048];
+    snprintf(want, sizeof want,
+             "a Promising timer:%1$" PRId64 "\nc Promising timer:%1$" PRId64 "\nz Promising timer:%1$" PRId64 "\n"
+             "b Promising timer:%2$" PRId64 "\n"
+             "a About To Sleep timer:%3$" PRId64 "\nc About To Sleep timer:%3$" PRId64 "\n"
+             "z About To Sleep timer:%3$" PRId64 "\nb About To Sleep timer:%4$" PRId64 "\n"
+             "a Hibernating timer:%5$" PRId64 "\nc Hibernating timer:%5$" PRId64 "\nz Hibernating timer:%5$" PRId64 "\n"
+             "b Hibernating timer:%6$" PRId64 "\n"
+             "a Lost timer:%7$" PRId64 "\nc Lost timer:%7$" PRId64 "\nz Lost timer:%7$" PRId64 "\n",
+             midnight(8), midnight(9), midnight(31), midnight(32), midnight(91), midnight(92), midnight(181));
+    cr_assert_str_eq(text(&r.brief), want);
+    /* b's last change is due at day 182, after the watermark */
+    cx_buf_reset(&r.brief);
+    advance(&r, midnight(182), false);
+    snprintf(want, sizeof want, "b Lost timer:%" PRId64 "\n", midnight(182));
+    cr_assert_str_eq(text(&r.brief), want);
+    cr_assert_eq(cx_pipeline_stats(r.p).timers_fired, 4u * 4);
+    run_close(&r);
+}
+
+Test(pipeline, timer_due_exactly_at_the_watermark_fires) {
+    run_t r;
+    run_open(&r, NULL);
+    buy(&r, "a", "e1", at(0, 12), 0);
+    cx_buf_reset(&r.brief);
+    advance(&r, midnight(8) - 1, false);
+    cr_assert_eq(r.brief.len, 0u, "not yet due one millisecond before");
+    cx_profile_out_t o = profile(&r, "a");
+    cr_assert_eq(o.r_score, 5);
+    advance(&r, midnight(8), false);
+    char want[128];
+    snprintf(want, sizeof want, "a Promising timer:%" PRId64 "\n", midnight(8));
+    cr_assert_str_eq(text(&r.brief), want);
+    o = profile(&r, "a");
+    cr_assert_eq(o.r_score, 4);
+    cr_assert_eq(o.recency_days, 8);
+    cr_assert_str_eq(o.segment, "Promising");
+    run_close(&r);
+}
+
+Test(pipeline, an_event_fires_what_is_due_before_it_is_applied) {
+    run_t r;
+    run_open(&r, NULL);
+    buy(&r, "a", "e1", at(0, 12), 0);
+    cx_buf_reset(&r.brief);
+    /* a's R=5 ends at day 8; a purchase of another customer at day 8 00:00 comes after the timer */
+    cx_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = CX_EV_PURCHASE;
+    strcpy(ev.event_id, "e2");
+    strcpy(ev.customer_id, "b");
+    ev.ts_ms = midnight(8);
+    memcpy(ev.u.purchase.currency, "EUR", 4);
+    cr_assert_eq(cx_pipeline_event(r.p, 0, &ev, -1, r.err, sizeof r.err), CX_OK);
+    char want[256];
+    snprintf(want, sizeof want, "a Promising timer:%" PRId64 "\nb New e2\n", midnight(8));
+    cr_assert_str_eq(text(&r.brief), want);
+    run_close(&r);
+}
+
+Test(pipeline, champion_going_quiet_passes_loyal_cannot_lose_them_and_at_risk_by_timers) {
+    run_t r;
+    run_open(&r, NULL);
+    /* 40 purchases of 5.00 on days 0..39: F 40 (4), M 20,000 (4), R 5: Champions */
+    char eid[16];
+    for (int d = 0; d < 40; d++) {
+        snprintf(eid, sizeof eid, "p%02d", d + 1);
+        buy(&r, "champ", eid, at(d, 12), 500);
+    }
+    cr_assert_str_eq(profile(&r, "champ").segment, "Champions");
+    cx_buf_reset(&r.brief);
+    advance(&r, midnight(420), true);
+    /* last day 39: R 3 at recency 31 (day 70) -> Loyal; R 2 at 91 (day 130) -> Cannot Lose Them;
+     * R 1 at 181 (day 220) keeps Cannot Lose Them; day 365: day 0 leaves the window, F 39 (3),
+     * M 19,500 (3) -> At Risk; day 393: F 11 (2) -> Lost */
+    char want[1024];
+    snprintf(want, sizeof want,
+             "champ Loyal timer:%" PRId64 "\nchamp Cannot Lose Them timer:%" PRId64 "\n"
+             "champ At Risk timer:%" PRId64 "\nchamp Lost timer:%" PRId64 "\n",
+             midnight(70), midnight(130), midnight(365), midnight(393));
+    cr_assert_str_eq(text(&r.brief), want);
+    cx_profile_out_t o = profile(&r, "champ");
+    cr_assert_str_eq(o.segment, "Lost");
+    cr_assert_eq(o.frequency, 0);
+    cr_assert_eq(o.recency_days, 381);
+    cr_assert_eq(o.purchases_total, 40);
+    cr_assert_eq(o.bgnbd_x, 39);
+    cr_assert_eq(o.bgnbd_T_days, 420);
+    /* the full SegmentChange of the first timer step, field by field */
+    const char *line = strstr(text(&r.out), "\"segment\":\"Loyal\"");
+    cr_assert_not_null(line);
+    char ts[64];
+    snprintf(ts, sizeof ts, "\"ts\":%" PRId64 ",", midnight(70));
+    cr_assert_not_null(strstr(text(&r.out), ts));
+    cr_assert_not_null(strstr(text(&r.out), "\"previous_segment\":\"Champions\",\"segment\":\"Loyal\",\"r_score\":3,"
+                                            "\"f_score\":4,\"m_score\":4,\"recency_days\":31,\"frequency\":40,"
+                                            "\"monetary_minor\":20000"));
+    run_close(&r);
+}
+
+/* ---------- flushes and restarts ---------- */
+
+/* 5,000 customers buying over 50 days, then 400 days of silence: some 20,000 timers, more than
+ * one advance batch. */
+static void many_customers(run_t *r, int from, int to) {
+    char cid[16], eid[16];
+    for (int i = from; i < to; i++) {
+        snprintf(cid, sizeof cid, "c%04d", (i * 7919) % 5000);
+        snprintf(eid, sizeof eid, "e%d", i);
+        int64_t amount = (int64_t)(i % 7) * 3000;
+        buy(r, cid, eid, at(i / 100, i % 24), amount);
+    }
+}
+
+/* Every profile of partition 0 as JSON lines (cx_pipeline_each_profile flushes first). */
+static cx_buf_t profiles_buf;
+static void collect_profile(void *opaque, const cx_profile_out_t *prof) {
+    run_t *r = opaque;
+    cx_buf_reset(&r->tmp);
+    cr_assert_eq(cx_codec_encode(r->codec, CX_REC_PROFILE, prof, CX_FMT_JSON, &r->tmp), CX_OK);
+    cx_buf_append(&profiles_buf, r->tmp.data, r->tmp.len);
+    cx_buf_putc(&profiles_buf, '\n');
+}
+static cx_buf_t final_profiles(run_t *r) {
+    profiles_buf = (cx_buf_t)CX_BUF_INIT;
+    cr_assert_eq(cx_pipeline_each_profile(r->p, 0, collect_profile, r, r->err, sizeof r->err), CX_OK, "%s", r->err);
+    cx_buf_t out = profiles_buf;
+    profiles_buf = (cx_buf_t)CX_BUF_INIT;
+    return out;
+}
+
+Test(pipeline, flushes_between_timer_batches_and_a_small_cache_change_no_output) {
+    const char *small[] = {"cache.max_customers=64", NULL};
+    run_t a, b, c;
+    run_open(&a, NULL);
+    run_open(&b, NULL);
+    run_open(&c, small);
+    many_customers(&a, 0, 7000);
+    many_customers(&b, 0, 7000);
+    many_customers(&c, 0, 7000);
+    int batches_a = advance(&a, midnight(460), false);
+    int batches_b = advance(&b, midnight(460), true);
+    advance(&c, midnight(460), true);
+    cr_assert_gt(batches_a, 2, "the test needs several timer batches (%d)", batches_a);
+    cr_assert_eq(batches_a, batches_b);
+    cr_assert_gt(cx_pipeline_stats(a.p).timers_fired, 8192u);
+    cr_assert_gt(cx_pipeline_cache_stats(c.p).evictions, 1000u, "the small cache did evict");
+    cr_assert_eq(a.out.len, b.out.len);
+    cr_assert_str_eq(text(&a.out), text(&b.out));
+    cr_assert_str_eq(text(&a.out), text(&c.out));
+    cx_buf_t pa = final_profiles(&a), pc = final_profiles(&c);
+    cr_assert_gt(pa.len, 5000u * 100);
+    cr_assert_str_eq(text(&pa), text(&pc), "final profiles differ");
+    cx_buf_free(&pa);
+    cx_buf_free(&pc);
+    run_close(&a);
+    run_close(&b);
+    run_close(&c);
+}
+
+static void restart(run_t *r) {
+    flush(r);
+    cx_pipeline_destroy(r->p);
+    pipeline_open(r);
+}
+
+Test(pipeline, restart_on_the_same_store_gives_the_outputs_of_an_uninterrupted_run) {
+    const char *enriched[] = {"enriched.enabled=true", NULL};
+    run_t a, b;
+    run_open(&a, enriched);
+    run_open(&b, enriched);
+    many_customers(&a, 0, 7000);
+    advance(&a, midnight(460), true);
+    /* b: restart after the first half of the events, then again in the middle of timer firing */
+    many_customers(&b, 0, 3500);
+    restart(&b);
+    cr_assert_eq(cx_pipeline_watermark(b.p, 0), at(34, 23), "watermark restored from the store");
+    many_customers(&b, 3500, 7000);
+    bool more = false;
+    cr_assert_eq(cx_pipeline_advance(b.p, 0, midnight(460), &more, b.err, sizeof b.err), CX_OK);
+    cr_assert(more, "stopped in the middle of the due timers");
+    restart(&b);
+    advance(&b, midnight(460), true);
+    cr_assert_str_eq(text(&a.out), text(&b.out));
+    int64_t ca[CX_SEGMENTS_MAX], cb_[CX_SEGMENTS_MAX];
+    cx_pipeline_segment_counts(a.p, ca, CX_SEGMENTS_MAX);
+    cx_pipeline_segment_counts(b.p, cb_, CX_SEGMENTS_MAX);
+    cr_assert(memcmp(ca, cb_, sizeof ca) == 0, "segment counts restored");
+    cx_buf_t pa = final_profiles(&a), pb = final_profiles(&b);
+    cr_assert_gt(pa.len, 5000u * 100);
+    cr_assert_str_eq(text(&pa), text(&pb), "final profiles differ");
+    cx_buf_free(&pa);
+    cx_buf_free(&pb);
+    run_close(&a);
+    run_close(&b);
+}
+
+/* ---------- duplicates and late events ---------- */
+
+Test(pipeline, duplicate_event_id_is_dropped_and_counted) {
+    run_t r;
+    run_open(&r, NULL);
+    buy(&r, "d", "e1", at(0, 1), 100);
+    buy(&r, "d", "e1", at(0, 2), 100);
+    buy(&r, "d", "e2", at(0, 3), 100);
+    flush(&r);
+    buy(&r, "d", "e2", at(0, 4), 100); /* remembered across a flush: it lives in the profile */
+    cx_pipeline_stats_t s = cx_pipeline_stats(r.p);
+    cr_assert_eq(s.duplicates, 2u);
+    cr_assert_eq(s.events, 2u);
+    cr_assert_eq(profile(&r, "d").purchases_total, 2);
+    cr_assert_eq(profile(&r, "d").revenue_total_minor, 200);
+    buy(&r, "other", "e1", at(0, 5), 100); /* ids are per customer */
+    cr_assert_eq(cx_pipeline_stats(r.p).duplicates, 2u);
+    run_close(&r);
+}
+
+Test(pipeline, dedup_remembers_the_last_per_customer_ids_only) {
+    const char *two[] = {"dedup.per_customer=2", NULL};
+    run_t r;
+    run_open(&r, two);
+    buy(&r, "d", "e1", at(0, 1), 1);
+    buy(&r, "d", "e2", at(0, 2), 1);
+    buy(&r, "d", "e2", at(0, 3), 1); /* inside the window: dropped */
+    buy(&r, "d", "e3", at(0, 4), 1);
+    buy(&r, "d", "e1", at(0, 5), 1); /* e1 left the window of 2 (e2, e3): accepted again */
+    cx_pipeline_stats_t s = cx_pipeline_stats(r.p);
+    cr_assert_eq(s.duplicates, 1u);
+    cr_assert_eq(s.events, 4u);
+    cr_assert_eq(profile(&r, "d").purchases_total, 4);
+    run_close(&r);
+}
+
+Test(pipeline, late_events_count_and_fire_no_timer_retroactively) {
+    run_t r;
+    run_open(&r, NULL);
+    buy(&r, "l", "e1", at(10, 12), 1000);
+    buy(&r, "x", "e2", at(40, 12), 0); /* watermark to day 40: l's timers at 18 and 41? */
+    cx_buf_reset(&r.brief);
+    buy(&r, "l", "e3", at(5, 12), 2500); /* late by 35 days */
+    cr_assert_eq(cx_pipeline_stats(r.p).late, 1u);
+    cx_profile_out_t o = profile(&r, "l");
+    cr_assert_eq(o.purchases_total, 2);
+    cr_assert_eq(o.revenue_total_minor, 3500);
+    cr_assert_eq(o.first_transaction_ts, at(5, 12));
+    cr_assert_eq(o.last_transaction_ts, at(10, 12));
+    cr_assert_eq(o.frequency, 2);
+    cr_assert_eq(o.monetary_minor, 3500);
+    cr_assert_eq(o.recency_days, 30, "recency from the last transaction day, as of the watermark");
+    cr_assert_eq(o.bgnbd_x, 1);
+    cr_assert_eq(o.bgnbd_t_x_days, 5);
+    cr_assert_eq(o.bgnbd_T_days, 35);
+    cr_assert_eq(o.r_score, 4);
+    cr_assert_eq(o.m_score, 2, "3,500 >= 2,000");
+    /* the late event re-scored at the watermark's day: F 1 M 2 R 4 is still Promising */
+    cr_assert_str_eq(o.segment, "Promising");
+    cr_assert_eq(r.brief.len, 0u, "%s", text(&r.brief));
+    /* nothing fires for days before the watermark; the next R change (recency 31) is day 41 */
+    advance(&r, midnight(41) - 1, false);
+    cr_assert_eq(r.brief.len, 0u);
+    advance(&r, midnight(41), false);
+    char want[128];
+    snprintf(want, sizeof want, "l About To Sleep timer:%" PRId64 "\n", midnight(41));
+    cr_assert_str_eq(text(&r.brief), want);
+    run_close(&r);
+}

@@ -129,6 +129,13 @@ def wait_done(bootstrap, group, hw, proc, timeout_s):
                            f"{proc.log()[-3000:]}")
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of a live process (/proc/<pid>/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -150,6 +157,9 @@ def config(env, name):
         "http.port": 0,
         "log.level": "info",
         "statistics.interval_ms": 0,
+        # after a kill -9 the dead member holds its partitions until its session times out: keep
+        # that short so the restart does not wait the default 45 s
+        "kafka.session.timeout.ms": 6000,
     })
     return path, f"cx-foundation-{name}"
 
@@ -225,6 +235,7 @@ def test_live_run_state_equals_truth_and_dlq_counts_match():
         wait_done(b.bootstrap, group, hw, proc, DONE_TIMEOUT_S)
         wall = time.monotonic() - t0
         rss = peak_rss_mb(proc.pid)
+        cpu = cpu_s(proc.pid)
         # while the processor holds state.dir, `state dump` refuses it and says why
         r = run_cxstream(["state", "dump", "-c", cfg_path], check=False)
         assert r.returncode == 1 and "locked" in r.stderr and "stop the processor" in r.stderr, \
@@ -233,7 +244,9 @@ def test_live_run_state_equals_truth_and_dlq_counts_match():
         rc = proc.stop()
     assert rc == 0, f"cxstream run exited {rc} after SIGTERM:\n{proc.log()[-3000:]}"
     log(f"live run: events={env['events']} wall={wall:.1f} s (start to all committed) "
-        f"events/s={env['events'] / wall:,.0f} peak RSS={rss:.0f} MB")
+        f"events/s={env['events'] / wall:,.0f} processor CPU={cpu:.1f} s "
+        f"({env['events'] / cpu:,.0f} events per CPU-second) peak RSS={rss:.0f} MB "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     offsets_match_watermarks(cfg_path, hw)
     n = check_state_against_truth(dump_state(cfg_path), truth)
     log(f"state: {n} customers, plays/purchases/revenue exactly as the truth")

@@ -743,6 +743,12 @@ static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t go
         if (cx_pipeline_owns(r->pl, (uint16_t)p)) rc = process_partition(r, p, errstr, n);
     if (rc == CX_OK && mono_ms() - r->last_commit_ms >= r->cfg->commit_interval_ms)
         rc = commit_cycle(r, false, errstr, n);
+    if (rc != CX_OK && !r->fatal) {
+        /* an event may be half applied and its outputs lost: nothing may be committed after this,
+         * neither by cx_runner_close nor by the revoke it causes */
+        r->fatal = true;
+        snprintf(r->fatal_msg, sizeof r->fatal_msg, "%s", errstr ? errstr : cx_err2str(rc));
+    }
     return rc;
 }
 

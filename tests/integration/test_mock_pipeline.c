@@ -1,0 +1,488 @@
+/*
+ * test_mock_pipeline.c — the runner end to end on librdkafka's in-process mock cluster: a scripted
+ * stream (valid events, one of each kind of bad record, a duplicate) gives exactly the expected
+ * segment changes, enriched records and DLQ records with their headers; and under faults (the
+ * broker down mid-stream, produce and offset-commit errors, a non-retriable produce error that
+ * stops the runner and a restart from the stored offsets) the set of outputs and the committed
+ * offsets equal those of a clean run (at-least-once: records may repeat, never go missing or
+ * differ).
+ */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "gen.h"
+#include "mock_helpers.h"
+
+#define T0 INT64_C(1740960000000) /* 2025-03-03T00:00:00Z */
+#define HOUR INT64_C(3600000)
+
+static cx_codec_t *codec;
+
+static void setup(void) {
+    char err[256];
+    codec = cx_codec_new(err, sizeof err);
+    cr_assert(codec, "%s", err);
+    cx_log_min_level = CX_LOG_WARN;
+}
+static void teardown(void) { cx_codec_destroy(codec); }
+TestSuite(mock, .init = setup, .fini = teardown, .timeout = 300);
+
+/* ---------- the scripted stream ---------- */
+
+static cx_event_t ev_base(cx_event_type_t t, const char *id, const char *cid, int64_t ts) {
+    cx_event_t e;
+    memset(&e, 0, sizeof e);
+    e.type = t;
+    snprintf(e.event_id, sizeof e.event_id, "%s", id);
+    snprintf(e.customer_id, sizeof e.customer_id, "%s", cid);
+    e.ts_ms = ts;
+    return e;
+}
+
+static cx_event_t ev_play(const char *id, const char *cid, int64_t ts, int32_t seconds) {
+    cx_event_t e = ev_base(CX_EV_PLAY, id, cid, ts);
+    snprintf(e.u.play.title_id, sizeof e.u.play.title_id, "tt-%s", id);
+    e.u.play.has_genre = true;
+    strcpy(e.u.play.genre, "drama");
+    e.u.play.seconds_watched = seconds;
+    return e;
+}
+
+static cx_event_t ev_purchase(const char *id, const char *cid, int64_t ts, int64_t amount) {
+    cx_event_t e = ev_base(CX_EV_PURCHASE, id, cid, ts);
+    e.u.purchase.kind = CX_PK_RENTAL;
+    e.u.purchase.amount_minor = amount;
+    strcpy(e.u.purchase.currency, "SEK");
+    return e;
+}
+
+static cx_event_t ev_survey(const char *id, const char *cid, int64_t ts, int32_t score) {
+    cx_event_t e = ev_base(CX_EV_SURVEY, id, cid, ts);
+    strcpy(e.u.survey.survey_id, "nps-q1");
+    e.u.survey.score = score;
+    strcpy(e.u.survey.touchpoint, "general");
+    return e;
+}
+
+static const char *topic_of(const cx_config_t *cfg, cx_event_type_t t) {
+    switch (t) {
+    case CX_EV_PLAY: return cfg->topic_play;
+    case CX_EV_PURCHASE: return cfg->topic_purchase;
+    case CX_EV_EMAIL_SEND: return cfg->topic_email_send;
+    default: return cfg->topic_survey;
+    }
+}
+
+static void encode(const cx_event_t *e, cx_buf_t *b) {
+    cx_buf_reset(b);
+    cr_assert_eq(cx_codec_encode(codec, cx_codec_kind_of_event(e->type), e, CX_FMT_WIRE, b), CX_OK);
+}
+
+/* One rejected record as produced: where it went and what it must be called. */
+typedef struct bad {
+    const char *topic;
+    const char *key;
+    uint8_t val[512];
+    size_t len;
+    const char *code;
+    mh_sent_t at;
+} bad_t;
+
+#define N_BAD 4
+typedef struct script {
+    bad_t bad[N_BAD];
+    int accepted; /* valid, distinct events */
+} script_t;
+
+static void send_event(rd_kafka_t *p, const cx_config_t *cfg, const cx_event_t *e) {
+    cx_buf_t b = CX_BUF_INIT;
+    encode(e, &b);
+    mh_produce(p, topic_of(cfg, e->type), e->customer_id, b.data, b.len, NULL);
+    cx_buf_free(&b);
+}
+
+static void send_bad(rd_kafka_t *p, bad_t *bd) { mh_produce(p, bd->topic, bd->key, bd->val, bd->len, &bd->at); }
+
+static void bad_from(bad_t *bd, const char *topic, const char *key, const cx_buf_t *b, const char *code) {
+    bd->topic = topic;
+    bd->key = key;
+    cr_assert(b->len <= sizeof bd->val);
+    memcpy(bd->val, b->data, b->len);
+    bd->len = b->len;
+    bd->code = code;
+}
+
+/* alice: a purchase (New), a repeated copy of it, a long play, a short play (not a transaction), a
+ * bigger purchase, a fourth transaction (Potential Loyalist). bob: a survey, then a play (New).
+ * Rejected: a play with magic byte 1, a purchase under schema id 99, a survey scoring 11, a play
+ * in 1970. */
+static void produce_script(const char *bootstraps, const cx_config_t *cfg, script_t *s) {
+    rd_kafka_t *p = mh_producer_new(bootstraps);
+    cx_buf_t b = CX_BUF_INIT;
+    memset(s, 0, sizeof *s);
+
+    cx_event_t a1 = ev_purchase("a-p1", "alice", T0 + 10 * HOUR, 3000);
+    send_event(p, cfg, &a1);
+    send_event(p, cfg, &a1); /* the duplicate: same event id */
+    cx_event_t e = ev_play("a-pl1", "alice", T0 + 11 * HOUR, 600);
+    send_event(p, cfg, &e);
+    e = ev_play("a-pl2", "alice", T0 + 12 * HOUR, 30);
+    send_event(p, cfg, &e);
+    e = ev_survey("b-s1", "bob", T0 + 9 * HOUR, 9);
+    send_event(p, cfg, &e);
+    e = ev_play("b-pl1", "bob", T0 + 13 * HOUR, 300);
+    send_event(p, cfg, &e);
+    e = ev_purchase("a-p2", "alice", T0 + 33 * HOUR, 20000);
+    send_event(p, cfg, &e);
+    e = ev_play("a-pl3", "alice", T0 + 44 * HOUR, 1200);
+    send_event(p, cfg, &e);
+    s->accepted = 7;
+
+    e = ev_play("x-framing", "alice", T0 + 14 * HOUR, 100);
+    encode(&e, &b);
+    b.data[0] = 1;
+    bad_from(&s->bad[0], cfg->topic_play, "alice", &b, "BAD_FRAMING");
+    e = ev_purchase("x-schema", "bob", T0 + 14 * HOUR, 100);
+    encode(&e, &b);
+    b.data[4] = 99;
+    bad_from(&s->bad[1], cfg->topic_purchase, "bob", &b, "UNKNOWN_SCHEMA");
+    e = ev_survey("x-score", "bob", T0 + 15 * HOUR, 11);
+    encode(&e, &b);
+    bad_from(&s->bad[2], cfg->topic_survey, "bob", &b, "OUT_OF_RANGE");
+    e = ev_play("x-1970", "carol", 1000, 100);
+    encode(&e, &b);
+    bad_from(&s->bad[3], cfg->topic_play, "carol", &b, "BAD_TIMESTAMP");
+    for (int i = 0; i < N_BAD; i++) send_bad(p, &s->bad[i]);
+
+    cx_buf_free(&b);
+    rd_kafka_destroy(p);
+}
+
+/* A generated population on top (a few thousand records, its own invalid share), so that the
+ * runner needs many polls and a fault can land in the middle of the stream. Returns records. */
+static uint64_t produce_bulk(const char *bootstraps, const cx_config_t *cfg) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err), RD_KAFKA_CONF_OK);
+    cr_assert_eq(rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err), RD_KAFKA_CONF_OK);
+    cr_assert_eq(cx_gen_conf_producer(conf, err, sizeof err), CX_OK, "%s", err);
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    cr_assert(p, "%s", err);
+    cx_gen_opts_t o = cx_gen_opts_default();
+    o.customers = 150;
+    o.days = 40;
+    o.seed = 11;
+    o.invalid_rate = 0.02;
+    cx_gen_topics_t t = {cfg->topic_play, cfg->topic_purchase, cfg->topic_email_send, cfg->topic_survey,
+                         cfg->topic_campaigns};
+    cr_assert_eq(cx_gen_produce(p, &o, &t, 0, NULL, NULL, NULL, NULL, err, sizeof err), CX_OK, "%s", err);
+    rd_kafka_destroy(p);
+    o.raw = CX_GEN_RAW_NONE;
+    cx_gen_t *g = cx_gen_new(&o, err, sizeof err);
+    cr_assert(g, "%s", err);
+    cx_gen_record_t r;
+    uint64_t n = 0;
+    while (cx_gen_next(g, &r) == 1) n++;
+    cx_gen_destroy(g);
+    return n;
+}
+
+/* ---------- one run: cluster, inputs, runner, outputs ---------- */
+
+typedef struct run {
+    mh_cluster_t cl;
+    char *state_dir;
+    cx_config_t *cfg;
+    cx_runner_t *r;
+    script_t script;
+    uint64_t bulk;
+    mh_recs_t seg, enr, dlq;
+    mh_offsets_t off;
+    cx_runner_stats_t st;
+    cx_pipeline_stats_t ps;
+} run_t;
+
+static void run_open(run_t *x, bool bulk, const char *const *sets) {
+    memset(x, 0, sizeof *x);
+    cx_config_t *defaults = mh_config(NULL, NULL, NULL);
+    mh_cluster_start(&x->cl, defaults);
+    cx_config_destroy(defaults);
+    x->state_dir = mh_tempdir();
+    x->cfg = mh_config(x->cl.bootstraps, x->state_dir, sets);
+    produce_script(x->cl.bootstraps, x->cfg, &x->script);
+    if (bulk) x->bulk = produce_bulk(x->cl.bootstraps, x->cfg);
+}
+
+static cx_runner_t *runner_start(run_t *x) {
+    char err[768];
+    cx_runner_opts_t ro = {.create_topics = false};
+    cx_runner_t *r = cx_runner_new(x->cfg, &ro, err, sizeof err);
+    cr_assert(r, "%s", err);
+    cr_assert_eq(cx_runner_start(r, err, sizeof err), CX_OK, "%s", err);
+    return r;
+}
+
+/* Closes the runner (final commit) and reads every output and the committed offsets. */
+static void run_finish(run_t *x) {
+    char err[768];
+    x->st = cx_runner_stats(x->r);
+    x->ps = cx_pipeline_stats(cx_runner_pipeline(x->r));
+    cr_assert_eq(cx_runner_close(x->r, err, sizeof err), CX_OK, "%s", err);
+    cx_runner_destroy(x->r);
+    x->r = NULL;
+    mh_read_topic(x->cl.bootstraps, x->cfg->topic_segment_changes, &x->seg);
+    mh_read_topic(x->cl.bootstraps, x->cfg->topic_enriched, &x->enr);
+    mh_read_topic(x->cl.bootstraps, x->cfg->topic_dlq, &x->dlq);
+    mh_offsets_read(x->cfg, x->cl.bootstraps, &x->off);
+}
+
+static void run_free(run_t *x) {
+    if (x->r) cx_runner_destroy(x->r);
+    mh_recs_free(&x->seg);
+    mh_recs_free(&x->enr);
+    mh_recs_free(&x->dlq);
+    cx_config_destroy(x->cfg);
+    mh_cluster_stop(&x->cl);
+    mh_rmtree(x->state_dir);
+}
+
+/* A whole clean run. */
+static void run_clean(run_t *x, bool bulk) {
+    char err[768];
+    run_open(x, bulk, NULL);
+    x->r = runner_start(x);
+    cr_assert_eq(mh_drive(x->r, x->cfg, x->cl.bootstraps, 60000, NULL, NULL, err, sizeof err), CX_OK, "%s", err);
+    run_finish(x);
+}
+
+/* Outputs and committed offsets of two runs over the same inputs agree as sets. */
+static void assert_same_outputs(const run_t *a, const run_t *b) {
+    struct { const mh_recs_t *x, *y; const char *what; } cmp[] = {
+        {&a->seg, &b->seg, "segment changes"}, {&a->enr, &b->enr, "enriched"}, {&a->dlq, &b->dlq, "dlq"}};
+    for (size_t i = 0; i < 3; i++) {
+        mh_set_t s1 = mh_set_of(cmp[i].x), s2 = mh_set_of(cmp[i].y);
+        cr_assert_gt(s1.n, 0, "%s: the clean run produced nothing", cmp[i].what);
+        mh_assert_same_set(&s1, &s2, cmp[i].what);
+        mh_set_free(&s1);
+        mh_set_free(&s2);
+    }
+    cr_assert(mh_offsets_at_end(&a->off) && mh_offsets_at_end(&b->off));
+    cr_assert_eq(memcmp(a->off.committed, b->off.committed, sizeof a->off.committed), 0, "committed offsets differ");
+    cr_assert_eq(memcmp(a->off.end, b->off.end, sizeof a->off.end), 0, "inputs differ");
+}
+
+/* ---------- the scripted stream, exactly ---------- */
+
+static json_t *seg_of(const mh_recs_t *rs, const char *key, int nth) {
+    for (size_t i = 0; i < rs->n; i++)
+        if (strcmp(rs->v[i].key, key) == 0 && nth-- == 0) return mh_decode(codec, CX_REC_SEGMENT_CHANGE, rs->v[i].val, rs->v[i].vlen);
+    return NULL;
+}
+
+static void assert_change(json_t *j, const char *cid, int64_t ts, const char *prev, const char *seg, int r, int f,
+                          int m, int recency, int64_t freq, int64_t monetary, const char *cause) {
+    cr_assert(j, "no segment change for %s (%s)", cid, cause);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "customer_id")), cid);
+    cr_assert_eq(json_integer_value(json_object_get(j, "ts")), ts, "%s ts", cause);
+    if (prev) cr_assert_str_eq(json_string_value(json_object_get(j, "previous_segment")), prev);
+    else cr_assert(json_is_null(json_object_get(j, "previous_segment")), "%s: previous_segment not null", cause);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "segment")), seg);
+    cr_assert_eq(json_integer_value(json_object_get(j, "r_score")), r, "%s r", cause);
+    cr_assert_eq(json_integer_value(json_object_get(j, "f_score")), f, "%s f", cause);
+    cr_assert_eq(json_integer_value(json_object_get(j, "m_score")), m, "%s m", cause);
+    cr_assert_eq(json_integer_value(json_object_get(j, "recency_days")), recency, "%s recency", cause);
+    cr_assert_eq(json_integer_value(json_object_get(j, "frequency")), freq, "%s frequency", cause);
+    cr_assert_eq(json_integer_value(json_object_get(j, "monetary_minor")), monetary, "%s monetary", cause);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "cause")), cause);
+    json_decref(j);
+}
+
+Test(mock, scripted_stream_gives_exactly_the_expected_segment_changes) {
+    run_t x;
+    run_clean(&x, false);
+    cr_assert_eq(x.seg.n, 3, "segment changes: %zu", x.seg.n);
+    assert_change(seg_of(&x.seg, "alice", 0), "alice", T0 + 10 * HOUR, NULL, "New", 5, 1, 2, 0, 1, 3000, "a-p1");
+    assert_change(seg_of(&x.seg, "alice", 1), "alice", T0 + 44 * HOUR, "New", "Potential Loyalist", 5, 2, 4, 0, 4,
+                  23000, "a-pl3");
+    assert_change(seg_of(&x.seg, "bob", 0), "bob", T0 + 13 * HOUR, NULL, "New", 5, 1, 1, 0, 1, 0, "b-pl1");
+    /* a change is keyed and partitioned like the customer's input */
+    for (size_t i = 0; i < x.seg.n; i++)
+        cr_assert_eq(x.seg.v[i].partition, cx_murmur2_partition(x.seg.v[i].key, strlen(x.seg.v[i].key), MH_PARTS));
+    run_free(&x);
+}
+
+Test(mock, every_accepted_event_is_enriched_once_and_the_duplicate_is_dropped) {
+    run_t x;
+    run_clean(&x, false);
+    cr_assert_eq(x.enr.n, (size_t)x.script.accepted, "enriched: %zu", x.enr.n);
+    cr_assert_eq(x.ps.events, (uint64_t)x.script.accepted);
+    cr_assert_eq(x.ps.duplicates, 1);
+    size_t alice = 0, bob = 0;
+    for (size_t i = 0; i < x.enr.n; i++) {
+        if (strcmp(x.enr.v[i].key, "alice") == 0) alice++;
+        else if (strcmp(x.enr.v[i].key, "bob") == 0) bob++;
+    }
+    cr_assert_eq(alice, 5);
+    cr_assert_eq(bob, 2);
+    run_free(&x);
+}
+
+Test(mock, rejected_records_reach_the_dlq_as_sent_with_their_source_headers) {
+    run_t x;
+    run_clean(&x, false);
+    cr_assert_eq(x.dlq.n, N_BAD, "dlq records: %zu", x.dlq.n);
+    for (int i = 0; i < N_BAD; i++) {
+        const bad_t *bd = &x.script.bad[i];
+        const mh_rec_t *hit = NULL;
+        for (size_t k = 0; k < x.dlq.n; k++)
+            if (x.dlq.v[k].vlen == bd->len && memcmp(x.dlq.v[k].val, bd->val, bd->len) == 0) hit = &x.dlq.v[k];
+        cr_assert(hit, "%s record not in the DLQ", bd->code);
+        char part[16], off[24];
+        snprintf(part, sizeof part, "%d", bd->at.partition);
+        snprintf(off, sizeof off, "%" PRId64, bd->at.offset);
+        cr_assert_str_eq(hit->key, bd->key);
+        cr_assert_str_eq(hit->hdr_error, bd->code);
+        cr_assert(hit->hdr_detail && hit->hdr_detail[0], "%s: no detail", bd->code);
+        cr_assert_str_eq(hit->hdr_topic, bd->topic);
+        cr_assert_str_eq(hit->hdr_partition, part);
+        cr_assert_str_eq(hit->hdr_offset, off);
+        /* the DLQ keeps the original key's partitioning */
+        cr_assert_eq(hit->partition, cx_murmur2_partition(bd->key, strlen(bd->key), MH_PARTS));
+    }
+    cr_assert_eq(x.st.dlq[CX_DLQ_BAD_FRAMING], 1);
+    cr_assert_eq(x.st.dlq[CX_DLQ_UNKNOWN_SCHEMA], 1);
+    cr_assert_eq(x.st.dlq[CX_DLQ_OUT_OF_RANGE], 1);
+    cr_assert_eq(x.st.dlq[CX_DLQ_BAD_TIMESTAMP], 1);
+    run_free(&x);
+}
+
+Test(mock, committed_offsets_cover_every_input_record_including_rejected_ones) {
+    run_t x;
+    run_clean(&x, false);
+    int64_t total = 0;
+    for (int i = 0; i < CX_INPUTS; i++)
+        for (int p = 0; p < MH_PARTS; p++) {
+            total += x.off.end[i][p];
+            if (x.off.end[i][p]) cr_assert_eq(x.off.committed[i][p], x.off.end[i][p], "input %d [%d]", i, p);
+        }
+    cr_assert_eq(total, x.script.accepted + 1 + N_BAD); /* + the duplicate */
+    run_free(&x);
+}
+
+/* ---------- faults ---------- */
+
+typedef struct fault {
+    run_t *x;
+    uint64_t at_consumed; /* inject once the runner has consumed this many records */
+    bool injected;
+    void (*inject)(struct fault *f);
+    pthread_t up_thread;
+    bool thread_started;
+    int down_ms;
+    uint64_t consumed_at_injection;
+} fault_t;
+
+static void fault_hook(void *opaque, cx_runner_t *r) {
+    fault_t *f = opaque;
+    if (f->injected || cx_runner_stats(r).consumed < f->at_consumed) return;
+    f->injected = true;
+    f->consumed_at_injection = cx_runner_stats(r).consumed;
+    f->inject(f);
+}
+
+static void *broker_up_later(void *arg) {
+    fault_t *f = arg;
+    usleep((useconds_t)f->down_ms * 1000); /* the length of the outage, not a synchronisation */
+    rd_kafka_mock_broker_set_up(f->x->cl.mc, 1);
+    return NULL;
+}
+
+static void inject_broker_down(fault_t *f) {
+    cr_assert_eq(rd_kafka_mock_broker_set_down(f->x->cl.mc, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    cr_assert_eq(pthread_create(&f->up_thread, NULL, broker_up_later, f), 0);
+    f->thread_started = true;
+}
+
+static void inject_request_errors(fault_t *f) {
+    rd_kafka_mock_push_request_errors(f->x->cl.mc, MH_API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                      RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
+    rd_kafka_mock_push_request_errors(f->x->cl.mc, MH_API_OFFSET_COMMIT, 3, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                                      RD_KAFKA_RESP_ERR_NOT_COORDINATOR, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+}
+
+static void run_with_fault(run_t *x, fault_t *f) {
+    char err[768];
+    run_open(x, true, NULL);
+    f->x = x;
+    f->at_consumed = x->bulk / 3;
+    x->r = runner_start(x);
+    cr_assert_eq(mh_drive(x->r, x->cfg, x->cl.bootstraps, 120000, fault_hook, f, err, sizeof err), CX_OK, "%s", err);
+    if (f->thread_started) pthread_join(f->up_thread, NULL);
+    cr_assert(f->injected, "the fault was never injected");
+    cr_assert_lt(f->consumed_at_injection, x->bulk, "the fault came after the whole stream was read");
+    run_finish(x);
+}
+
+Test(mock, broker_down_mid_stream_changes_no_output_and_no_offset) {
+    run_t clean, faulty;
+    run_clean(&clean, true);
+    fault_t f = {.inject = inject_broker_down, .down_ms = 3000};
+    run_with_fault(&faulty, &f);
+    assert_same_outputs(&clean, &faulty);
+    run_free(&clean);
+    run_free(&faulty);
+}
+
+Test(mock, produce_and_commit_errors_change_no_output_and_no_offset) {
+    run_t clean, faulty;
+    run_clean(&clean, true);
+    fault_t f = {.inject = inject_request_errors};
+    run_with_fault(&faulty, &f);
+    assert_same_outputs(&clean, &faulty);
+    run_free(&clean);
+    run_free(&faulty);
+}
+
+/* A produce error that retries cannot fix stops the runner without committing; a new runner on
+ * the same state resumes from the stored offsets and the outputs are those of a clean run. */
+Test(mock, fatal_produce_error_stops_without_commit_and_a_restart_completes_the_outputs) {
+    char err[768];
+    run_t clean, x;
+    run_clean(&clean, true);
+    run_open(&x, true, NULL);
+    x.r = runner_start(&x);
+    /* let it commit part of the stream first */
+    int64_t deadline = mh_mono_ms() + 60000;
+    while (cx_runner_stats(x.r).consumed < x.bulk / 3) {
+        cr_assert_lt(mh_mono_ms(), deadline);
+        cr_assert_eq(cx_runner_poll(x.r, 50, err, sizeof err), CX_OK, "%s", err);
+    }
+    /* every produce request now fails with a non-retriable error */
+    rd_kafka_resp_err_t errs[64];
+    for (size_t i = 0; i < 64; i++) errs[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+    rd_kafka_mock_push_request_errors_array(x.cl.mc, MH_API_PRODUCE, 64, errs);
+    cx_err_t rc = CX_OK;
+    while (rc == CX_OK) {
+        cr_assert_lt(mh_mono_ms(), deadline, "the runner never noticed the failed deliveries");
+        rc = cx_runner_poll(x.r, 50, err, sizeof err);
+    }
+    /* refused at produce time (CX_ERR_KAFKA) or at delivery (CX_ERR_FATAL): either way it stops */
+    cr_assert(rc == CX_ERR_FATAL || rc == CX_ERR_KAFKA, "%s: %s", cx_err2str(rc), err);
+    mh_offsets_t stopped, closed;
+    mh_offsets_read(x.cfg, x.cl.bootstraps, &stopped);
+    cr_assert_neq(cx_runner_close(x.r, err, sizeof err), CX_OK, "close after a failed output committed");
+    cx_runner_destroy(x.r);
+    x.r = NULL;
+    mh_offsets_read(x.cfg, x.cl.bootstraps, &closed);
+    cr_assert_eq(memcmp(stopped.committed, closed.committed, sizeof closed.committed), 0,
+                 "offsets were committed after an output failed");
+    cr_assert(!mh_offsets_at_end(&closed), "the failed run committed the whole stream");
+    rd_kafka_mock_clear_request_errors(x.cl.mc, MH_API_PRODUCE);
+    x.r = runner_start(&x);
+    cr_assert_eq(mh_drive(x.r, x.cfg, x.cl.bootstraps, 60000, NULL, NULL, err, sizeof err), CX_OK, "%s", err);
+    run_finish(&x);
+    assert_same_outputs(&clean, &x);
+    run_free(&clean);
+    run_free(&x);
+}

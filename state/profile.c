@@ -232,6 +232,9 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
     PUTS(p->stop_due_ms);
     PUTS(p->drop_due_ms);
     PUTS(p->churn_due_ms);
+    PUTS(p->nps_due_ms);
+    PUTS(p->voc_monetary_minor);
+    PUTS(p->voc_clv_minor);
     return CX_OK;
 }
 
@@ -426,6 +429,9 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     p->stop_due_ms = gets(&r);
     p->drop_due_ms = gets(&r);
     p->churn_due_ms = gets(&r);
+    p->nps_due_ms = gets(&r);
+    p->voc_monetary_minor = gets(&r);
+    p->voc_clv_minor = gets(&r);
     if (r.bad || r.n != 0) {
         cx_seterr(errstr, errstr_size, "profile %s: corrupt encoding (%zu bytes)", customer_id, len);
         cx_profile_clear(p);

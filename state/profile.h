@@ -116,6 +116,10 @@ typedef struct cx_profile {
     int64_t stop_due_ms;  /* STOPPED_STREAMING */
     int64_t drop_due_ms;  /* ENGAGEMENT_DROP */
     int64_t churn_due_ms; /* CHURN_RISK re-check */
+    int64_t nps_due_ms;   /* latest NPS score leaves the segment figures (voc.h); 0: not counted */
+
+    /* CX economics: what this customer contributes to its segment's sums (voc.h) */
+    int64_t voc_monetary_minor, voc_clv_minor;
 } cx_profile_t;
 
 void cx_profile_init(cx_profile_t *p, const char *customer_id); /* zeroed, segment -1 */

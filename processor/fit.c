@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,9 @@
 
 typedef double (*nm_fn)(const double *theta, void *ctx);
 
-/* One Nelder-Mead run from x (updated to the best vertex); returns its objective value. */
-static double nm_run(nm_fn f, void *ctx, int k, double *x, double step, int max_evals) {
+/* One Nelder-Mead run from x (updated to the best vertex), at most max_evals evaluations (the
+ * count used is added to *evals_used); returns its objective value. */
+static double nm_run(nm_fn f, void *ctx, int k, double *x, double step, int max_evals, int *evals_used) {
     double s[NM_MAX_DIM + 1][NM_MAX_DIM], fs[NM_MAX_DIM + 1];
     double xo[NM_MAX_DIM], xr[NM_MAX_DIM], xe[NM_MAX_DIM], xc[NM_MAX_DIM];
     int evals = 0;
@@ -102,33 +104,45 @@ static double nm_run(nm_fn f, void *ctx, int k, double *x, double step, int max_
         }
     }
     memcpy(x, s[0], sizeof(double) * (size_t)k);
+    *evals_used += evals;
     return fs[0];
 }
 
-/* Minimises f from each of n_starts starting points (rows of starts), restarting each run until
- * it stops improving; writes the best point to best and returns its value. */
+/* Evaluation budgets: a well-posed fit needs a few hundred evaluations per run; the caps bound the
+ * time spent on data whose optimum lies at infinity. */
+#define NM_EVALS_START 3000
+#define NM_EVALS_POLISH 6000
+
+/* Minimises f: one run from each of n_starts starting points (rows of starts), then the best of
+ * them restarted with a fresh simplex until a restart stops improving it. Writes the best point
+ * to best and returns its value. */
 static double nm_minimise(nm_fn f, void *ctx, int k, const double *starts, int n_starts, double *best) {
     double fbest = INFINITY;
     for (int si = 0; si < n_starts; si++) {
         double x[NM_MAX_DIM];
         memcpy(x, starts + (size_t)si * (size_t)k, sizeof(double) * (size_t)k);
-        double fx = nm_run(f, ctx, k, x, 0.5, 20000);
-        for (int restart = 0; restart < 50; restart++) {
-            double fn = nm_run(f, ctx, k, x, 0.1, 20000);
-            int gained = fx - fn > 1e-11 * (fabs(fn) + 1.0);
-            fx = fn;
-            if (!gained) break;
-        }
-        if (fx < fbest) {
+        int used = 0;
+        double fx = nm_run(f, ctx, k, x, 0.5, NM_EVALS_START, &used);
+        if (fx < fbest || si == 0) {
             fbest = fx;
             memcpy(best, x, sizeof(double) * (size_t)k);
         }
     }
+    int used = 0;
+    while (used < NM_EVALS_POLISH) {
+        double fn = nm_run(f, ctx, k, best, 0.1, NM_EVALS_POLISH - used, &used);
+        int gained = fbest - fn > 1e-11 * (fabs(fn) + 1.0);
+        fbest = fn;
+        if (!gained) break;
+    }
     return fbest;
 }
 
-/* Log-parameters beyond this are not a finite optimum (e^30 ~ 1e13). */
+/* Log-parameters beyond this are not a finite optimum (e^30 ~ 1e13); an optimum beyond
+ * LOGPAR_EDGE means the likelihood still rises towards the boundary: the data do not identify
+ * the parameter (e.g. spend with no heterogeneity across customers sends q and gamma to infinity). */
 #define LOGPAR_MAX 30.0
+#define LOGPAR_EDGE 25.0
 
 static int logpar_ok(const double *theta, int k) {
     for (int i = 0; i < k; i++)
@@ -136,15 +150,60 @@ static int logpar_ok(const double *theta, int k) {
     return 1;
 }
 
+/* Name of the first parameter that ran to the boundary, or NULL. */
+static const char *at_edge(const double *theta, const char *const *names, int k) {
+    for (int i = 0; i < k; i++)
+        if (fabs(theta[i]) > LOGPAR_EDGE) return names[i];
+    return NULL;
+}
+
+static double lgam(double v) {
+    int sign;
+    return lgamma_r(v, &sign);
+}
+
+/* Sorted distinct values of v[0..n) into *out (allocated); returns the count, 0 on no memory. */
+static int dbl_cmp(const void *pa, const void *pb) {
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return a < b ? -1 : a > b;
+}
+
+static size_t distinct_values(const double *v, size_t n, double **out) {
+    double *u = malloc((n ? n : 1) * sizeof *u);
+    if (!u) return 0;
+    memcpy(u, v, n * sizeof *u);
+    qsort(u, n, sizeof *u, dbl_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || u[m - 1] != u[i]) u[m++] = u[i];
+    *out = u;
+    return m;
+}
+
+static uint32_t index_of(const double *u, size_t m, double v) {
+    size_t lo = 0, hi = m; /* u[lo..hi) holds v */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (u[mid] <= v) lo = mid; else hi = mid;
+    }
+    return (uint32_t)lo;
+}
+
 /* ---------------------------------------------------------------- BG/NBD fit */
 
+/* Distinct (x, t_x, T) with their multiplicity w; t_x and T also as indices into the tables of
+ * distinct values, so the optimiser takes one log per distinct time, not per customer. */
 typedef struct bg_row {
     double x, t_x, T, w;
+    uint32_t i_tx, i_T;
 } bg_row_t;
 
 typedef struct bg_ctx {
-    const bg_row_t *rows;
+    bg_row_t *rows;
     size_t n;
+    double *u_tx, *u_T;         /* distinct t_x and T values */
+    size_t n_tx, n_T;
+    double *log_tx, *log_T;     /* scratch: ln(alpha + value), per evaluation */
 } bg_ctx_t;
 
 static int bg_row_cmp(const void *pa, const void *pb) {
@@ -155,6 +214,7 @@ static int bg_row_cmp(const void *pa, const void *pb) {
     return 0;
 }
 
+/* Total log-likelihood through the public per-customer function: what the fit reports. */
 static double bg_total_loglik(const cx_bgnbd_params_t *p, const bg_ctx_t *c) {
     double ll = 0.0;
     for (size_t i = 0; i < c->n; i++)
@@ -162,10 +222,33 @@ static double bg_total_loglik(const cx_bgnbd_params_t *p, const bg_ctx_t *c) {
     return ll;
 }
 
+/* The same sum for the optimiser: the log-gamma terms, which depend on x only, once per distinct
+ * x (rows are sorted by x), the logs of alpha + time once per distinct time. */
 static double bg_objective(const double *theta, void *vctx) {
     if (!logpar_ok(theta, 4)) return NM_BAD;
-    cx_bgnbd_params_t p = {exp(theta[0]), exp(theta[1]), exp(theta[2]), exp(theta[3])};
-    double ll = bg_total_loglik(&p, vctx);
+    bg_ctx_t *c = vctx;
+    double r = exp(theta[0]), alpha = exp(theta[1]), a = exp(theta[2]), b = exp(theta[3]);
+    for (size_t i = 0; i < c->n_tx; i++) c->log_tx[i] = log(alpha + c->u_tx[i]);
+    for (size_t i = 0; i < c->n_T; i++) c->log_T[i] = log(alpha + c->u_T[i]);
+    double base = lgam(a + b) - lgam(b) - lgam(r) + r * theta[1];
+    double ll = 0.0, x_prev = -1.0, common = 0.0, ldrop = 0.0;
+    for (size_t i = 0; i < c->n; i++) {
+        const bg_row_t *row = &c->rows[i];
+        double x = row->x;
+        if (x != x_prev) {
+            common = base + lgam(r + x) + lgam(b + x) - lgam(a + b + x);
+            ldrop = x > 0 ? theta[2] - log(b + x - 1.0) : 0.0;
+            x_prev = x;
+        }
+        double a3 = -(r + x) * c->log_T[row->i_T], li;
+        if (x > 0) {
+            double a4 = ldrop - (r + x) * c->log_tx[row->i_tx];
+            li = a3 > a4 ? a3 + log1p(exp(a4 - a3)) : a4 + log1p(exp(a3 - a4));
+        } else {
+            li = a3;
+        }
+        ll += row->w * (common + li);
+    }
     return isfinite(ll) ? -ll : NM_BAD;
 }
 
@@ -173,6 +256,10 @@ cx_err_t cx_fit_bgnbd(const double *x, const double *t_x, const double *T, size_
                       cx_bgnbd_params_t *out, double *loglik, char *errstr, size_t errstr_size) {
     if (!x || !t_x || !T || !out || n == 0) {
         cx_seterr(errstr, errstr_size, "BG/NBD fit needs at least one customer");
+        return CX_ERR_INVALID;
+    }
+    if (n > UINT32_MAX) {
+        cx_seterr(errstr, errstr_size, "BG/NBD fit: %zu customers is more than supported", n);
         return CX_ERR_INVALID;
     }
     double sum_x = 0.0, sum_T = 0.0;
@@ -187,61 +274,103 @@ cx_err_t cx_fit_bgnbd(const double *x, const double *t_x, const double *T, size_
         sum_x += x[i];
         sum_T += T[i];
     }
-    bg_row_t *rows = malloc(n * sizeof *rows);
-    if (!rows) {
+    cx_err_t err = CX_OK;
+    bg_ctx_t ctx = {0};
+    ctx.rows = malloc(n * sizeof *ctx.rows);
+    ctx.n_tx = distinct_values(t_x, n, &ctx.u_tx);
+    ctx.n_T = distinct_values(T, n, &ctx.u_T);
+    ctx.log_tx = malloc(n * sizeof(double));
+    ctx.log_T = malloc(n * sizeof(double));
+    if (!ctx.rows || !ctx.n_tx || !ctx.n_T || !ctx.log_tx || !ctx.log_T) {
         cx_seterr(errstr, errstr_size, "out of memory for %zu customers", n);
-        return CX_ERR_NOMEM;
+        err = CX_ERR_NOMEM;
+        goto done;
     }
-    for (size_t i = 0; i < n; i++) rows[i] = (bg_row_t){x[i], t_x[i], T[i], 1.0};
-    qsort(rows, n, sizeof *rows, bg_row_cmp);
-    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        ctx.rows[i] = (bg_row_t){x[i], t_x[i], T[i], 1.0, index_of(ctx.u_tx, ctx.n_tx, t_x[i]),
+                                 index_of(ctx.u_T, ctx.n_T, T[i])};
+    qsort(ctx.rows, n, sizeof *ctx.rows, bg_row_cmp);
     for (size_t i = 0; i < n; i++) {
-        if (m > 0 && bg_row_cmp(&rows[m - 1], &rows[i]) == 0)
-            rows[m - 1].w += 1.0;
+        if (ctx.n > 0 && bg_row_cmp(&ctx.rows[ctx.n - 1], &ctx.rows[i]) == 0)
+            ctx.rows[ctx.n - 1].w += 1.0;
         else
-            rows[m++] = rows[i];
+            ctx.rows[ctx.n++] = ctx.rows[i];
     }
-    bg_ctx_t ctx = {rows, m};
 
     /* Starts: unit parameters (lifetimes' default), one scaled to the observed rate, one with
      * strong heterogeneity. */
     double mean_T = sum_T / (double)n > 0 ? sum_T / (double)n : 1.0;
     double rate = sum_x / (double)n / mean_T;
     double alpha0 = rate > 0 ? 1.0 / rate : mean_T;
-    double starts[3 * 4] = {0.0,      0.0,         0.0,       0.0,      log(0.5), log(alpha0),
-                            log(0.5), log(2.0),    log(0.1),  log(10.0), log(2.0), log(5.0)};
+    double starts[3 * 4] = {0.0,      0.0,      0.0,      0.0,       log(0.5), log(alpha0),
+                            log(0.5), log(2.0), log(0.1), log(10.0), log(2.0), log(5.0)};
     double best[4];
     double fbest = nm_minimise(bg_objective, &ctx, 4, starts, 3, best);
-    cx_err_t err = CX_OK;
+    static const char *const names[4] = {"r", "alpha", "a", "b"};
     if (!(fbest < NM_BAD) || !isfinite(fbest) || !logpar_ok(best, 4)) {
         cx_seterr(errstr, errstr_size, "BG/NBD fit found no finite optimum for %zu customers", n);
+        err = CX_ERR_FATAL;
+        goto done;
+    }
+    const char *edge = at_edge(best, names, 4);
+    if (edge) {
+        cx_seterr(errstr, errstr_size,
+                  "BG/NBD fit: parameter %s runs to 0 or infinity; the %zu customers do not "
+                  "identify the model",
+                  edge, n);
         err = CX_ERR_FATAL;
         goto done;
     }
     *out = (cx_bgnbd_params_t){exp(best[0]), exp(best[1]), exp(best[2]), exp(best[3])};
     if (loglik) *loglik = bg_total_loglik(out, &ctx);
 done:
-    free(rows);
+    free(ctx.rows);
+    free(ctx.u_tx);
+    free(ctx.u_T);
+    free(ctx.log_tx);
+    free(ctx.log_T);
     return err;
 }
 
 /* ---------------------------------------------------------------- Gamma-Gamma fit */
 
+/* Rows sorted by x, with the logs that do not depend on the parameters precomputed. */
+typedef struct gg_row {
+    double x, m, log_m, log_x;
+} gg_row_t;
+
 typedef struct gg_ctx {
-    const double *x, *m;
+    gg_row_t *rows;
     size_t n;
 } gg_ctx_t;
 
+static int gg_row_cmp(const void *pa, const void *pb) {
+    const gg_row_t *a = pa, *b = pb;
+    return a->x < b->x ? -1 : a->x > b->x;
+}
+
 static double gg_total_loglik(const cx_gg_params_t *g, const gg_ctx_t *c) {
     double ll = 0.0;
-    for (size_t i = 0; i < c->n; i++) ll += cx_gg_loglik(g, c->x[i], c->m[i]);
+    for (size_t i = 0; i < c->n; i++) ll += cx_gg_loglik(g, c->rows[i].x, c->rows[i].m);
     return ll;
 }
 
+/* cx_gg_loglik summed, the log-gamma terms once per distinct x. */
 static double gg_objective(const double *theta, void *vctx) {
     if (!logpar_ok(theta, 3)) return NM_BAD;
-    cx_gg_params_t g = {exp(theta[0]), exp(theta[1]), exp(theta[2])};
-    double ll = gg_total_loglik(&g, vctx);
+    const gg_ctx_t *c = vctx;
+    double p = exp(theta[0]), q = exp(theta[1]), v = exp(theta[2]);
+    double base = -lgam(q) + q * theta[2];
+    double ll = 0.0, x_prev = -1.0, common = 0.0;
+    for (size_t i = 0; i < c->n; i++) {
+        const gg_row_t *row = &c->rows[i];
+        double px = p * row->x;
+        if (row->x != x_prev) {
+            common = base + lgam(px + q) - lgam(px);
+            x_prev = row->x;
+        }
+        ll += common + (px - 1.0) * row->log_m + px * row->log_x - (px + q) * log(row->x * row->m + v);
+    }
     return isfinite(ll) ? -ll : NM_BAD;
 }
 
@@ -260,20 +389,37 @@ cx_err_t cx_fit_gg(const double *x, const double *m, size_t n, cx_gg_params_t *o
         }
         sum_m += m[i];
     }
+    gg_ctx_t ctx = {malloc(n * sizeof(gg_row_t)), n};
+    if (!ctx.rows) {
+        cx_seterr(errstr, errstr_size, "out of memory for %zu customers", n);
+        return CX_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) ctx.rows[i] = (gg_row_t){x[i], m[i], log(m[i]), log(x[i])};
+    qsort(ctx.rows, n, sizeof *ctx.rows, gg_row_cmp);
     double mean_m = sum_m / (double)n;
-    gg_ctx_t ctx = {x, m, n};
     /* Starts: E[spend] = p gamma / (q - 1) near the observed mean at different shapes. */
-    double starts[3 * 3] = {log(1.0), log(2.0), log(mean_m),       log(5.0), log(3.0),
+    double starts[3 * 3] = {log(1.0), log(2.0), log(mean_m), log(5.0), log(3.0),
                             log(2.0 * mean_m / 5.0), log(1.0), log(1.0), log(1.0)};
     double best[3];
     double fbest = nm_minimise(gg_objective, &ctx, 3, starts, 3, best);
+    static const char *const names[3] = {"p", "q", "gamma"};
+    cx_err_t err = CX_OK;
+    const char *edge = NULL;
     if (!(fbest < NM_BAD) || !isfinite(fbest) || !logpar_ok(best, 3)) {
         cx_seterr(errstr, errstr_size, "Gamma-Gamma fit found no finite optimum for %zu customers", n);
-        return CX_ERR_FATAL;
+        err = CX_ERR_FATAL;
+    } else if ((edge = at_edge(best, names, 3)) != NULL) {
+        cx_seterr(errstr, errstr_size,
+                  "Gamma-Gamma fit: parameter %s runs to 0 or infinity (spend hardly varies "
+                  "between customers?); the %zu customers do not identify the model",
+                  edge, n);
+        err = CX_ERR_FATAL;
+    } else {
+        *out = (cx_gg_params_t){exp(best[0]), exp(best[1]), exp(best[2])};
+        if (loglik) *loglik = gg_total_loglik(out, &ctx);
     }
-    *out = (cx_gg_params_t){exp(best[0]), exp(best[1]), exp(best[2])};
-    if (loglik) *loglik = gg_total_loglik(out, &ctx);
-    return CX_OK;
+    free(ctx.rows);
+    return err;
 }
 
 /* ---------------------------------------------------------------- `cxstream fit` */
@@ -533,8 +679,11 @@ static int read_profiles(const char *path, double unit_days, fit_data_t *d) {
             goto done;
         }
         double v[4];
-        int skip = 0, bad = 0;
-        for (int i = 0; i < 4 && !bad; i++) {
+        /* p_alive is null exactly for customers without a transaction (DESIGN §5): skip them
+         * whatever their counters say. */
+        json_t *pa = json_object_get(obj, "p_alive");
+        int skip = pa && json_is_null(pa), bad = 0;
+        for (int i = 0; i < 4 && !bad && !skip; i++) {
             int got = profile_number(obj, keys[i], path, lineno, &v[i]);
             if (got < 0) bad = 1;
             if (got == 0) skip = 1;
@@ -644,14 +793,18 @@ int cx_cmd_fit(int argc, char **argv) {
         cx_gg_params_t gp;
         double gll;
         err = cx_fit_gg(d.gx, d.gm, d.gn, &gp, &gll, errstr, sizeof errstr);
-        if (err != CX_OK) {
+        if (err == CX_ERR_NOMEM) {
             fprintf(stderr, "cxstream fit: %s\n", errstr);
             rc = FIT_EXIT_RUNTIME;
             goto done;
         }
-        bad = bad || json_field(&out, "p", gp.p) || json_field(&out, "q", gp.q) ||
-              json_field(&out, "gamma", gp.gamma) || json_field(&out, "gg_loglik", gll) ||
-              cx_buf_appendf(&out, ",\"gg_n\":%zu", d.gn);
+        /* The BG/NBD result stands on its own: print it, and say why spend is missing. */
+        if (err != CX_OK)
+            fprintf(stderr, "cxstream fit: warning: no Gamma-Gamma parameters: %s\n", errstr);
+        else
+            bad = bad || json_field(&out, "p", gp.p) || json_field(&out, "q", gp.q) ||
+                  json_field(&out, "gamma", gp.gamma) || json_field(&out, "gg_loglik", gll) ||
+                  cx_buf_appendf(&out, ",\"gg_n\":%zu", d.gn);
     }
     bad = bad || cx_buf_append(&out, "}\n", 2);
     if (bad) {

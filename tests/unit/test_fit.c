@@ -366,3 +366,66 @@ Test(fit_cli, profile_missing_field_names_line_and_field) {
     cr_assert_not_null(strstr(r.err, ":2:"), "%s", r.err);
     cr_assert_not_null(strstr(r.err, "bgnbd_t_x_days"), "%s", r.err);
 }
+
+Test(fit, gammagamma_with_identical_spend_everywhere_is_reported_unidentified) {
+    /* No variation within or between customers: the likelihood rises without bound as p grows. */
+    double x[40], m[40];
+    for (int i = 0; i < 40; i++) {
+        x[i] = 1 + i % 5;
+        m[i] = 10.0;
+    }
+    cx_gg_params_t g;
+    char err[256] = "";
+    cr_assert_eq(cx_fit_gg(x, m, 40, &g, NULL, err, sizeof err), CX_ERR_FATAL);
+    cr_assert_not_null(strstr(err, "do not identify"), "%s", err);
+}
+
+/* A small deterministic generator for simulation tests (PCG-style LCG, top 53 bits). */
+static double u01(unsigned long long *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return ((double)(*s >> 11) + 0.5) * 0x1.0p-53;
+}
+
+/* Gamma(shape, 1) by Marsaglia-Tsang; shape < 1 through the U^(1/shape) boost. */
+static double rgamma(double shape, unsigned long long *s) {
+    if (shape < 1) return rgamma(shape + 1, s) * pow(u01(s), 1 / shape);
+    double d = shape - 1.0 / 3, c = 1 / sqrt(9 * d);
+    for (;;) {
+        double nrm = sqrt(-2 * log(u01(s))) * cos(2 * M_PI * u01(s));
+        double v = pow(1 + c * nrm, 3);
+        if (v > 0 && log(u01(s)) < 0.5 * nrm * nrm + d - d * v + d * log(v)) return d * v;
+    }
+}
+
+Test(fit, bgnbd_recovers_parameters_of_a_simulated_base) {
+    /* 20,000 customers drawn from the model itself, in continuous time, with a fixed seed. */
+    const cx_bgnbd_params_t truth = {0.8, 5.0, 1.2, 3.0};
+    enum { N = 20000 };
+    static double x[N], tx[N], T[N];
+    unsigned long long s = 42;
+    for (int i = 0; i < N; i++) {
+        double lambda = rgamma(truth.r, &s) / truth.alpha;
+        double ga = rgamma(truth.a, &s), pdrop = ga / (ga + rgamma(truth.b, &s));
+        T[i] = 20 + 30 * u01(&s);
+        x[i] = tx[i] = 0;
+        for (double t = 0;;) {
+            t += -log(u01(&s)) / lambda;
+            if (t > T[i]) break;
+            x[i] += 1;
+            tx[i] = t;
+            if (u01(&s) < pdrop) break;
+        }
+    }
+    cx_bgnbd_params_t p;
+    double ll;
+    char err[256];
+    cr_assert_eq(cx_fit_bgnbd(x, tx, T, N, &p, &ll, err, sizeof err), CX_OK, "%s", err);
+    assert_rel(p.r, truth.r, 0.1, "r");
+    assert_rel(p.alpha, truth.alpha, 0.1, "alpha");
+    assert_rel(p.a, truth.a, 0.2, "a");
+    assert_rel(p.b, truth.b, 0.2, "b");
+    /* the optimum is at least as likely as the truth */
+    double ll_truth = 0;
+    for (int i = 0; i < N; i++) ll_truth += cx_bgnbd_loglik(&truth, x[i], tx[i], T[i]);
+    cr_assert(ll >= ll_truth - 1e-6, "fit %.4f below truth %.4f", ll, ll_truth);
+}

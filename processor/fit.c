@@ -430,6 +430,7 @@ typedef struct fit_data {
     size_t n, cap;
     double *gx, *gm; /* Gamma-Gamma rows (x > 0, m > 0) */
     size_t gn, gcap;
+    int has_spend; /* the input carries spend (monetary_value column, or profiles) */
 } fit_data_t;
 
 static void fit_data_free(fit_data_t *d) {
@@ -575,6 +576,7 @@ static int read_summary(const char *path, fit_data_t *d) {
                 }
                 *slot = i;
             }
+            d->has_spend = col_m >= 0;
             const int cols[3] = {col_x, col_tx, col_T};
             for (int i = 0; i < 3; i++) {
                 if (cols[i] < 0) {
@@ -664,6 +666,7 @@ static int read_profiles(const char *path, double unit_days, fit_data_t *d) {
     size_t line_cap = 0;
     long lineno = 0;
     ssize_t len;
+    d->has_spend = 1;
     static const char *const keys[4] = {"bgnbd_x", "bgnbd_t_x_days", "bgnbd_T_days",
                                         "repeat_revenue_minor"};
     while ((len = getline(&line, &line_cap, f)) != -1) {
@@ -789,6 +792,9 @@ int cx_cmd_fit(int argc, char **argv) {
               json_field(&out, "b", bp.b) || json_field(&out, "loglik", ll) ||
               json_field(&out, "unit_days", unit_days) ||
               cx_buf_appendf(&out, ",\"n\":%zu", d.n);
+    if (d.has_spend && d.gn < 2)
+        fprintf(stderr, "cxstream fit: warning: no Gamma-Gamma parameters: %zu customer(s) with "
+                        "repeat transactions and spend, at least 2 needed\n", d.gn);
     if (d.gn >= 2) {
         cx_gg_params_t gp;
         double gll;

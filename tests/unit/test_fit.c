@@ -429,3 +429,25 @@ Test(fit, bgnbd_recovers_parameters_of_a_simulated_base) {
     for (int i = 0; i < N; i++) ll_truth += cx_bgnbd_loglik(&truth, x[i], tx[i], T[i]);
     cr_assert(ll >= ll_truth - 1e-6, "fit %.4f below truth %.4f", ll, ll_truth);
 }
+
+Test(fit_cli, failed_spend_fit_warns_and_still_prints_bgnbd) {
+    char path[] = "/tmp/cx_fit_flat_XXXXXX";
+    write_file(path, "ID,frequency,recency,T,monetary_value\n"
+                     "1,2,30,38\n1,0,0,38,0\n3,1,5,38,10\n4,3,20,38,10\n5,0,0,20,0\n6,4,30,38,10\n");
+    char *argv[] = {"fit", "--summary", path};
+    run_t r;
+    run_fit(&r, 3, argv);
+    cr_assert_eq(r.rc, 2, "a short row is still an input error: %s", r.err);
+    unlink(path);
+    char path2[] = "/tmp/cx_fit_flat_XXXXXX";
+    argv[2] = path2;
+    write_file(path2, "ID,frequency,recency,T,monetary_value\n"
+                     "1,2,30,38,10\n2,0,0,38,0\n3,1,5,38,10\n4,3,20,38,10\n5,0,0,20,0\n6,4,30,38,10\n");
+    run_fit(&r, 3, argv);
+    unlink(path2);
+    cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
+    cr_assert_not_null(strstr(r.err, "warning: no Gamma-Gamma"), "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "\"alpha\":"), "%s", r.out);
+    cr_assert_null(strstr(r.out, "\"gamma\""), "%s", r.out);
+    cr_assert_eq(json_num(r.out, "n"), 6);
+}

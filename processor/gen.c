@@ -81,8 +81,8 @@ static const int32_t pkg_amounts[] = {199, 299, 499};
 #define MIN_MS INT64_C(60000)
 
 /* Queued kinds of a customer's day. */
-enum { Q_PLAY, Q_RENTAL, Q_SUB, Q_PKG, Q_SURVEY };
-static const uint8_t q_rank[] = {3, 2, 2, 2, 4}; /* merge rank of the record each kind becomes */
+enum { Q_PLAY, Q_RENTAL, Q_SUB, Q_PKG, Q_SURVEY, Q_BROWSE };
+static const uint8_t q_rank[] = {3, 2, 2, 2, 4, 3}; /* merge rank of the record each kind becomes */
 #define AUX_NONE 0xFFFF
 
 typedef struct qent {
@@ -112,6 +112,9 @@ typedef struct cust {
     int32_t next_day;            /* next day to generate */
     int32_t q_day;               /* day of the queued events */
     int32_t special_day;         /* next burst / rental / renewal day */
+    int32_t play_day;            /* next play day of a gap-paced habit, or a weekly regular's catch-up */
+    int32_t pause_day;           /* first day of a holiday break, -1 none */
+    uint8_t pause_len;           /* its length in days */
     int16_t survey_day[2];
     uint16_t sub_amount;
     uint8_t arch, flags, fav_genre[2], device, weekdays, hour, burst_left;
@@ -262,36 +265,66 @@ static void q_push(cust_t *c, uint32_t off_ms, uint8_t kind, uint16_t aux) {
 
 static uint32_t hm(int h, int m) { return (uint32_t)(h * HOUR_MS + m * MIN_MS); }
 
-/* Plays a session of n plays starting at off, each 40..140 minutes after the previous one. */
+/* Plays a session of n plays starting at off, each 40..140 minutes after the previous one. One
+ * session in five starts with a short browse (a trailer, a title sampled and left: under 120 s, so
+ * not a retrieval) a few minutes before the real play: browsing comes on top of watching, it never
+ * replaces it. */
 static void q_session(cust_t *c, uint32_t off, int n) {
+    if (rnd_p(&c->rng, 0.2)) q_push(c, off - (uint32_t)((2 + rnd_n(&c->rng, 14)) * MIN_MS), Q_BROWSE, AUX_NONE);
     for (int i = 0; i < n; i++) {
         q_push(c, off, Q_PLAY, AUX_NONE);
         off += (uint32_t)((40 + rnd_n(&c->rng, 101)) * MIN_MS) + rnd_n(&c->rng, 60000);
     }
 }
 
-/* Fills c's queue with the events of day d (may be none). */
+/* Whether day d lies in c's holiday break. */
+static bool in_pause(const cust_t *c, int32_t d) {
+    return c->pause_day >= 0 && d >= c->pause_day && d < c->pause_day + c->pause_len;
+}
+
+/* Fills c's queue with the events of day d (may be none). Habits that are paced by gaps keep the
+ * next play day in play_day; a day inside a holiday break has no plays, rentals or responses (a
+ * subscription still renews: billing does not take holidays) and the habit resumes after it. */
 static void gen_day(const cx_gen_t *g, cust_t *c, int32_t d) {
     uint64_t *r = &c->rng;
     bool dropped = (c->flags & CF_DROPPER) && d >= c->drop_day;
-    double m = dropped ? 0.2 : 1.0;
+    bool paused = in_pause(c, d);
     c->qn = 0;
     c->qh = 0;
     c->q_day = d;
     switch (c->arch) {
     case ARCH_HEAVY:
-        if (rnd_p(r, 0.8 * m)) q_session(c, hm(18, 0) + rnd_n(r, (uint32_t)(150 * MIN_MS)), 1 + (int)rnd_n(r, 3));
-        break;
-    case ARCH_REGULAR:
-        if ((c->weekdays >> weekday(g, d)) & 1 && rnd_p(r, 0.95 * m)) {
-            uint32_t off = hm(c->hour, 0) - (uint32_t)(20 * MIN_MS) + rnd_n(r, (uint32_t)(40 * MIN_MS));
-            q_session(c, off, rnd_p(r, 0.2) ? 2 : 1);
+        if (paused) break;
+        if (dropped) { /* a fifth of the rate, still a rhythm: a session every 3..9 days */
+            if (d >= c->play_day) {
+                q_session(c, hm(18, 0) + rnd_n(r, (uint32_t)(150 * MIN_MS)), 1 + (int)rnd_n(r, 2));
+                c->play_day = d + 3 + (int32_t)rnd_n(r, 7);
+            }
+        } else if (rnd_p(r, 0.8)) {
+            q_session(c, hm(18, 0) + rnd_n(r, (uint32_t)(150 * MIN_MS)), 1 + (int)rnd_n(r, 3));
         }
         break;
+    case ARCH_REGULAR: {
+        if (paused) break;
+        uint32_t off = hm(c->hour, 0) - (uint32_t)(20 * MIN_MS) + rnd_n(r, (uint32_t)(40 * MIN_MS));
+        if (dropped) { /* the routine breaks: a session every 9..13 days */
+            if (d >= c->play_day) {
+                q_session(c, off, 1);
+                c->play_day = d + 9 + (int32_t)rnd_n(r, 5);
+            }
+        } else if ((c->weekdays >> weekday(g, d)) & 1) {
+            if (rnd_p(r, 0.95)) q_session(c, off, rnd_p(r, 0.2) ? 2 : 1);
+            else if (rnd_p(r, 0.8)) c->play_day = d + 1 + (int32_t)rnd_n(r, 3); /* catch up in 1..3 days */
+        } else if (d == c->play_day) {
+            q_session(c, off, 1);
+        }
+        break;
+    }
     case ARCH_BINGE:
+        if (paused) break;
         if (c->burst_left == 0 && d >= c->special_day) {
-            if (rnd_p(r, m)) c->burst_left = (uint8_t)(2 + rnd_n(r, 3));
-            c->special_day = d + 7 + (int32_t)rnd_n(r, 15);
+            c->burst_left = (uint8_t)(2 + rnd_n(r, 3));
+            c->special_day = d + c->burst_left + 3 + (int32_t)rnd_n(r, 7); /* then 3..9 days off */
         }
         if (c->burst_left > 0) {
             c->burst_left--;
@@ -299,14 +332,15 @@ static void gen_day(const cx_gen_t *g, cust_t *c, int32_t d) {
         }
         break;
     case ARCH_RENTER:
+        if (paused) break;
         if (d >= c->special_day) {
             uint32_t off = hm(19, 0) + rnd_n(r, (uint32_t)(180 * MIN_MS));
             uint16_t t = (uint16_t)(rnd_n(r, 200) * N_GENRES + c->fav_genre[rnd_n(r, 2)]);
             q_push(c, off, Q_RENTAL, t);
             q_push(c, off + (uint32_t)((5 + rnd_n(r, 26)) * MIN_MS), Q_PLAY, t);
+            if (rnd_p(r, 0.3)) q_session(c, off + (uint32_t)(150 * MIN_MS), 1); /* and something from the catalogue */
             c->special_day = d + 14 + (int32_t)rnd_n(r, 22);
         }
-        if (rnd_p(r, 0.06 * m)) q_session(c, hm(15, 0) + rnd_n(r, (uint32_t)(300 * MIN_MS)), 1);
         break;
     case ARCH_SUBSCRIBER:
         if (d == c->special_day) {
@@ -315,18 +349,26 @@ static void gen_day(const cx_gen_t *g, cust_t *c, int32_t d) {
             if ((c->flags & CF_PKG) && rnd_p(r, 0.3))
                 q_push(c, hm(20, 0) + rnd_n(r, (uint32_t)(120 * MIN_MS)), Q_PKG, AUX_NONE);
         }
-        if (rnd_p(r, 0.45 * m)) q_session(c, hm(19, 0) + rnd_n(r, (uint32_t)(180 * MIN_MS)), 1 + (int)rnd_n(r, 2));
+        if (!paused && d >= c->play_day) { /* a few evenings a week: every 1..4 days */
+            q_session(c, hm(19, 0) + rnd_n(r, (uint32_t)(180 * MIN_MS)), 1 + (int)rnd_n(r, 2));
+            c->play_day = d + 1 + (int32_t)rnd_n(r, 4);
+        }
         break;
-    default: /* casual */
-        if (rnd_p(r, 0.05 * m)) q_session(c, hm(10, 0) + rnd_n(r, (uint32_t)(12 * HOUR_MS)), 1);
-        if (rnd_p(r, 0.01)) {
-            uint16_t t = (uint16_t)rnd_n(r, N_TITLES);
-            uint32_t off = hm(20, 0) + rnd_n(r, (uint32_t)HOUR_MS);
-            q_push(c, off, Q_RENTAL, t);
-            q_push(c, off + (uint32_t)(10 * MIN_MS), Q_PLAY, t);
+    default: /* casual: back every 10..29 days, one play in five a rental */
+        if (d >= c->play_day) {
+            uint32_t off = hm(10, 0) + rnd_n(r, (uint32_t)(11 * HOUR_MS));
+            if (rnd_p(r, 0.2)) {
+                uint16_t t = (uint16_t)rnd_n(r, N_TITLES);
+                q_push(c, off, Q_RENTAL, t);
+                q_push(c, off + (uint32_t)(10 * MIN_MS), Q_PLAY, t);
+            } else {
+                q_session(c, off, 1);
+            }
+            c->play_day = d + 10 + (int32_t)rnd_n(r, 20);
         }
         break;
     }
+    if (paused) return;
     for (int i = 0; i < 2; i++)
         if (c->survey_day[i] == d) q_push(c, hm(9, 0) + rnd_n(r, (uint32_t)(12 * HOUR_MS)), Q_SURVEY, AUX_NONE);
 }
@@ -362,7 +404,7 @@ static void cust_init(cx_gen_t *g, uint64_t idx) {
     c->arch = 0;
     while (a >= arch_cum_pm[c->arch]) c->arch++;
     c->last_play_ts = -1;
-    c->churn_day = c->drop_day = -1;
+    c->churn_day = c->drop_day = c->pause_day = c->play_day = -1;
     c->survey_day[0] = c->survey_day[1] = -1;
     c->fav_genre[0] = (uint8_t)rnd_n(r, N_GENRES);
     c->fav_genre[1] = (uint8_t)rnd_n(r, N_GENRES);
@@ -388,15 +430,26 @@ static void cust_init(cx_gen_t *g, uint64_t idx) {
             c->drop_day = lo + (int32_t)rnd_n(r, (uint32_t)(hi - lo + 1));
         }
     }
+    if (c->flags & CF_DROPPER) c->play_day = c->drop_day + (int32_t)rnd_n(r, 4);
     switch (c->arch) {
     case ARCH_BINGE: c->special_day = (int32_t)rnd_n(r, 14); break;
     case ARCH_RENTER: c->special_day = (int32_t)rnd_n(r, 21); break;
     case ARCH_SUBSCRIBER:
         c->special_day = (int32_t)rnd_n(r, 30);
+        c->play_day = (int32_t)rnd_n(r, 4);
         c->sub_amount = (uint16_t)sub_amounts[rnd_n(r, NELEM(sub_amounts))];
         if (rnd_p(r, 0.4)) c->flags |= CF_PKG;
         break;
+    case ARCH_CASUAL: c->play_day = (int32_t)rnd_n(r, 20); break;
     default: break;
+    }
+    /* A holiday: 3% of the frequent viewers who neither churn nor drop take one break of 14..27
+     * days somewhere in the period (recorded in the truth as a pause). Casual viewers and renters
+     * have gaps that long anyway. */
+    if (c->arch != ARCH_RENTER && c->arch != ARCH_CASUAL && !(c->flags & (CF_CHURNER | CF_DROPPER)) &&
+        rnd_p(r, 0.03)) {
+        c->pause_len = (uint8_t)(14 + rnd_n(r, 14));
+        c->pause_day = (int32_t)rnd_n(r, (uint32_t)days);
     }
     if (rnd_p(r, 0.05)) {
         c->survey_day[0] = (int16_t)rnd_n(r, (uint32_t)days);
@@ -605,7 +658,9 @@ static void ev_begin(cx_gen_t *g, cx_event_type_t type, uint64_t cidx, int64_t t
     memset(&e->u, 0, sizeof e->u);
 }
 
-static void fill_play(cust_t *c, cx_event_t *e, uint16_t title, bool response) {
+/* A play of title (AUX_NONE: one of the customer's tastes); a browse is under 120 s, any other play
+ * 300..7,199 s. */
+static void fill_play(cust_t *c, cx_event_t *e, uint16_t title, bool browse) {
     uint64_t *r = &c->rng;
     if (title == AUX_NONE) {
         uint32_t genre = rnd_p(r, 0.7) ? c->fav_genre[0] : rnd_p(r, 0.6) ? c->fav_genre[1] : rnd_n(r, N_GENRES);
@@ -617,7 +672,7 @@ static void fill_play(cust_t *c, cx_event_t *e, uint16_t title, bool response) {
     snprintf(p->title_id, sizeof p->title_id, "t%04u", title);
     p->has_genre = !rnd_p(r, 0.02);
     if (p->has_genre) snprintf(p->genre, sizeof p->genre, "%s", genres[title % N_GENRES]);
-    if (!response && rnd_p(r, 0.12)) p->seconds_watched = 5 + (int32_t)rnd_n(r, 115);
+    if (browse) p->seconds_watched = 5 + (int32_t)rnd_n(r, 115);
     else p->seconds_watched = 300 + (int32_t)rnd_n(r, 6900);
     double u = rnd_u(r);
     p->has_device = u >= 0.05;
@@ -709,6 +764,21 @@ static void count_valid(cx_gen_t *g, cust_t *c, const cx_event_t *e) {
     }
 }
 
+/* A renter's campaign response play (a promoted title) is their rental of this cycle, a casual
+ * viewer's is their coming back: the habit's next visit is drawn again from the response day, as gen_day would after a visit
+ * of its own. The next visit already queued (a later day, none of it emitted) is dropped and its day
+ * generated again. Other archetypes watch on top of their habit. */
+static void response_resets_habit(cx_gen_t *g, cust_t *c, int64_t ts) {
+    if (c->arch != ARCH_RENTER && c->arch != ARCH_CASUAL) return;
+    int32_t d = (int32_t)((ts - g->o.start_ts_ms) / CX_DAY_MS);
+    if (c->qh == 0 && c->qn > 0 && c->q_day > d) {
+        c->next_day = c->q_day;
+        c->qn = 0;
+    }
+    if (c->arch == ARCH_RENTER) c->special_day = d + 14 + (int32_t)rnd_n(&c->rng, 22);
+    else c->play_day = d + 10 + (int32_t)rnd_n(&c->rng, 20);
+}
+
 /* Builds the next event of customer idx into g->ev (type etc.); returns the campaign index of a
  * response (its hard response), or -1. */
 static int cust_emit(cx_gen_t *g, uint64_t idx) {
@@ -723,9 +793,10 @@ static int cust_emit(cx_gen_t *g, uint64_t idx) {
         c->npend--;
         gcamp_t *cp = &g->camp[p.camp];
         uint16_t title = cp->promoted[rnd_n(&c->rng, (uint32_t)cp->c.n_promoted)];
+        if (p.action == 0) response_resets_habit(g, c, ts);
         if (p.action == 0) {
             ev_begin(g, CX_EV_PLAY, idx, ts);
-            fill_play(c, &g->ev, title, true);
+            fill_play(c, &g->ev, title, false);
             if (rnd_p(&c->rng, 0.5)) {
                 g->ev.has_campaign_code = true;
                 memcpy(g->ev.campaign_code, cp->c.campaign_code, sizeof g->ev.campaign_code);
@@ -745,8 +816,9 @@ static int cust_emit(cx_gen_t *g, uint64_t idx) {
     qent_t q = c->q[c->qh++];
     switch (q.kind) {
     case Q_PLAY:
+    case Q_BROWSE:
         ev_begin(g, CX_EV_PLAY, idx, ts);
-        fill_play(c, &g->ev, q.aux, false);
+        fill_play(c, &g->ev, q.aux, q.kind == Q_BROWSE);
         break;
     case Q_RENTAL: {
         ev_begin(g, CX_EV_PURCHASE, idx, ts);
@@ -796,7 +868,8 @@ static cx_err_t camp_emit_send(cx_gen_t *g, size_t k, int64_t ts) {
     cust_t *c = &g->cust[idx];
     int64_t rts = ts + delay;
     int64_t stop_ts = g->o.start_ts_ms + (int64_t)cust_last_day(g, c) * CX_DAY_MS;
-    if (respond && c->npend < NPEND && rts < stop_ts && rts < g->end_ts_ms) {
+    bool away = in_pause(c, (int32_t)((rts - g->o.start_ts_ms) / CX_DAY_MS)); /* on holiday: no response */
+    if (respond && !away && c->npend < NPEND && rts < stop_ts && rts < g->end_ts_ms) {
         c->pend[c->npend++] = (pend_t){rts, (uint8_t)k, action};
         cust_rekey(g, idx);
     }
@@ -956,6 +1029,8 @@ cx_err_t cx_gen_write_truth(const cx_gen_t *g, FILE *f) {
                 c->email_sends, arch_names[c->arch]);
         put_day(f, "churn", g, c->churn_day);
         put_day(f, "drop", g, c->drop_day);
+        put_day(f, "pause", g, c->pause_day);
+        put_day(f, "pause_end", g, c->pause_day < 0 ? -1 : c->pause_day + c->pause_len);
         if (c->last_play_ts >= 0) fprintf(f, ",\"last_play_ts\":%" PRId64 "}", c->last_play_ts);
         else fputs(",\"last_play_ts\":null}", f);
     }

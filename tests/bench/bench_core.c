@@ -1,0 +1,313 @@
+/*
+ * bench_core.c — the core benchmark of issue 7: wire-format events, pre-encoded in memory, through
+ * decode -> validation -> pipeline (RocksDB on disk in a temp dir, write-back cache, flush every
+ * 100k events) -> output encoding (Avro wire, as `run` produces), on one core, without Kafka.
+ *
+ * Events are synthetic and controlled (not `cxstream gen`, whose volume per customer depends on
+ * habits): N events over D days in non-decreasing event time, customers drawn uniformly from C
+ * distinct ids (hashed order, so the cache sees a uniform working set), 75% plays, 25% purchases.
+ * They are encoded in chunks of 1M events outside the timed region, so the input does not inflate
+ * the peak RSS and only the processing is timed. Prints one line of key=value results.
+ *
+ * callgrind: the processing is the function process_chunk; run under
+ *   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=process_chunk
+ * to count instructions of the processing only (perf's hardware counters are absent on this VM).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "config.h"
+#include "pipeline.h"
+
+#define CHUNK_EVENTS 1000000
+#define FLUSH_EVERY 100000
+
+typedef struct bench_sink {
+    cx_codec_t *codec;
+    cx_buf_t buf;
+    uint64_t records, bytes;
+} bench_sink_t;
+
+static cx_err_t sink_emit(void *opaque, cx_record_kind_t kind, const char *key, const void *rec) {
+    (void)key;
+    bench_sink_t *s = opaque;
+    if (kind < CX_REC_SEGMENT_CHANGE || kind > CX_REC_ENRICHED) return CX_OK; /* internal records */
+    cx_buf_reset(&s->buf);
+    cx_err_t rc = cx_codec_encode(s->codec, kind, rec, CX_FMT_WIRE, &s->buf);
+    s->records++;
+    s->bytes += s->buf.len;
+    return rc;
+}
+
+typedef struct chunk {
+    uint8_t *data;    /* concatenated wire records */
+    uint32_t *len;    /* per record */
+    uint8_t *kind;    /* cx_record_kind_t */
+    size_t n, used, cap;
+} chunk_t;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Encodes events [first, first + n) into c. */
+static int encode_chunk(cx_codec_t *codec, chunk_t *c, uint64_t first, size_t n, uint64_t total,
+                        uint64_t customers, int64_t start_ms, int64_t span_ms) {
+    static const char *genres[] = {"drama", "comedy", "action", "documentary", "kids", "thriller"};
+    static const char *devices[] = {"tv", "mobile", "web", "tablet"};
+    cx_buf_t b = {0};
+    c->n = c->used = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = first + i, rnd = k * 7919 + 17;
+        uint64_t r1 = splitmix(&rnd), r2 = splitmix(&rnd);
+        cx_event_t ev;
+        memset(&ev, 0, sizeof ev);
+        ev.ts_ms = start_ms + (int64_t)((double)k / (double)total * (double)span_ms);
+        snprintf(ev.event_id, sizeof ev.event_id, "e%011" PRIu64, k);
+        snprintf(ev.customer_id, sizeof ev.customer_id, "c%09" PRIu64, r1 % customers);
+        cx_record_kind_t kind;
+        if (r2 % 4 != 0) {
+            ev.type = CX_EV_PLAY;
+            kind = CX_REC_PLAY;
+            snprintf(ev.u.play.title_id, sizeof ev.u.play.title_id, "t%05u", (unsigned)((r2 >> 8) % 20000));
+            ev.u.play.has_genre = true;
+            strcpy(ev.u.play.genre, genres[(r2 >> 24) % 6]);
+            ev.u.play.seconds_watched = (int32_t)((r2 >> 32) % 7200);
+            ev.u.play.has_device = true;
+            strcpy(ev.u.play.device, devices[(r2 >> 40) % 4]);
+        } else {
+            ev.type = CX_EV_PURCHASE;
+            kind = CX_REC_PURCHASE;
+            ev.u.purchase.has_title_id = true;
+            snprintf(ev.u.purchase.title_id, sizeof ev.u.purchase.title_id, "t%05u",
+                     (unsigned)((r2 >> 8) % 20000));
+            ev.u.purchase.kind = (cx_purchase_kind_t)((r2 >> 24) % 2);
+            ev.u.purchase.amount_minor = 199 + (int64_t)((r2 >> 32) % 2000);
+            strcpy(ev.u.purchase.currency, "EUR");
+        }
+        cx_buf_reset(&b);
+        if (cx_codec_encode(codec, kind, &ev, CX_FMT_WIRE, &b) != CX_OK) {
+            cx_buf_free(&b);
+            return -1;
+        }
+        if (c->used + b.len > c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : (size_t)64 << 20;
+            while (cap < c->used + b.len) cap *= 2;
+            uint8_t *d = realloc(c->data, cap);
+            if (!d) return -1;
+            c->data = d;
+            c->cap = cap;
+        }
+        memcpy(c->data + c->used, b.data, b.len);
+        c->used += b.len;
+        c->len[c->n] = (uint32_t)b.len;
+        c->kind[c->n] = (uint8_t)kind;
+        c->n++;
+    }
+    cx_buf_free(&b);
+    return 0;
+}
+
+typedef struct run {
+    cx_codec_t *codec;
+    cx_pipeline_t *pl;
+    const cx_config_t *cfg;
+    int partitions;
+    uint64_t since_flush, events, rejected;
+    char err[512];
+} run_t;
+
+static cx_err_t drain(run_t *r, uint16_t part, int64_t wm) {
+    for (bool more = true; more;) {
+        cx_err_t rc = cx_pipeline_advance(r->pl, part, wm, &more, r->err, sizeof r->err);
+        if (rc != CX_OK) return rc;
+        if ((more || cx_pipeline_needs_flush(r->pl)) &&
+            (rc = cx_pipeline_flush(r->pl, -1, r->err, sizeof r->err)) != CX_OK)
+            return rc;
+    }
+    return CX_OK;
+}
+
+/* The timed work: what `run` does per record between poll and produce. */
+__attribute__((noinline)) static cx_err_t process_chunk(run_t *r, const chunk_t *c) {
+    cx_check_opts_t chk = {.min_ts_ms = r->cfg->input_min_ts_ms, .max_future_ms = r->cfg->input_max_future_ms,
+                           .currencies = (const char *const *)r->cfg->currencies,
+                           .n_currencies = r->cfg->n_currencies};
+    const uint8_t *p = c->data;
+    cx_event_t ev;
+    char detail[256];
+    for (size_t i = 0; i < c->n; p += c->len[i], i++) {
+        cx_dlq_code_t code =
+            cx_codec_decode_event(r->codec, (cx_record_kind_t)c->kind[i], p, c->len[i], &ev, detail, sizeof detail);
+        if (code == CX_DLQ_NONE) code = cx_codec_check_event(&ev, &chk, detail, sizeof detail);
+        if (code != CX_DLQ_NONE) {
+            r->rejected++;
+            continue;
+        }
+        uint16_t part = (uint16_t)cx_murmur2_partition(ev.customer_id, strlen(ev.customer_id), r->partitions);
+        cx_err_t rc = drain(r, part, ev.ts_ms - r->cfg->watermark_lateness_ms);
+        if (rc == CX_OK) rc = cx_pipeline_event(r->pl, part, &ev, (int64_t)r->events, r->err, sizeof r->err);
+        if (rc != CX_OK) return rc;
+        r->events++;
+        if (++r->since_flush >= FLUSH_EVERY || cx_pipeline_needs_flush(r->pl)) {
+            if ((rc = cx_pipeline_flush(r->pl, -1, r->err, sizeof r->err)) != CX_OK) return rc;
+            r->since_flush = 0;
+        }
+    }
+    return CX_OK;
+}
+
+static long rss_kb(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_core --events N --customers C [--days D] [--partitions P] [--enriched 0|1]\n"
+                    "                  [--dir DIR] [--cache-customers K] [--set key=value]...\n");
+}
+
+int main(int argc, char **argv) {
+    static const struct option opts[] = {{"events", required_argument, 0, 'n'},  {"customers", required_argument, 0, 'c'},
+                                         {"days", required_argument, 0, 'd'},    {"partitions", required_argument, 0, 'p'},
+                                         {"enriched", required_argument, 0, 'e'}, {"dir", required_argument, 0, 'D'},
+                                         {"set", required_argument, 0, 's'},      {0, 0, 0, 0}};
+    uint64_t n_events = 1000000, customers = 100000;
+    int days = 90, partitions = 4, enriched = 0, o, status = 1;
+    const char *dir = NULL;
+    char err[512] = "", tmpl[] = "/tmp/cxbench-XXXXXX";
+    const char *sets[32];
+    int n_sets = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'n': n_events = strtoull(optarg, NULL, 10); break;
+        case 'c': customers = strtoull(optarg, NULL, 10); break;
+        case 'd': days = atoi(optarg); break;
+        case 'p': partitions = atoi(optarg); break;
+        case 'e': enriched = atoi(optarg); break;
+        case 'D': dir = optarg; break;
+        case 's':
+            if (n_sets < 32) sets[n_sets++] = optarg;
+            break;
+        default: usage(); return 2;
+        }
+    }
+    if (!n_events || !customers || partitions < 1 || partitions > CX_PARTS_MAX) {
+        usage();
+        return 2;
+    }
+    if (!dir && !(dir = mkdtemp(tmpl))) {
+        perror("mkdtemp");
+        return 1;
+    }
+    cx_config_t *cfg = cx_config_new();
+    cx_store_t *store = NULL;
+    bench_sink_t bs = {0};
+    run_t r = {0};
+    chunk_t ch = {0};
+    if (!cfg) goto done;
+    cfg->enriched_enabled = enriched != 0;
+    for (int i = 0; i < n_sets; i++)
+        if (cx_config_set_kv(cfg, sets[i], "--set", err, sizeof err) != CX_OK) {
+            fprintf(stderr, "bench_core: %s\n", err);
+            goto done;
+        }
+    if (!(bs.codec = cx_codec_new(err, sizeof err)) || !(r.codec = cx_codec_new(err, sizeof err))) goto fail;
+    cx_store_opts_t so = {.dir = dir, .block_cache_mb = 64};
+    if (!(store = cx_store_open(&so, err, sizeof err))) goto fail;
+    cx_sink_t sink = {&bs, sink_emit};
+    if (!(r.pl = cx_pipeline_new(cfg, store, &sink, err, sizeof err))) goto fail;
+    for (int p = 0; p < partitions; p++)
+        if (cx_pipeline_assign(r.pl, (uint16_t)p, NULL, err, sizeof err) != CX_OK) goto fail;
+    r.cfg = cfg;
+    r.partitions = partitions;
+    size_t chunk_n = n_events < CHUNK_EVENTS ? (size_t)n_events : CHUNK_EVENTS;
+    ch.len = malloc(chunk_n * sizeof *ch.len);
+    ch.kind = malloc(chunk_n);
+    if (!ch.len || !ch.kind) goto fail;
+    long rss_base = rss_kb();
+    double busy = 0, cpu0;
+    struct rusage ru;
+    double cpu_busy = 0;
+    int64_t start_ms = INT64_C(1736121600000); /* 2025-01-06T00:00:00Z */
+    uint64_t wire_bytes = 0;
+    for (uint64_t first = 0; first < n_events; first += chunk_n) {
+        size_t n = (size_t)(n_events - first < chunk_n ? n_events - first : chunk_n);
+        if (encode_chunk(r.codec, &ch, first, n, n_events, customers, start_ms, (int64_t)days * 86400000) != 0) {
+            snprintf(err, sizeof err, "encoding events failed");
+            goto fail;
+        }
+        wire_bytes += ch.used;
+        getrusage(RUSAGE_SELF, &ru);
+        cpu0 = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+        double t0 = now_s();
+        if (process_chunk(&r, &ch) != CX_OK) goto fail;
+        busy += now_s() - t0;
+        getrusage(RUSAGE_SELF, &ru);
+        cpu_busy += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                    ru.ru_stime.tv_usec / 1e6 - cpu0;
+    }
+    double t0 = now_s();
+    if (cx_pipeline_flush(r.pl, -1, err, sizeof err) != CX_OK) goto fail;
+    busy += now_s() - t0;
+    cx_pipeline_stats_t st = cx_pipeline_stats(r.pl);
+    free(ch.data);
+    ch.data = NULL; /* the input buffer is not the processor's memory */
+    getrusage(RUSAGE_SELF, &ru);
+    long peak_kb = ru.ru_maxrss;
+    cx_store_compact(store);
+    uint64_t db_bytes = cx_store_size_bytes(store);
+    /* distinct customers actually drawn: with uniform draws, C * (1 - exp(-N/C)) */
+    double distinct = (double)customers * (1.0 - __builtin_exp(-(double)n_events / (double)customers));
+    printf("events=%" PRIu64 " customers=%" PRIu64 " distinct_customers=%.0f enriched=%d partitions=%d "
+           "seconds=%.3f cpu_seconds=%.3f events_per_s=%.0f peak_rss_mb=%.1f rss_base_mb=%.1f "
+           "db_bytes=%" PRIu64 " db_bytes_per_customer=%.1f wire_bytes_per_event=%.1f rejected=%" PRIu64
+           " segment_changes=%" PRIu64 " triggers=%" PRIu64 " enriched_out=%" PRIu64 " out_bytes=%" PRIu64
+           " flushes=%" PRIu64 " timers_fired=%" PRIu64 "\n",
+           r.events, customers, distinct, enriched, partitions, busy, cpu_busy, (double)r.events / busy,
+           peak_kb / 1024.0, rss_base / 1024.0, db_bytes, (double)db_bytes / distinct,
+           (double)wire_bytes / (double)n_events, r.rejected, st.out[CX_REC_SEGMENT_CHANGE], st.out[CX_REC_TRIGGER],
+           st.out[CX_REC_ENRICHED], bs.bytes, st.flushes, st.timers_fired);
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, "bench_core: %s\n", err[0] ? err : r.err);
+done:
+    free(ch.data);
+    free(ch.len);
+    free(ch.kind);
+    cx_pipeline_destroy(r.pl);
+    cx_store_close(store);
+    cx_codec_destroy(r.codec);
+    cx_codec_destroy(bs.codec);
+    cx_buf_free(&bs.buf);
+    cx_config_destroy(cfg);
+    if (dir == tmpl) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpl);
+        if (system(cmd) != 0) status = status ? status : 1;
+    }
+    return status;
+}

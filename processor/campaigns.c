@@ -204,6 +204,9 @@ cx_err_t cx_campaigns_assign(cx_campaigns_t *k, cx_store_t *store, uint16_t part
     k->store = store;
     k->owned[part] = true;
     if ((int32_t)part > k->max_assigned) k->max_assigned = part;
+    /* ownership changed: the next tick re-evaluates every campaign, even at an unchanged merged
+     * watermark (this partition may own a campaign that is already due to close) */
+    k->last_tick_w = INT64_MIN;
     return load_part(k, part, errstr, errstr_size);
 }
 

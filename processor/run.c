@@ -698,8 +698,11 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
             if (rc != CX_OK) return rc;
             int64_t lo = 0, hi = -1;
             rd_kafka_get_watermark_offsets(r->consumer, r->in_topics[i], p, &lo, &hi);
-            if (q->position >= 0 && q->position < hi) {
-                wait = true; /* records exist that we have not fetched yet */
+            if (hi < 0 || (q->position >= 0 && q->position < hi)) {
+                /* records exist that we have not fetched yet, or no fetch has answered yet (the
+                 * cached high watermark is unknown right after an assignment: treating that as
+                 * "at the end" let other inputs run ahead and made this one's events late) */
+                wait = true;
             } else {
                 if (!q->idle_since_ms) q->idle_since_ms = now;
                 if (now - q->idle_since_ms < cfg->input_max_idle_ms) wait = true;
@@ -739,6 +742,9 @@ static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t go
     }
     rd_kafka_poll(r->producer, 0); /* delivery reports */
     cx_err_t rc = poll_campaigns(r, false, errstr, n);
+    /* other instances' watermarks may have raised the merged watermark: a KPI owner whose own
+     * partitions are quiet must still produce the records now due (the final closed one) */
+    if (rc == CX_OK) rc = cx_campaigns_tick(cx_pipeline_campaigns(r->pl));
     for (int32_t p = 0; p < r->n_parts && rc == CX_OK; p++)
         if (cx_pipeline_owns(r->pl, (uint16_t)p)) rc = process_partition(r, p, errstr, n);
     if (rc == CX_OK && mono_ms() - r->last_commit_ms >= r->cfg->commit_interval_ms)

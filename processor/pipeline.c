@@ -18,6 +18,7 @@
 #include "campaigns.h"
 #include "triggers.h"
 #include "sketch.h"
+#include "voc.h"
 
 #define TIMER_BATCH 4096 /* timers fired per cx_pipeline_advance call */
 #define DB_TIMER_BUF 256 /* timer keys read from RocksDB per scan */
@@ -68,9 +69,12 @@ struct cx_pipeline {
     size_t n_campaigns, cap_campaigns;
     cx_store_batch_t *batch;
     cx_campaigns_t *camps; /* open sends, responses, KPI partials (campaigns.h) */
+    cx_voc_t *voc;         /* NPS, comment terms and economics per segment/touchpoint (voc.h) */
     cx_buf_t key, val;
     cx_pipeline_stats_t st;
     int32_t keep_days; /* bucket horizon: max(rfm window, 16 weeks for ENGAGEMENT_DROP) */
+    cx_flush_hook_t flush_hook; /* the driver's changelog / transaction step of a flush */
+    void *flush_opaque;
 };
 
 /* ---------- small helpers ---------- */
@@ -218,7 +222,7 @@ static cx_err_t db_head(cx_pipeline_t *p, uint16_t part, db_timer_t **out, char 
 /* Recomputes the customer's earliest due time from the per-kind ones. */
 static cx_err_t update_timer(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e) {
     cx_profile_t *pr = &e->prof;
-    int64_t kinds[] = {pr->rfm_due_ms, pr->stop_due_ms, pr->drop_due_ms, pr->churn_due_ms};
+    int64_t kinds[] = {pr->rfm_due_ms, pr->stop_due_ms, pr->drop_due_ms, pr->churn_due_ms, pr->nps_due_ms};
     int64_t due = 0;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (kinds[i] && (!due || kinds[i] < due)) due = kinds[i];
@@ -248,6 +252,8 @@ static cx_err_t rescore(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int32_
         pr->segment = (int8_t)seg;
         cx_cache_mark_dirty(p->cache, e);
     }
+    cx_voc_rescored(p->voc, e->part, pr, prev, r.monetary_minor,
+                    cx_triggers_clv_minor(pr, p->cfg, &p->bg, &p->gg, day));
     int32_t next = cx_rfm_next_change_day(pr, &p->th, day, &r);
     pr->rfm_due_ms = next == INT32_MAX ? 0 : day_start(next);
     if (seg == prev) return CX_OK;
@@ -291,9 +297,12 @@ static cx_err_t fire(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int64_t d
         if (!*kdue || *kdue > due) continue;
         *kdue = 0;
         cx_trigger_t t;
-        if (cx_triggers_decide(pr, p->cfg, &p->bg, (cx_trigger_kind_t)k, due, segment_name(p, pr->segment), &t))
+        if (cx_triggers_decide(pr, p->cfg, &p->bg, (cx_trigger_kind_t)k, due, segment_name(p, pr->segment), &t)) {
             rc = emit(p, CX_REC_TRIGGER, pr->customer_id, &t);
+            cx_voc_trigger(p->voc, e->part, pr->segment);
+        }
     }
+    cx_voc_nps_expire(p->voc, e->part, pr, due); /* the latest score's window ended */
     if (rc == CX_OK) rc = cx_campaigns_timer(p->camps, e->part, pr, due); /* window ends, waits */
     if (rc == CX_OK) rc = update_timer(p, P, e);
     return rc;
@@ -317,6 +326,7 @@ cx_pipeline_t *cx_pipeline_new(const cx_config_t *cfg, cx_store_t *store, const 
     p->keep_days = cfg->rfm_window_days > 112 ? cfg->rfm_window_days : 112;
     cx_sink_t csink = {p, camp_emit};
     if (!(p->camps = cx_campaigns_new(cfg, camp_lookup, p, &csink, errstr, errstr_size))) goto nomem;
+    if (!(p->voc = cx_voc_new(cfg, errstr, errstr_size))) goto nomem;
     return p;
 nomem:
     cx_seterr(errstr, errstr_size, "out of memory creating the pipeline");
@@ -339,6 +349,7 @@ void cx_pipeline_destroy(cx_pipeline_t *p) {
     for (size_t i = 0; i < p->n_campaigns; i++) cx_campaign_clear(&p->campaigns[i].c);
     free(p->campaigns);
     cx_campaigns_destroy(p->camps);
+    cx_voc_destroy(p->voc);
     cx_cache_destroy(p->cache);
     cx_store_batch_destroy(p->batch);
     cx_buf_free(&p->key);
@@ -412,6 +423,8 @@ cx_err_t cx_pipeline_assign(cx_pipeline_t *p, uint16_t part, int64_t next_offset
     cx_err_t crc = cx_campaigns_assign(p->camps, p->store, part, errstr, errstr_size);
     if (crc != CX_OK) return crc;
     cx_campaigns_watermark(p->camps, part, P->wm);
+    if ((crc = cx_voc_assign(p->voc, p->store, part, errstr, errstr_size)) != CX_OK) return crc;
+    cx_voc_watermark(p->voc, part, P->wm);
     if (next_offsets) memcpy(next_offsets, P->next_off, sizeof P->next_off);
     return CX_OK;
 }
@@ -422,6 +435,7 @@ void cx_pipeline_revoke(cx_pipeline_t *p, uint16_t part) {
     part_t *P = p->parts[part];
     P->owned = false;
     cx_campaigns_revoke(p->camps, part);
+    cx_voc_revoke(p->voc, part);
     P->heap_n = 0;
     P->db_valid = false;
 }
@@ -447,6 +461,7 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
     if (!P) return CX_ERR_INVALID;
     if (wm_ms > P->wm) P->wm = wm_ms;
     cx_campaigns_watermark(p->camps, part, P->wm);
+    cx_voc_watermark(p->voc, part, P->wm);
     *more = false;
     if (P->wm == INT64_MIN) return CX_OK;
     for (int fired = 0;; fired++) {
@@ -621,23 +636,21 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
         const cx_campaign_t *camp = campaign_find(p, ev->u.email_send.campaign_id);
         if ((rc = cx_campaigns_send(p->camps, part, pr, ev)) != CX_OK) return rc;
         if (ev->u.email_send.group == CX_GROUP_TEST) {
+            cx_voc_send(p->voc, part, pr->segment);
             add_contact(pr, ev, camp);
             if (camp && camp->type == CX_CT_NEWSLETTER) pr->newsletter_recipient = true;
         }
         break;
     }
-    case CX_EV_SURVEY:
-        if (!pr->has_nps || ev->ts_ms >= pr->nps_last_ts_ms) {
-            pr->nps_last = (int8_t)ev->u.survey.score;
-            pr->nps_last_ts_ms = ev->ts_ms;
-        }
-        pr->has_nps = true;
-        pr->nps_count++;
+    case CX_EV_SURVEY: /* NPS fields of the profile and the per-segment/touchpoint figures */
+        if ((rc = cx_voc_survey(p->voc, part, pr, &ev->u.survey, ev->ts_ms)) != CX_OK) return rc;
         break;
     default:
         break;
     }
+    unsigned responded = tx ? cx_voc_responded_sends(pr) : 0;
     if (tx && (rc = cx_campaigns_transaction(p->camps, part, pr, ev, first_tx, resp_campaign)) != CX_OK) return rc;
+    if (tx && cx_voc_responded_sends(pr) > responded) cx_voc_response(p->voc, part, pr->segment);
     if (tx && (rc = rescore(p, P, e, day, ev->ts_ms, ev->event_id)) != CX_OK) return rc;
     if (tx) cx_triggers_arm(pr, cfg, &p->bg, P->wm, ev->type == CX_EV_PLAY);
     if ((rc = update_timer(p, P, e)) != CX_OK) return rc;
@@ -691,10 +704,16 @@ cx_err_t cx_pipeline_campaign(cx_pipeline_t *p, const char *campaign_id, const c
 
 bool cx_pipeline_needs_flush(const cx_pipeline_t *p) { return cx_cache_needs_flush(p->cache); }
 
+void cx_pipeline_set_flush_hook(cx_pipeline_t *p, cx_flush_hook_t hook, void *opaque) {
+    p->flush_hook = hook;
+    p->flush_opaque = opaque;
+}
+
 cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errstr_size) {
     cx_store_batch_clear(p->batch);
     cx_err_t rc = cx_cache_flush(p->cache, part, p->batch);
     if (rc == CX_OK) rc = cx_campaigns_flush(p->camps, part, p->batch); /* KPI partials, same batch */
+    if (rc == CX_OK) rc = cx_voc_flush(p->voc, part, p->batch);          /* NPS, terms, economics */
     for (int i = 0; i < CX_PARTS_MAX && rc == CX_OK; i++) {
         part_t *P = p->parts[i];
         if (!P || !P->owned || (part >= 0 && part != i)) continue;
@@ -705,8 +724,9 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
         P->heap_n = 0;       /* pending timers are now in the store's index */
         P->db_valid = false; /* and the index changed */
     }
+    if (rc != CX_OK) cx_seterr(errstr, errstr_size, "flush: %s", cx_err2str(rc));
+    else if (p->flush_hook) rc = p->flush_hook(p->flush_opaque, p->batch, errstr, errstr_size);
     if (rc == CX_OK && p->store) rc = cx_store_write(p->store, p->batch, errstr, errstr_size);
-    else if (rc != CX_OK) cx_seterr(errstr, errstr_size, "flush: %s", cx_err2str(rc));
     if (rc == CX_OK) p->st.flushes++;
     return rc;
 }
@@ -844,6 +864,7 @@ void cx_pipeline_segment_counts(const cx_pipeline_t *p, int64_t *counts, size_t 
 
 cx_pipeline_stats_t cx_pipeline_stats(const cx_pipeline_t *p) { return p->st; }
 struct cx_campaigns *cx_pipeline_campaigns(cx_pipeline_t *p) { return p->camps; }
+struct cx_voc *cx_pipeline_voc(cx_pipeline_t *p) { return p->voc; }
 cx_cache_stats_t cx_pipeline_cache_stats(const cx_pipeline_t *p) { return cx_cache_stats(p->cache); }
 
 /* ---------- quantile scoring (rfm.scoring=quantile) ----------

@@ -68,6 +68,13 @@ cx_err_t cx_pipeline_campaign(cx_pipeline_t *p, const char *campaign_id, const c
                               char *errstr, size_t errstr_size);
 
 bool cx_pipeline_needs_flush(const cx_pipeline_t *p);
+/* Called by every flush with the complete batch, before it is written to RocksDB: the driver
+ * mirrors it to the changelog, waits for the acknowledgements (or commits its transaction) and may
+ * add keys of its own (the changelog checkpoint). An error aborts the write; the flushed entries
+ * were already marked clean, so the driver must then drop every owned partition's unflushed state
+ * (revoke + assign) before going on. NULL hook: write directly (replay, tests). */
+typedef cx_err_t (*cx_flush_hook_t)(void *opaque, cx_store_batch_t *batch, char *errstr, size_t errstr_size);
+void cx_pipeline_set_flush_hook(cx_pipeline_t *p, cx_flush_hook_t hook, void *opaque);
 /* Writes the dirty state of `part` (all owned partitions when part < 0) with its next offsets and
  * metadata in one RocksDB batch. */
 cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errstr_size);
@@ -92,6 +99,8 @@ void cx_pipeline_segment_counts(const cx_pipeline_t *p, int64_t *counts, size_t 
 cx_pipeline_stats_t cx_pipeline_stats(const cx_pipeline_t *p);
 /* The campaign measurement state (campaigns.h): cx.partials input, KPI view, partition count. */
 struct cx_campaigns *cx_pipeline_campaigns(cx_pipeline_t *p);
+/* The voice-of-customer and segment-economics aggregates (voc.h), for HTTP. */
+struct cx_voc *cx_pipeline_voc(cx_pipeline_t *p);
 cx_cache_stats_t cx_pipeline_cache_stats(const cx_pipeline_t *p);
 
 #endif

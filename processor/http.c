@@ -407,12 +407,23 @@ static bool rp_ready(void *o, cx_buf_t *m) {
         return false;
     }
     cx_runner_stats_t st = cx_runner_stats(rp->r);
-    bool ready = st.partitions > 0;
+    cx_runner_restore_t rs = cx_runner_restore_status(rp->r);
+    bool ready = st.partitions > 0 && rs.pending == 0;
     cx_buf_appendf(m,
                    "\"state\":\"%s\",\"campaigns_loaded\":true,\"partitions\":%d,\"input_partitions\":%" PRId32
                    ",\"campaigns\":%" PRIu64,
-                   ready ? "running" : "waiting_for_assignment", st.partitions, cx_runner_partition_count(rp->r),
-                   st.campaigns);
+                   ready ? "running" : rs.pending ? "restoring" : "waiting_for_assignment", st.partitions,
+                   cx_runner_partition_count(rp->r), st.campaigns);
+    /* changelog restore (changelog.h): partitions still to restore and the one being read */
+    cx_buf_appendf(m, ",\"restoring_partitions\":%d,\"restore\":", rs.pending);
+    if (rs.active)
+        cx_buf_appendf(m, "{\"partition\":%u,\"from\":%" PRId64 ",\"position\":%" PRId64 ",\"end\":%" PRId64
+                          ",\"records\":%" PRIu64 ",\"seconds\":%.3f}",
+                       rs.current.part, rs.current.from, rs.current.position, rs.current.end, rs.current.records,
+                       rs.current.seconds);
+    else cx_buf_appendf(m, "null");
+    cx_buf_appendf(m, ",\"restored_partitions\":%" PRIu64 ",\"restored_records\":%" PRIu64, rs.partitions_restored,
+                   rs.records_total);
     return ready;
 }
 

@@ -17,8 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "campaigns.h"
+#include "changelog.h"
 #include "cli.h"
 #include "codec.h"
 #include "http.h"
@@ -34,6 +36,7 @@ typedef struct inq {
     bool assigned, paused;
     int64_t position;      /* next offset expected from the broker */
     int64_t idle_since_ms; /* when the FIFO was found empty at the partition's end; 0 = not idle */
+    int64_t start_offset;  /* offset assigned at the last rebalance (recovery without a stored one) */
     bool head_ready;       /* ev/code hold the decoded head */
     cx_dlq_code_t code;
     char detail[256];
@@ -65,6 +68,16 @@ struct cx_runner {
     atomic_bool started;
     _Atomic int64_t heartbeat_ms;
     int64_t *lag; /* n_parts * CX_INPUTS consumer lags from statistics, -1 unknown; under mu */
+    /* changelog, restore, transactions (changelog.h) */
+    rd_kafka_t *restorer;      /* reads cx.changelog partitions: no group, read_committed, partition EOF */
+    int64_t cl_acked[CX_PARTS_MAX]; /* highest acknowledged changelog offset per partition, -1 none */
+    cx_buf_t clkey;
+    bool eos;                  /* processing.guarantee=exactly_once */
+    bool in_txn;               /* a transaction is open */
+    bool txn_failed;           /* a produce or begin failed inside the transaction: abort at the flush */
+    bool recover;              /* the last flush failed: drop unflushed state, seek back */
+    uint64_t delivery_errors_seen; /* delivery errors already handled by a recovery */
+    cx_runner_restore_t rs;
 };
 
 static int64_t now_ms(void) {
@@ -92,6 +105,10 @@ static int input_of_topic(const cx_runner_t *r, const char *topic) {
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     cx_runner_t *r = opaque;
+    if (!m->err && m->partition >= 0 && m->partition < CX_PARTS_MAX &&
+        strcmp(rd_kafka_topic_name(m->rkt), r->cfg->topic_changelog) == 0) {
+        if (m->offset > r->cl_acked[m->partition]) r->cl_acked[m->partition] = m->offset;
+    }
     if (m->err) {
         r->st.delivery_errors++;
         cx_log(CX_LOG_ERROR, "emit", "delivery failed topic=%s err=\"%s\"", rd_kafka_topic_name(m->rkt),
@@ -110,8 +127,16 @@ static const char *topic_of_kind(const cx_runner_t *r, cx_record_kind_t kind) {
     }
 }
 
+static void txn_begin(cx_runner_t *r);
+static void queue_clear(inq_t *q);
+
 static cx_err_t produce(cx_runner_t *r, const char *topic, const void *key, size_t klen, const void *val,
                         size_t vlen, rd_kafka_headers_t *hdrs) {
+    if (r->eos && !r->in_txn && !r->txn_failed) txn_begin(r);
+    if (r->txn_failed) { /* the transaction will be aborted and this cycle's input read again */
+        if (hdrs) rd_kafka_headers_destroy(hdrs);
+        return CX_OK;
+    }
     for (int attempt = 0;; attempt++) {
         rd_kafka_resp_err_t err;
         if (hdrs)
@@ -132,6 +157,10 @@ static cx_err_t produce(cx_runner_t *r, const char *topic, const void *key, size
         }
         if (hdrs) rd_kafka_headers_destroy(hdrs);
         cx_log(CX_LOG_ERROR, "emit", "produce failed topic=%s err=\"%s\"", topic, rd_kafka_err2str(err));
+        if (r->eos) { /* recovered at the flush: abort, drop the state, read again */
+            r->txn_failed = true;
+            return CX_OK;
+        }
         return CX_ERR_KAFKA;
     }
 }
@@ -171,23 +200,216 @@ static cx_err_t send_dlq(cx_runner_t *r, const rd_kafka_message_t *m, cx_dlq_cod
     return produce(r, r->cfg->topic_dlq, m->key, m->key_len, m->payload, m->len, h);
 }
 
-/* ---------- commit protocol ---------- */
+/* ---------- changelog, transactions, recovery ---------- */
 
-static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) {
-    int64_t t0 = mono_ms();
-    /* 1. every output produced so far acknowledged */
-    rd_kafka_resp_err_t ferr = rd_kafka_flush(r->producer, 60000);
-    if (ferr || r->st.delivery_errors) {
-        cx_seterr(errstr, n, "outputs not acknowledged (%s, %" PRIu64 " delivery errors): not committing",
-                  ferr ? rd_kafka_err2str(ferr) : "ok", r->st.delivery_errors);
+static cx_err_t producer_new(cx_runner_t *r, bool init_txn, char *errstr, size_t n);
+
+static void txn_begin(cx_runner_t *r) {
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(r->producer);
+    if (e) {
+        cx_log(CX_LOG_ERROR, "txn", "begin_transaction failed err=\"%s\"", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        r->txn_failed = true;
+        return;
+    }
+    r->in_txn = true;
+}
+
+static cx_err_t changelog_produce(void *opaque, uint16_t part, const void *key, size_t kl, const void *val, size_t vl) {
+    cx_runner_t *r = opaque;
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            r->producer, RD_KAFKA_V_TOPIC(r->cfg->topic_changelog), RD_KAFKA_V_PARTITION((int32_t)part),
+            RD_KAFKA_V_KEY(key, kl), RD_KAFKA_V_VALUE((void *)val, vl), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_END);
+        if (!err) {
+            r->st.changelog_records++;
+            return CX_OK;
+        }
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(r->producer, 100);
+            continue;
+        }
+        cx_log(CX_LOG_ERROR, "changelog", "produce failed partition=%u err=\"%s\"", part, rd_kafka_err2str(err));
+        return CX_ERR_KAFKA;
+    }
+}
+
+/* A producer whose idempotence state is fatally broken (or a fenced transactional one) cannot be
+ * used again: replace it. */
+static cx_err_t producer_replace(cx_runner_t *r, char *errstr, size_t n) {
+    cx_log(CX_LOG_WARN, "emit", "replacing the producer (fatal producer error)");
+    rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(r->producer, 5000);
+    rd_kafka_destroy(r->producer);
+    r->producer = NULL;
+    r->in_txn = false;
+    return producer_new(r, r->eos, errstr, n);
+}
+
+/* exactly_once: offsets and commit of the open transaction; on failure abort (or replace a fenced
+ * producer). `rc`: the result of producing the changelog. */
+static cx_err_t txn_commit(cx_runner_t *r, cx_err_t rc, char *errstr, size_t n) {
+    rd_kafka_error_t *e = NULL;
+    if (rc == CX_OK && !r->txn_failed) {
+        if (!r->in_txn) txn_begin(r);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->n_parts * CX_INPUTS);
+        for (int32_t p = 0; p < r->n_parts; p++) {
+            if (!cx_pipeline_owns(r->pl, (uint16_t)p)) continue;
+            int64_t off[CX_INPUTS];
+            cx_pipeline_offsets(r->pl, (uint16_t)p, off);
+            for (int i = 0; i < CX_INPUTS; i++)
+                if (off[i] >= 0) rd_kafka_topic_partition_list_add(l, r->in_topics[i], p)->offset = off[i];
+        }
+        if (!r->txn_failed && l->cnt) {
+            rd_kafka_consumer_group_metadata_t *g = rd_kafka_consumer_group_metadata(r->consumer);
+            e = rd_kafka_send_offsets_to_transaction(r->producer, l, g, 60000);
+            rd_kafka_consumer_group_metadata_destroy(g);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        for (int attempt = 0; !e && !r->txn_failed; attempt++) {
+            e = rd_kafka_commit_transaction(r->producer, 60000);
+            if (!e) {
+                r->in_txn = false;
+                r->st.txn_commits++;
+                return CX_OK;
+            }
+            if (!rd_kafka_error_is_retriable(e) || attempt >= 2) break;
+            cx_log(CX_LOG_WARN, "txn", "commit_transaction retried err=\"%s\"", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            e = NULL;
+        }
+    }
+    cx_seterr(errstr, n, "transaction not committed: %s",
+              e ? rd_kafka_error_string(e) : rc != CX_OK ? "changelog produce failed" : "produce failed");
+    cx_log(CX_LOG_WARN, "txn", "aborting err=\"%s\"", errstr);
+    bool fatal = (e && rd_kafka_error_is_fatal(e)) || rd_kafka_fatal_error(r->producer, NULL, 0);
+    if (e) rd_kafka_error_destroy(e);
+    r->st.txn_aborts++;
+    r->txn_failed = false;
+    if (!fatal && r->in_txn) {
+        rd_kafka_error_t *ae = rd_kafka_abort_transaction(r->producer, 60000);
+        if (ae) {
+            cx_log(CX_LOG_WARN, "txn", "abort_transaction failed err=\"%s\"", rd_kafka_error_string(ae));
+            fatal = true;
+            rd_kafka_error_destroy(ae);
+        }
+    }
+    r->in_txn = false;
+    char e2[256];
+    if (fatal && producer_replace(r, e2, sizeof e2) != CX_OK) {
+        cx_seterr(errstr, n, "transactional producer could not be replaced: %s", e2);
         return CX_ERR_FATAL;
     }
-    /* 2. state + next offsets in one RocksDB batch */
-    cx_err_t rc = cx_pipeline_flush(r->pl, -1, errstr, n);
-    if (rc != CX_OK) return rc;
-    /* 3. offsets to the group */
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->n_parts * CX_INPUTS);
+    return CX_ERR_KAFKA;
+}
+
+/* at_least_once: every output and changelog record produced so far acknowledged. */
+static cx_err_t alos_ack(cx_runner_t *r, cx_err_t rc, char *errstr, size_t n) {
+    rd_kafka_resp_err_t ferr = rd_kafka_flush(r->producer, 60000);
+    uint64_t failed = r->st.delivery_errors - r->delivery_errors_seen;
+    if (rc == CX_OK && !ferr && !failed) return CX_OK;
+    cx_seterr(errstr, n, "outputs not acknowledged (%s, %" PRIu64 " delivery errors%s): not committing",
+              ferr ? rd_kafka_err2str(ferr) : "flushed", failed, rc != CX_OK ? ", changelog produce failed" : "");
+    char e2[256];
+    if (rd_kafka_fatal_error(r->producer, NULL, 0) && producer_replace(r, e2, sizeof e2) != CX_OK) {
+        cx_seterr(errstr, n, "producer could not be replaced: %s", e2);
+        return CX_ERR_FATAL;
+    }
+    return CX_ERR_KAFKA;
+}
+
+/* The pipeline's flush hook (pipeline.h): the batch goes to the changelog, outputs and changelog
+ * are acknowledged (or committed in the transaction with the offsets), then the checkpoints join
+ * the batch that the pipeline writes to RocksDB. */
+static cx_err_t flush_hook(void *opaque, cx_store_batch_t *b, char *errstr, size_t n) {
+    cx_runner_t *r = opaque;
+    cx_err_t rc = CX_OK;
+    if (r->eos && !r->in_txn && !r->txn_failed) txn_begin(r);
+    if (!r->txn_failed) rc = cx_changelog_mirror(b, &r->clkey, changelog_produce, r, NULL);
+    rc = r->eos ? txn_commit(r, rc, errstr, n) : alos_ack(r, rc, errstr, n);
+    if (rc != CX_OK) {
+        r->recover = true;
+        return rc;
+    }
+    for (int32_t p = 0; p < r->n_parts; p++)
+        if (cx_pipeline_owns(r->pl, (uint16_t)p) && r->cl_acked[p] >= 0)
+            cx_changelog_checkpoint_put(b, (uint16_t)p, r->cl_acked[p] + 1);
+    return CX_OK;
+}
+
+/* After a failed flush: the cache held changes that are now neither written nor committed. Every
+ * owned partition goes back to its stored state and offsets; outputs produced since then are
+ * produced again with the same ids (at_least_once) or were aborted (exactly_once). */
+static void recover_all(cx_runner_t *r, const char *why) {
+    char err[256];
+    cx_log(CX_LOG_WARN, "commit",
+           "recovering: dropping unflushed state of every owned partition, seeking back to the stored offsets "
+           "reason=\"%s\"", why);
+    r->recover = false;
+    r->delivery_errors_seen = r->st.delivery_errors;
+    r->st.recoveries++;
+    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(r->n_parts * CX_INPUTS);
+    rd_kafka_topic_partition_list_t *resume = rd_kafka_topic_partition_list_new(r->n_parts * CX_INPUTS);
     for (int32_t p = 0; p < r->n_parts; p++) {
+        if (!cx_pipeline_owns(r->pl, (uint16_t)p)) continue;
+        cx_pipeline_revoke(r->pl, (uint16_t)p);
+        int64_t stored[CX_INPUTS];
+        if (cx_pipeline_assign(r->pl, (uint16_t)p, stored, err, sizeof err) != CX_OK) {
+            r->fatal = true;
+            snprintf(r->fatal_msg, sizeof r->fatal_msg, "recovery: assign partition %d: %s", p, err);
+            continue;
+        }
+        for (int i = 0; i < CX_INPUTS; i++) {
+            inq_t *q = Q(r, p, i);
+            if (!q->assigned) continue;
+            if (q->paused) rd_kafka_topic_partition_list_add(resume, r->in_topics[i], p);
+            queue_clear(q);
+            q->position = stored[i] >= 0 ? stored[i] : q->start_offset;
+            rd_kafka_topic_partition_list_add(seek, r->in_topics[i], p)->offset = q->position;
+        }
+    }
+    if (resume->cnt) rd_kafka_resume_partitions(r->consumer, resume);
+    if (seek->cnt) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(r->consumer, seek, 10000);
+        if (e) {
+            r->fatal = true;
+            snprintf(r->fatal_msg, sizeof r->fatal_msg, "recovery: seek failed: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        } else {
+            for (int k = 0; k < seek->cnt; k++)
+                if (seek->elems[k].err) {
+                    r->fatal = true;
+                    snprintf(r->fatal_msg, sizeof r->fatal_msg, "recovery: seek %s[%d]: %s", seek->elems[k].topic,
+                             seek->elems[k].partition, rd_kafka_err2str(seek->elems[k].err));
+                }
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(seek);
+    rd_kafka_topic_partition_list_destroy(resume);
+}
+
+/* ---------- commit protocol ---------- */
+
+/* flush (changelog + acknowledgements or transaction, then RocksDB) → offsets (at_least_once).
+ * A Kafka failure is recovered from (recover_all) and returns CX_OK; a RocksDB failure is returned:
+ * the caller stops without committing. */
+static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) {
+    int64_t t0 = mono_ms();
+    if (r->recover) recover_all(r, "an earlier flush failed");
+    cx_err_t rc = cx_pipeline_flush(r->pl, -1, errstr, n);
+    if (rc != CX_OK) {
+        if (!r->recover || rc == CX_ERR_FATAL) {
+            cx_log(CX_LOG_ERROR, "commit", "state write failed, stopping without committing err=\"%s\"", errstr);
+            return rc == CX_ERR_FATAL ? rc : CX_ERR_IO;
+        }
+        recover_all(r, errstr);
+        r->last_commit_ms = mono_ms();
+        return r->fatal ? CX_ERR_FATAL : CX_OK;
+    }
+    /* offsets to the group (exactly_once: already inside the transaction) */
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->n_parts * CX_INPUTS);
+    for (int32_t p = 0; p < r->n_parts && !r->eos; p++) {
         if (!cx_pipeline_owns(r->pl, (uint16_t)p)) continue;
         int64_t off[CX_INPUTS];
         cx_pipeline_offsets(r->pl, (uint16_t)p, off);
@@ -218,11 +440,96 @@ static void queue_clear(inq_t *q) {
     q->paused = false;
 }
 
+static void restore_progress(void *opaque, const cx_restore_progress_t *pr) {
+    cx_runner_t *r = opaque;
+    cx_runner_lock(r);
+    r->rs.current = *pr;
+    cx_runner_unlock(r);
+    if (pr->position < pr->end)
+        cx_log(CX_LOG_INFO, "restore", "progress partition=%u position=%" PRId64 " end=%" PRId64 " records=%" PRIu64
+               " records_per_s=%.0f", pr->part, pr->position, pr->end, pr->records,
+               pr->seconds > 0 ? (double)pr->records / pr->seconds : 0.0);
+}
+
+/* Reads changelog partition p from `from` into the store. Called with the runner lock held; the
+ * lock is released while the changelog is read (only the store and the restore consumer are
+ * touched, and p is not owned by the pipeline yet), so /readyz can report the progress. */
+static cx_err_t restore_partition(cx_runner_t *r, int32_t p, int64_t from, char *err, size_t n) {
+    cx_restore_progress_t res;
+    r->rs.active = true;
+    r->rs.current = (cx_restore_progress_t){.part = (uint16_t)p, .from = from, .end = -1, .position = from};
+    cx_runner_unlock(r);
+    cx_err_t rc = cx_changelog_restore(r->restorer, r->cfg->topic_changelog, r->store, (uint16_t)p, from,
+                                       restore_progress, r, &res, err, n);
+    cx_runner_lock(r);
+    r->rs.active = false;
+    if (rc != CX_OK) return rc;
+    r->cl_acked[p] = res.position - 1;
+    r->rs.partitions_restored++;
+    r->rs.records_total += res.records;
+    r->rs.seconds_total += res.seconds;
+    cx_log(CX_LOG_INFO, "restore",
+           "restored partition=%d mode=%s from=%" PRId64 " to=%" PRId64 " records=%" PRIu64 " seconds=%.3f"
+           " records_per_s=%.0f", p, from >= 0 ? "tail" : "full", res.from, res.position, res.records, res.seconds,
+           res.seconds > 0 ? (double)res.records / res.seconds : 0.0);
+    return CX_OK;
+}
+
+/* exactly_once: do the stored next offsets of p equal the group's committed ones (parts holds
+ * what rd_kafka_committed returned)? No offset on either side counts as equal. */
+static bool offsets_match(const cx_runner_t *r, int32_t p, const rd_kafka_topic_partition_list_t *parts,
+                          const int64_t stored[CX_INPUTS]) {
+    for (int i = 0; i < CX_INPUTS; i++) {
+        const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(parts, r->in_topics[i], p);
+        int64_t committed = tp ? tp->offset : -1;
+        if (committed < 0 && stored[i] < 0) continue;
+        if (committed != stored[i]) return false;
+    }
+    return true;
+}
+
+/* Restores p from the changelog (the tail after the local checkpoint, or all of it) and takes it
+ * into the pipeline. exactly_once: local state counts only if its offsets equal the committed ones;
+ * otherwise the partition is dropped and rebuilt from the whole changelog. */
+static cx_err_t assign_partition(cx_runner_t *r, int32_t p, const rd_kafka_topic_partition_list_t *parts,
+                                 int64_t stored[CX_INPUTS], char *err, size_t n) {
+    int64_t ck = -1;
+    cx_err_t rc = cx_changelog_checkpoint_get(r->store, (uint16_t)p, &ck, err, n);
+    for (int attempt = 0; rc == CX_OK; attempt++) {
+        if ((rc = restore_partition(r, p, ck >= 0 ? ck : RD_KAFKA_OFFSET_BEGINNING, err, n)) != CX_OK) break;
+        if ((rc = cx_pipeline_assign(r->pl, (uint16_t)p, stored, err, n)) != CX_OK) break;
+        if (!r->eos || offsets_match(r, p, parts, stored)) break;
+        if (attempt > 0 || ck < 0) {
+            cx_log(CX_LOG_WARN, "restore",
+                   "partition=%d state rebuilt from the changelog does not match the group's committed offsets; "
+                   "resuming from the state's offsets", p);
+            break;
+        }
+        cx_log(CX_LOG_INFO, "restore",
+               "partition=%d local state does not match the group's committed offsets: rebuilding from the changelog", p);
+        cx_pipeline_revoke(r->pl, (uint16_t)p);
+        if ((rc = cx_store_drop_partition(r->store, (uint16_t)p, err, n)) != CX_OK) break;
+        ck = -1;
+    }
+    r->rs.pending--;
+    return rc;
+}
+
 static void on_assign(cx_runner_t *r, rd_kafka_topic_partition_list_t *parts) {
     char err[256];
     bool seen[CX_PARTS_MAX] = {false};
-    /* committed offsets, for partitions without local state */
+    /* committed offsets, for partitions without local state (exactly_once: to validate it; with
+     * isolation.level=read_committed this waits for pending transactional offset commits) */
     rd_kafka_committed(r->consumer, parts, 10000);
+    r->rs.pending = 0;
+    for (int k = 0; k < parts->cnt; k++) {
+        int32_t p = parts->elems[k].partition;
+        if (p >= 0 && p < r->n_parts && !seen[p] && input_of_topic(r, parts->elems[k].topic) >= 0) {
+            seen[p] = true;
+            r->rs.pending++;
+        }
+    }
+    memset(seen, 0, sizeof seen);
     for (int k = 0; k < parts->cnt; k++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[k];
         int32_t p = tp->partition;
@@ -231,7 +538,8 @@ static void on_assign(cx_runner_t *r, rd_kafka_topic_partition_list_t *parts) {
         if (!seen[p]) {
             seen[p] = true;
             int64_t stored[CX_INPUTS];
-            if (cx_pipeline_assign(r->pl, (uint16_t)p, stored, err, sizeof err) != CX_OK) {
+            if (r->fatal || assign_partition(r, p, parts, stored, err, sizeof err) != CX_OK) {
+                if (r->fatal) continue;
                 r->fatal = true;
                 snprintf(r->fatal_msg, sizeof r->fatal_msg, "assign partition %d: %s", p, err);
                 continue;
@@ -248,6 +556,7 @@ static void on_assign(cx_runner_t *r, rd_kafka_topic_partition_list_t *parts) {
             else tp->offset = RD_KAFKA_OFFSET_BEGINNING;
         }
         q->position = tp->offset;
+        q->start_offset = tp->offset;
         cx_log(CX_LOG_INFO, "consumer", "assigned topic=%s partition=%d offset=%" PRId64, tp->topic, p, tp->offset);
     }
     rd_kafka_assign(r->consumer, parts);
@@ -320,6 +629,53 @@ static cx_err_t conf_apply(rd_kafka_conf_t *conf, const cx_config_t *cfg, const 
     return CX_OK;
 }
 
+/* The output producer: idempotent, murmur2 like the Java client so outputs co-partition with the
+ * inputs. exactly_once: transactional, transactional.id = <group.id>-<group.instance.id> when static
+ * membership is configured, else <group.id>-<hostname>-<hash of state.dir>: stable across restarts
+ * of one instance (so its open transaction is aborted at once by init_transactions) and distinct
+ * between instances (each has its own state.dir). init_txn: call init_transactions now. */
+static cx_err_t producer_new(cx_runner_t *r, bool init_txn, char *errstr, size_t n) {
+    const cx_config_t *cfg = r->cfg;
+    char txid[512] = "";
+    if (r->eos) {
+        const char *inst = cx_config_kafka_value(cfg, "group.instance.id");
+        if (inst && *inst) {
+            snprintf(txid, sizeof txid, "%s-%s", cfg->group_id, inst);
+        } else {
+            char host[256] = "host";
+            gethostname(host, sizeof host - 1);
+            const char *dir = cfg->state_dir ? cfg->state_dir : "";
+            snprintf(txid, sizeof txid, "%s-%s-%016" PRIx64, cfg->group_id, host, cx_hash64(dir, strlen(dir)));
+        }
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *pextra[] = {"partitioner", "murmur2_random", "enable.idempotence", "true", "acks", "all",
+                            "linger.ms", "20", "compression.type", "lz4",
+                            r->eos ? "transactional.id" : NULL, txid, "transaction.timeout.ms", "30000", NULL};
+    if (conf_apply(conf, cfg, pextra, errstr, n) != CX_OK) {
+        rd_kafka_conf_destroy(conf);
+        return CX_ERR_CONFIG;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_opaque(conf, r);
+    if (!(r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, n))) {
+        rd_kafka_conf_destroy(conf);
+        return CX_ERR_CONFIG;
+    }
+    /* conf is owned by the producer now */
+    r->in_txn = r->txn_failed = false;
+    if (r->eos && init_txn) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(r->producer, 60000);
+        if (e) {
+            cx_seterr(errstr, n, "init_transactions (transactional.id=%s): %s", txid, rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            return CX_ERR_KAFKA;
+        }
+        cx_log(CX_LOG_INFO, "txn", "transactions initialised transactional.id=%s", txid);
+    }
+    return CX_OK;
+}
+
 cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, char *errstr, size_t n) {
     cx_runner_t *r = calloc(1, sizeof *r);
     rd_kafka_conf_t *conf = NULL;
@@ -354,15 +710,19 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     cx_sink_t sink = {r, sink_emit};
     if (!(r->pl = cx_pipeline_new(cfg, r->store, &sink, errstr, n))) goto fail;
 
-    /* producer: idempotent, murmur2 like the Java client so outputs co-partition with inputs */
+    r->eos = cfg->guarantee == CX_GUARANTEE_EXACTLY_ONCE;
+    for (int i = 0; i < CX_PARTS_MAX; i++) r->cl_acked[i] = -1;
+    cx_pipeline_set_flush_hook(r->pl, flush_hook, r);
+    if (producer_new(r, false, errstr, n) != CX_OK) goto fail;
+
+    /* changelog reader for restores: outside the group, committed data only, end-of-partition events */
     conf = rd_kafka_conf_new();
-    const char *pextra[] = {"partitioner", "murmur2_random", "enable.idempotence", "true", "acks", "all",
-                            "linger.ms", "20", "compression.type", "lz4", NULL};
-    if (conf_apply(conf, cfg, pextra, errstr, n) != CX_OK) goto fail;
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    rd_kafka_conf_set_opaque(conf, r);
-    if (!(r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, n))) goto fail;
-    conf = NULL; /* owned by the producer now */
+    const char *rextra[] = {"enable.auto.commit", "false", "group.id", "cxstream-restore-unused",
+                            "enable.partition.eof", "true", "isolation.level", "read_committed",
+                            "auto.offset.reset", "earliest", NULL};
+    if (conf_apply(conf, cfg, rextra, errstr, n) != CX_OK) goto fail;
+    if (!(r->restorer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, n))) goto fail;
+    conf = NULL;
 
     char stats[24];
     snprintf(stats, sizeof stats, "%" PRId64, cfg->statistics_interval_ms);
@@ -405,6 +765,11 @@ void cx_runner_destroy(cx_runner_t *r) {
     if (r->cq) rd_kafka_queue_destroy(r->cq);
     if (r->consumer) rd_kafka_destroy(r->consumer);
     if (r->campaigns) rd_kafka_destroy(r->campaigns);
+    if (r->restorer) {
+        rd_kafka_consumer_close(r->restorer);
+        rd_kafka_destroy(r->restorer);
+    }
+    cx_buf_free(&r->clkey);
     if (r->producer) {
         rd_kafka_flush(r->producer, 10000);
         rd_kafka_destroy(r->producer);
@@ -559,6 +924,16 @@ cx_err_t cx_runner_start(cx_runner_t *r, char *errstr, size_t n) {
         goto done;
     }
     if (r->opts.create_topics && (rc = create_topics(r, md, errstr, n)) != CX_OK) goto done;
+    if (r->eos) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(r->producer, 60000);
+        if (e) {
+            cx_seterr(errstr, n, "init_transactions: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            rc = CX_ERR_KAFKA;
+            goto done;
+        }
+        cx_log(CX_LOG_INFO, "txn", "exactly_once: transactions initialised");
+    }
     if (!(r->q = calloc((size_t)r->n_parts * CX_INPUTS, sizeof *r->q))) {
         rc = CX_ERR_NOMEM;
         goto done;
@@ -713,14 +1088,17 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
         rd_kafka_message_t *m = q->m[q->head];
         bool more = true;
         cx_err_t rc = CX_OK;
+        uint64_t recoveries = r->st.recoveries; /* a recovery inside commit_cycle cleared the queues */
         while (more && rc == CX_OK) {
             rc = cx_pipeline_advance(r->pl, (uint16_t)p, q->ev.ts_ms - cfg->watermark_lateness_ms, &more, errstr, n);
             if (rc == CX_OK && (more || cx_pipeline_needs_flush(r->pl))) rc = commit_cycle(r, false, errstr, n);
+            if (r->st.recoveries != recoveries) return rc;
         }
         if (rc == CX_OK) rc = cx_pipeline_event(r->pl, (uint16_t)p, &q->ev, m->offset, errstr, n);
         if (rc != CX_OK) return rc;
         dequeue(r, p, best);
         if (cx_pipeline_needs_flush(r->pl) && (rc = commit_cycle(r, false, errstr, n)) != CX_OK) return rc;
+        if (r->st.recoveries != recoveries) return CX_OK;
     }
 }
 
@@ -809,6 +1187,7 @@ int64_t cx_runner_partition_lag(const cx_runner_t *r, int32_t p, int input) {
     return r->lag[p * CX_INPUTS + input];
 }
 cx_store_t *cx_runner_store(cx_runner_t *r) { return r->store; }
+cx_runner_restore_t cx_runner_restore_status(const cx_runner_t *r) { return r->rs; }
 
 cx_runner_stats_t cx_runner_stats(const cx_runner_t *r) {
     cx_runner_stats_t s = r->st;

@@ -1,8 +1,14 @@
 /*
  * runner.h — the Kafka driver of the pipeline (`cxstream run`, and the demo): group membership
  * with the range assignor, per-partition merge of the four input topics by event time, decode and
- * DLQ, outputs through an idempotent producer, and the commit protocol of at-least-once:
- * outputs acknowledged → state and offsets flushed to RocksDB in one batch → offsets committed.
+ * DLQ, outputs through an idempotent producer, and the commit protocol. at_least_once: flush batch
+ * built → mirrored to cx.changelog → outputs and changelog acknowledged → state, offsets and the
+ * changelog checkpoint written to RocksDB in one batch → offsets committed. exactly_once: the
+ * outputs, the changelog and the consumed offsets (send_offsets_to_transaction) commit in one Kafka
+ * transaction, and only then is the RocksDB batch written. A failed cycle (delivery error, aborted
+ * or fenced transaction) drops the unflushed state of every owned partition and seeks back to the
+ * stored offsets; a failed RocksDB write is fatal (exit 1, nothing committed). On assignment a
+ * partition is first restored from the changelog (the tail after its local checkpoint, or all).
  *
  * One thread drives everything (librdkafka has its own I/O threads), so the pipeline needs no locks
  * of its own. Readers on other threads (the HTTP server) take cx_runner_lock(): a recursive mutex
@@ -17,6 +23,7 @@
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 
+#include "changelog.h"
 #include "config.h"
 #include "metrics.h"
 #include "pipeline.h"
@@ -34,7 +41,20 @@ typedef struct cx_runner_stats {
     uint64_t consumed_in[CX_INPUTS];   /* input records read, by cx_event_type_t */
     uint64_t produced_kind[16];        /* output records produced, by cx_record_kind_t (DLQ: dlq[]) */
     cx_histogram_t commit_seconds;     /* commit cycle durations */
+    uint64_t changelog_records;        /* records produced to the changelog */
+    uint64_t recoveries;               /* failed commit cycles recovered from (state dropped, offsets sought back) */
+    uint64_t txn_commits, txn_aborts;  /* exactly_once */
 } cx_runner_stats_t;
+
+/* Changelog restore (changelog.h) of the partitions of the current assignment. */
+typedef struct cx_runner_restore {
+    bool active;                   /* a partition is being restored now: `current` */
+    int pending;                   /* partitions of the assignment not restored yet (active included) */
+    cx_restore_progress_t current;
+    uint64_t partitions_restored;  /* since start */
+    uint64_t records_total;
+    double seconds_total;
+} cx_runner_restore_t;
 
 typedef struct cx_runner_opts {
     bool create_topics; /* admin API: create missing output/internal topics (not on the mock) */
@@ -70,5 +90,7 @@ const char *cx_runner_input_topic(const cx_runner_t *r, int input); /* by cx_eve
 /* Consumer lag of input `input`, partition p, from the latest librdkafka statistics; -1 unknown. */
 int64_t cx_runner_partition_lag(const cx_runner_t *r, int32_t p, int input);
 cx_store_t *cx_runner_store(cx_runner_t *r);
+/* With the lock: restore status (/readyz, /metrics). The lock is free while a restore reads. */
+cx_runner_restore_t cx_runner_restore_status(const cx_runner_t *r);
 
 #endif

@@ -147,6 +147,27 @@ void cx_store_batch_delete(cx_store_batch_t *b, const void *k, size_t kl) {
 
 size_t cx_store_batch_count(const cx_store_batch_t *b) { return (size_t)rocksdb_writebatch_count(b->wb); }
 
+typedef struct batch_each {
+    void (*cb)(void *opaque, const void *k, size_t kl, const void *v, size_t vl);
+    void *opaque;
+} batch_each_t;
+
+static void batch_each_put(void *st, const char *k, size_t kl, const char *v, size_t vl) {
+    batch_each_t *e = st;
+    e->cb(e->opaque, k, kl, v ? v : "", vl);
+}
+
+static void batch_each_del(void *st, const char *k, size_t kl) {
+    batch_each_t *e = st;
+    e->cb(e->opaque, k, kl, NULL, 0);
+}
+
+void cx_store_batch_each(const cx_store_batch_t *b,
+                         void (*cb)(void *opaque, const void *k, size_t kl, const void *v, size_t vl), void *opaque) {
+    batch_each_t e = {cb, opaque};
+    rocksdb_writebatch_iterate(b->wb, &e, batch_each_put, batch_each_del);
+}
+
 cx_err_t cx_store_write(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t errstr_size) {
     char *err = NULL;
     rocksdb_write(s->db, s->wopts, b->wb, &err);

@@ -50,6 +50,10 @@ void cx_store_batch_clear(cx_store_batch_t *b);
 void cx_store_batch_put(cx_store_batch_t *b, const void *k, size_t kl, const void *v, size_t vl);
 void cx_store_batch_delete(cx_store_batch_t *b, const void *k, size_t kl);
 size_t cx_store_batch_count(const cx_store_batch_t *b);
+/* Visits every operation of a batch in order (put: v non-NULL; delete: v NULL, vl 0), e.g. to
+ * mirror a flush to the changelog. Pointers are valid during the call only. */
+void cx_store_batch_each(const cx_store_batch_t *b,
+                         void (*cb)(void *opaque, const void *k, size_t kl, const void *v, size_t vl), void *opaque);
 cx_err_t cx_store_write(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t errstr_size);
 
 /* Iterates keys in [from, to) in order; cb returns false to stop. */

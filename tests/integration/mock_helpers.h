@@ -409,8 +409,9 @@ static void mh_assert_same_set(const mh_set_t *a, const mh_set_t *b, const char 
     size_t i = 0, j = 0;
     while (i < a->n || j < b->n) {
         int c = i >= a->n ? 1 : j >= b->n ? -1 : strcmp(a->s[i], b->s[j]);
-        cr_assert_eq(c, 0, "%s: %s only in the %s run (%zu vs %zu distinct records)", what,
-                     c < 0 ? a->s[i] : b->s[j], c < 0 ? "first" : "second", a->n, b->n);
+        cr_assert_eq(c, 0, "%s: %s only in the %s run (%zu vs %zu distinct records); nearest in the other: %s", what,
+                     c < 0 ? a->s[i] : b->s[j], c < 0 ? "first" : "second", a->n, b->n,
+                     c < 0 ? (j < b->n ? b->s[j] : "-") : (i < a->n ? a->s[i] : "-"));
         i++;
         j++;
     }

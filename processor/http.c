@@ -22,6 +22,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "runner.h"
+#include "voc.h"
 
 struct cx_http {
     const cx_config_t *cfg;
@@ -165,6 +166,66 @@ static enum MHD_Result h_customer(cx_http_t *h, struct MHD_Connection *c, const 
     return send_json(c, MHD_HTTP_OK, &b);
 }
 
+/* ,"nps":..,"nps_se":..,"nps_ci_low":..,"nps_ci_high":..,"nps_responses":n,"promoters":..,... */
+static void nps_members(cx_buf_t *b, const cx_nps_counts_t *cnt) {
+    cx_nps_stats_t st = cx_nps_stats(cnt);
+    const char *names[4] = {"nps", "nps_se", "nps_ci_low", "nps_ci_high"};
+    double vals[4] = {st.nps, st.se, st.ci_low, st.ci_high};
+    for (int i = 0; i < 4; i++) {
+        cx_buf_appendf(b, ",\"%s\":", names[i]);
+        if (st.defined) cx_buf_json_double(b, round(vals[i] * 100.0) / 100.0);
+        else cx_buf_appendf(b, "null");
+    }
+    cx_buf_appendf(b, ",\"nps_responses\":%" PRId64 ",\"promoters\":%" PRId64 ",\"passives\":%" PRId64
+                      ",\"detractors\":%" PRId64,
+                   cnt->promoters + cnt->passives + cnt->detractors, cnt->promoters, cnt->passives, cnt->detractors);
+}
+
+/* /segments/{name}/themes and /touchpoints/{name}/themes ?category=detractor|promoter&n=1..50:
+ * the top comment terms (voc.h), merged over the owned partitions. */
+static enum MHD_Result h_themes(cx_http_t *h, struct MHD_Connection *c, int by, const char *rest) {
+    const char *slash = strchr(rest, '/');
+    char name[CX_SHORT_MAX + 1];
+    size_t len = slash ? (size_t)(slash - rest) : 0;
+    if (!slash || strcmp(slash, "/themes") != 0) return send_error(c, MHD_HTTP_NOT_FOUND, "no such path", NULL);
+    if (len == 0 || len > CX_SHORT_MAX) return send_error(c, MHD_HTTP_BAD_REQUEST, "malformed name", NULL);
+    memcpy(name, rest, len);
+    name[len] = 0;
+    const char *cat = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "category");
+    const char *ns = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "n");
+    int category;
+    if (!cat || !strcmp(cat, "detractor") || !strcmp(cat, "detractors")) category = CX_VOC_DETRACTORS;
+    else if (!strcmp(cat, "promoter") || !strcmp(cat, "promoters")) category = CX_VOC_PROMOTERS;
+    else return send_error(c, MHD_HTTP_BAD_REQUEST, "category: detractor or promoter expected", NULL);
+    long n = ns ? strtol(ns, NULL, 10) : 10;
+    if (n < 1 || n > 50) return send_error(c, MHD_HTTP_BAD_REQUEST, "n: 1..50 expected", NULL);
+    cx_topk_item_t items[50];
+    size_t got = 0;
+    uint64_t total = 0;
+    bool found = false;
+    if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
+    cx_pipeline_t *pl = h->prov.pipeline(h->prov.opaque);
+    cx_err_t rc = pl ? cx_voc_themes(cx_pipeline_voc(pl), by, name, category, items, (size_t)n, &got, &total, &found)
+                     : CX_ERR_STATE;
+    h->prov.unlock(h->prov.opaque);
+    if (!pl) return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL);
+    if (rc != CX_OK) return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, cx_err2str(rc), NULL);
+    if (!found) return send_error(c, MHD_HTTP_NOT_FOUND, "unknown segment", NULL);
+    cx_buf_t b = CX_BUF_INIT;
+    cx_buf_appendf(&b, "{\"%s\":", by == CX_VOC_BY_SEGMENT ? "segment" : "touchpoint");
+    cx_buf_json_str(&b, name, len);
+    cx_buf_appendf(&b, ",\"category\":\"%s\",\"scope\":\"local\",\"terms_counted\":%" PRIu64
+                       ",\"error_bound\":%" PRIu64 ",\"terms\":[",
+                   category == CX_VOC_PROMOTERS ? "promoter" : "detractor", total, total / CX_VOC_TOPK_M);
+    for (size_t i = 0; i < got; i++) {
+        cx_buf_appendf(&b, "%s{\"term\":", i ? "," : "");
+        cx_buf_json_str(&b, items[i].term, items[i].len);
+        cx_buf_appendf(&b, ",\"count\":%" PRIu64 ",\"error\":%" PRIu64 "}", items[i].count, items[i].error);
+    }
+    cx_buf_appendf(&b, "]}");
+    return send_json(c, MHD_HTTP_OK, &b);
+}
+
 static enum MHD_Result h_segments(cx_http_t *h, struct MHD_Connection *c) {
     int64_t counts[CX_SEGMENTS_MAX];
     if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
@@ -174,6 +235,10 @@ static enum MHD_Result h_segments(cx_http_t *h, struct MHD_Connection *c) {
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL);
     }
     cx_pipeline_segment_counts(pl, counts, CX_SEGMENTS_MAX);
+    cx_voc_segment_t vs[CX_SEGMENTS_MAX];
+    cx_voc_touchpoint_t tps[64];
+    cx_voc_segments(cx_pipeline_voc(pl), vs, CX_SEGMENTS_MAX);
+    size_t ntp = cx_voc_touchpoints(cx_pipeline_voc(pl), tps, sizeof tps / sizeof tps[0]);
     int64_t wm = INT64_MIN;
     for (int i = 0; i < CX_PARTS_MAX; i++)
         if (cx_pipeline_owns(pl, (uint16_t)i) && cx_pipeline_watermark(pl, (uint16_t)i) > wm)
@@ -195,10 +260,25 @@ static enum MHD_Result h_segments(cx_http_t *h, struct MHD_Connection *c) {
         cx_buf_appendf(&b, ",\"customers\":%" PRId64 ",\"share\":", counts[s]);
         if (total) cx_buf_json_double(&b, (double)counts[s] / (double)total);
         else cx_buf_appendf(&b, "null");
-        /* filled by the CX economics work (issue 5); null until then */
-        cx_buf_appendf(&b, ",\"avg_monetary_minor\":null,\"avg_clv_minor\":null,\"nps\":null,\"nps_ci_low\":null,"
-                           "\"nps_ci_high\":null,\"nps_responses\":null,\"triggers_fired\":null,"
-                           "\"campaign_response_rate\":null}");
+        const cx_voc_segment_t *g = &vs[s];
+        if (counts[s] > 0)
+            cx_buf_appendf(&b, ",\"avg_monetary_minor\":%" PRId64 ",\"avg_clv_minor\":%" PRId64,
+                           g->monetary_minor_sum / counts[s], g->clv_minor_sum / counts[s]);
+        else cx_buf_appendf(&b, ",\"avg_monetary_minor\":null,\"avg_clv_minor\":null");
+        nps_members(&b, &g->nps);
+        cx_buf_appendf(&b, ",\"triggers_fired\":%" PRId64 ",\"campaign_sends_test\":%" PRId64
+                           ",\"campaign_responders\":%" PRId64 ",\"campaign_response_rate\":",
+                       g->triggers, g->sends_test, g->responders);
+        if (g->sends_test > 0) cx_buf_json_double(&b, (double)g->responders / (double)g->sends_test);
+        else cx_buf_appendf(&b, "null");
+        cx_buf_putc(&b, '}');
+    }
+    cx_buf_appendf(&b, "],\"nps_window_days\":%d,\"touchpoints\":[", (int)cfg->nps_window_days);
+    for (size_t t = 0; t < ntp; t++) {
+        cx_buf_appendf(&b, "%s{\"touchpoint\":", t ? "," : "");
+        cx_buf_json_str(&b, tps[t].name, strlen(tps[t].name));
+        nps_members(&b, &tps[t].nps);
+        cx_buf_putc(&b, '}');
     }
     cx_buf_appendf(&b, "]}");
     return send_json(c, MHD_HTTP_OK, &b);
@@ -298,6 +378,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!strcmp(url, "/readyz")) return h_readyz(h, c);
     if (!strcmp(url, "/metrics")) return h_metrics(h, c);
     if (!strcmp(url, "/segments")) return h_segments(h, c);
+    if (!strncmp(url, "/segments/", 10)) return h_themes(h, c, CX_VOC_BY_SEGMENT, url + 10);
+    if (!strncmp(url, "/touchpoints/", 13)) return h_themes(h, c, CX_VOC_BY_TOUCHPOINT, url + 13);
     if (!strcmp(url, "/stats")) return h_stats(h, c);
     if (!strcmp(url, "/campaigns")) return h_campaigns(h, c, NULL);
     if (!strncmp(url, "/campaigns/", 11)) return h_campaigns(h, c, url + 11);

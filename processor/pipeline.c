@@ -303,7 +303,10 @@ static cx_err_t fire(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int64_t d
         }
     }
     cx_voc_nps_expire(p->voc, e->part, pr, due); /* the latest score's window ended */
+    cx_voc_windows_t closing; /* response rate per segment: windows that end now */
+    cx_voc_windows_before(pr, due, &closing);
     if (rc == CX_OK) rc = cx_campaigns_timer(p->camps, e->part, pr, due); /* window ends, waits */
+    if (rc == CX_OK) cx_voc_windows_after(p->voc, e->part, pr, &closing);
     if (rc == CX_OK) rc = update_timer(p, P, e);
     return rc;
 }
@@ -636,7 +639,6 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
         const cx_campaign_t *camp = campaign_find(p, ev->u.email_send.campaign_id);
         if ((rc = cx_campaigns_send(p->camps, part, pr, ev)) != CX_OK) return rc;
         if (ev->u.email_send.group == CX_GROUP_TEST) {
-            cx_voc_send(p->voc, part, pr->segment);
             add_contact(pr, ev, camp);
             if (camp && camp->type == CX_CT_NEWSLETTER) pr->newsletter_recipient = true;
         }
@@ -648,9 +650,7 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
     default:
         break;
     }
-    unsigned responded = tx ? cx_voc_responded_sends(pr) : 0;
     if (tx && (rc = cx_campaigns_transaction(p->camps, part, pr, ev, first_tx, resp_campaign)) != CX_OK) return rc;
-    if (tx && cx_voc_responded_sends(pr) > responded) cx_voc_response(p->voc, part, pr->segment);
     if (tx && (rc = rescore(p, P, e, day, ev->ts_ms, ev->event_id)) != CX_OK) return rc;
     if (tx) cx_triggers_arm(pr, cfg, &p->bg, P->wm, ev->type == CX_EV_PLAY);
     if ((rc = update_timer(p, P, e)) != CX_OK) return rc;

@@ -444,14 +444,26 @@ static void bump(cx_voc_t *v, uint16_t part, int seg, size_t field) {
 }
 
 void cx_voc_trigger(cx_voc_t *v, uint16_t part, int seg) { bump(v, part, seg, offsetof(vseg_t, triggers)); }
-void cx_voc_send(cx_voc_t *v, uint16_t part, int seg) { bump(v, part, seg, offsetof(vseg_t, sends)); }
-void cx_voc_response(cx_voc_t *v, uint16_t part, int seg) { bump(v, part, seg, offsetof(vseg_t, responders)); }
+void cx_voc_windows_before(const cx_profile_t *pr, int64_t due, cx_voc_windows_t *w) {
+    w->n = 0;
+    for (unsigned i = 0; i < pr->n_sends && i < CX_OPEN_SENDS_MAX; i++) {
+        const cx_open_send_t *s = &pr->sends[i];
+        if (s->group != CX_GROUP_TEST || !s->end_ts_ms || s->end_ts_ms > due) continue;
+        memcpy(w->s[w->n].send_event_id, s->send_event_id, sizeof w->s[w->n].send_event_id);
+        w->s[w->n].responded = s->responded & 1;
+        w->n++;
+    }
+}
 
-unsigned cx_voc_responded_sends(const cx_profile_t *pr) {
-    unsigned n = 0;
-    for (unsigned i = 0; i < pr->n_sends; i++)
-        n += pr->sends[i].group == CX_GROUP_TEST && (pr->sends[i].responded & 1);
-    return n;
+void cx_voc_windows_after(cx_voc_t *v, uint16_t part, const cx_profile_t *pr, const cx_voc_windows_t *w) {
+    for (unsigned i = 0; i < w->n; i++) {
+        bool open = false;
+        for (unsigned k = 0; k < pr->n_sends && !open; k++)
+            open = strcmp(pr->sends[k].send_event_id, w->s[i].send_event_id) == 0;
+        if (open) continue;
+        bump(v, part, pr->segment, offsetof(vseg_t, sends));
+        if (w->s[i].responded) bump(v, part, pr->segment, offsetof(vseg_t, responders));
+    }
 }
 
 /* ---------- queries ---------- */

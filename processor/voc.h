@@ -10,8 +10,8 @@
  * Driving (by pipeline.c, for a customer of partition `part`): cx_voc_survey for a survey event
  * (it also updates the profile's NPS fields: nps_last, nps_count, nps_due_ms, touchpoints);
  * cx_voc_rescored after every RFM re-scoring (pr->segment is the new segment, prev the old);
- * cx_voc_nps_expire from the customer's timer; cx_voc_trigger / _send / _response when those
- * happen; cx_voc_watermark whenever the partition's watermark rises; cx_voc_flush inside the
+ * cx_voc_nps_expire and cx_voc_windows_before/_after from the customer's timer; cx_voc_trigger
+ * when a trigger fires; cx_voc_watermark whenever the partition's watermark rises; cx_voc_flush inside the
  * pipeline's flush batch (store tag 'A', keys "vs" and "vt…"); _assign / _revoke with the
  * partition. Every call that changes a customer's contribution must be followed by the pipeline's
  * update_timer (nps_due_ms is one of the timer kinds).
@@ -67,13 +67,20 @@ void cx_voc_rescored(cx_voc_t *v, uint16_t part, cx_profile_t *pr, int prev, int
 void cx_voc_nps_expire(cx_voc_t *v, uint16_t part, cx_profile_t *pr, int64_t due);
 /* A DisengagementTrigger was emitted for a customer of segment `seg` (-1: none). */
 void cx_voc_trigger(cx_voc_t *v, uint16_t part, int seg);
-/* A TEST-group send to a customer of segment `seg`; _response: one of a customer's TEST sends got
- * its first response (counted in the customer's segment before the response's re-scoring). */
-void cx_voc_send(cx_voc_t *v, uint16_t part, int seg);
-void cx_voc_response(cx_voc_t *v, uint16_t part, int seg);
-/* TEST sends of pr whose window has a response (the pipeline compares before and after a
- * transaction to call cx_voc_response). */
-unsigned cx_voc_responded_sends(const cx_profile_t *pr);
+/* Campaign response rate per segment: TEST send windows that closed while the customer was in the
+ * segment, and how many of them had at least one attributed response. The pipeline takes a
+ * snapshot of the TEST sends whose window may end at `due` before cx_campaigns_timer runs
+ * (cx_voc_windows_before) and reports those that are gone after it (cx_voc_windows_after). A send
+ * replaced by a repeated send of the same campaign is not a closed window. */
+typedef struct cx_voc_windows {
+    unsigned n;
+    struct {
+        char send_event_id[CX_ID_MAX + 1];
+        bool responded;
+    } s[CX_OPEN_SENDS_MAX];
+} cx_voc_windows_t;
+void cx_voc_windows_before(const cx_profile_t *pr, int64_t due, cx_voc_windows_t *w);
+void cx_voc_windows_after(cx_voc_t *v, uint16_t part, const cx_profile_t *pr, const cx_voc_windows_t *w);
 
 /* Writes the changed aggregates of `part` (all owned when part < 0) into batch. */
 cx_err_t cx_voc_flush(cx_voc_t *v, int part, cx_store_batch_t *batch);
@@ -85,8 +92,8 @@ typedef struct cx_voc_segment {
     int64_t monetary_minor_sum; /* of the segment's customers, each as of its last re-scoring */
     int64_t clv_minor_sum;
     int64_t triggers;           /* DisengagementTriggers fired in the segment (cumulative) */
-    int64_t sends_test;         /* TEST sends to customers of the segment (cumulative) */
-    int64_t responders;         /* of those, sends with at least one attributed response */
+    int64_t sends_test;         /* TEST send windows closed in the segment (cumulative) */
+    int64_t responders;         /* of those, windows with at least one attributed response */
 } cx_voc_segment_t;
 
 /* out[i] for segment rule i, i < n (zeroed beyond the configured segments). */

@@ -202,10 +202,23 @@ Test(voc, economics_sums_follow_the_customer_and_replace_the_old_contribution) {
     cr_assert_eq(seg_fig(f.v, f.at_risk).monetary_minor_sum, 30000);
     cr_assert_eq(seg_fig(f.v, f.at_risk).clv_minor_sum, 10000);
     cx_voc_trigger(f.v, 0, f.at_risk);
-    cx_voc_send(f.v, 0, f.at_risk);
-    cx_voc_send(f.v, 0, f.at_risk);
-    cx_voc_response(f.v, 0, f.at_risk);
     cx_voc_trigger(f.v, 0, -1); /* no segment: counted nowhere */
+    /* three TEST windows and a CONTROL one; two end at the timer, of which one had a response */
+    const int64_t ends[4] = {at(5, 0), at(5, 0), at(9, 0), at(5, 0)};
+    for (int i = 0; i < 4; i++) {
+        cx_open_send_t *s = &f.pr.sends[f.pr.n_sends++];
+        memset(s, 0, sizeof *s);
+        snprintf(s->send_event_id, sizeof s->send_event_id, "send%d", i);
+        s->end_ts_ms = ends[i];
+        s->group = i == 3 ? CX_GROUP_CONTROL : CX_GROUP_TEST;
+        s->responded = i == 0 || i == 3 ? 1 : 0;
+    }
+    cx_voc_windows_t w;
+    cx_voc_windows_before(&f.pr, at(5, 0), &w);
+    cr_assert_eq(w.n, 2);
+    f.pr.sends[0] = f.pr.sends[2]; /* what cx_campaigns_timer does: the ended windows go */
+    f.pr.n_sends = 1;
+    cx_voc_windows_after(f.v, 0, &f.pr, &w);
     cx_voc_segment_t g = seg_fig(f.v, f.at_risk);
     cr_assert_eq(g.triggers, 1);
     cr_assert_eq(g.sends_test, 2);

@@ -682,3 +682,73 @@ Test(gen, produce_stops_when_asked_and_reports_what_it_sent) {
     cr_assert_eq(topic_records(rk, "cx.play"), 0);
     rd_kafka_destroy(rk);
 }
+
+/* Each habit keeps to its documented cadence (docs/generator.md): bounded gaps between play days
+ * for those who neither churn, drop nor pause; droppers keep a rhythm; a holiday is silent; a browse
+ * (short) play never stands in for a day's real play. */
+Test(gen, habits_keep_their_cadence_and_holidays_are_silent) {
+    cx_gen_opts_t o = small_opts(31);
+    o.customers = 2000;
+    o.days = 120;
+    o.invalid_rate = 0;
+    cx_gen_t *g = must_new(&o);
+    /* per customer and day: 1 = a play of >= 120 s, 2 = a shorter one */
+    uint8_t *day = calloc(o.customers * (size_t)o.days, 1);
+    cr_assert(day);
+    cx_gen_record_t r;
+    while (cx_gen_next(g, &r) == 1) {
+        if (r.type != CX_EV_PLAY) continue;
+        uint64_t c = strtoull(r.key + 1, NULL, 10);
+        int64_t d = (r.ts_ms - o.start_ts_ms) / CX_DAY_MS;
+        day[c * (size_t)o.days + (size_t)d] |= r.event->u.play.seconds_watched >= 120 ? 1 : 2;
+    }
+    json_t *tr = truth_of(g);
+    const char *names[] = {"heavy_streamer", "binge_watcher", "occasional_renter", "subscriber", "casual"};
+    const int max_gap[] = {13, 10, 35, 4, 29};
+    uint64_t checked[5] = {0}, paused = 0, droppers = 0;
+    const char *id;
+    json_t *c;
+    json_object_foreach(json_object_get(tr, "customers"), id, c) {
+        uint64_t i = strtoull(id + 1, NULL, 10);
+        const uint8_t *dd = day + i * (size_t)o.days;
+        for (int32_t d = 0; d < o.days; d++) cr_assert(dd[d] != 2, "%s: only a browse on day %d", id, d);
+        const char *a = json_string_value(json_object_get(c, "archetype"));
+        json_t *pt = json_object_get(c, "pause_ts"), *dt = json_object_get(c, "drop_ts");
+        if (json_is_integer(pt)) {
+            int64_t p0 = (json_integer_value(pt) - o.start_ts_ms) / CX_DAY_MS;
+            int64_t p1 = (json_integer_value(json_object_get(c, "pause_end_ts")) - o.start_ts_ms) / CX_DAY_MS;
+            cr_assert(p1 - p0 >= 14 && p1 - p0 <= 27, "%s: pause of %" PRId64 " days", id, p1 - p0);
+            for (int64_t d = p0; d < p1 && d < o.days; d++) cr_assert_eq(dd[d], 0, "%s plays on holiday", id);
+            paused++;
+            continue;
+        }
+        if (json_is_integer(dt)) { /* after the drop: a session every 3..9 (heavy) or 9..13 days */
+            int32_t d0 = (int32_t)((json_integer_value(dt) - o.start_ts_ms) / CX_DAY_MS), last = -1;
+            int lim = strcmp(a, "heavy_streamer") == 0 ? 9 : 13;
+            for (int32_t d = d0; d < o.days; d++) {
+                if (!(dd[d] & 1)) continue;
+                if (last >= 0) cr_assert_leq(d - last, lim, "%s (%s dropper): gap %d", id, a, d - last);
+                last = d;
+            }
+            droppers++;
+            continue;
+        }
+        if (!json_is_null(json_object_get(c, "churn_ts"))) continue;
+        for (int k = 0; k < 5; k++) {
+            if (strcmp(a, names[k]) != 0) continue;
+            int32_t last = -1;
+            for (int32_t d = 0; d < o.days; d++) {
+                if (!(dd[d] & 1)) continue;
+                if (last >= 0) cr_assert_leq(d - last, max_gap[k], "%s (%s): gap %d", id, a, d - last);
+                last = d;
+            }
+            checked[k]++;
+        }
+    }
+    for (int k = 0; k < 5; k++) cr_assert_gt(checked[k], 50, "%s: %" PRIu64, names[k], checked[k]);
+    cr_assert_gt(paused, 10);
+    cr_assert_gt(droppers, 20);
+    json_decref(tr);
+    free(day);
+    cx_gen_destroy(g);
+}

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attribution.h"
 #include "pipeline.h"
 #include "themes.h"
 
@@ -448,18 +449,21 @@ void cx_voc_windows_before(const cx_profile_t *pr, int64_t due, cx_voc_windows_t
     w->n = 0;
     for (unsigned i = 0; i < pr->n_sends && i < CX_OPEN_SENDS_MAX; i++) {
         const cx_open_send_t *s = &pr->sends[i];
-        if (s->group != CX_GROUP_TEST || !s->end_ts_ms || s->end_ts_ms > due) continue;
+        if (s->group != CX_GROUP_TEST || (s->responded & (CX_SEND_WAITING | CX_SEND_CLOSED)) || !s->end_ts_ms ||
+            s->end_ts_ms > due)
+            continue;
         memcpy(w->s[w->n].send_event_id, s->send_event_id, sizeof w->s[w->n].send_event_id);
-        w->s[w->n].responded = s->responded & 1;
+        w->s[w->n].responded = s->responded & CX_SEND_RESPONDED;
         w->n++;
     }
 }
 
 void cx_voc_windows_after(cx_voc_t *v, uint16_t part, const cx_profile_t *pr, const cx_voc_windows_t *w) {
     for (unsigned i = 0; i < w->n; i++) {
-        bool open = false;
+        bool open = false; /* closed sends stay in the profile, flagged, until their slot is reused */
         for (unsigned k = 0; k < pr->n_sends && !open; k++)
-            open = strcmp(pr->sends[k].send_event_id, w->s[i].send_event_id) == 0;
+            open = strcmp(pr->sends[k].send_event_id, w->s[i].send_event_id) == 0 &&
+                   !(pr->sends[k].responded & CX_SEND_CLOSED);
         if (open) continue;
         bump(v, part, pr->segment, offsetof(vseg_t, sends));
         if (w->s[i].responded) bump(v, part, pr->segment, offsetof(vseg_t, responders));

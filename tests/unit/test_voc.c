@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "attribution.h"
 #include "pipeline.h"
 #include "voc.h"
 
@@ -216,8 +217,10 @@ Test(voc, economics_sums_follow_the_customer_and_replace_the_old_contribution) {
     cx_voc_windows_t w;
     cx_voc_windows_before(&f.pr, at(5, 0), &w);
     cr_assert_eq(w.n, 2);
-    f.pr.sends[0] = f.pr.sends[2]; /* what cx_campaigns_timer does: the ended windows go */
-    f.pr.n_sends = 1;
+    f.pr.sends[0].responded |= CX_SEND_CLOSED; /* what cx_campaigns_timer does: ended windows close */
+    f.pr.sends[0].end_ts_ms = 0;
+    f.pr.sends[1] = f.pr.sends[2]; /* or their slot is reused */
+    f.pr.n_sends = 2;
     cx_voc_windows_after(f.v, 0, &f.pr, &w);
     cx_voc_segment_t g = seg_fig(f.v, f.at_risk);
     cr_assert_eq(g.triggers, 1);

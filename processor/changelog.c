@@ -326,7 +326,7 @@ cx_err_t cx_changelog_restore(rd_kafka_t *rk, const char *topic, cx_store_t *sto
                 pr.records = cx_restorer_records(r);
             }
             rd_kafka_message_destroy(m);
-            if (rc != CX_OK) break;
+            if (rc != CX_OK || pr.position >= hi) break; /* at the end seen when the restore began */
             if (progress && pr.records >= next_report) {
                 next_report += RESTORE_PROGRESS;
                 pr.seconds = mono_s() - t0;

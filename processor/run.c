@@ -719,7 +719,7 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     conf = rd_kafka_conf_new();
     const char *rextra[] = {"enable.auto.commit", "false", "group.id", "cxstream-restore-unused",
                             "enable.partition.eof", "true", "isolation.level", "read_committed",
-                            "auto.offset.reset", "earliest", NULL};
+                            "auto.offset.reset", "earliest", "fetch.wait.max.ms", "10", NULL};
     if (conf_apply(conf, cfg, rextra, errstr, n) != CX_OK) goto fail;
     if (!(r->restorer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, n))) goto fail;
     conf = NULL;

@@ -1,0 +1,149 @@
+"""Scale-out on a real broker (issue 6): the same generated input is processed (1) by one instance
+and (2) by a group that starts with two instances, gains a third after about a third of the input
+and loses one to SIGKILL after about two thirds; partitions that move are restored from the
+changelog. Each run has its own output and internal topics (prefix single./multi.). The final
+per-customer state (each partition taken from an instance whose stored offsets reached the end;
+copies held by several instances must agree) and the latest KPI record per campaign must equal the
+single-instance run's.
+
+Scale: the issue asks for 2,000,000 events; CI uses CX_SCALEOUT_CUSTOMERS x CX_SCALEOUT_DAYS
+(default 10000 x 60, about 0.5 M events) so that the test stays within a few minutes on two shared
+cores; set CX_SCALEOUT_CUSTOMERS=40000 CX_SCALEOUT_DAYS=60 for the full size."""
+import cxtest  # first: re-execs under .venv/bin/python when needed
+
+import json
+import os
+import shutil
+import time
+
+import opstest
+from opstest import log
+
+CUSTOMERS = int(os.environ.get("CX_SCALEOUT_CUSTOMERS", "10000"))
+DAYS = int(os.environ.get("CX_SCALEOUT_DAYS", "60"))
+TIMEOUT_S = float(os.environ.get("CX_SCALEOUT_TIMEOUT_S", "240"))
+OUT_TOPICS = ["segment_changes", "disengagement_triggers", "campaign_responses", "campaign_kpis", "enriched",
+              "dlq", "changelog", "partials"]
+
+_env = {}
+
+
+def setup():
+    if not _env:
+        _env.update(opstest.generate(CUSTOMERS, DAYS, seed=31))
+    return _env
+
+
+def teardown():
+    if "broker" in _env:
+        _env["broker"].stop()
+    if "tmp" in _env and os.environ.get("CX_KEEP_FAILED") != "1":
+        shutil.rmtree(_env["tmp"], ignore_errors=True)
+    _env.clear()
+
+
+def run_config(env, run, name, extra=None):
+    props = {f"topic.{t}": f"{run}.{t}" for t in OUT_TOPICS}
+    props.update(extra or {})
+    return opstest.config(env, f"{run}-{name}", f"cx-{run}", props)
+
+
+def final_partitions(cfg_path, hw):
+    """Partitions whose stored next offsets equal the input high watermarks in this state dir."""
+    r = cxtest.run_cxstream(["state", "offsets", "-c", cfg_path])
+    done = set()
+    for row in (json.loads(line) for line in r.stdout.splitlines()):
+        if all((row["next_offsets"][t] or 0) == hw[(t, row["partition"])] for t in cxtest.INPUT_TOPICS):
+            done.add(row["partition"])
+    return done
+
+
+def final_state(cfg_paths, hw, partitions):
+    """Merged state: each customer from every state dir whose copy of its partition is final."""
+    merged, owners = {}, {}
+    for path in cfg_paths:
+        parts = final_partitions(path, hw)
+        for cid, prof in opstest.dump_state(path).items():
+            p = cxtest.partition_of(cid, partitions)
+            if p not in parts:
+                continue
+            if cid in merged:
+                assert merged[cid] == prof, f"{cid}: final copies differ\n{merged[cid]}\n{prof}"
+            merged[cid] = prof
+            owners.setdefault(p, set()).add(os.path.basename(path))
+    assert sorted(owners) == list(range(partitions)), f"partitions with a final copy: {owners}"
+    return merged, owners
+
+
+def latest_kpis(bootstrap, topic):
+    latest = {}
+    for r in cxtest.consume_all(bootstrap, topic, read_committed=True, timeout_s=60):
+        _, v = cxtest.decode(r.value)
+        latest[r.key] = v
+    return latest
+
+
+def test_two_instances_then_a_third_joins_then_one_is_killed_equal_a_single_instance():
+    env = setup()
+    b, hw = env["broker"], env["hw"]
+    total = env["events"]
+
+    t0 = time.monotonic()
+    single_cfg = run_config(env, "single", "a")
+    single = opstest.start(env, single_cfg, "single-a")
+    try:
+        opstest.wait_done(env, "cx-single", [single], TIMEOUT_S)
+    finally:
+        assert single.stop() == 0, open(single.log_path).read()[-3000:]
+    single_s = time.monotonic() - t0
+    reference = opstest.dump_state(single_cfg)
+    ref_kpis = latest_kpis(b.bootstrap, "single.campaign_kpis")
+    log(f"single instance: {total} events in {single_s:.1f} s; {len(reference)} customers, "
+        f"{len(ref_kpis)} campaigns with KPIs")
+
+    t0 = time.monotonic()
+    cfgs = {n: run_config(env, "multi", n) for n in ("a", "b", "c")}
+    procs = {n: opstest.start(env, cfgs[n], f"multi-{n}") for n in ("a", "b")}
+    try:
+        def progressed(frac):
+            def cond():
+                for n, p in procs.items():
+                    if not p.alive():
+                        raise RuntimeError(f"instance {n} exited {p.proc.returncode}:\n{p.log()[-3000:]}")
+                return opstest.committed_total(b.bootstrap, "cx-multi") >= total * frac
+            return cond
+        cxtest.wait_for(progressed(1 / 3), timeout_s=TIMEOUT_S, interval_s=0.2, what="a third committed")
+        log(f"third instance joins at {opstest.committed_total(b.bootstrap, 'cx-multi')} of {total} committed")
+        procs["c"] = opstest.start(env, cfgs["c"], "multi-c")
+        cxtest.wait_for(progressed(2 / 3), timeout_s=TIMEOUT_S, interval_s=0.2, what="two thirds committed")
+        at_kill = opstest.committed_total(b.bootstrap, "cx-multi")
+        procs["b"].kill()
+        log(f"instance b killed (SIGKILL) at {at_kill} of {total} committed")
+        opstest.wait_done(env, "cx-multi", [procs["a"], procs["c"]], TIMEOUT_S)
+    finally:
+        codes = {n: p.stop() for n, p in procs.items()}
+    assert codes["a"] == 0 and codes["c"] == 0, codes
+    multi_s = time.monotonic() - t0
+    logs = {n: open(p.log_path, errors="replace").read() for n, p in procs.items()}
+    restored = {n: opstest.restores(text) for n, text in logs.items()}
+    moved = sum(r[4] for rs in restored.values() for r in rs)
+    log(f"group run: {multi_s:.1f} s; restores (partition, mode, records): "
+        + "; ".join(f"{n}: {[(r[0], r[1], r[4]) for r in rs]}" for n, rs in restored.items())
+        + f"; {moved} changelog records restored in total")
+
+    got, owners = final_state(list(cfgs.values()), hw, env["partitions"])
+    diff = opstest.diff_states(got, reference)
+    assert not diff, f"group state differs from the single instance's: {diff}"
+    kpis = latest_kpis(b.bootstrap, "multi.campaign_kpis")
+    assert set(kpis) == set(ref_kpis), (sorted(kpis), sorted(ref_kpis))
+    bad = [c for c in ref_kpis if kpis[c] != ref_kpis[c]]
+    assert not bad, f"latest KPI differs for {bad[:3]}: {kpis[bad[0]]} vs {ref_kpis[bad[0]]}"
+    log(f"state of {len(got)} customers (final copies from {owners}) and the latest KPI of "
+        f"{len(kpis)} campaigns equal the single-instance run")
+
+
+if __name__ == "__main__":
+    try:
+        cxtest.main(globals())
+    finally:
+        teardown()

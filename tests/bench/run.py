@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""run.py — issue 7's benchmark, every part, medians of RUNS runs, printed as one Markdown table
+(called by run.sh). Sizes come from the environment (defaults fit ~15 min on the 2-core machine):
+  CX_BENCH_RUNS (3), CX_BENCH_CORE ("100000:300000,1000000:1000000,2000000:2000000" = customers:events),
+  CX_BENCH_CG_EVENTS (30000, callgrind run), CX_BENCH_E2E_CUSTOMERS (20000 -> ~1.45 M records over 90 days).
+The broker is tools/kafka/broker.sh on CX_KAFKA_PORT (39192) with data in CX_KAFKA_DIR (/tmp/cxbench-kafka);
+it is started, and loaded with `cxstream gen`, when needed.
+"""
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+BUILD = os.environ.get("CX_BENCH_BUILD", os.path.join(ROOT, "build-bench"))
+PORT = os.environ.get("CX_KAFKA_PORT", "39192")
+KDIR = os.environ.get("CX_KAFKA_DIR", "/tmp/cxbench-kafka")
+BROKERS = "127.0.0.1:" + PORT
+RUNS = int(os.environ.get("CX_BENCH_RUNS", "3"))
+CORE = [tuple(int(x) for x in s.split(":")) for s in
+        os.environ.get("CX_BENCH_CORE", "100000:300000,1000000:1000000,2000000:2000000").split(",")]
+CG_EVENTS = int(os.environ.get("CX_BENCH_CG_EVENTS", "30000"))
+E2E_CUSTOMERS = int(os.environ.get("CX_BENCH_E2E_CUSTOMERS", "20000"))
+PY = os.path.join(ROOT, ".venv", "bin", "python")
+INPUTS = ["cx.play", "cx.purchase", "cx.email_send", "cx.survey"]
+ENV = dict(os.environ, CX_KAFKA_PORT=PORT, CX_KAFKA_DIR=KDIR)
+
+
+def log(msg):
+    sys.stderr.write("bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def kv(line):
+    return {k: v for k, v in re.findall(r"(\w+)=(\S+)", line)}
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def core(customers, events, enriched, extra=()):
+    out = subprocess.run([os.path.join(BUILD, "bench_core"), "--customers", str(customers), "--events", str(events),
+                          "--enriched", str(enriched), *extra], check=True, capture_output=True, text=True).stdout
+    return kv(out.strip().splitlines()[-1])
+
+
+def callgrind(customers, events):
+    cg = "/tmp/cxbench-callgrind.out"
+    subprocess.run(["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=process_chunk",
+                    "--callgrind-out-file=" + cg, os.path.join(BUILD, "bench_core"), "--customers", str(customers),
+                    "--events", str(events)], check=True, capture_output=True, text=True)
+    with open(cg) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1]) / events
+    return float("nan")
+
+
+def broker_up():
+    subprocess.run(["bash", os.path.join(ROOT, "tools/kafka/broker.sh"), "start"], check=True, env=ENV,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(["bash", os.path.join(ROOT, "tools/kafka/broker.sh"), "topics", "4"], check=True, env=ENV,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run([PY, os.path.join(HERE, "mktopic.py"), BROKERS, "cxbench.ks.segment_changes", "4"], check=True)
+
+
+def bare():
+    out = subprocess.run([os.path.join(BUILD, "bare_consumer"), BROKERS] + INPUTS, check=True, capture_output=True,
+                         text=True).stdout
+    return kv(out)
+
+
+def kcat():
+    t0 = time.time()
+    n = 0
+    for t in INPUTS:  # kcat -e reads one topic (all its partitions) to the end
+        p = subprocess.run(["kcat", "-C", "-b", BROKERS, "-t", t, "-e", "-o", "beginning", "-q", "-f", "x"],
+                           check=True, capture_output=True)
+        n += len(p.stdout)
+    return n, time.time() - t0
+
+
+def hwm_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def timed_group(cmd, group, topics, cwd=None):
+    """Starts cmd, waits for the group's committed offsets to reach the end, returns (s, peak RSS MB)."""
+    t0 = time.time()
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=open("/tmp/cxbench-%s.log" % group, "w"))
+    try:
+        out = subprocess.run([PY, os.path.join(HERE, "lag.py"), BROKERS, group, "--since", str(t0), "--timeout", "900"]
+                             + topics, check=True, capture_output=True, text=True).stdout
+        secs = float(out.strip())
+        rss = hwm_kb(p.pid) / 1024.0
+    finally:
+        p.terminate()
+        p.wait(60)
+    return secs, rss
+
+
+def main():
+    subprocess.run(["bash", os.path.join(HERE, "build.sh")], check=True, stdout=subprocess.DEVNULL)
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    rows = []
+    tag = str(int(time.time()))
+
+    # 1. core
+    for customers, events in CORE:
+        for enriched in ((0, 1) if customers == CORE[0][0] else (0,)):
+            rs = []
+            for i in range(RUNS):
+                log("core customers=%d events=%d enriched=%d run %d" % (customers, events, enriched, i + 1))
+                rs.append(core(customers, events, enriched))
+            rows.append(("core", "%s customers, %s events, enriched %s" % (f"{customers:,}", f"{events:,}",
+                                                                         "on" if enriched else "off"),
+                         {"ev/s (wall)": med(float(r["events_per_s"]) for r in rs),
+                          "ev/s (CPU)": med(int(r["events"]) / float(r["cpu_seconds"]) for r in rs),
+                          "peak RSS MB": med(float(r["peak_rss_mb"]) for r in rs),
+                          "RocksDB B/customer": med(float(r["db_bytes_per_customer"]) for r in rs),
+                          "outputs/event": med((int(r["segment_changes"]) + int(r["triggers"]) +
+                                                int(r["enriched_out"])) / int(r["events"]) for r in rs)}))
+    log("callgrind %d events" % CG_EVENTS)
+    ins = [callgrind(CORE[0][0], CG_EVENTS) for _ in range(1)]  # deterministic: one run is its own median
+    rows.append(("core", "instructions/event (callgrind, %s customers, %s events)" % (f"{CORE[0][0]:,}",
+                                                                                   f"{CG_EVENTS:,}"),
+                 {"instr/event": med(ins)}))
+
+    # 2-4. broker
+    broker_up()
+    ends = bare()
+    if int(ends["records"]) == 0:
+        log("loading %d customers of cxstream gen into the broker" % E2E_CUSTOMERS)
+        subprocess.run([os.path.join(BUILD, "cxstream"), "gen", "-b", BROKERS, "--customers", str(E2E_CUSTOMERS),
+                        "--days", "90", "--rate", "0"], check=True, stderr=subprocess.DEVNULL)
+        bare()  # warm-up read
+    records = int(bare()["records"])
+    b = [bare() for _ in range(RUNS)]
+    bare_rps = med(float(x["records_per_s"]) for x in b)
+    k = [kcat() for _ in range(RUNS)]
+    kcat_rps = med(n / s for n, s in k)
+    rows.append(("limit", "bare librdkafka consumer, %s records" % f"{records:,}", {"rec/s": bare_rps}))
+    rows.append(("limit", "kcat -C -e -o beginning -q (4 topics in turn)", {"rec/s": kcat_rps}))
+
+    cx = []
+    for i in range(RUNS):
+        group, sdir = "cxbench-run-%s-%d" % (tag, i), "/tmp/cxbench-state-%d" % i
+        shutil.rmtree(sdir, ignore_errors=True)
+        conf = "/tmp/cxbench-run-%d.conf" % i
+        with open(conf, "w") as f:
+            f.write("bootstrap.servers=%s\ngroup.id=%s\nstate.dir=%s\nenriched.enabled=false\nlog.level=warn\n"
+                    % (BROKERS, group, sdir))
+        log("end to end cxstream run %d" % (i + 1))
+        cx.append(timed_group([os.path.join(BUILD, "cxstream"), "run", "-c", conf], group, INPUTS))
+        shutil.rmtree(sdir, ignore_errors=True)
+    cx_rps = records / med(s for s, _ in cx)
+    cx_rss = med(r for _, r in cx)
+    rows.append(("end to end", "cxstream run, enriched off, %s records, 4 partitions" % f"{records:,}",
+                 {"rec/s": cx_rps, "peak RSS MB": cx_rss, "ratio to bare": cx_rps / bare_rps,
+                  "ratio to kcat": cx_rps / kcat_rps}))
+
+    ks = []
+    ks_records = 0
+    for t in ("cx.play", "cx.purchase"):
+        ks_records += int(subprocess.run([os.path.join(BUILD, "bare_consumer"), BROKERS, t], check=True,
+                                         capture_output=True, text=True).stdout.split()[0].split("=")[1])
+    jar = os.path.join(HERE, "streams")
+    if not os.path.exists(os.path.join(jar, "target", "lib")):
+        subprocess.run(["mvn", "-q", "-B", "package"], cwd=jar, check=True)
+    for i in range(RUNS):
+        group, sdir = "cxbench-ks-%s-%d" % (tag, i), "/tmp/cxbench-ks-%d" % i
+        shutil.rmtree(sdir, ignore_errors=True)
+        log("Kafka Streams run %d" % (i + 1))
+        ks.append(timed_group(["java", "-Xmx1g", "-cp", "target/classes:target/lib/*", "cxbench.Peer", BROKERS, group,
+                               sdir, "2"], group, ["cx.play", "cx.purchase"], cwd=jar))
+        shutil.rmtree(sdir, ignore_errors=True)
+    ks_rps = ks_records / med(s for s, _ in ks)
+    ks_rss = med(r for _, r in ks)
+    rows.append(("peer", "Kafka Streams 4.1.1 (2 threads), cx.play + cx.purchase, %s records" % f"{ks_records:,}",
+                 {"rec/s": ks_rps, "peak RSS MB": ks_rss}))
+    rows.append(("peer", "ratio cxstream / Kafka Streams", {"throughput": cx_rps / ks_rps, "peak RSS": cx_rss / ks_rss}))
+
+    print("Machine: %d cores (%s), %.1f GiB memory; load average at start %s; runs per figure: %d (median)\n"
+          % (os.cpu_count(), cpu, mem, open("/proc/loadavg").read().split()[0], RUNS))
+    print("| part | what | figures |")
+    print("|---|---|---|")
+    for part, what, figs in rows:
+        print("| %s | %s | %s |" % (part, what, "; ".join(
+            "%s %s" % (k, f"{v:,.0f}" if v >= 100 else f"{v:.3g}") for k, v in figs.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -210,7 +210,7 @@ def test_dashboard_table_matches_segments_json():
             shot = os.path.join(output_dir(), "dashboard.png")
             if os.path.exists(shot):
                 os.unlink(shot)
-            chromium(["--virtual-time-budget=9000", "--window-size=1500,1250", "--hide-scrollbars",
+            chromium(["--virtual-time-budget=9000", "--window-size=1650,1100", "--hide-scrollbars",
                       "--screenshot=" + shot, "http://127.0.0.1:%d/" % port], profile)
             with open(shot, "rb") as f:
                 png = f.read()

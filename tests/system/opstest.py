@@ -133,6 +133,33 @@ def merged_dump(cfg_paths):
     return merged
 
 
+def final_partitions(cfg_path, hw):
+    """Partitions whose stored next offsets equal the input high watermarks in this state dir."""
+    r = cxtest.run_cxstream(["state", "offsets", "-c", cfg_path])
+    done = set()
+    for row in (json.loads(line) for line in r.stdout.splitlines()):
+        if all((row["next_offsets"][t] or 0) == hw[(t, row["partition"])] for t in cxtest.INPUT_TOPICS):
+            done.add(row["partition"])
+    return done
+
+
+def final_state(cfg_paths, hw, partitions):
+    """Merged state: each customer from every state dir whose copy of its partition is final."""
+    merged, owners = {}, {}
+    for path in cfg_paths:
+        parts = final_partitions(path, hw)
+        for cid, prof in dump_state(path).items():
+            p = cxtest.partition_of(cid, partitions)
+            if p not in parts:
+                continue
+            if cid in merged:
+                assert merged[cid] == prof, f"{cid}: final copies differ\n{merged[cid]}\n{prof}"
+            merged[cid] = prof
+            owners.setdefault(p, set()).add(os.path.basename(path))
+    assert sorted(owners) == list(range(partitions)), f"partitions with a final copy: {owners}"
+    return merged, owners
+
+
 def diff_states(got, want, limit=5):
     missing = sorted(set(want) - set(got))
     extra = sorted(set(got) - set(want))

@@ -48,33 +48,6 @@ def run_config(env, run, name, extra=None):
     return opstest.config(env, f"{run}-{name}", f"cx-{run}", props)
 
 
-def final_partitions(cfg_path, hw):
-    """Partitions whose stored next offsets equal the input high watermarks in this state dir."""
-    r = cxtest.run_cxstream(["state", "offsets", "-c", cfg_path])
-    done = set()
-    for row in (json.loads(line) for line in r.stdout.splitlines()):
-        if all((row["next_offsets"][t] or 0) == hw[(t, row["partition"])] for t in cxtest.INPUT_TOPICS):
-            done.add(row["partition"])
-    return done
-
-
-def final_state(cfg_paths, hw, partitions):
-    """Merged state: each customer from every state dir whose copy of its partition is final."""
-    merged, owners = {}, {}
-    for path in cfg_paths:
-        parts = final_partitions(path, hw)
-        for cid, prof in opstest.dump_state(path).items():
-            p = cxtest.partition_of(cid, partitions)
-            if p not in parts:
-                continue
-            if cid in merged:
-                assert merged[cid] == prof, f"{cid}: final copies differ\n{merged[cid]}\n{prof}"
-            merged[cid] = prof
-            owners.setdefault(p, set()).add(os.path.basename(path))
-    assert sorted(owners) == list(range(partitions)), f"partitions with a final copy: {owners}"
-    return merged, owners
-
-
 def latest_kpis(bootstrap, topic):
     latest = {}
     for r in cxtest.consume_all(bootstrap, topic, read_committed=True, timeout_s=60):
@@ -131,7 +104,7 @@ def test_two_instances_then_a_third_joins_then_one_is_killed_equal_a_single_inst
         + "; ".join(f"{n}: {[(r[0], r[1], r[4]) for r in rs]}" for n, rs in restored.items())
         + f"; {moved} changelog records restored in total")
 
-    got, owners = final_state(list(cfgs.values()), hw, env["partitions"])
+    got, owners = opstest.final_state(list(cfgs.values()), hw, env["partitions"])
     diff = opstest.diff_states(got, reference)
     assert not diff, f"group state differs from the single instance's: {diff}"
     kpis = latest_kpis(b.bootstrap, "multi.campaign_kpis")

@@ -26,6 +26,9 @@
 #include "bgnbd.h"
 
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
 
 #define CX_HYP_MAX_TERMS 4000000
 #define CX_HYP_EPS 1e-17
@@ -78,7 +81,34 @@ double cx_bgnbd_p_alive(const cx_bgnbd_params_t *p, double x, double t_x, double
     return 1.0 / (1.0 + exp(lr));
 }
 
+static double expected_uncached(const cx_bgnbd_params_t *p, double x, double t_x, double T, double t);
+
+/* The series costs up to thousands of terms when t is long against alpha + T (a new customer's
+ * one-year CLV horizon), and the pipeline asks for the same few (x, t_x, T, t) over and over: day
+ * counts are integers. A small direct-mapped memo per thread makes a repeat cost one hash. */
+#define EXPECTED_MEMO 4096
+typedef struct memo_slot {
+    double key[8];
+    double value;
+    bool used;
+} memo_slot_t;
+static _Thread_local memo_slot_t expected_memo[EXPECTED_MEMO];
+
 double cx_bgnbd_expected(const cx_bgnbd_params_t *p, double x, double t_x, double T, double t) {
+    double key[8] = {p->r, p->alpha, p->a, p->b, x, t_x, T, t};
+    uint64_t h = UINT64_C(1469598103934665603);
+    const unsigned char *kb = (const unsigned char *)key;
+    for (size_t i = 0; i < sizeof key; i++) h = (h ^ kb[i]) * UINT64_C(1099511628211);
+    memo_slot_t *slot = &expected_memo[(h ^ (h >> 29)) % EXPECTED_MEMO];
+    if (slot->used && memcmp(slot->key, key, sizeof key) == 0) return slot->value;
+    double v = expected_uncached(p, x, t_x, T, t);
+    memcpy(slot->key, key, sizeof key);
+    slot->value = v;
+    slot->used = true;
+    return v;
+}
+
+static double expected_uncached(const cx_bgnbd_params_t *p, double x, double t_x, double T, double t) {
     if (!params_valid(p)) return NAN;
     if (t <= 0.0) return 0.0;
     double r = p->r, alpha = p->alpha, a = p->a, b = p->b;

@@ -19,6 +19,7 @@ fi
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   librdkafka-dev libavro-dev librocksdb-dev libcriterion-dev libmicrohttpd-dev libjansson-dev
+  libcurl4-openssl-dev
   kcat maven openjdk-17-jre-headless python3-venv python3-pip
   chromium
 )

@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "http.h"
+#include "registry.h"
 #include "runner.h"
 
 #define QUEUE_PAUSE 20000  /* buffered records per input partition before it is paused */
@@ -50,6 +51,7 @@ struct cx_runner {
     rd_kafka_t *consumer, *producer, *campaigns;
     rd_kafka_queue_t *cq;
     cx_codec_t *codec;
+    cx_registry_t *registry; /* NULL without schema.registry.url */
     cx_store_t *store;
     cx_pipeline_t *pl;
     const char *in_topics[CX_INPUTS]; /* by cx_event_type_t */
@@ -705,6 +707,9 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
         goto fail;
     }
     if (!(r->codec = cx_codec_new(errstr, n))) goto fail;
+    if (cfg->schema_registry_url && *cfg->schema_registry_url &&
+        !(r->registry = cx_registry_new(cfg->schema_registry_url, 0, r->codec, errstr, n)))
+        goto fail;
     cx_store_opts_t so = {.dir = cfg->state_dir, .block_cache_mb = 64};
     if (!(r->store = cx_store_open(&so, errstr, n))) goto fail;
     cx_sink_t sink = {r, sink_emit};
@@ -776,6 +781,7 @@ void cx_runner_destroy(cx_runner_t *r) {
     }
     cx_pipeline_destroy(r->pl);
     cx_store_close(r->store);
+    cx_registry_destroy(r->registry);
     cx_codec_destroy(r->codec);
     cx_campaign_clear(&r->camp);
     cx_buf_free(&r->enc);
@@ -847,7 +853,8 @@ static cx_err_t apply_campaign(cx_runner_t *r, const rd_kafka_message_t *m) {
         r->st.campaigns++;
         return cx_pipeline_campaign(r->pl, id, NULL, NULL, 0);
     }
-    cx_dlq_code_t code = cx_codec_decode_campaign(r->codec, m->payload, m->len, &r->camp, detail, sizeof detail);
+    cx_dlq_code_t code =
+        cx_registry_decode_campaign(r->registry, r->codec, m->payload, m->len, &r->camp, detail, sizeof detail);
     if (code != CX_DLQ_NONE) return send_dlq(r, m, code, detail);
     r->st.campaigns++;
     return cx_pipeline_campaign(r->pl, r->camp.campaign_id, &r->camp, NULL, 0);
@@ -894,6 +901,9 @@ static cx_err_t poll_campaigns(cx_runner_t *r, bool to_end, char *errstr, size_t
 
 cx_err_t cx_runner_start(cx_runner_t *r, char *errstr, size_t n) {
     const rd_kafka_metadata_t *md = NULL;
+    /* output schemas first: their ids must be known before anything is produced */
+    if (r->registry && cx_registry_register_outputs(r->registry, r->cfg, r->codec, errstr, n) != CX_OK)
+        return CX_ERR_IO;
     rd_kafka_resp_err_t err = rd_kafka_metadata(r->producer, 1, NULL, &md, 30000);
     if (err) {
         cx_seterr(errstr, n, "cannot read cluster metadata from %s: %s", cx_config_bootstrap_servers(r->cfg),
@@ -1032,8 +1042,8 @@ static bool head(cx_runner_t *r, int32_t p, int i, cx_err_t *rc) {
             dequeue(r, p, i);
             continue;
         }
-        code = cx_codec_decode_event(r->codec, cx_codec_kind_of_event((cx_event_type_t)i), m->payload, m->len,
-                                     &q->ev, q->detail, sizeof q->detail);
+        code = cx_registry_decode_event(r->registry, r->codec, cx_codec_kind_of_event((cx_event_type_t)i), m->payload,
+                                        m->len, &q->ev, q->detail, sizeof q->detail);
         if (code == CX_DLQ_NONE) {
             r->chk.now_ms = now_ms();
             code = cx_codec_check_event(&q->ev, &r->chk, q->detail, sizeof q->detail);

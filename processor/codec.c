@@ -55,6 +55,7 @@ typedef struct kind_slot {
 struct cx_codec {
     kind_slot_t s[N_KINDS];
     cx_buf_t scratch; /* NUL-terminated copy of a string for avro_value_set_string_len */
+    cx_buf_t comment; /* the survey comment a wire-decoded event borrows */
     avro_writer_t writer;
 };
 
@@ -124,6 +125,7 @@ void cx_codec_destroy(cx_codec_t *c) {
     }
     if (c->writer) avro_writer_free(c->writer);
     cx_buf_free(&c->scratch);
+    cx_buf_free(&c->comment);
     free(c);
 }
 
@@ -157,6 +159,8 @@ done:
     json_decref(ids);
     return ok;
 }
+
+static bool direct_self_check(cx_codec_t *c, char *errstr, size_t errstr_size);
 
 cx_codec_t *cx_codec_new(char *errstr, size_t errstr_size) {
     cx_codec_t *c = calloc(1, sizeof *c);
@@ -198,10 +202,12 @@ cx_codec_t *cx_codec_new(char *errstr, size_t errstr_size) {
         }
         s->has_value = true;
     }
-    if (!(c->writer = avro_writer_memory(empty, 0)) || cx_buf_reserve(&c->scratch, 256) != CX_OK) {
+    if (!(c->writer = avro_writer_memory(empty, 0)) || cx_buf_reserve(&c->scratch, 256) != CX_OK ||
+        cx_buf_reserve(&c->comment, 256) != CX_OK) {
         cx_seterr(errstr, errstr_size, "out of memory");
         goto fail;
     }
+    if (!direct_self_check(c, errstr, errstr_size)) goto fail;
     return c;
 fail:
     cx_codec_destroy(c);
@@ -724,46 +730,65 @@ static bool chk_short(ex_t *x, const char *name, const char *s, size_t n, char *
         if (!(e)) return x.code;                                                                   \
     } while (0)
 
-static cx_dlq_code_t extract_event(cx_record_kind_t kind, avro_value_t *v, cx_event_t *ev, char *d, size_t dn) {
-    ex_t x = {v, d, dn, CX_DLQ_NONE};
+/* An input event as read, before any check: strings are borrowed slices (into the Avro value, or
+ * into the wire bytes for the direct reader). Both readers fill it and validate_event applies every
+ * rule, so the JSON path and the wire path cannot drift apart. */
+typedef struct raw_str {
+    bool has; /* false: the union's null branch (always true for required strings) */
     const char *s;
     size_t n;
-    bool has;
+} raw_str_t;
+
+typedef struct raw_event {
+    raw_str_t event_id, customer_id, campaign_code;
+    int64_t ts_ms;
+    raw_str_t title_id, genre, device;       /* play (title_id also purchase) */
+    int32_t seconds_watched;                  /* play */
+    int kind;                                 /* purchase */
+    int64_t amount_minor;                     /* purchase */
+    raw_str_t currency;                       /* purchase */
+    raw_str_t campaign_id;                    /* email_send */
+    int group, channel;                       /* email_send */
+    raw_str_t survey_id, touchpoint, comment; /* survey */
+    int32_t score;                            /* survey */
+} raw_event_t;
+
+/* The checks of every input event, in the order that decides which problem a record with several
+ * is reported for (the order the fields were first checked in, kept since). */
+static cx_dlq_code_t validate_event(cx_record_kind_t kind, const raw_event_t *r, cx_event_t *ev, char *d, size_t dn) {
+    ex_t x = {NULL, d, dn, CX_DLQ_NONE};
     memset(ev, 0, sizeof *ev);
-    TRY(ex_str(&x, "event_id", &s, &n) && chk_token(&x, "event_id", s, n, ev->event_id));
-    TRY(ex_str(&x, "customer_id", &s, &n) && chk_id(&x, "customer_id", s, n, ev->customer_id));
-    TRY(ex_long(&x, "ts", &ev->ts_ms));
+    TRY(chk_token(&x, "event_id", r->event_id.s, r->event_id.n, ev->event_id));
+    TRY(chk_id(&x, "customer_id", r->customer_id.s, r->customer_id.n, ev->customer_id));
+    ev->ts_ms = r->ts_ms;
     if (kind != CX_REC_SURVEY) {
-        TRY(ex_nstr(&x, "campaign_code", &has, &s, &n));
-        if (has) TRY(chk_token(&x, "campaign_code", s, n, ev->campaign_code));
-        ev->has_campaign_code = has;
+        if (r->campaign_code.has) TRY(chk_token(&x, "campaign_code", r->campaign_code.s, r->campaign_code.n, ev->campaign_code));
+        ev->has_campaign_code = r->campaign_code.has;
     }
-    int e;
     switch (kind) {
     case CX_REC_PLAY: {
         cx_play_t *p = &ev->u.play;
         ev->type = CX_EV_PLAY;
-        TRY(ex_str(&x, "title_id", &s, &n) && chk_token(&x, "title_id", s, n, p->title_id));
-        TRY(ex_nstr(&x, "genre", &p->has_genre, &s, &n));
-        if (p->has_genre) TRY(chk_short(&x, "genre", s, n, p->genre));
-        TRY(ex_int(&x, "seconds_watched", &p->seconds_watched));
+        TRY(chk_token(&x, "title_id", r->title_id.s, r->title_id.n, p->title_id));
+        if ((p->has_genre = r->genre.has)) TRY(chk_short(&x, "genre", r->genre.s, r->genre.n, p->genre));
+        p->seconds_watched = r->seconds_watched;
         if (p->seconds_watched < 0)
             return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "seconds_watched %d is negative", (int)p->seconds_watched), x.code;
-        TRY(ex_nstr(&x, "device", &p->has_device, &s, &n));
-        if (p->has_device) TRY(chk_short(&x, "device", s, n, p->device));
+        if ((p->has_device = r->device.has)) TRY(chk_short(&x, "device", r->device.s, r->device.n, p->device));
         break;
     }
     case CX_REC_PURCHASE: {
         cx_purchase_t *p = &ev->u.purchase;
         ev->type = CX_EV_PURCHASE;
-        TRY(ex_nstr(&x, "title_id", &p->has_title_id, &s, &n));
-        if (p->has_title_id) TRY(chk_token(&x, "title_id", s, n, p->title_id));
-        TRY(ex_enum(&x, "kind", CX_PK__COUNT, &e));
-        p->kind = (cx_purchase_kind_t)e;
-        TRY(ex_long(&x, "amount_minor", &p->amount_minor));
+        if ((p->has_title_id = r->title_id.has)) TRY(chk_token(&x, "title_id", r->title_id.s, r->title_id.n, p->title_id));
+        if (r->kind < 0 || r->kind >= CX_PK__COUNT)
+            return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "kind: enum index %d outside 0..%d", r->kind, CX_PK__COUNT - 1), x.code;
+        p->kind = (cx_purchase_kind_t)r->kind;
+        p->amount_minor = r->amount_minor;
         if (p->amount_minor < 0)
             return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "amount_minor %" PRId64 " is negative", p->amount_minor), x.code;
-        TRY(ex_str(&x, "currency", &s, &n));
+        const char *s = r->currency.s;
+        size_t n = r->currency.n;
         bool ok = n == 3;
         for (size_t i = 0; ok && i < 3; i++) ok = s[i] >= 'A' && s[i] <= 'Z';
         if (!ok) {
@@ -781,28 +806,65 @@ static cx_dlq_code_t extract_event(cx_record_kind_t kind, avro_value_t *v, cx_ev
     case CX_REC_EMAIL_SEND: {
         cx_email_send_t *m = &ev->u.email_send;
         ev->type = CX_EV_EMAIL_SEND;
-        TRY(ex_str(&x, "campaign_id", &s, &n) && chk_id(&x, "campaign_id", s, n, m->campaign_id));
-        TRY(ex_enum(&x, "group", CX_GROUP__COUNT, &e));
-        m->group = (cx_group_t)e;
-        TRY(ex_enum(&x, "channel", CX_CH__COUNT, &e));
-        m->channel = (cx_channel_t)e;
+        TRY(chk_id(&x, "campaign_id", r->campaign_id.s, r->campaign_id.n, m->campaign_id));
+        if (r->group < 0 || r->group >= CX_GROUP__COUNT)
+            return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "group: enum index %d outside 0..%d", r->group, CX_GROUP__COUNT - 1), x.code;
+        m->group = (cx_group_t)r->group;
+        if (r->channel < 0 || r->channel >= CX_CH__COUNT)
+            return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "channel: enum index %d outside 0..%d", r->channel, CX_CH__COUNT - 1), x.code;
+        m->channel = (cx_channel_t)r->channel;
         break;
     }
     case CX_REC_SURVEY: {
         cx_survey_t *q = &ev->u.survey;
         ev->type = CX_EV_SURVEY;
-        TRY(ex_str(&x, "survey_id", &s, &n) && chk_token(&x, "survey_id", s, n, q->survey_id));
-        TRY(ex_int(&x, "score", &q->score));
+        TRY(chk_token(&x, "survey_id", r->survey_id.s, r->survey_id.n, q->survey_id));
+        q->score = r->score;
         if (q->score < 0 || q->score > 10)
             return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "score %d outside 0..10", (int)q->score), x.code;
-        TRY(ex_str(&x, "touchpoint", &s, &n) && chk_short(&x, "touchpoint", s, n, q->touchpoint));
-        TRY(ex_nstr(&x, "comment", &q->has_comment, &q->comment, &q->comment_len));
-        if (!q->has_comment) q->comment = NULL, q->comment_len = 0;
+        TRY(chk_short(&x, "touchpoint", r->touchpoint.s, r->touchpoint.n, q->touchpoint));
+        if ((q->has_comment = r->comment.has)) q->comment = r->comment.s, q->comment_len = r->comment.n;
         break;
     }
     default: return ex_fail(&x, CX_DLQ_UNKNOWN_SCHEMA, "record kind %d is not an input event", (int)kind), x.code;
     }
     return CX_DLQ_NONE;
+}
+
+static bool ex_rstr(ex_t *x, const char *name, raw_str_t *r) {
+    r->has = true;
+    return ex_str(x, name, &r->s, &r->n);
+}
+static bool ex_rnstr(ex_t *x, const char *name, raw_str_t *r) { return ex_nstr(x, name, &r->has, &r->s, &r->n); }
+
+/* The JSON path: the generic Avro value (filled from the line, schema defaults applied) -> raw. */
+static cx_dlq_code_t extract_event(cx_record_kind_t kind, avro_value_t *v, cx_event_t *ev, char *d, size_t dn) {
+    ex_t x = {v, d, dn, CX_DLQ_NONE};
+    raw_event_t r;
+    memset(&r, 0, sizeof r);
+    TRY(ex_rstr(&x, "event_id", &r.event_id) && ex_rstr(&x, "customer_id", &r.customer_id));
+    TRY(ex_long(&x, "ts", &r.ts_ms));
+    if (kind != CX_REC_SURVEY) TRY(ex_rnstr(&x, "campaign_code", &r.campaign_code));
+    switch (kind) {
+    case CX_REC_PLAY:
+        TRY(ex_rstr(&x, "title_id", &r.title_id) && ex_rnstr(&x, "genre", &r.genre));
+        TRY(ex_int(&x, "seconds_watched", &r.seconds_watched) && ex_rnstr(&x, "device", &r.device));
+        break;
+    case CX_REC_PURCHASE:
+        TRY(ex_rnstr(&x, "title_id", &r.title_id) && ex_enum(&x, "kind", CX_PK__COUNT, &r.kind));
+        TRY(ex_long(&x, "amount_minor", &r.amount_minor) && ex_rstr(&x, "currency", &r.currency));
+        break;
+    case CX_REC_EMAIL_SEND:
+        TRY(ex_rstr(&x, "campaign_id", &r.campaign_id) && ex_enum(&x, "group", CX_GROUP__COUNT, &r.group));
+        TRY(ex_enum(&x, "channel", CX_CH__COUNT, &r.channel));
+        break;
+    case CX_REC_SURVEY:
+        TRY(ex_rstr(&x, "survey_id", &r.survey_id) && ex_int(&x, "score", &r.score));
+        TRY(ex_rstr(&x, "touchpoint", &r.touchpoint) && ex_rnstr(&x, "comment", &r.comment));
+        break;
+    default: break; /* validate_event reports it */
+    }
+    return validate_event(kind, &r, ev, d, dn);
 }
 
 static cx_dlq_code_t extract_campaign(avro_value_t *v, cx_campaign_t *out, char *d, size_t dn) {
@@ -855,17 +917,148 @@ static cx_dlq_code_t extract_campaign(avro_value_t *v, cx_campaign_t *out, char 
     return CX_DLQ_NONE;
 }
 
-/* ---- decode entry points ----------------------------------------------------------------- */
+/* ---- direct Avro binary -> cx_event_t (the four input kinds) ------------------------------ */
 
-/* Frame check and Avro decode of `buf` into the value of `expected`. */
-static cx_dlq_code_t decode_wire(cx_codec_t *c, cx_record_kind_t expected, const void *buf, size_t len,
-                                 avro_value_t **value, char *d, size_t dn) {
-    const uint8_t *p = buf;
-    int k = kind_index(expected);
-    if (!c || k < 0) {
-        cx_seterr(d, dn, "no codec or unknown record kind %d", (int)expected);
-        return CX_DLQ_UNKNOWN_SCHEMA;
+/* The input events are read field by field in .avsc order straight from the wire bytes into a
+ * raw_event_t (no generic value), with bin_read's bounds checks and messages; validate_event then
+ * applies the rules. Every field read names itself and its type, so cx_codec_new can replay a
+ * record through the reader and compare the fields read with the schema (see fieldlog_t). */
+
+enum {
+    FT_STRING = 1, FT_LONG, FT_INT, FT_DOUBLE, FT_BOOL, FT_ENUM, FT_ARRAY, FT_UNSUPPORTED,
+    FT_NULLABLE = 0x80 /* ["null", T] */
+};
+
+typedef struct fieldlog_entry {
+    char name[64];
+    int type;
+    const char *enum_name; /* FT_ENUM */
+    int n_symbols;
+} fieldlog_entry_t;
+
+/* The fields a direct encoder wrote or a direct reader read, in order (self-check only). Arrays:
+ * the field itself, then its items as "name[]" (primitive items) or "name[].field" (records). */
+typedef struct fieldlog {
+    int n;
+    bool overflow;
+    const char *array; /* inside an array's items: its field name */
+    fieldlog_entry_t f[64];
+} fieldlog_t;
+
+static void flog_add(fieldlog_t *l, const char *name, int type, const char *enum_name, int n_symbols) {
+    if (l->n >= (int)(sizeof l->f / sizeof l->f[0])) {
+        l->overflow = true;
+        return;
     }
+    fieldlog_entry_t *e = &l->f[l->n++];
+    if (l->array) snprintf(e->name, sizeof e->name, "%s[]%s%s", l->array, name[0] ? "." : "", name);
+    else snprintf(e->name, sizeof e->name, "%s", name);
+    e->type = type;
+    e->enum_name = enum_name;
+    e->n_symbols = n_symbols;
+}
+
+#define FLOG(log, ...)                                                                             \
+    do {                                                                                           \
+        if (__builtin_expect((log) != NULL, 0)) flog_add((log), __VA_ARGS__);                    \
+    } while (0)
+
+typedef struct drd {
+    rd_t r;
+    char *d;
+    size_t dn;
+    cx_dlq_code_t code;
+    fieldlog_t *log;
+} drd_t;
+
+static bool d_trunc(drd_t *x, const char *field) {
+    x->code = truncated(field, x->d, x->dn);
+    return false;
+}
+
+/* ["null", T] branch index: *has = branch 1. */
+static bool d_branch(drd_t *x, const char *name, bool *has) {
+    int64_t l;
+    if (!rd_long(&x->r, &l) || l < 0 || l > 1) return d_trunc(x, name);
+    *has = l == 1;
+    return true;
+}
+
+static bool d_strv(drd_t *x, const char *name, raw_str_t *out) {
+    int64_t l;
+    if (!rd_long(&x->r, &l) || l < 0 || l > x->r.end - x->r.p) return d_trunc(x, name);
+    out->s = (const char *)x->r.p;
+    out->n = (size_t)l;
+    x->r.p += l;
+    return true;
+}
+
+static bool d_str(drd_t *x, const char *name, raw_str_t *out) {
+    FLOG(x->log, name, FT_STRING, NULL, 0);
+    out->has = true;
+    return d_strv(x, name, out);
+}
+
+static bool d_nstr(drd_t *x, const char *name, raw_str_t *out) {
+    FLOG(x->log, name, FT_NULLABLE | FT_STRING, NULL, 0);
+    if (!d_branch(x, name, &out->has)) return false;
+    return !out->has || d_strv(x, name, out);
+}
+
+static bool d_long(drd_t *x, const char *name, int64_t *v) {
+    FLOG(x->log, name, FT_LONG, NULL, 0);
+    return rd_long(&x->r, v) || d_trunc(x, name);
+}
+
+static bool d_int(drd_t *x, const char *name, int32_t *v) {
+    FLOG(x->log, name, FT_INT, NULL, 0);
+    int64_t l;
+    if (!rd_long(&x->r, &l) || l < INT32_MIN || l > INT32_MAX) return d_trunc(x, name);
+    *v = (int32_t)l;
+    return true;
+}
+
+static bool d_enum(drd_t *x, const char *name, const char *enum_name, int n_symbols, int *v) {
+    FLOG(x->log, name, FT_ENUM, enum_name, n_symbols);
+    int64_t l;
+    if (!rd_long(&x->r, &l)) return d_trunc(x, name);
+    if (l < 0 || l >= n_symbols) {
+        cx_seterr(x->d, x->dn, "%s: enum index %" PRId64 " outside 0..%d", name, l, n_symbols - 1);
+        x->code = CX_DLQ_OUT_OF_RANGE;
+        return false;
+    }
+    *v = (int)l;
+    return true;
+}
+
+/* The record body of `kind` (after the 5-byte header) -> raw, every field in .avsc order. */
+static bool read_event_fields(drd_t *x, cx_record_kind_t kind, raw_event_t *r) {
+    if (!d_str(x, "event_id", &r->event_id) || !d_str(x, "customer_id", &r->customer_id) ||
+        !d_long(x, "ts", &r->ts_ms))
+        return false;
+    switch (kind) {
+    case CX_REC_PLAY:
+        return d_str(x, "title_id", &r->title_id) && d_nstr(x, "genre", &r->genre) &&
+               d_int(x, "seconds_watched", &r->seconds_watched) && d_nstr(x, "device", &r->device) &&
+               d_nstr(x, "campaign_code", &r->campaign_code);
+    case CX_REC_PURCHASE:
+        return d_nstr(x, "title_id", &r->title_id) && d_enum(x, "kind", "PurchaseKind", CX_PK__COUNT, &r->kind) &&
+               d_long(x, "amount_minor", &r->amount_minor) && d_str(x, "currency", &r->currency) &&
+               d_nstr(x, "campaign_code", &r->campaign_code);
+    case CX_REC_EMAIL_SEND:
+        return d_str(x, "campaign_id", &r->campaign_id) && d_enum(x, "group", "Group", CX_GROUP__COUNT, &r->group) &&
+               d_nstr(x, "campaign_code", &r->campaign_code) &&
+               d_enum(x, "channel", "Channel", CX_CH__COUNT, &r->channel);
+    case CX_REC_SURVEY:
+        return d_str(x, "survey_id", &r->survey_id) && d_int(x, "score", &r->score) &&
+               d_str(x, "touchpoint", &r->touchpoint) && d_nstr(x, "comment", &r->comment);
+    default: return d_trunc(x, NULL);
+    }
+}
+
+/* Frame check (BAD_FRAMING, UNKNOWN_SCHEMA); on success *body is the Avro record's first byte. */
+static cx_dlq_code_t check_frame(cx_codec_t *c, int k, const void *buf, size_t len, char *d, size_t dn) {
+    const uint8_t *p = buf;
     if (len < 5 || !p) {
         cx_seterr(d, dn, "value of %zu bytes is shorter than the 5-byte wire header", len);
         return CX_DLQ_BAD_FRAMING;
@@ -885,6 +1078,36 @@ static cx_dlq_code_t decode_wire(cx_codec_t *c, cx_record_kind_t expected, const
         cx_seterr(d, dn, "unknown schema id %d (expected %d, %s)", (int)id, (int)c->s[k].id, kind_infos[k].record);
         return CX_DLQ_UNKNOWN_SCHEMA;
     }
+    return CX_DLQ_NONE;
+}
+
+/* Wire bytes (header already checked) -> raw; trailing bytes are DECODE_ERROR. */
+static cx_dlq_code_t read_event_wire(cx_record_kind_t kind, const uint8_t *p, size_t len, raw_event_t *r,
+                                     fieldlog_t *log, char *d, size_t dn) {
+    drd_t x = {{p + 5, p + len}, d, dn, CX_DLQ_NONE, log};
+    memset(r, 0, sizeof *r);
+    if (!read_event_fields(&x, kind, r)) return x.code;
+    if (x.r.p != x.r.end) {
+        cx_seterr(d, dn, "%zu trailing bytes after the %s record", (size_t)(x.r.end - x.r.p),
+                  kind_infos[kind_index(kind)].record);
+        return CX_DLQ_DECODE_ERROR;
+    }
+    return CX_DLQ_NONE;
+}
+
+/* ---- decode entry points ----------------------------------------------------------------- */
+
+/* Frame check and Avro decode of `buf` into the value of `expected`. */
+static cx_dlq_code_t decode_wire(cx_codec_t *c, cx_record_kind_t expected, const void *buf, size_t len,
+                                 avro_value_t **value, char *d, size_t dn) {
+    const uint8_t *p = buf;
+    int k = kind_index(expected);
+    if (!c || k < 0) {
+        cx_seterr(d, dn, "no codec or unknown record kind %d", (int)expected);
+        return CX_DLQ_UNKNOWN_SCHEMA;
+    }
+    cx_dlq_code_t frame = check_frame(c, k, buf, len, d, dn);
+    if (frame != CX_DLQ_NONE) return frame;
     rd_t r = {p + 5, p + len};
     avro_value_t *v = &c->s[k].value;
     cx_dlq_code_t code = bin_read(c, &r, v, NULL, d, dn);
@@ -903,9 +1126,23 @@ cx_dlq_code_t cx_codec_decode_event(cx_codec_t *c, cx_record_kind_t expected, co
         cx_seterr(detail, detail_size, "record kind %d is not an input event", (int)expected);
         return CX_DLQ_UNKNOWN_SCHEMA;
     }
-    avro_value_t *v;
-    cx_dlq_code_t code = decode_wire(c, expected, buf, len, &v, detail, detail_size);
-    return code != CX_DLQ_NONE ? code : extract_event(expected, v, out, detail, detail_size);
+    if (!c) {
+        cx_seterr(detail, detail_size, "no codec or unknown record kind %d", (int)expected);
+        return CX_DLQ_UNKNOWN_SCHEMA;
+    }
+    raw_event_t r;
+    cx_dlq_code_t code = check_frame(c, kind_index(expected), buf, len, detail, detail_size);
+    if (code == CX_DLQ_NONE) code = read_event_wire(expected, buf, len, &r, NULL, detail, detail_size);
+    if (code != CX_DLQ_NONE) return code;
+    if (r.comment.has) { /* borrowed by the event: copied, the caller may free the message bytes */
+        c->comment.len = 0;
+        if (cx_buf_append(&c->comment, r.comment.s, r.comment.n) != CX_OK) {
+            cx_seterr(detail, detail_size, "out of memory");
+            return CX_DLQ_DECODE_ERROR;
+        }
+        r.comment.s = (const char *)c->comment.data;
+    }
+    return validate_event(expected, &r, out, detail, detail_size);
 }
 
 cx_dlq_code_t cx_codec_decode_campaign(cx_codec_t *c, const void *buf, size_t len, cx_campaign_t *out,
@@ -1260,6 +1497,522 @@ static void fill_profile(put_t *p, const cx_profile_out_t *pr) {
     }
 }
 
+/* ---- direct Avro binary: C struct -> wire bytes ------------------------------------------- */
+
+/* Every output record (and the input kinds, for the generator) is written field by field in .avsc
+ * order straight into the caller's buffer: zigzag varints for int/long, enum indexes and union
+ * branches, length-prefixed strings, 8 little-endian bytes for doubles, one byte for booleans,
+ * arrays as one block (count, items, 0). No generic value, no schema lookups. Each writer names
+ * its field and type: cx_codec_new runs every encoder once with a fieldlog_t and refuses to start
+ * if the fields written differ from the .avsc (direct_self_check). */
+
+typedef struct wr {
+    cx_buf_t *b;
+    cx_err_t err;
+    fieldlog_t *log; /* self-check only; NULL on the hot path */
+} wr_t;
+
+/* Room for n more bytes plus the NUL that cx_codec_encode leaves after the record. */
+static inline bool w_room(wr_t *w, size_t n) {
+    if (__builtin_expect(w->b->cap - w->b->len > n, 1)) return true;
+    if (cx_buf_reserve(w->b, n + 1) == CX_OK) return true;
+    w->err = CX_ERR_NOMEM;
+    return false;
+}
+
+static inline void w_varint(wr_t *w, int64_t v) {
+    if (!w_room(w, 10)) return;
+    uint64_t u = (uint64_t)v << 1 ^ (v < 0 ? ~UINT64_C(0) : 0);
+    uint8_t *p = w->b->data + w->b->len, *start = p;
+    while (u >= 0x80) {
+        *p++ = (uint8_t)(u | 0x80);
+        u >>= 7;
+    }
+    *p++ = (uint8_t)u;
+    w->b->len += (size_t)(p - start);
+}
+
+static inline void w_strv(wr_t *w, const char *s, size_t n) {
+    if (!w_room(w, 10 + n)) return;
+    w_varint(w, (int64_t)n);
+    if (n) memcpy(w->b->data + w->b->len, s, n);
+    w->b->len += n;
+}
+
+static inline void w_doublev(wr_t *w, double d) {
+    if (!w_room(w, 8)) return;
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    uint8_t *p = w->b->data + w->b->len;
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(u >> (8 * i));
+    w->b->len += 8;
+}
+
+static inline void w_branch(wr_t *w, bool has) {
+    if (w_room(w, 1)) w->b->data[w->b->len++] = has ? 2 : 0; /* zigzag(1), zigzag(0) */
+}
+
+/* Strings: a NULL required string is written as "" (as the generic path does). */
+static inline void w_strn(wr_t *w, const char *name, const char *s, size_t n) {
+    FLOG(w->log, name, FT_STRING, NULL, 0);
+    w_strv(w, s ? s : "", s ? n : 0);
+}
+static inline void w_str(wr_t *w, const char *name, const char *s) { w_strn(w, name, s, s ? strlen(s) : 0); }
+static inline void w_nstrn(wr_t *w, const char *name, bool has, const char *s, size_t n) {
+    FLOG(w->log, name, FT_NULLABLE | FT_STRING, NULL, 0);
+    w_branch(w, has && s);
+    if (has && s) w_strv(w, s, n);
+}
+static inline void w_nstr(wr_t *w, const char *name, bool has, const char *s) {
+    w_nstrn(w, name, has, s, has && s ? strlen(s) : 0);
+}
+static inline void w_long(wr_t *w, const char *name, int64_t v) {
+    FLOG(w->log, name, FT_LONG, NULL, 0);
+    w_varint(w, v);
+}
+static inline void w_nlong(wr_t *w, const char *name, bool has, int64_t v) {
+    FLOG(w->log, name, FT_NULLABLE | FT_LONG, NULL, 0);
+    w_branch(w, has);
+    if (has) w_varint(w, v);
+}
+static inline void w_int(wr_t *w, const char *name, int32_t v) {
+    FLOG(w->log, name, FT_INT, NULL, 0);
+    w_varint(w, v);
+}
+static inline void w_nint(wr_t *w, const char *name, bool has, int32_t v) {
+    FLOG(w->log, name, FT_NULLABLE | FT_INT, NULL, 0);
+    w_branch(w, has);
+    if (has) w_varint(w, v);
+}
+static inline void w_double(wr_t *w, const char *name, double d) {
+    FLOG(w->log, name, FT_DOUBLE, NULL, 0);
+    w_doublev(w, d);
+}
+static inline void w_ndouble(wr_t *w, const char *name, bool has, double d) {
+    FLOG(w->log, name, FT_NULLABLE | FT_DOUBLE, NULL, 0);
+    w_branch(w, has);
+    if (has) w_doublev(w, d);
+}
+static inline void w_bool(wr_t *w, const char *name, bool b) {
+    FLOG(w->log, name, FT_BOOL, NULL, 0);
+    if (w_room(w, 1)) w->b->data[w->b->len++] = b ? 1 : 0;
+}
+/* An index outside the C enum is CX_ERR_INVALID, as in the generic path (even for a null). */
+static inline void w_enum(wr_t *w, const char *name, const char *enum_name, int idx, int n_symbols) {
+    FLOG(w->log, name, FT_ENUM, enum_name, n_symbols);
+    if (idx < 0 || idx >= n_symbols) w->err = CX_ERR_INVALID;
+    else w_varint(w, idx);
+}
+static inline void w_nenum(wr_t *w, const char *name, const char *enum_name, bool has, int idx, int n_symbols) {
+    FLOG(w->log, name, FT_NULLABLE | FT_ENUM, enum_name, n_symbols);
+    if (idx < 0 || idx >= n_symbols) w->err = CX_ERR_INVALID;
+    w_branch(w, has);
+    if (has) w_varint(w, idx);
+}
+/* An array is one block: count (if any), the items, then 0. Items log as "name[]" / "name[].f". */
+static inline void w_array_begin(wr_t *w, const char *name, size_t count) {
+    FLOG(w->log, name, FT_ARRAY, NULL, 0);
+    if (count) w_varint(w, (int64_t)count);
+    if (w->log) w->log->array = name;
+}
+static inline void w_array_end(wr_t *w) {
+    if (w->log) w->log->array = NULL;
+    w_varint(w, 0);
+}
+
+static cx_err_t write_event(wr_t *w, cx_record_kind_t kind, const cx_event_t *ev) {
+    if (cx_codec_kind_of_event(ev->type) != kind) return CX_ERR_INVALID;
+    w_str(w, "event_id", ev->event_id);
+    w_str(w, "customer_id", ev->customer_id);
+    w_long(w, "ts", ev->ts_ms);
+    switch (ev->type) {
+    case CX_EV_PLAY: {
+        const cx_play_t *pl = &ev->u.play;
+        w_str(w, "title_id", pl->title_id);
+        w_nstr(w, "genre", pl->has_genre, pl->genre);
+        w_int(w, "seconds_watched", pl->seconds_watched);
+        w_nstr(w, "device", pl->has_device, pl->device);
+        w_nstr(w, "campaign_code", ev->has_campaign_code, ev->campaign_code);
+        break;
+    }
+    case CX_EV_PURCHASE: {
+        const cx_purchase_t *pu = &ev->u.purchase;
+        w_nstr(w, "title_id", pu->has_title_id, pu->title_id);
+        w_enum(w, "kind", "PurchaseKind", (int)pu->kind, CX_PK__COUNT);
+        w_long(w, "amount_minor", pu->amount_minor);
+        w_str(w, "currency", pu->currency);
+        w_nstr(w, "campaign_code", ev->has_campaign_code, ev->campaign_code);
+        break;
+    }
+    case CX_EV_EMAIL_SEND: {
+        const cx_email_send_t *m = &ev->u.email_send;
+        w_str(w, "campaign_id", m->campaign_id);
+        w_enum(w, "group", "Group", (int)m->group, CX_GROUP__COUNT);
+        w_nstr(w, "campaign_code", ev->has_campaign_code, ev->campaign_code);
+        w_enum(w, "channel", "Channel", (int)m->channel, CX_CH__COUNT);
+        break;
+    }
+    case CX_EV_SURVEY: {
+        const cx_survey_t *q = &ev->u.survey;
+        w_str(w, "survey_id", q->survey_id);
+        w_int(w, "score", q->score);
+        w_str(w, "touchpoint", q->touchpoint);
+        w_nstrn(w, "comment", q->has_comment, q->comment, q->comment_len);
+        break;
+    }
+    default: return CX_ERR_INVALID;
+    }
+    return CX_OK;
+}
+
+static void write_campaign(wr_t *w, const cx_campaign_t *cp) {
+    w_str(w, "campaign_id", cp->campaign_id);
+    w_str(w, "name", cp->name);
+    w_enum(w, "type", "CampaignType", (int)cp->type, CX_CT__COUNT);
+    w_long(w, "start_ts", cp->start_ts_ms);
+    w_long(w, "end_ts", cp->end_ts_ms);
+    w_int(w, "observation_days", cp->observation_days);
+    w_array_begin(w, "promoted_title_ids", cp->n_promoted);
+    for (size_t i = 0; i < cp->n_promoted; i++) w_str(w, "", cp->promoted_title_ids[i]);
+    w_array_end(w);
+    w_nstr(w, "campaign_code", cp->has_campaign_code, cp->campaign_code);
+}
+
+static void write_segment_change(wr_t *w, const cx_segment_change_t *s) {
+    w_str(w, "customer_id", s->customer_id);
+    w_long(w, "ts", s->ts_ms);
+    w_nstr(w, "previous_segment", s->previous_segment != NULL, s->previous_segment);
+    w_str(w, "segment", s->segment);
+    w_int(w, "r_score", s->r_score);
+    w_int(w, "f_score", s->f_score);
+    w_int(w, "m_score", s->m_score);
+    w_int(w, "recency_days", s->recency_days);
+    w_long(w, "frequency", s->frequency);
+    w_long(w, "monetary_minor", s->monetary_minor);
+    w_str(w, "cause", s->cause);
+    w_ndouble(w, "p_alive", s->has_p_alive, s->p_alive);
+    w_nlong(w, "clv_minor", s->has_clv_minor, s->clv_minor);
+}
+
+static void write_trigger(wr_t *w, const cx_trigger_t *t) {
+    w_str(w, "customer_id", t->customer_id);
+    w_long(w, "ts", t->ts_ms);
+    w_str(w, "trigger_id", t->trigger_id);
+    w_enum(w, "kind", "TriggerKind", (int)t->kind, CX_TRIG__COUNT);
+    w_nint(w, "days_since_last_play", t->has_days_since_last_play, t->days_since_last_play);
+    w_ndouble(w, "usual_gap_days", t->has_usual_gap_days, t->usual_gap_days);
+    w_ndouble(w, "p_alive", t->has_p_alive, t->p_alive);
+    w_str(w, "segment", t->segment);
+    w_enum(w, "suggested_action", "SuggestedAction", (int)t->suggested_action, CX_ACT__COUNT);
+    w_nstr(w, "top_genre", t->has_top_genre, t->top_genre);
+    w_bool(w, "eligible", t->eligible);
+    w_nstr(w, "last_contact_campaign_id", t->has_last_contact_campaign_id, t->last_contact_campaign_id);
+}
+
+static void write_response(wr_t *w, const cx_response_t *r) {
+    w_str(w, "customer_id", r->customer_id);
+    w_long(w, "ts", r->ts_ms);
+    w_str(w, "response_id", r->response_id);
+    w_str(w, "campaign_id", r->campaign_id);
+    w_str(w, "send_event_id", r->send_event_id);
+    w_str(w, "response_event_id", r->response_event_id);
+    w_enum(w, "response_type", "ResponseType", (int)r->response_type, 2);
+    w_enum(w, "action", "ResponseAction", (int)r->action, 2);
+    w_long(w, "amount_minor", r->amount_minor);
+    w_enum(w, "group", "Group", (int)r->group, CX_GROUP__COUNT);
+    w_long(w, "latency_ms", r->latency_ms);
+}
+
+static void write_kpi(wr_t *w, const cx_kpi_t *k) {
+    w_str(w, "campaign_id", k->campaign_id);
+    w_long(w, "ts", k->ts_ms);
+    w_long(w, "as_of_ts", k->as_of_ts_ms);
+    w_long(w, "sent_test", k->sent_test);
+    w_long(w, "sent_control", k->sent_control);
+    w_long(w, "responders_test_any", k->responders_test_any);
+    w_long(w, "responders_test_hard", k->responders_test_hard);
+    w_long(w, "responders_control_any", k->responders_control_any);
+    w_long(w, "responders_control_hard", k->responders_control_hard);
+    w_long(w, "retrievals", k->retrievals);
+    w_long(w, "purchases", k->purchases);
+    w_long(w, "turnover_minor", k->turnover_minor);
+    w_long(w, "revenue_per_responder_minor", k->revenue_per_responder_minor);
+    w_double(w, "response_rate_test", k->response_rate_test);
+    w_double(w, "response_rate_control", k->response_rate_control);
+    w_ndouble(w, "lift", k->has_lift, k->lift);
+    w_ndouble(w, "lift_p_value", k->has_lift_p_value, k->lift_p_value);
+    w_bool(w, "closed", k->closed);
+}
+
+/* EventType symbols of enriched.avsc (play, purchase, email_send, survey) by cx_event_type_t. */
+static const int enriched_event_type_index[CX_EV_CAMPAIGN] = {
+    [CX_EV_PLAY] = 0, [CX_EV_PURCHASE] = 1, [CX_EV_EMAIL_SEND] = 2, [CX_EV_SURVEY] = 3};
+
+static cx_err_t write_enriched(wr_t *w, const cx_enriched_t *en) {
+    const cx_event_t *ev = en->event;
+    if (!ev || ev->type >= CX_EV_CAMPAIGN) return CX_ERR_INVALID;
+    w_enum(w, "event_type", "EventType", enriched_event_type_index[ev->type], 4);
+    w_str(w, "event_id", ev->event_id);
+    w_str(w, "customer_id", ev->customer_id);
+    w_long(w, "ts", ev->ts_ms);
+    bool play = ev->type == CX_EV_PLAY, pur = ev->type == CX_EV_PURCHASE, mail = ev->type == CX_EV_EMAIL_SEND,
+         sur = ev->type == CX_EV_SURVEY;
+    const cx_play_t *pl = &ev->u.play;
+    const cx_purchase_t *pu = &ev->u.purchase;
+    const cx_email_send_t *m = &ev->u.email_send;
+    const cx_survey_t *q = &ev->u.survey;
+    w_nstr(w, "title_id", play || (pur && pu->has_title_id), play ? pl->title_id : pu->title_id);
+    w_nstr(w, "genre", play && pl->has_genre, pl->genre);
+    w_nint(w, "seconds_watched", play, pl->seconds_watched);
+    w_nstr(w, "device", play && pl->has_device, pl->device);
+    w_nstr(w, "campaign_code", !sur && ev->has_campaign_code, ev->campaign_code);
+    w_nenum(w, "kind", "PurchaseKind", pur, pur ? (int)pu->kind : 0, CX_PK__COUNT);
+    w_nlong(w, "amount_minor", pur, pu->amount_minor);
+    w_nstr(w, "currency", pur, pu->currency);
+    w_nstr(w, "campaign_id", mail, m->campaign_id);
+    w_nenum(w, "group", "Group", mail, mail ? (int)m->group : 0, CX_GROUP__COUNT);
+    w_nenum(w, "channel", "Channel", mail, mail ? (int)m->channel : 0, CX_CH__COUNT);
+    w_nstr(w, "survey_id", sur, q->survey_id);
+    w_nint(w, "score", sur, q->score);
+    w_nstr(w, "touchpoint", sur, q->touchpoint);
+    w_nstrn(w, "comment", sur && q->has_comment, q->comment, q->comment_len);
+    w_nstr(w, "segment", en->has_segment, en->segment);
+    w_nint(w, "r_score", en->has_segment, en->r_score);
+    w_nint(w, "f_score", en->has_segment, en->f_score);
+    w_nint(w, "m_score", en->has_segment, en->m_score);
+    w_nint(w, "nps_last", en->has_nps_last, en->nps_last);
+    w_ndouble(w, "p_alive", en->has_p_alive, en->p_alive);
+    w_nstr(w, "acquisition_campaign_id", en->has_acquisition_campaign_id, en->acquisition_campaign_id);
+    w_bool(w, "newsletter_recipient", en->newsletter_recipient);
+    w_nstr(w, "response_campaign_id", en->has_response_campaign_id, en->response_campaign_id);
+    return CX_OK;
+}
+
+static void write_profile(wr_t *w, const cx_profile_out_t *pr) {
+    bool tx = pr->has_tx;
+    w_str(w, "customer_id", pr->customer_id);
+    w_nlong(w, "first_transaction_ts", tx, pr->first_transaction_ts);
+    w_nlong(w, "last_transaction_ts", tx, pr->last_transaction_ts);
+    w_nlong(w, "last_play_ts", pr->has_last_play_ts, pr->last_play_ts);
+    w_nint(w, "recency_days", tx, pr->recency_days);
+    w_long(w, "frequency", pr->frequency);
+    w_long(w, "monetary_minor", pr->monetary_minor);
+    w_nint(w, "r_score", tx, pr->r_score);
+    w_nint(w, "f_score", tx, pr->f_score);
+    w_nint(w, "m_score", tx, pr->m_score);
+    w_nstr(w, "segment", tx && pr->segment, pr->segment);
+    w_long(w, "purchases_total", pr->purchases_total);
+    w_long(w, "revenue_total_minor", pr->revenue_total_minor);
+    w_long(w, "plays_total", pr->plays_total);
+    w_nint(w, "nps_last", pr->has_nps_last, pr->nps_last);
+    w_long(w, "nps_count", pr->nps_count);
+    w_long(w, "bgnbd_x", pr->bgnbd_x);
+    w_long(w, "repeat_revenue_minor", pr->repeat_revenue_minor);
+    w_long(w, "bgnbd_t_x_days", pr->bgnbd_t_x_days);
+    w_long(w, "bgnbd_T_days", pr->bgnbd_T_days);
+    w_ndouble(w, "p_alive", pr->has_p_alive, pr->p_alive);
+    w_double(w, "expected_transactions_90d", pr->expected_transactions_90d);
+    w_long(w, "clv_minor", pr->clv_minor);
+    w_nstr(w, "acquisition_campaign_id", pr->has_acquisition_campaign_id, pr->acquisition_campaign_id);
+    w_bool(w, "newsletter_recipient", pr->newsletter_recipient);
+    size_t n = pr->n_contacts < CX_PROFILE_CONTACTS_OUT ? pr->n_contacts : CX_PROFILE_CONTACTS_OUT;
+    w_array_begin(w, "contacts", n);
+    for (size_t i = 0; i < n; i++) {
+        const cx_contact_t *ct = &pr->contacts[i];
+        w_str(w, "campaign_id", ct->campaign_id);
+        w_enum(w, "campaign_type", "CampaignType", (int)ct->campaign_type, CX_CT__COUNT);
+        w_enum(w, "channel", "Channel", (int)ct->channel, CX_CH__COUNT);
+        w_enum(w, "group", "Group", (int)ct->group, CX_GROUP__COUNT);
+        w_long(w, "ts", ct->ts_ms);
+    }
+    w_array_end(w);
+}
+
+/* 0x00, BE schema id, then the record straight from the struct. On error `out` is unchanged. */
+static cx_err_t encode_direct(cx_codec_t *c, cx_record_kind_t kind, const void *rec, cx_buf_t *out,
+                              fieldlog_t *log) {
+    int k = kind_index(kind);
+    if (!c || k < 0 || !rec || !out) return CX_ERR_INVALID;
+    size_t start = out->len;
+    wr_t w = {out, CX_OK, log};
+    if (w_room(&w, 5)) {
+        uint8_t *dst = out->data + out->len;
+        uint32_t id = (uint32_t)c->s[k].id;
+        dst[0] = 0;
+        dst[1] = (uint8_t)(id >> 24);
+        dst[2] = (uint8_t)(id >> 16);
+        dst[3] = (uint8_t)(id >> 8);
+        dst[4] = (uint8_t)id;
+        out->len += 5;
+    }
+    cx_err_t err = CX_OK;
+    switch (kind) {
+    case CX_REC_PLAY:
+    case CX_REC_PURCHASE:
+    case CX_REC_EMAIL_SEND:
+    case CX_REC_SURVEY: err = write_event(&w, kind, rec); break;
+    case CX_REC_CAMPAIGN: write_campaign(&w, rec); break;
+    case CX_REC_SEGMENT_CHANGE: write_segment_change(&w, rec); break;
+    case CX_REC_TRIGGER: write_trigger(&w, rec); break;
+    case CX_REC_RESPONSE: write_response(&w, rec); break;
+    case CX_REC_KPI: write_kpi(&w, rec); break;
+    case CX_REC_ENRICHED: err = write_enriched(&w, rec); break;
+    case CX_REC_PROFILE: write_profile(&w, rec); break;
+    }
+    if (err == CX_OK) err = w.err;
+    if (err != CX_OK) {
+        out->len = start;
+        return err;
+    }
+    out->data[out->len] = 0; /* w_room kept the byte */
+    return CX_OK;
+}
+
+/* ---- start-up self-check: the direct encoders and reader against the .avsc ------------------ */
+
+static const char *ftype_name(int t, const char *enum_name, char *tmp, size_t n) {
+    static const char *const names[] = {"?", "string", "long", "int", "double", "boolean", "enum", "array",
+                                        "an unsupported type"};
+    int base = t & ~FT_NULLABLE;
+    snprintf(tmp, n, "%s%s%s%s", t & FT_NULLABLE ? "[null, " : "", names[base >= 0 && base <= FT_UNSUPPORTED ? base : 0],
+             base == FT_ENUM && enum_name ? " " : "", base == FT_ENUM && enum_name ? enum_name : "");
+    if (t & FT_NULLABLE) snprintf(tmp + strlen(tmp), n - strlen(tmp), "]");
+    return tmp;
+}
+
+/* The schema's fields, flattened as fieldlog_t names them. */
+static void flatten_schema(avro_schema_t rec, fieldlog_t *l) {
+    for (size_t i = 0; i < avro_schema_record_size(rec); i++) {
+        const char *name = avro_schema_record_field_name(rec, (int)i);
+        avro_schema_t fs = avro_schema_record_field_get_by_index(rec, (int)i);
+        int nullable = 0;
+        if (is_avro_union(fs)) {
+            bool shape = avro_schema_union_size(fs) == 2 && is_avro_null(avro_schema_union_branch(fs, 0));
+            if (!shape) {
+                flog_add(l, name, FT_UNSUPPORTED, NULL, 0);
+                continue;
+            }
+            nullable = FT_NULLABLE;
+            fs = avro_schema_union_branch(fs, 1);
+        }
+        switch (avro_typeof(fs)) {
+        case AVRO_STRING: flog_add(l, name, nullable | FT_STRING, NULL, 0); break;
+        case AVRO_INT64: flog_add(l, name, nullable | FT_LONG, NULL, 0); break;
+        case AVRO_INT32: flog_add(l, name, nullable | FT_INT, NULL, 0); break;
+        case AVRO_DOUBLE: flog_add(l, name, nullable | FT_DOUBLE, NULL, 0); break;
+        case AVRO_BOOLEAN: flog_add(l, name, nullable | FT_BOOL, NULL, 0); break;
+        case AVRO_ENUM:
+            flog_add(l, name, nullable | FT_ENUM, avro_schema_name(fs), avro_schema_enum_number_of_symbols(fs));
+            break;
+        case AVRO_ARRAY: {
+            flog_add(l, name, nullable | FT_ARRAY, NULL, 0);
+            avro_schema_t items = avro_schema_array_items(fs);
+            l->array = name;
+            if (is_avro_record(items)) flatten_schema(items, l);
+            else if (is_avro_string(items)) flog_add(l, "", FT_STRING, NULL, 0);
+            else flog_add(l, "", FT_UNSUPPORTED, NULL, 0);
+            l->array = NULL;
+            break;
+        }
+        default: flog_add(l, name, nullable | FT_UNSUPPORTED, NULL, 0); break;
+        }
+    }
+}
+
+static bool same_fields(const kind_slot_t *s, const struct kind_info *k, const fieldlog_t *got, const char *who,
+                        char *errstr, size_t errstr_size) {
+    fieldlog_t want = {0};
+    flatten_schema(s->schema, &want);
+    char t1[64], t2[64];
+    for (int i = 0; i < want.n || i < got->n; i++) {
+        const fieldlog_entry_t *a = i < want.n ? &want.f[i] : NULL, *b = i < got->n ? &got->f[i] : NULL;
+        bool same = a && b && strcmp(a->name, b->name) == 0 && a->type == b->type &&
+                    (a->type & ~FT_NULLABLE) != FT_UNSUPPORTED &&
+                    ((a->type & ~FT_NULLABLE) != FT_ENUM ||
+                     (a->n_symbols == b->n_symbols && b->enum_name && strcmp(a->enum_name, b->enum_name) == 0));
+        if (same) continue;
+        cx_seterr(errstr, errstr_size,
+                  "schema %s: field %d is %s%s%s but the direct %s %s %s%s%s: change processor/codec.c together "
+                  "with the .avsc",
+                  k->file, i + 1, a ? a->name : "(none)", a ? " " : "", a ? ftype_name(a->type, a->enum_name, t1, sizeof t1) : "",
+                  who, b ? "has" : "has no field there", b ? b->name : "", b ? " " : "",
+                  b ? ftype_name(b->type, b->enum_name, t2, sizeof t2) : "");
+        return false;
+    }
+    if (want.overflow || got->overflow) {
+        cx_seterr(errstr, errstr_size, "schema %s: too many fields for the self-check", k->file);
+        return false;
+    }
+    return true;
+}
+
+/* Runs every direct encoder (and the direct reader of the input kinds) once on a record with every
+ * array holding one item, logging the fields, and compares them with the parsed .avsc. */
+static bool direct_self_check(cx_codec_t *c, char *errstr, size_t errstr_size) {
+    static const char title[] = "t";
+    const char *titles[] = {title};
+    cx_event_t ev;
+    cx_campaign_t camp;
+    cx_segment_change_t sc;
+    cx_trigger_t trig;
+    cx_response_t resp;
+    cx_kpi_t kpi;
+    cx_enriched_t en;
+    cx_profile_out_t *prof = calloc(1, sizeof *prof);
+    cx_buf_t b = CX_BUF_INIT;
+    bool ok = prof != NULL;
+    if (!ok) cx_seterr(errstr, errstr_size, "out of memory");
+    for (int i = 0; ok && i < N_KINDS; i++) {
+        cx_record_kind_t kind = kind_infos[i].kind;
+        const void *rec = NULL;
+        memset(&ev, 0, sizeof ev);
+        switch (kind) {
+        case CX_REC_PLAY: ev.type = CX_EV_PLAY; rec = &ev; break;
+        case CX_REC_PURCHASE: ev.type = CX_EV_PURCHASE; rec = &ev; break;
+        case CX_REC_EMAIL_SEND: ev.type = CX_EV_EMAIL_SEND; rec = &ev; break;
+        case CX_REC_SURVEY: ev.type = CX_EV_SURVEY; rec = &ev; break;
+        case CX_REC_CAMPAIGN:
+            memset(&camp, 0, sizeof camp);
+            camp.promoted_title_ids = (char **)titles;
+            camp.n_promoted = 1;
+            rec = &camp;
+            break;
+        case CX_REC_SEGMENT_CHANGE: memset(&sc, 0, sizeof sc); rec = &sc; break;
+        case CX_REC_TRIGGER: memset(&trig, 0, sizeof trig); rec = &trig; break;
+        case CX_REC_RESPONSE: memset(&resp, 0, sizeof resp); rec = &resp; break;
+        case CX_REC_KPI: memset(&kpi, 0, sizeof kpi); rec = &kpi; break;
+        case CX_REC_ENRICHED:
+            memset(&en, 0, sizeof en);
+            ev.type = CX_EV_PLAY;
+            en.event = &ev;
+            rec = &en;
+            break;
+        case CX_REC_PROFILE:
+            prof->n_contacts = 1;
+            rec = prof;
+            break;
+        }
+        fieldlog_t log = {0};
+        b.len = 0;
+        if (encode_direct(c, kind, rec, &b, &log) != CX_OK) {
+            cx_seterr(errstr, errstr_size, "schema %s: the direct encoder fails on an empty record", kind_infos[i].file);
+            ok = false;
+            break;
+        }
+        ok = same_fields(&c->s[i], &kind_infos[i], &log, "encoder", errstr, errstr_size);
+        if (ok && kind <= CX_REC_SURVEY) {
+            raw_event_t raw;
+            fieldlog_t rlog = {0};
+            char d[128];
+            read_event_wire(kind, b.data, b.len, &raw, &rlog, d, sizeof d); /* a failure shows as a missing field */
+            ok = same_fields(&c->s[i], &kind_infos[i], &rlog, "reader", errstr, errstr_size);
+        }
+    }
+    free(prof);
+    cx_buf_free(&b);
+    return ok;
+}
+
 /* ---- value -> JSON ----------------------------------------------------------------------- */
 
 static cx_err_t json_write(cx_buf_t *b, avro_value_t *v);
@@ -1364,9 +2117,10 @@ static cx_err_t json_write(cx_buf_t *b, avro_value_t *v) {
     }
 }
 
-cx_err_t cx_codec_encode(cx_codec_t *c, cx_record_kind_t kind, const void *rec, cx_format_t fmt, cx_buf_t *out) {
+/* Fills the kind's generic value from the struct (JSON output and the generic wire encoder). */
+static cx_err_t fill_value(cx_codec_t *c, cx_record_kind_t kind, const void *rec, kind_slot_t **slot) {
     int k = kind_index(kind);
-    if (!c || k < 0 || !rec || !out) return CX_ERR_INVALID;
+    if (!c || k < 0 || !rec) return CX_ERR_INVALID;
     kind_slot_t *s = &c->s[k];
     put_t p = {c, &s->value, 0};
     cx_err_t err = CX_OK;
@@ -1385,36 +2139,45 @@ cx_err_t cx_codec_encode(cx_codec_t *c, cx_record_kind_t kind, const void *rec, 
     }
     if (err != CX_OK) return err;
     if (p.rc) return p.rc == ENOMEM ? CX_ERR_NOMEM : CX_ERR_INVALID;
+    *slot = s;
+    return CX_OK;
+}
 
-    size_t start = out->len;
-    if (fmt == CX_FMT_JSON) {
-        char prefix[48];
-        const char *pre = NULL;
-        if (kind <= CX_REC_CAMPAIGN) {
-            snprintf(prefix, sizeof prefix, "\"event_type\":\"%s\"",
-                     kind == CX_REC_CAMPAIGN ? "campaign" : cx_event_type_name(((const cx_event_t *)rec)->type));
-            pre = prefix;
-        }
-        err = json_write_record(out, &s->value, pre);
-    } else {
-        size_t size = 0;
-        if (avro_value_sizeof(&s->value, &size) != 0) return CX_ERR_INVALID;
-        if ((err = cx_buf_reserve(out, 5 + size + 1)) != CX_OK) return err;
-        uint8_t *dst = out->data + out->len;
-        uint32_t id = (uint32_t)s->id;
-        dst[0] = 0;
-        dst[1] = (uint8_t)(id >> 24);
-        dst[2] = (uint8_t)(id >> 16);
-        dst[3] = (uint8_t)(id >> 8);
-        dst[4] = (uint8_t)id;
-        avro_writer_memory_set_dest(c->writer, (const char *)dst + 5, (int64_t)size);
-        if (avro_value_write(c->writer, &s->value) != 0 || avro_writer_tell(c->writer) != (int64_t)size) {
-            err = CX_ERR_INVALID;
-        } else {
-            out->len += 5 + size;
-            out->data[out->len] = 0;
-        }
+cx_err_t cx_codec_encode_generic(cx_codec_t *c, cx_record_kind_t kind, const void *rec, cx_buf_t *out) {
+    kind_slot_t *s;
+    cx_err_t err = out ? fill_value(c, kind, rec, &s) : CX_ERR_INVALID;
+    if (err != CX_OK) return err;
+    size_t size = 0;
+    if (avro_value_sizeof(&s->value, &size) != 0) return CX_ERR_INVALID;
+    if ((err = cx_buf_reserve(out, 5 + size + 1)) != CX_OK) return err;
+    uint8_t *dst = out->data + out->len;
+    uint32_t id = (uint32_t)s->id;
+    dst[0] = 0;
+    dst[1] = (uint8_t)(id >> 24);
+    dst[2] = (uint8_t)(id >> 16);
+    dst[3] = (uint8_t)(id >> 8);
+    dst[4] = (uint8_t)id;
+    avro_writer_memory_set_dest(c->writer, (const char *)dst + 5, (int64_t)size);
+    if (avro_value_write(c->writer, &s->value) != 0 || avro_writer_tell(c->writer) != (int64_t)size)
+        return CX_ERR_INVALID;
+    out->len += 5 + size;
+    out->data[out->len] = 0;
+    return CX_OK;
+}
+
+cx_err_t cx_codec_encode(cx_codec_t *c, cx_record_kind_t kind, const void *rec, cx_format_t fmt, cx_buf_t *out) {
+    if (fmt != CX_FMT_JSON) return encode_direct(c, kind, rec, out, NULL);
+    kind_slot_t *s;
+    cx_err_t err = out ? fill_value(c, kind, rec, &s) : CX_ERR_INVALID;
+    if (err != CX_OK) return err;
+    char prefix[48];
+    const char *pre = NULL;
+    if (kind <= CX_REC_CAMPAIGN) {
+        snprintf(prefix, sizeof prefix, "\"event_type\":\"%s\"",
+                 kind == CX_REC_CAMPAIGN ? "campaign" : cx_event_type_name(((const cx_event_t *)rec)->type));
+        pre = prefix;
     }
-    if (err != CX_OK) out->len = start;
+    size_t start = out->len;
+    if ((err = json_write_record(out, &s->value, pre)) != CX_OK) out->len = start;
     return err;
 }

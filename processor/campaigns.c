@@ -491,8 +491,27 @@ bool cx_campaigns_kpi(cx_campaigns_t *k, const char *campaign_id, cx_kpi_t *out)
     int64_t w = merged_watermark(k);
     out->ts_ms = out->as_of_ts_ms = w == INT64_MIN ? 0 : w;
     cx_kpi_compute(&m, out);
-    out->closed = e->closed;
+    /* closed also where this instance is not the owner that produced the final record */
+    out->closed = e->closed || (w != INT64_MIN && w >= close_time(k, e, &m));
     return true;
+}
+
+static int by_id(const void *a, const void *b) {
+    return strcmp((*(const kpi_entry_t *const *)a)->id, (*(const kpi_entry_t *const *)b)->id);
+}
+
+cx_err_t cx_campaigns_each_kpi(cx_campaigns_t *k, cx_campaigns_kpi_fn fn, void *opaque) {
+    if (!k->n_ent) return CX_OK;
+    const kpi_entry_t **idx = malloc(k->n_ent * sizeof *idx);
+    if (!idx) return CX_ERR_NOMEM;
+    for (size_t i = 0; i < k->n_ent; i++) idx[i] = &k->ent[i];
+    qsort(idx, k->n_ent, sizeof *idx, by_id);
+    cx_err_t rc = CX_OK;
+    cx_kpi_t kpi;
+    for (size_t i = 0; i < k->n_ent && rc == CX_OK; i++)
+        if (cx_campaigns_kpi(k, idx[i]->id, &kpi)) rc = fn(opaque, &kpi);
+    free(idx);
+    return rc;
 }
 
 /* ---------- partials: state and cx.partials ---------- */

@@ -71,5 +71,10 @@ cx_err_t cx_campaigns_apply_partial(cx_campaigns_t *k, const char *key, size_t k
                                     size_t vlen);
 /* The merged KPI of a campaign as of now (for HTTP); false when no partial is known. */
 bool cx_campaigns_kpi(cx_campaigns_t *k, const char *campaign_id, cx_kpi_t *out);
+/* Calls fn with the merged KPI (as cx_campaigns_kpi gives it) of every campaign with a known
+ * partial, in campaign_id order; returns the first result of fn that is not CX_OK (and stops).
+ * Allocates a sorted index for the call: for HTTP, not for the event path. kpi is valid during fn. */
+typedef cx_err_t (*cx_campaigns_kpi_fn)(void *opaque, const cx_kpi_t *kpi);
+cx_err_t cx_campaigns_each_kpi(cx_campaigns_t *k, cx_campaigns_kpi_fn fn, void *opaque);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include <microhttpd.h>
 
+#include "campaigns.h"
 #include "codec.h"
 #include "embedded.h"
 #include "http.h"
@@ -284,19 +285,50 @@ static enum MHD_Result h_segments(cx_http_t *h, struct MHD_Connection *c) {
     return send_json(c, MHD_HTTP_OK, &b);
 }
 
+/* The merged campaign KPIs of the provider's pipeline, as CampaignKpi JSON (the codec's field names:
+ * the dashboard and the cx.campaign_kpis consumers read the same object). */
+typedef struct kpi_list {
+    cx_http_t *h;
+    cx_buf_t *out;
+    size_t n;
+} kpi_list_t;
+
+static cx_err_t kpi_json(cx_http_t *h, const cx_kpi_t *kpi, cx_buf_t *out) {
+    pthread_mutex_lock(&h->codec_mu);
+    cx_err_t rc = cx_codec_encode(h->codec, CX_REC_KPI, kpi, CX_FMT_JSON, out);
+    pthread_mutex_unlock(&h->codec_mu);
+    return rc;
+}
+
+static cx_err_t kpi_list_add(void *opaque, const cx_kpi_t *kpi) {
+    kpi_list_t *l = opaque;
+    if (l->n++ && cx_buf_putc(l->out, ',') != CX_OK) return CX_ERR_NOMEM;
+    return kpi_json(l->h, kpi, l->out);
+}
+
+static cx_err_t pipeline_campaigns(cx_http_t *h, const char *id, cx_buf_t *out, bool *found) {
+    cx_pipeline_t *pl = h->prov.pipeline(h->prov.opaque);
+    cx_campaigns_t *k = pl ? cx_pipeline_campaigns(pl) : NULL;
+    if (id) {
+        cx_kpi_t kpi;
+        *found = k && cx_campaigns_kpi(k, id, &kpi);
+        return *found ? kpi_json(h, &kpi, out) : CX_OK;
+    }
+    kpi_list_t l = {h, out, 0};
+    cx_err_t rc = cx_buf_putc(out, '[');
+    if (rc == CX_OK && k) rc = cx_campaigns_each_kpi(k, kpi_list_add, &l);
+    return rc == CX_OK ? cx_buf_putc(out, ']') : rc;
+}
+
 static enum MHD_Result h_campaigns(cx_http_t *h, struct MHD_Connection *c, const char *id) {
     cx_buf_t b = CX_BUF_INIT;
     if (id && !cx_id_valid(id, strlen(id)))
         return send_error(c, MHD_HTTP_BAD_REQUEST, "malformed campaign id: 1-128 bytes of [A-Za-z0-9._:@-] expected",
                           NULL);
-    if (!h->prov.campaigns) {
-        if (id) return send_error(c, MHD_HTTP_NOT_FOUND, "unknown campaign", NULL);
-        cx_buf_appendf(&b, "[]");
-        return send_json(c, MHD_HTTP_OK, &b);
-    }
     if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
     bool found = true;
-    cx_err_t rc = h->prov.campaigns(h->prov.opaque, id, &b, &found);
+    cx_err_t rc = h->prov.campaigns ? h->prov.campaigns(h->prov.opaque, id, &b, &found)
+                                    : pipeline_campaigns(h, id, &b, &found);
     h->prov.unlock(h->prov.opaque);
     if (rc != CX_OK) {
         cx_buf_free(&b);

@@ -43,9 +43,9 @@ typedef struct cx_http_provider {
     int32_t (*partitions)(void *opaque);
     /* With the lock: appends the Prometheus exposition. */
     cx_err_t (*metrics)(void *opaque, cx_buf_t *out);
-    /* Optional (NULL until campaign KPIs exist: /campaigns is [] and /campaigns/{id} 404). With the
-     * lock: id NULL appends a JSON array of KPI objects; otherwise one JSON object, *found false
-     * for an unknown campaign. */
+    /* Optional; NULL: the merged KPIs of pipeline()'s campaigns (cx_campaigns_each_kpi, CampaignKpi
+     * JSON, [] and 404 while the pipeline is NULL). With the lock: id NULL appends a JSON array of
+     * KPI objects; otherwise one JSON object, *found false for an unknown campaign. */
     cx_err_t (*campaigns)(void *opaque, const char *id, cx_buf_t *out, bool *found);
 } cx_http_provider_t;
 

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -367,4 +368,130 @@ Test(http, processor_holding_its_lock_gives_503_not_a_hang) {
     json_decref(j);
     pthread_mutex_unlock(&F.mu);
     json_decref(get_json("/segments", 200));
+}
+
+/* ---------- campaign KPIs: the same fixture plus two campaigns sent to the owned customer ---------- */
+
+static void apply(const cx_event_t *ev) {
+    char err[256];
+    bool more = true;
+    while (more) cr_assert_eq(cx_pipeline_advance(F.pl, 0, ev->ts_ms, &more, err, sizeof err), CX_OK, "%s", err);
+    cr_assert_eq(cx_pipeline_event(F.pl, 0, ev, -1, err, sizeof err), CX_OK, "%s", err);
+}
+
+static void send_of(const char *event_id, const char *campaign_id, cx_group_t group, int64_t ts) {
+    cx_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = CX_EV_EMAIL_SEND;
+    snprintf(ev.event_id, sizeof ev.event_id, "%s", event_id);
+    snprintf(ev.customer_id, sizeof ev.customer_id, "%s", owned_id);
+    ev.ts_ms = ts;
+    snprintf(ev.u.email_send.campaign_id, sizeof ev.u.email_send.campaign_id, "%s", campaign_id);
+    ev.u.email_send.group = group;
+    ev.u.email_send.channel = 0;
+    apply(&ev);
+}
+
+static void setup_campaigns(void) {
+    char err[256];
+    setup();
+    pthread_mutex_lock(&F.mu);
+    const int64_t t = 1700000000000;
+    const char *ids[] = {"b-autumn", "a-spring"}; /* added out of order: the list is sorted by id */
+    for (int i = 0; i < 2; i++) {
+        cx_campaign_t c;
+        memset(&c, 0, sizeof c);
+        snprintf(c.campaign_id, sizeof c.campaign_id, "%s", ids[i]);
+        c.name = (char *)ids[i];
+        c.type = CX_CT_NEWSLETTER;
+        c.start_ts_ms = t - 86400000;
+        c.end_ts_ms = t + 30 * 86400000LL;
+        c.observation_days = 7;
+        cr_assert_eq(cx_pipeline_campaign(F.pl, c.campaign_id, &c, err, sizeof err), CX_OK, "%s", err);
+    }
+    send_of("s2", "b-autumn", CX_GROUP_CONTROL, t + 3600000);
+    send_of("s1", "a-spring", CX_GROUP_TEST, t + 5400000); /* the latest send: the purchase's last touch */
+    cx_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = CX_EV_PURCHASE;
+    snprintf(ev.event_id, sizeof ev.event_id, "e2");
+    snprintf(ev.customer_id, sizeof ev.customer_id, "%s", owned_id);
+    ev.ts_ms = t + 7200000;
+    ev.u.purchase.kind = CX_PK_PURCHASE;
+    ev.u.purchase.amount_minor = 4900;
+    memcpy(ev.u.purchase.currency, "SEK", 4);
+    apply(&ev);
+    pthread_mutex_unlock(&F.mu);
+}
+
+TestSuite(http_campaigns, .init = setup_campaigns, .fini = teardown, .timeout = 60);
+
+/* Every CampaignKpi field of schemas/campaign_kpi.avsc, in schema order. */
+static void assert_kpi_object(json_t *k) {
+    static const char *const fields[] = {"campaign_id", "ts", "as_of_ts", "sent_test", "sent_control",
+                                         "responders_test_any", "responders_test_hard", "responders_control_any",
+                                         "responders_control_hard", "retrievals", "purchases", "turnover_minor",
+                                         "revenue_per_responder_minor", "response_rate_test",
+                                         "response_rate_control", "lift", "lift_p_value", "closed"};
+    cr_assert(json_is_object(k));
+    cr_assert_eq(json_object_size(k), sizeof fields / sizeof fields[0]);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        cr_assert(json_object_get(k, fields[i]), "field %s missing", fields[i]);
+}
+
+Test(http_campaigns, list_has_the_merged_kpis_of_every_campaign_in_id_order) {
+    json_t *j = get_json("/campaigns", 200);
+    cr_assert(json_is_array(j));
+    cr_assert_eq(json_array_size(j), 2, "%zu campaigns", json_array_size(j));
+    json_t *a = json_array_get(j, 0), *b = json_array_get(j, 1);
+    assert_kpi_object(a);
+    assert_kpi_object(b);
+    cr_assert_str_eq(json_string_value(json_object_get(a, "campaign_id")), "a-spring");
+    cr_assert_str_eq(json_string_value(json_object_get(b, "campaign_id")), "b-autumn");
+    cr_assert_eq(json_integer_value(json_object_get(a, "sent_test")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(a, "sent_control")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(a, "responders_test_any")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(a, "purchases")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(a, "turnover_minor")), 4900);
+    cr_assert_eq(json_integer_value(json_object_get(b, "sent_test")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(b, "sent_control")), 1);
+    cr_assert(json_is_false(json_object_get(a, "closed")), "the campaign runs for 30 more days");
+    json_decref(j);
+}
+
+Test(http_campaigns, one_campaign_by_id_404_unknown_400_malformed) {
+    json_t *j = get_json("/campaigns/a-spring", 200);
+    assert_kpi_object(j);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "campaign_id")), "a-spring");
+    cr_assert_eq(json_integer_value(json_object_get(j, "sent_test")), 1);
+    json_decref(j);
+    json_decref(get_json("/campaigns/no-such-campaign", 404));
+    json_decref(get_json("/campaigns/bad!id", 400));
+    json_decref(get_json("/campaigns/", 400));
+}
+
+/* The dashboard's campaign table reads these members of each /campaigns object: all present. */
+Test(http_campaigns, dashboard_campaign_table_reads_fields_the_api_has) {
+    resp_t r = request("GET", "/");
+    cr_assert_eq(r.status, 200);
+    const char *fn = strstr(r.body, "function renderCampaigns");
+    cr_assert(fn, "no renderCampaigns in the dashboard");
+    cr_assert(strstr(r.body, "getJSON(\"/campaigns\")"), "the dashboard does not poll /campaigns");
+    const char *end = strstr(fn, "\n}");
+    cr_assert(end);
+    json_t *list = get_json("/campaigns", 200);
+    json_t *k = json_array_get(list, 0);
+    int seen = 0;
+    for (const char *p = fn; p && p < end; p++) {
+        if (strncmp(p, "k.", 2) != 0 || (p > fn && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))) continue;
+        char name[64];
+        size_t n = 0;
+        for (p += 2; (isalnum((unsigned char)*p) || *p == '_') && n < sizeof name - 1; p++) name[n++] = *p;
+        name[n] = 0;
+        cr_assert(json_object_get(k, name), "dashboard reads k.%s, not in /campaigns", name);
+        seen++;
+    }
+    cr_assert_geq(seen, 7, "%d fields read", seen);
+    json_decref(list);
+    free(r.body);
 }

@@ -799,3 +799,336 @@ Test(codec, shipped_schema_text_keeps_logical_types) {
     cr_assert(strstr(t, "\"io.cxstream\""));
     cr_assert_eq(cx_codec_schema_id(codec, CX_REC_PROFILE), 15);
 }
+
+/* ---- direct encoders and reader against avro-c's generic path, on random records ---- */
+
+#include <float.h>
+#include <math.h>
+
+#define RANDOM_RECORDS 3000
+
+static uint64_t rng = 0x5eed;
+static uint64_t rnd(void) {
+    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static uint64_t below(uint64_t n) { return rnd() % n; }
+static bool coin(void) { return rnd() & 1; }
+static int64_t rnd_i64(void) {
+    static const int64_t edges[] = {0, -1, 1, 63, 64, -64, -65, INT64_MAX, INT64_MIN, INT32_MAX, INT32_MIN};
+    switch (below(4)) {
+    case 0: return (int64_t)below(200) - 100;
+    case 1: return (int64_t)rnd();
+    case 2: return edges[below(sizeof edges / sizeof edges[0])];
+    default: return (int64_t)below(UINT64_C(1) << 42);
+    }
+}
+static int32_t rnd_i32(void) {
+    static const int32_t edges[] = {0, -1, 1, 63, 64, -64, -65, INT32_MAX, INT32_MIN};
+    switch (below(3)) {
+    case 0: return (int32_t)below(200) - 100;
+    case 1: return (int32_t)(uint32_t)rnd();
+    default: return edges[below(sizeof edges / sizeof edges[0])];
+    }
+}
+static double rnd_double(void) {
+    static const double edges[] = {0.0, -0.0, 1.0, 0.1, DBL_MIN, DBL_MAX, 1e-300, -2.5};
+    switch (below(4)) {
+    case 0: return (double)below(1000000) / 1000000.0;
+    case 1: {
+        uint64_t u = rnd(); /* any bit pattern: NaNs with payloads, infinities, subnormals */
+        double d;
+        memcpy(&d, &u, sizeof d);
+        return d;
+    }
+    case 2: return below(2) ? INFINITY : -INFINITY;
+    default: return edges[below(sizeof edges / sizeof edges[0])];
+    }
+}
+/* A string valid for cx_id_valid (and so cx_token_valid), min..max bytes. */
+static void rnd_id(char *dst, size_t min, size_t max) {
+    static const char set[] = "ABCXYZabcxyz0189._:@-";
+    size_t n = min + below(max - min + 1);
+    for (size_t i = 0; i < n; i++) dst[i] = set[below(sizeof set - 1)];
+    dst[n] = 0;
+}
+/* Any bytes but NUL (control characters, invalid UTF-8), 0..max bytes: the encoders copy them as they are. */
+static void rnd_bytes(char *dst, size_t max) {
+    size_t n = below(max + 1);
+    for (size_t i = 0; i < n; i++) dst[i] = (char)(1 + below(255));
+    dst[n] = 0;
+}
+
+static char comment_buf[400];
+
+/* A random input event; valid (decodable) when `valid`, else anything the struct can hold. */
+static cx_event_t rnd_event(cx_event_type_t type, bool valid) {
+    cx_event_t e;
+    memset(&e, 0, sizeof e);
+    e.type = type;
+    if (valid) {
+        rnd_id(e.event_id, 1, CX_ID_MAX);
+        rnd_id(e.customer_id, 1, CX_ID_MAX);
+    } else {
+        rnd_bytes(e.event_id, CX_ID_MAX);
+        rnd_bytes(e.customer_id, CX_ID_MAX);
+    }
+    e.ts_ms = rnd_i64();
+    if (type != CX_EV_SURVEY && (e.has_campaign_code = coin())) {
+        if (valid) rnd_id(e.campaign_code, 1, CX_ID_MAX);
+        else rnd_bytes(e.campaign_code, CX_ID_MAX);
+    }
+    switch (type) {
+    case CX_EV_PLAY: {
+        cx_play_t *p = &e.u.play;
+        valid ? rnd_id(p->title_id, 1, CX_ID_MAX) : rnd_bytes(p->title_id, CX_ID_MAX);
+        if ((p->has_genre = coin())) valid ? rnd_id(p->genre, 1, CX_SHORT_MAX) : rnd_bytes(p->genre, CX_SHORT_MAX);
+        p->seconds_watched = rnd_i32();
+        if (valid && p->seconds_watched < 0) p->seconds_watched = -(p->seconds_watched + 1);
+        if ((p->has_device = coin())) valid ? rnd_id(p->device, 1, CX_SHORT_MAX) : rnd_bytes(p->device, CX_SHORT_MAX);
+        break;
+    }
+    case CX_EV_PURCHASE: {
+        cx_purchase_t *p = &e.u.purchase;
+        if ((p->has_title_id = coin())) valid ? rnd_id(p->title_id, 1, CX_ID_MAX) : rnd_bytes(p->title_id, CX_ID_MAX);
+        p->kind = (cx_purchase_kind_t)below(CX_PK__COUNT);
+        p->amount_minor = rnd_i64();
+        if (valid && p->amount_minor < 0) p->amount_minor = -(p->amount_minor + 1);
+        for (int i = 0; i < 3; i++) p->currency[i] = (char)('A' + below(26));
+        break;
+    }
+    case CX_EV_EMAIL_SEND: {
+        cx_email_send_t *m = &e.u.email_send;
+        valid ? rnd_id(m->campaign_id, 1, CX_ID_MAX) : rnd_bytes(m->campaign_id, CX_ID_MAX);
+        m->group = (cx_group_t)below(CX_GROUP__COUNT);
+        m->channel = (cx_channel_t)below(CX_CH__COUNT);
+        break;
+    }
+    case CX_EV_SURVEY: {
+        cx_survey_t *q = &e.u.survey;
+        valid ? rnd_id(q->survey_id, 1, CX_ID_MAX) : rnd_bytes(q->survey_id, CX_ID_MAX);
+        q->score = valid ? (int32_t)below(11) : rnd_i32();
+        valid ? rnd_id(q->touchpoint, 1, CX_SHORT_MAX) : rnd_bytes(q->touchpoint, CX_SHORT_MAX);
+        if ((q->has_comment = coin())) {
+            q->comment_len = below(sizeof comment_buf); /* any bytes, NUL included */
+            for (size_t i = 0; i < q->comment_len; i++) comment_buf[i] = (char)below(256);
+            q->comment = comment_buf;
+        }
+        break;
+    }
+    default: break;
+    }
+    return e;
+}
+
+static cx_buf_t gbuf = CX_BUF_INIT;
+
+/* The direct wire encoding of rec equals avro-c's generic encoding byte for byte. */
+static void assert_same_as_generic(cx_record_kind_t kind, const void *rec, int i) {
+    buf.len = 0;
+    gbuf.len = 0;
+    cx_err_t direct = cx_codec_encode(codec, kind, rec, CX_FMT_WIRE, &buf);
+    cx_err_t generic = cx_codec_encode_generic(codec, kind, rec, &gbuf);
+    cr_assert_eq(direct, generic, "kind %d record %d: direct %d, generic %d", (int)kind, i, (int)direct, (int)generic);
+    if (direct != CX_OK) return;
+    cr_assert_eq(buf.len, gbuf.len, "kind %d record %d: %zu bytes direct, %zu generic", (int)kind, i, buf.len, gbuf.len);
+    size_t at = 0;
+    while (at < buf.len && buf.data[at] == gbuf.data[at]) at++;
+    cr_assert_eq(at, buf.len, "kind %d record %d: first difference at byte %zu", (int)kind, i, at);
+}
+
+Test(codec, direct_wire_equals_generic_for_random_input_events_and_round_trips) {
+    static const cx_event_type_t types[] = {CX_EV_PLAY, CX_EV_PURCHASE, CX_EV_EMAIL_SEND, CX_EV_SURVEY};
+    for (int i = 0; i < RANDOM_RECORDS; i++) {
+        for (size_t t = 0; t < 4; t++) {
+            cx_record_kind_t kind = cx_codec_kind_of_event(types[t]);
+            cx_event_t in = rnd_event(types[t], false);
+            assert_same_as_generic(kind, &in, i);
+
+            in = rnd_event(types[t], true);
+            assert_same_as_generic(kind, &in, i);
+            cx_event_t out;
+            cr_assert_eq(cx_codec_decode_event(codec, kind, buf.data, buf.len, &out, detail, sizeof detail),
+                         CX_DLQ_NONE, "kind %d record %d: %s", (int)kind, i, detail);
+            assert_event_eq(&in, &out);
+            if (in.type == CX_EV_PLAY && in.u.play.has_device) cr_assert_str_eq(in.u.play.device, out.u.play.device);
+            if (in.type == CX_EV_PURCHASE && in.u.purchase.has_title_id)
+                cr_assert_str_eq(in.u.purchase.title_id, out.u.purchase.title_id);
+            /* The decoded comment is the codec's copy, not the input bytes. */
+            if (in.type == CX_EV_SURVEY && in.u.survey.has_comment)
+                cr_assert(out.u.survey.comment != (const char *)buf.data + 5 || in.u.survey.comment_len == 0);
+        }
+    }
+}
+
+Test(codec, direct_wire_equals_generic_for_random_campaigns_and_round_trips) {
+    char name[300], titles_buf[6][CX_ID_MAX + 1];
+    char *titles[6];
+    for (int i = 0; i < RANDOM_RECORDS; i++) {
+        cx_campaign_t in = {0}, out = {0};
+        rnd_id(in.campaign_id, 1, CX_ID_MAX);
+        rnd_bytes(name, sizeof name - 1);
+        in.name = name;
+        in.type = (cx_campaign_type_t)below(CX_CT__COUNT);
+        in.start_ts_ms = rnd_i64() / 2;
+        in.end_ts_ms = in.start_ts_ms + (int64_t)below(UINT64_C(1) << 40);
+        in.observation_days = (int32_t)below(3651);
+        in.n_promoted = below(7);
+        for (size_t t = 0; t < in.n_promoted; t++) {
+            rnd_id(titles_buf[t], 1, CX_ID_MAX);
+            titles[t] = titles_buf[t];
+        }
+        in.promoted_title_ids = in.n_promoted ? titles : NULL;
+        if ((in.has_campaign_code = coin())) rnd_id(in.campaign_code, 1, CX_ID_MAX);
+        assert_same_as_generic(CX_REC_CAMPAIGN, &in, i);
+        cr_assert_eq(cx_codec_decode_campaign(codec, buf.data, buf.len, &out, detail, sizeof detail), CX_DLQ_NONE,
+                     "record %d: %s", i, detail);
+        assert_campaign_eq(&in, &out);
+        cx_campaign_clear(&out);
+    }
+}
+
+static char str_pool[4][CX_ID_MAX + 1];
+static const char *rnd_segment(int slot) {
+    if (below(8) == 0) return NULL;
+    rnd_bytes(str_pool[slot], 40);
+    return str_pool[slot];
+}
+
+Test(codec, direct_wire_equals_generic_for_random_output_records) {
+    static cx_profile_out_t pr;
+    for (int i = 0; i < RANDOM_RECORDS; i++) {
+        cx_segment_change_t s;
+        memset(&s, 0, sizeof s);
+        rnd_bytes(s.customer_id, CX_ID_MAX);
+        s.ts_ms = rnd_i64();
+        s.previous_segment = rnd_segment(0);
+        s.segment = rnd_segment(1);
+        s.r_score = rnd_i32(), s.f_score = rnd_i32(), s.m_score = rnd_i32(), s.recency_days = rnd_i32();
+        s.frequency = rnd_i64(), s.monetary_minor = rnd_i64();
+        rnd_bytes(s.cause, sizeof s.cause - 1);
+        s.has_p_alive = coin(), s.p_alive = rnd_double();
+        s.has_clv_minor = coin(), s.clv_minor = rnd_i64();
+        assert_same_as_generic(CX_REC_SEGMENT_CHANGE, &s, i);
+
+        cx_trigger_t t;
+        memset(&t, 0, sizeof t);
+        rnd_bytes(t.customer_id, CX_ID_MAX);
+        t.ts_ms = rnd_i64();
+        rnd_bytes(t.trigger_id, sizeof t.trigger_id - 1);
+        t.kind = (cx_trigger_kind_t)below(CX_TRIG__COUNT);
+        t.has_days_since_last_play = coin(), t.days_since_last_play = rnd_i32();
+        t.has_usual_gap_days = coin(), t.usual_gap_days = rnd_double();
+        t.has_p_alive = coin(), t.p_alive = rnd_double();
+        t.segment = rnd_segment(2);
+        t.suggested_action = (cx_action_t)below(CX_ACT__COUNT);
+        if ((t.has_top_genre = coin())) rnd_bytes(t.top_genre, CX_SHORT_MAX);
+        t.eligible = coin();
+        if ((t.has_last_contact_campaign_id = coin())) rnd_bytes(t.last_contact_campaign_id, CX_ID_MAX);
+        assert_same_as_generic(CX_REC_TRIGGER, &t, i);
+
+        cx_response_t r;
+        memset(&r, 0, sizeof r);
+        rnd_bytes(r.customer_id, CX_ID_MAX);
+        r.ts_ms = rnd_i64();
+        rnd_bytes(r.response_id, CX_ID_MAX);
+        rnd_bytes(r.campaign_id, CX_ID_MAX);
+        rnd_bytes(r.send_event_id, CX_ID_MAX);
+        rnd_bytes(r.response_event_id, CX_ID_MAX);
+        r.response_type = (cx_response_type_t)below(2);
+        r.action = (cx_response_action_t)below(2);
+        r.amount_minor = rnd_i64();
+        r.group = (cx_group_t)below(CX_GROUP__COUNT);
+        r.latency_ms = rnd_i64();
+        assert_same_as_generic(CX_REC_RESPONSE, &r, i);
+
+        cx_kpi_t k;
+        memset(&k, 0, sizeof k);
+        rnd_bytes(k.campaign_id, CX_ID_MAX);
+        k.ts_ms = rnd_i64(), k.as_of_ts_ms = rnd_i64();
+        k.sent_test = rnd_i64(), k.sent_control = rnd_i64();
+        k.responders_test_any = rnd_i64(), k.responders_test_hard = rnd_i64();
+        k.responders_control_any = rnd_i64(), k.responders_control_hard = rnd_i64();
+        k.retrievals = rnd_i64(), k.purchases = rnd_i64(), k.turnover_minor = rnd_i64();
+        k.revenue_per_responder_minor = rnd_i64();
+        k.response_rate_test = rnd_double(), k.response_rate_control = rnd_double();
+        k.has_lift = coin(), k.lift = rnd_double();
+        k.has_lift_p_value = coin(), k.lift_p_value = rnd_double();
+        k.closed = coin();
+        assert_same_as_generic(CX_REC_KPI, &k, i);
+
+        cx_event_t ev = rnd_event((cx_event_type_t)below(4), coin());
+        cx_enriched_t en;
+        memset(&en, 0, sizeof en);
+        en.event = &ev;
+        en.has_segment = coin();
+        en.segment = rnd_segment(3);
+        en.r_score = rnd_i32(), en.f_score = rnd_i32(), en.m_score = rnd_i32();
+        en.has_nps_last = coin(), en.nps_last = rnd_i32();
+        en.has_p_alive = coin(), en.p_alive = rnd_double();
+        if ((en.has_acquisition_campaign_id = coin())) rnd_bytes(en.acquisition_campaign_id, CX_ID_MAX);
+        en.newsletter_recipient = coin();
+        if ((en.has_response_campaign_id = coin())) rnd_bytes(en.response_campaign_id, CX_ID_MAX);
+        assert_same_as_generic(CX_REC_ENRICHED, &en, i);
+
+        memset(&pr, 0, sizeof pr);
+        rnd_bytes(pr.customer_id, CX_ID_MAX);
+        pr.has_tx = coin();
+        pr.first_transaction_ts = rnd_i64(), pr.last_transaction_ts = rnd_i64();
+        pr.has_last_play_ts = coin(), pr.last_play_ts = rnd_i64();
+        pr.recency_days = rnd_i32(), pr.frequency = rnd_i64(), pr.monetary_minor = rnd_i64();
+        pr.r_score = rnd_i32(), pr.f_score = rnd_i32(), pr.m_score = rnd_i32();
+        pr.segment = rnd_segment(0);
+        pr.purchases_total = rnd_i64(), pr.revenue_total_minor = rnd_i64(), pr.plays_total = rnd_i64();
+        pr.has_nps_last = coin(), pr.nps_last = rnd_i32(), pr.nps_count = rnd_i64();
+        pr.bgnbd_x = rnd_i64(), pr.repeat_revenue_minor = rnd_i64();
+        pr.bgnbd_t_x_days = rnd_i64(), pr.bgnbd_T_days = rnd_i64();
+        pr.has_p_alive = coin(), pr.p_alive = rnd_double();
+        pr.expected_transactions_90d = rnd_double();
+        pr.clv_minor = rnd_i64();
+        if ((pr.has_acquisition_campaign_id = coin())) rnd_bytes(pr.acquisition_campaign_id, CX_ID_MAX);
+        pr.newsletter_recipient = coin();
+        pr.n_contacts = below(CX_PROFILE_CONTACTS_OUT + 4); /* more than the output holds: capped */
+        for (size_t c = 0; c < CX_PROFILE_CONTACTS_OUT; c++) {
+            rnd_bytes(pr.contacts[c].campaign_id, CX_ID_MAX);
+            pr.contacts[c].campaign_type = (cx_campaign_type_t)below(CX_CT__COUNT);
+            pr.contacts[c].channel = (cx_channel_t)below(CX_CH__COUNT);
+            pr.contacts[c].group = (cx_group_t)below(CX_GROUP__COUNT);
+            pr.contacts[c].ts_ms = rnd_i64();
+        }
+        assert_same_as_generic(CX_REC_PROFILE, &pr, i);
+    }
+    cx_buf_free(&gbuf);
+}
+
+Test(codec, enum_outside_its_symbols_is_invalid_on_both_encoders_and_writes_nothing) {
+    cx_trigger_t t = {0};
+    strcpy(t.customer_id, "c");
+    t.kind = (cx_trigger_kind_t)CX_TRIG__COUNT;
+    cx_buf_append(&buf, "keep", 4);
+    cr_assert_eq(cx_codec_encode(codec, CX_REC_TRIGGER, &t, CX_FMT_WIRE, &buf), CX_ERR_INVALID);
+    cr_assert_eq(buf.len, 4);
+    cr_assert_eq(cx_codec_encode_generic(codec, CX_REC_TRIGGER, &t, &buf), CX_ERR_INVALID);
+    cx_event_t e = purchase();
+    e.u.purchase.kind = (cx_purchase_kind_t)-1;
+    cr_assert_eq(cx_codec_encode(codec, CX_REC_PURCHASE, &e, CX_FMT_WIRE, &buf), CX_ERR_INVALID);
+    cr_assert_eq(buf.len, 4);
+}
+
+Test(codec, mutated_wire_events_never_crash_and_truncations_are_decode_errors) {
+    static const cx_event_type_t types[] = {CX_EV_PLAY, CX_EV_PURCHASE, CX_EV_EMAIL_SEND, CX_EV_SURVEY};
+    for (int i = 0; i < RANDOM_RECORDS; i++) {
+        cx_event_type_t type = types[i % 4];
+        cx_record_kind_t kind = cx_codec_kind_of_event(type);
+        cx_event_t in = rnd_event(type, true), out;
+        encode(&in);
+        size_t cut = 5 + below(buf.len - 5);
+        cr_assert_eq(cx_codec_decode_event(codec, kind, buf.data, cut, &out, detail, sizeof detail),
+                     CX_DLQ_DECODE_ERROR, "kind %d record %d cut at %zu: %s", (int)kind, i, cut, detail);
+        for (int m = 0; m < 3; m++) buf.data[5 + below(buf.len - 5)] = (uint8_t)rnd();
+        cx_dlq_code_t code = cx_codec_decode_event(codec, kind, buf.data, buf.len, &out, detail, sizeof detail);
+        cr_assert((int)code >= 0 && (int)code < CX_DLQ__COUNT, "code %d", (int)code);
+    }
+}

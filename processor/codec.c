@@ -1931,12 +1931,14 @@ static bool same_fields(const kind_slot_t *s, const struct kind_info *k, const f
                     ((a->type & ~FT_NULLABLE) != FT_ENUM ||
                      (a->n_symbols == b->n_symbols && b->enum_name && strcmp(a->enum_name, b->enum_name) == 0));
         if (same) continue;
+        char is[160], has[160];
+        if (a) snprintf(is, sizeof is, "%s %s", a->name, ftype_name(a->type, a->enum_name, t1, sizeof t1));
+        else snprintf(is, sizeof is, "absent");
+        if (b) snprintf(has, sizeof has, "has %s %s", b->name, ftype_name(b->type, b->enum_name, t2, sizeof t2));
+        else snprintf(has, sizeof has, "has no field there");
         cx_seterr(errstr, errstr_size,
-                  "schema %s: field %d is %s%s%s but the direct %s %s %s%s%s: change processor/codec.c together "
-                  "with the .avsc",
-                  k->file, i + 1, a ? a->name : "(none)", a ? " " : "", a ? ftype_name(a->type, a->enum_name, t1, sizeof t1) : "",
-                  who, b ? "has" : "has no field there", b ? b->name : "", b ? " " : "",
-                  b ? ftype_name(b->type, b->enum_name, t2, sizeof t2) : "");
+                  "schema %s: field %d is %s but the direct %s %s: change processor/codec.c together with the .avsc",
+                  k->file, i + 1, is, who, has);
         return false;
     }
     if (want.overflow || got->overflow) {

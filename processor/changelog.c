@@ -261,18 +261,12 @@ cx_err_t cx_restorer_finish(cx_restorer_t *r, int64_t next_offset, char *errstr,
 
 /* ---------- reading from Kafka ---------- */
 
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 cx_err_t cx_changelog_restore(rd_kafka_t *rk, const char *topic, cx_store_t *store, uint16_t part, int64_t from_offset,
                               void (*progress)(void *opaque, const cx_restore_progress_t *pr), void *opaque,
                               cx_restore_progress_t *result, char *errstr, size_t n) {
     cx_restore_progress_t pr = {.part = part, .from = from_offset, .end = -1, .position = from_offset};
     cx_err_t rc = CX_OK;
-    double t0 = mono_s();
+    double t0 = cx_mono_s();
     cx_restorer_t *r = cx_restorer_new(store, part);
     if (!r) return CX_ERR_NOMEM;
     int64_t lo = 0, hi = 0;
@@ -295,12 +289,12 @@ cx_err_t cx_changelog_restore(rd_kafka_t *rk, const char *topic, cx_store_t *sto
             rc = CX_ERR_KAFKA;
             goto done;
         }
-        double last_seen = mono_s();
+        double last_seen = cx_mono_s();
         uint64_t next_report = RESTORE_PROGRESS;
         for (;;) {
             rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
             if (!m) {
-                if ((mono_s() - last_seen) * 1000 > RESTORE_STALL_MS) {
+                if ((cx_mono_s() - last_seen) * 1000 > RESTORE_STALL_MS) {
                     cx_seterr(errstr, n, "changelog %s[%u]: no progress for %d s at offset %" PRId64, topic, part,
                               RESTORE_STALL_MS / 1000, pr.position);
                     rc = CX_ERR_TIMEOUT;
@@ -308,7 +302,7 @@ cx_err_t cx_changelog_restore(rd_kafka_t *rk, const char *topic, cx_store_t *sto
                 }
                 continue;
             }
-            last_seen = mono_s();
+            last_seen = cx_mono_s();
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 if (m->offset > pr.position) pr.position = m->offset; /* past control records */
                 rd_kafka_message_destroy(m);
@@ -329,7 +323,7 @@ cx_err_t cx_changelog_restore(rd_kafka_t *rk, const char *topic, cx_store_t *sto
             if (rc != CX_OK || pr.position >= hi) break; /* at the end seen when the restore began */
             if (progress && pr.records >= next_report) {
                 next_report += RESTORE_PROGRESS;
-                pr.seconds = mono_s() - t0;
+                pr.seconds = cx_mono_s() - t0;
                 progress(opaque, &pr);
             }
         }
@@ -338,7 +332,7 @@ cx_err_t cx_changelog_restore(rd_kafka_t *rk, const char *topic, cx_store_t *sto
     if (rc == CX_OK) rc = cx_restorer_finish(r, pr.position, errstr, n);
 done:
     pr.records = cx_restorer_records(r);
-    pr.seconds = mono_s() - t0;
+    pr.seconds = cx_mono_s() - t0;
     if (progress) progress(opaque, &pr);
     if (result) *result = pr;
     cx_restorer_destroy(r);

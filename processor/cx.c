@@ -178,3 +178,21 @@ int32_t cx_murmur2_partition(const void *key, size_t len, int32_t partitions) {
     h ^= h >> 15;
     return partitions > 0 ? (int32_t)((h & 0x7fffffff) % (uint32_t)partitions) : 0;
 }
+
+int64_t cx_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t cx_mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double cx_mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

@@ -77,6 +77,12 @@ void cx_seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
 
 
 
+/* Clocks: wall (epoch ms, for event-time checks against "now") and monotonic (ms or seconds,
+ * for durations and deadlines). */
+int64_t cx_wall_ms(void);
+int64_t cx_mono_ms(void);
+double cx_mono_s(void);
+
 /* Kafka's default partitioner (Java client murmur2; librdkafka `murmur2_random` for non-empty
  * keys): toPositive(murmur2(key)) % partitions. */
 int32_t cx_murmur2_partition(const void *key, size_t len, int32_t partitions);

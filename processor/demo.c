@@ -62,12 +62,6 @@ static void *gen_main(void *arg) {
     return NULL;
 }
 
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb;
     (void)flag;
@@ -307,14 +301,14 @@ int cx_cmd_demo(int argc, char **argv) {
                 strcmp(cfg->http_bind, "0.0.0.0") ? cfg->http_bind : "localhost", (unsigned)cx_http_port(http));
     fflush(stdout);
 
-    double t0 = mono_s(), next_print = t0 + 1.0;
+    double t0 = cx_mono_s(), next_print = t0 + 1.0;
     uint64_t last_consumed = 0;
     while (!demo_stop) {
         if ((rc = cx_runner_poll(r, 100, err, sizeof err)) != CX_OK) {
             fprintf(stderr, "cxstream demo: processor stopped: %s\n", err);
             goto done;
         }
-        double now = mono_s();
+        double now = cx_mono_s();
         if (now >= next_print) {
             cx_runner_stats_t st = cx_runner_stats(r);
             cx_pipeline_stats_t ps = cx_pipeline_stats(cx_runner_pipeline(r));
@@ -341,7 +335,7 @@ int cx_cmd_demo(int argc, char **argv) {
     cx_pipeline_stats_t ps = cx_pipeline_stats(cx_runner_pipeline(r));
     int64_t seg[CX_SEGMENTS_MAX] = {0};
     cx_pipeline_segment_counts(cx_runner_pipeline(r), seg, cfg->n_segments);
-    double secs = mono_s() - t0;
+    double secs = cx_mono_s() - t0;
     if (cx_runner_close(r, err, sizeof err) != CX_OK) {
         fprintf(stderr, "cxstream demo: final commit failed: %s\n", err);
         goto done;

@@ -62,12 +62,6 @@ static const char *topic_of(const cx_gen_topics_t *t, cx_event_type_t type) {
     }
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 cx_err_t cx_gen_produce(rd_kafka_t *rk, const cx_gen_opts_t *o, const cx_gen_topics_t *topics,
                         double rate_per_s, volatile sig_atomic_t *stop,
                         void (*progress)(void *opaque, uint64_t sent), void *opaque, FILE *truth_out,
@@ -87,7 +81,7 @@ cx_err_t cx_gen_produce(rd_kafka_t *rk, const cx_gen_opts_t *o, const cx_gen_top
         return CX_ERR_INVALID;
     }
     st->magic = DR_MAGIC;
-    double t0 = now_s();
+    double t0 = cx_mono_s();
     cx_gen_record_t r;
     int rc = 0;
     while (!(stop && *stop) && (rc = cx_gen_next(g, &r)) == 1) {
@@ -113,7 +107,7 @@ cx_err_t cx_gen_produce(rd_kafka_t *rk, const cx_gen_opts_t *o, const cx_gen_top
         if (rate_per_s > 0) {
             /* pace: record n is due at t0 + n / rate; wait in short slices, serving callbacks */
             double due = t0 + (double)sent / rate_per_s;
-            for (double now = now_s(); now < due && !(stop && *stop); now = now_s()) {
+            for (double now = cx_mono_s(); now < due && !(stop && *stop); now = cx_mono_s()) {
                 double wait_ms = (due - now) * 1000.0;
                 rd_kafka_poll(rk, wait_ms > 100 ? 100 : (int)wait_ms + 1);
             }

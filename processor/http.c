@@ -36,18 +36,6 @@ struct cx_http {
     void *owned; /* provider state allocated by cx_http_start_runner, freed on stop */
 };
 
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---------- responses ---------- */
 
 static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype, cx_buf_t *b) {
@@ -358,7 +346,7 @@ static enum MHD_Result h_stats(cx_http_t *h, struct MHD_Connection *c) {
                    "{\"now_ms\":%" PRId64 ",\"events\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"late\":%" PRIu64
                    ",\"timers_fired\":%" PRIu64 ",\"segment_changes\":%" PRIu64 ",\"triggers\":%" PRIu64
                    ",\"responses\":%" PRIu64 ",\"kpis\":%" PRIu64 ",\"partitions\":%d}",
-                   wall_ms(), st.events, st.duplicates, st.late, st.timers_fired, st.out[CX_REC_SEGMENT_CHANGE],
+                   cx_wall_ms(), st.events, st.duplicates, st.late, st.timers_fired, st.out[CX_REC_SEGMENT_CHANGE],
                    st.out[CX_REC_TRIGGER], st.out[CX_REC_RESPONSE], st.out[CX_REC_KPI], owned);
     return send_json(c, MHD_HTTP_OK, &b);
 }
@@ -506,7 +494,7 @@ static bool rp_alive(void *o, const char **state) {
     }
     /* a poll returns within its timeout plus one batch and at most one commit cycle */
     int64_t stale_ms = 60000 + rp->cfg->commit_interval_ms;
-    if (hb && mono_ms() - hb > stale_ms) {
+    if (hb && cx_mono_ms() - hb > stale_ms) {
         *state = "stalled";
         return false;
     }
@@ -553,7 +541,7 @@ static int32_t rp_partitions(void *o) {
 
 static cx_err_t rp_metrics(void *o, cx_buf_t *out) {
     runner_prov_t *rp = o;
-    return cx_metrics_collect_runner(out, rp->cfg, rp->r, wall_ms());
+    return cx_metrics_collect_runner(out, rp->cfg, rp->r, cx_wall_ms());
 }
 
 cx_http_t *cx_http_start_runner(const cx_config_t *cfg, cx_runner_t *r, char *errstr, size_t n) {

@@ -52,12 +52,6 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc = CURLE_OK;
 static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static size_t on_body(char *p, size_t size, size_t nmemb, void *opaque) {
     cx_registry_t *g = opaque;
     size_t n = size * nmemb;
@@ -258,14 +252,14 @@ static void lookup(cx_registry_t *g, slot_t *s) {
     g->st.lookups++;
     if (request(g, path, NULL, &status, err, sizeof err) != CX_OK) {
         s->state = SLOT_ERROR;
-        s->retry_at_ms = mono_ms() + ERROR_RETRY_MS;
+        s->retry_at_ms = cx_mono_ms() + ERROR_RETRY_MS;
         cx_seterr(s->why, sizeof s->why, "%s", err);
         cx_log(CX_LOG_WARN, "registry", "lookup failed id=%" PRId32 " err=\"%s\"", s->id, err);
         return;
     }
     if (status == 404) {
         s->state = SLOT_MISSING;
-        s->retry_at_ms = mono_ms() + MISSING_RETRY_MS;
+        s->retry_at_ms = cx_mono_ms() + MISSING_RETRY_MS;
         cx_seterr(s->why, sizeof s->why, "schema id %" PRId32 " is unknown to the registry", s->id);
         cx_log(CX_LOG_WARN, "registry", "unknown id=%" PRId32, s->id);
         return;
@@ -273,7 +267,7 @@ static void lookup(cx_registry_t *g, slot_t *s) {
     if (status != 200) {
         describe_failure(g, path, status, err, sizeof err);
         s->state = SLOT_ERROR;
-        s->retry_at_ms = mono_ms() + ERROR_RETRY_MS;
+        s->retry_at_ms = cx_mono_ms() + ERROR_RETRY_MS;
         cx_seterr(s->why, sizeof s->why, "%s", err);
         cx_log(CX_LOG_WARN, "registry", "lookup failed id=%" PRId32 " err=\"%s\"", s->id, err);
         return;
@@ -285,7 +279,7 @@ static void lookup(cx_registry_t *g, slot_t *s) {
     cx_seterr(s->why, sizeof s->why, "schema id %" PRId32 " is not one of cxstream's input schemas", s->id);
     if (!text) {
         s->state = SLOT_ERROR;
-        s->retry_at_ms = mono_ms() + ERROR_RETRY_MS;
+        s->retry_at_ms = cx_mono_ms() + ERROR_RETRY_MS;
         cx_seterr(s->why, sizeof s->why, "schema registry %s%s: answer without a schema", g->url, path);
     } else if ((!type || strcmp(type, "AVRO") == 0) && (schema = json_loads(text, 0, NULL))) {
         for (size_t i = 0; i < N_INPUTS; i++)
@@ -306,7 +300,7 @@ cx_err_t cx_registry_resolve(cx_registry_t *g, int32_t id, cx_record_kind_t *kin
     slot_t *s = slot_for(g, id);
     s->used = ++g->clock;
     if (s->state == SLOT_EMPTY ||
-        ((s->state == SLOT_MISSING || s->state == SLOT_ERROR) && mono_ms() >= s->retry_at_ms))
+        ((s->state == SLOT_MISSING || s->state == SLOT_ERROR) && cx_mono_ms() >= s->retry_at_ms))
         lookup(g, s);
     else
         g->st.cache_hits++;

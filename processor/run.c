@@ -82,18 +82,6 @@ struct cx_runner {
     cx_runner_restore_t rs;
 };
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static inq_t *Q(cx_runner_t *r, int32_t p, int i) { return &r->q[p * CX_INPUTS + i]; }
 
 static int input_of_topic(const cx_runner_t *r, const char *topic) {
@@ -397,7 +385,7 @@ static void recover_all(cx_runner_t *r, const char *why) {
  * A Kafka failure is recovered from (recover_all) and returns CX_OK; a RocksDB failure is returned:
  * the caller stops without committing. */
 static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) {
-    int64_t t0 = mono_ms();
+    int64_t t0 = cx_mono_ms();
     if (r->recover) recover_all(r, "an earlier flush failed");
     cx_err_t rc = cx_pipeline_flush(r->pl, -1, errstr, n);
     if (rc != CX_OK) {
@@ -406,7 +394,7 @@ static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) 
             return rc == CX_ERR_FATAL ? rc : CX_ERR_IO;
         }
         recover_all(r, errstr);
-        r->last_commit_ms = mono_ms();
+        r->last_commit_ms = cx_mono_ms();
         return r->fatal ? CX_ERR_FATAL : CX_OK;
     }
     /* offsets to the group (exactly_once: already inside the transaction) */
@@ -426,7 +414,7 @@ static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) 
     }
     rd_kafka_topic_partition_list_destroy(l);
     r->st.commits++;
-    r->last_commit_ms = mono_ms();
+    r->last_commit_ms = cx_mono_ms();
     r->st.last_commit_s = (double)(r->last_commit_ms - t0) / 1000.0;
     cx_histogram_observe(&r->st.commit_seconds, r->st.last_commit_s);
     return CX_OK;
@@ -876,12 +864,12 @@ static cx_err_t poll_campaigns(cx_runner_t *r, bool to_end, char *errstr, size_t
         if (rd_kafka_query_watermark_offsets(r->campaigns, r->cfg->topic_campaigns, 0, &lo, &hi, 10000)) hi = 0;
         pos = lo;
     }
-    int64_t deadline = mono_ms() + 60000;
+    int64_t deadline = cx_mono_ms() + 60000;
     for (;;) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(r->campaigns, to_end && pos < hi ? 100 : 0);
         if (!m) {
             if (!to_end || pos >= hi) return CX_OK;
-            if (mono_ms() > deadline) {
+            if (cx_mono_ms() > deadline) {
                 cx_seterr(errstr, n, "reading %s to its end timed out", r->cfg->topic_campaigns);
                 return CX_ERR_TIMEOUT;
             }
@@ -964,7 +952,7 @@ cx_err_t cx_runner_start(cx_runner_t *r, char *errstr, size_t n) {
         cx_seterr(errstr, n, "subscribe failed: %s", rd_kafka_err2str(err));
         rc = CX_ERR_KAFKA;
     }
-    r->last_commit_ms = mono_ms();
+    r->last_commit_ms = cx_mono_ms();
     if (rc == CX_OK) atomic_store(&r->started, true);
     cx_log(CX_LOG_INFO, "consumer", "started partitions=%d group=%s campaigns=%" PRIu64, r->n_parts,
            r->cfg->group_id, r->st.campaigns);
@@ -1045,7 +1033,7 @@ static bool head(cx_runner_t *r, int32_t p, int i, cx_err_t *rc) {
         code = cx_registry_decode_event(r->registry, r->codec, cx_codec_kind_of_event((cx_event_type_t)i), m->payload,
                                         m->len, &q->ev, q->detail, sizeof q->detail);
         if (code == CX_DLQ_NONE) {
-            r->chk.now_ms = now_ms();
+            r->chk.now_ms = cx_wall_ms();
             code = cx_codec_check_event(&q->ev, &r->chk, q->detail, sizeof q->detail);
         }
         if (code != CX_DLQ_NONE) {
@@ -1071,7 +1059,7 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
     for (;;) {
         int best = -1;
         bool wait = false;
-        int64_t now = mono_ms();
+        int64_t now = cx_mono_ms();
         for (int i = 0; i < CX_INPUTS; i++) {
             inq_t *q = Q(r, p, i);
             if (!q->assigned) continue;
@@ -1135,7 +1123,7 @@ static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t go
     if (rc == CX_OK) rc = cx_campaigns_tick(cx_pipeline_campaigns(r->pl));
     for (int32_t p = 0; p < r->n_parts && rc == CX_OK; p++)
         if (cx_pipeline_owns(r->pl, (uint16_t)p)) rc = process_partition(r, p, errstr, n);
-    if (rc == CX_OK && mono_ms() - r->last_commit_ms >= r->cfg->commit_interval_ms)
+    if (rc == CX_OK && cx_mono_ms() - r->last_commit_ms >= r->cfg->commit_interval_ms)
         rc = commit_cycle(r, false, errstr, n);
     if (rc != CX_OK && !r->fatal) {
         /* an event may be half applied and its outputs lost: nothing may be committed after this,
@@ -1150,7 +1138,7 @@ cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) 
     rd_kafka_message_t *msgs[CONSUME_BATCH];
     /* the wait happens outside the lock, so HTTP handlers read the pipeline meanwhile */
     ssize_t got = rd_kafka_consume_batch_queue(r->cq, timeout_ms, msgs, CONSUME_BATCH);
-    atomic_store(&r->heartbeat_ms, mono_ms());
+    atomic_store(&r->heartbeat_ms, cx_mono_ms());
     cx_runner_lock(r);
     cx_err_t rc = poll_batch(r, msgs, got, errstr, n);
     cx_runner_unlock(r);

@@ -2,13 +2,17 @@
  * codec.c — Avro wire format and replay JSON for the records of DESIGN §5 (see codec.h).
  *
  * Every record kind has one parsed schema (from the .avsc embedded in the binary) and one reused
- * avro-c generic value. Decoding fills that value, from Avro binary (our own bounds-checked
- * reader: avro_value_read mallocs a string's claimed length before checking it, so four hostile
- * bytes could ask for gigabytes) or from a JSON line (jansson, then a schema-driven walk that
- * applies the .avsc defaults); one extraction step then turns the value into a cx_event_t or
- * cx_campaign_t and applies every check, so both input paths reject the same records with the same
- * codes. Encoding fills the same value from a C struct and writes it with avro_value_write, or as
- * JSON by a generic walk (unions unwrapped, enums as symbols, shortest round-trip doubles).
+ * avro-c generic value. The hot paths do not use that value: the wire format of the four input
+ * kinds is read field by field into a raw_event_t (our own bounds-checked reader: avro_value_read
+ * mallocs a string's claimed length before checking it, so four hostile bytes could ask for
+ * gigabytes), and every record kind is written to the wire by a direct encoder straight from its
+ * struct; cx_codec_new replays each direct encoder/reader once and compares the fields with the
+ * .avsc, so the two cannot drift. A JSON line (jansson, then a schema-driven walk that applies the
+ * .avsc defaults) and a Campaign on the wire fill the generic value; the JSON event path extracts a
+ * raw_event_t from it, and validate_event applies every check to both, so both input paths reject
+ * the same records with the same codes. JSON output fills the value from the struct and walks it
+ * (unions unwrapped, enums as symbols, shortest round-trip doubles); cx_codec_encode_generic writes
+ * it with avro_value_write, the reference the direct encoders are tested against.
  */
 #include "codec.h"
 

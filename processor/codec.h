@@ -8,9 +8,11 @@
  * thread-safe (one per thread). Strings that a decoded event borrows (survey comment) point into
  * the codec and stay valid until the next decode call on the same codec. cx_campaign_t values
  * filled by the codec own their arrays (free with cx_campaign_clear). Encoders append to a
- * caller-owned cx_buf_t. Once warm (buffers at their working size) decoding and encoding of
- * events do not allocate, except when a nullable string field switches between null and a value
- * (avro-c re-initialises the union branch) and for arrays (Campaign titles, Profile contacts).
+ * caller-owned cx_buf_t. The wire format of the input events and every encoded record is
+ * read/written directly between bytes and the C structs (no avro-c value; cx_codec_new checks
+ * those direct codecs against the .avsc and fails if they differ), so once warm (buffers at their
+ * working size) neither allocates. The JSON path and Campaign decoding go through a reused avro-c
+ * value, which allocates when a nullable string switches between null and a value and for arrays.
  */
 #ifndef CX_CODEC_H
 #define CX_CODEC_H
@@ -48,7 +50,7 @@ cx_record_kind_t cx_codec_kind_of_event(cx_event_type_t t);
  * upper-case letters, observation_days 0..3650, genre/device/touchpoint > 64 bytes). NOT timestamps
  * or currency allow-lists: see cx_codec_check_event. The event's borrowed fields (survey comment)
  * point into the codec and stay valid until the next decode call. No malloc per call once warm
- * (reuse avro_value_t / reader). */
+ * (direct reader; the comment is copied into a reused codec buffer). */
 cx_dlq_code_t cx_codec_decode_event(cx_codec_t *c, cx_record_kind_t expected, const void *buf,
                                     size_t len, cx_event_t *out, char *detail, size_t detail_size);
 /* Campaign value -> out (out is cleared first, then owns its arrays). */
@@ -81,7 +83,8 @@ typedef enum { CX_FMT_WIRE = 0, CX_FMT_JSON = 1 } cx_format_t;
  * cx_enriched_t, cx_profile_out_t. JSON: one object, no newline, DESIGN §3 rules: Avro field names,
  * unions unwrapped (null or the value), enums as symbols, integers exact, doubles shortest
  * round-trip (cx_buf_json_double), fields in schema order. For the four input kinds the JSON form
- * starts with "event_type" so it is a valid replay line. Wire: 0x00 + BE id + Avro binary. */
+ * starts with "event_type" so it is a valid replay line. Wire: 0x00 + BE id + Avro binary, written
+ * straight from the struct. An enum value outside its C enum is CX_ERR_INVALID (out unchanged). */
 cx_err_t cx_codec_encode(cx_codec_t *c, cx_record_kind_t kind, const void *rec, cx_format_t fmt,
                          cx_buf_t *out);
 

@@ -16,6 +16,8 @@ struct cx_cache {
     cx_cache_entry_t dirty; /* sentinel */
     cx_cache_entry_t *free_list;
     cx_buf_t key, val, enc;
+    cx_cache_entry_t **sort; /* flush order scratch, reused */
+    size_t sort_cap;
     cx_cache_stats_t st;
 };
 
@@ -70,6 +72,7 @@ void cx_cache_destroy(cx_cache_t *c) {
         c->free_list = n;
     }
     free(c->table);
+    free(c->sort);
     cx_buf_free(&c->key);
     cx_buf_free(&c->val);
     cx_buf_free(&c->enc);
@@ -169,38 +172,58 @@ void cx_cache_mark_dirty(cx_cache_t *c, cx_cache_entry_t *e) {
 
 bool cx_cache_needs_flush(const cx_cache_t *c) { return c->ndirty >= c->max_entries; }
 
-cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch) {
-    cx_cache_entry_t *e = c->dirty.next;
-    while (e != &c->dirty) {
-        cx_cache_entry_t *next = e->next;
-        if (part < 0 || e->part == part) {
-            cx_buf_reset(&c->enc);
-            cx_err_t rc = cx_profile_encode(&e->prof, &c->enc);
-            if (rc == CX_OK) rc = cx_store_key(&c->key, e->part, CX_KEY_PROFILE, e->prof.customer_id,
-                                               strlen(e->prof.customer_id));
-            if (rc != CX_OK) return rc;
-            cx_store_batch_put(batch, c->key.data, c->key.len, c->enc.data, c->enc.len);
-            if (e->indexed_due_ms != e->prof.timer_due_ms) {
-                if (e->indexed_due_ms) {
-                    if ((rc = cx_store_timer_key(&c->key, e->part, e->indexed_due_ms, e->prof.customer_id)))
-                        return rc;
-                    cx_store_batch_delete(batch, c->key.data, c->key.len);
-                }
-                if (e->prof.timer_due_ms) {
-                    if ((rc = cx_store_timer_key(&c->key, e->part, e->prof.timer_due_ms, e->prof.customer_id)))
-                        return rc;
-                    cx_store_batch_put(batch, c->key.data, c->key.len, "", 0);
-                }
-                e->indexed_due_ms = e->prof.timer_due_ms;
-            }
-            e->in_store = true;
-            e->dirty = false;
-            c->ndirty--;
-            c->st.flushed++;
-            list_unlink(e);
-            list_push_front(&c->lru, e);
+static int cmp_entry(const void *a, const void *b) {
+    const cx_cache_entry_t *x = *(cx_cache_entry_t *const *)a, *y = *(cx_cache_entry_t *const *)b;
+    if (x->part != y->part) return x->part < y->part ? -1 : 1;
+    return strcmp(x->prof.customer_id, y->prof.customer_id);
+}
+
+static cx_err_t flush_entry(cx_cache_t *c, cx_cache_entry_t *e, cx_store_batch_t *batch) {
+    cx_buf_reset(&c->enc);
+    cx_err_t rc = cx_profile_encode(&e->prof, &c->enc);
+    if (rc == CX_OK)
+        rc = cx_store_key(&c->key, e->part, CX_KEY_PROFILE, e->prof.customer_id, strlen(e->prof.customer_id));
+    if (rc != CX_OK) return rc;
+    cx_store_batch_put(batch, c->key.data, c->key.len, c->enc.data, c->enc.len);
+    if (e->indexed_due_ms != e->prof.timer_due_ms) {
+        if (e->indexed_due_ms) {
+            if ((rc = cx_store_timer_key(&c->key, e->part, e->indexed_due_ms, e->prof.customer_id))) return rc;
+            cx_store_batch_delete(batch, c->key.data, c->key.len);
         }
-        e = next;
+        if (e->prof.timer_due_ms) {
+            if ((rc = cx_store_timer_key(&c->key, e->part, e->prof.timer_due_ms, e->prof.customer_id))) return rc;
+            cx_store_batch_put(batch, c->key.data, c->key.len, "", 0);
+        }
+        e->indexed_due_ms = e->prof.timer_due_ms;
+    }
+    e->in_store = true;
+    e->dirty = false;
+    c->ndirty--;
+    c->st.flushed++;
+    list_unlink(e);
+    list_push_front(&c->lru, e);
+    return CX_OK;
+}
+
+/* Dirty entries go into the batch in key order: RocksDB's memtable inserts (the largest cost of a
+ * flush) are much cheaper in order than at random. */
+cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch) {
+    size_t n = 0;
+    for (cx_cache_entry_t *e = c->dirty.next; e != &c->dirty; e = e->next)
+        if (part < 0 || e->part == part) n++;
+    if (n > c->sort_cap) {
+        cx_cache_entry_t **a = realloc(c->sort, n * sizeof *a);
+        if (!a) return CX_ERR_NOMEM;
+        c->sort = a;
+        c->sort_cap = n;
+    }
+    size_t k = 0;
+    for (cx_cache_entry_t *e = c->dirty.next; e != &c->dirty; e = e->next)
+        if (part < 0 || e->part == part) c->sort[k++] = e;
+    qsort(c->sort, n, sizeof *c->sort, cmp_entry);
+    for (size_t i = 0; i < n; i++) {
+        cx_err_t rc = flush_entry(c, c->sort[i], batch);
+        if (rc != CX_OK) return rc;
     }
     evict(c, NULL);
     return CX_OK;

@@ -32,8 +32,8 @@ bool cx_attr_is_hard(const cx_event_t *ev, const cx_open_send_t *send, const cx_
     return false;
 }
 
-int cx_attr_choose(const cx_open_send_t *sends, const cx_campaign_t *const *camps, unsigned n,
-                   const cx_event_t *ev, bool *hard) {
+int cx_attr_choose(const cx_open_send_t *sends, const cx_campaign_t *const *camps, unsigned n, const cx_event_t *ev,
+                   bool *hard) {
     int best_hard = -1, best_any = -1;
     for (unsigned i = 0; i < n; i++) {
         const cx_open_send_t *s = &sends[i];
@@ -41,8 +41,7 @@ int cx_attr_choose(const cx_open_send_t *sends, const cx_campaign_t *const *camp
         if (!cx_attr_in_window(s->ts_ms, s->end_ts_ms, ev->ts_ms)) continue;
         /* `>=`: at equal send times the later slot (the one written later) wins */
         if (best_any < 0 || s->ts_ms >= sends[best_any].ts_ms) best_any = (int)i;
-        if (cx_attr_is_hard(ev, s, camps ? camps[i] : NULL) &&
-            (best_hard < 0 || s->ts_ms >= sends[best_hard].ts_ms))
+        if (cx_attr_is_hard(ev, s, camps ? camps[i] : NULL) && (best_hard < 0 || s->ts_ms >= sends[best_hard].ts_ms))
             best_hard = (int)i;
     }
     *hard = best_hard >= 0;
@@ -54,7 +53,8 @@ bool cx_contacts_eligible(const cx_profile_t *pr, const int32_t exclusion_weeks[
     const cx_contact_t *latest = NULL, *excluding = NULL;
     const cx_contact_t *cand[CX_CONTACTS_KEPT + CX_CT__COUNT];
     unsigned n = 0;
-    for (unsigned i = 0; i < pr->n_contacts && i < CX_CONTACTS_KEPT; i++) cand[n++] = &pr->contacts[i];
+    for (unsigned i = 0; i < pr->n_contacts && i < CX_CONTACTS_KEPT; i++)
+        cand[n++] = &pr->contacts[i];
     for (int t = 0; t < CX_CT__COUNT; t++)
         if (pr->has_latest_by_type & (1u << t)) cand[n++] = &pr->latest_by_type[t];
     for (unsigned i = 0; i < n; i++) {
@@ -69,8 +69,10 @@ bool cx_contacts_eligible(const cx_profile_t *pr, const int32_t exclusion_weeks[
     }
     if (last_contact_campaign_id) {
         const cx_contact_t *show = excluding ? excluding : latest;
-        if (show) memcpy(last_contact_campaign_id, show->campaign_id, CX_ID_MAX + 1);
-        else last_contact_campaign_id[0] = 0;
+        if (show)
+            memcpy(last_contact_campaign_id, show->campaign_id, CX_ID_MAX + 1);
+        else
+            last_contact_campaign_id[0] = 0;
     }
     return excluding == NULL;
 }

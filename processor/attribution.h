@@ -18,9 +18,9 @@
 #include "profile.h"
 
 #define CX_SEND_RESPONDED 0x01u
-#define CX_SEND_HARD 0x02u
-#define CX_SEND_WAITING 0x04u
-#define CX_SEND_CLOSED 0x08u
+#define CX_SEND_HARD      0x02u
+#define CX_SEND_WAITING   0x04u
+#define CX_SEND_CLOSED    0x08u
 
 /* The window-end due time of a send at send_ts_ms: s + observation_days × 86,400,000 + 1, the first
  * instant outside the (inclusive) window [s, s + observation_days days]. */
@@ -38,8 +38,8 @@ bool cx_attr_is_hard(const cx_event_t *ev, const cx_open_send_t *send, const cx_
  * waiting nor closed) and ev->ts_ms is inside its window; camps[i] is its campaign (NULL: unknown).
  * Rule: the latest (by send ts, then by index) send the event is hard for; otherwise the latest send
  * whose window contains it. Returns the index, or -1 when none; *hard tells which rule chose it. */
-int cx_attr_choose(const cx_open_send_t *sends, const cx_campaign_t *const *camps, unsigned n,
-                   const cx_event_t *ev, bool *hard);
+int cx_attr_choose(const cx_open_send_t *sends, const cx_campaign_t *const *camps, unsigned n, const cx_event_t *ev,
+                   bool *hard);
 
 /* The exclusion test of triggers (DESIGN §6 "Contacts and exclusion"): false if a contact (TEST
  * send) of a campaign type t with exclusion_weeks[t] > 0 reached the customer within the last

@@ -31,7 +31,7 @@
 #include <string.h>
 
 #define CX_HYP_MAX_TERMS 4000000
-#define CX_HYP_EPS 1e-17
+#define CX_HYP_EPS       1e-17
 
 static double lgam(double v) {
     int sign;
@@ -39,8 +39,8 @@ static double lgam(double v) {
 }
 
 static int params_valid(const cx_bgnbd_params_t *p) {
-    return p && p->r > 0 && p->alpha > 0 && p->a > 0 && p->b > 0 && isfinite(p->r) &&
-           isfinite(p->alpha) && isfinite(p->a) && isfinite(p->b);
+    return p && p->r > 0 && p->alpha > 0 && p->a > 0 && p->b > 0 && isfinite(p->r) && isfinite(p->alpha) &&
+           isfinite(p->a) && isfinite(p->b);
 }
 
 /* Sums sum_{k>=1} term_k with term_1 = first and term_{k+1} = term_k * (p + k)(q + k) z /
@@ -98,7 +98,8 @@ double cx_bgnbd_expected(const cx_bgnbd_params_t *p, double x, double t_x, doubl
     double key[8] = {p->r, p->alpha, p->a, p->b, x, t_x, T, t};
     uint64_t h = UINT64_C(1469598103934665603);
     const unsigned char *kb = (const unsigned char *)key;
-    for (size_t i = 0; i < sizeof key; i++) h = (h ^ kb[i]) * UINT64_C(1099511628211);
+    for (size_t i = 0; i < sizeof key; i++)
+        h = (h ^ kb[i]) * UINT64_C(1099511628211);
     memo_slot_t *slot = &expected_memo[(h ^ (h >> 29)) % EXPECTED_MEMO];
     if (slot->used && memcmp(slot->key, key, sizeof key) == 0) return slot->value;
     double v = expected_uncached(p, x, t_x, T, t);

@@ -12,7 +12,8 @@
 cx_err_t cx_buf_reserve(cx_buf_t *b, size_t extra) {
     if (b->len + extra <= b->cap) return CX_OK;
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + extra) cap *= 2;
+    while (cap < b->len + extra)
+        cap *= 2;
     uint8_t *d = realloc(b->data, cap);
     if (!d) return CX_ERR_NOMEM;
     b->data = d;
@@ -28,7 +29,9 @@ cx_err_t cx_buf_append(cx_buf_t *b, const void *p, size_t n) {
     return CX_OK;
 }
 
-cx_err_t cx_buf_putc(cx_buf_t *b, char c) { return cx_buf_append(b, &c, 1); }
+cx_err_t cx_buf_putc(cx_buf_t *b, char c) {
+    return cx_buf_append(b, &c, 1);
+}
 
 cx_err_t cx_buf_appendf(cx_buf_t *b, const char *fmt, ...) {
     va_list ap;
@@ -52,17 +55,24 @@ static size_t utf8_seq(const unsigned char *p, size_t n) {
     size_t len;
     uint32_t cp;
     if (c < 0x80) return 1;
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-    else return 0;
+    if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        cp = c & 0x07;
+    } else
+        return 0;
     if (n < len) return 0;
     for (size_t i = 1; i < len; i++) {
         if ((p[i] & 0xC0) != 0x80) return 0;
         cp = (cp << 6) | (p[i] & 0x3F);
     }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
         return 0;
     return len;
 }

@@ -16,7 +16,8 @@ typedef struct cx_buf {
     size_t cap;
 } cx_buf_t;
 
-#define CX_BUF_INIT {NULL, 0, 0}
+#define CX_BUF_INIT \
+    { NULL, 0, 0 }
 
 cx_err_t cx_buf_reserve(cx_buf_t *b, size_t extra); /* room for len + extra bytes */
 cx_err_t cx_buf_append(cx_buf_t *b, const void *p, size_t n);
@@ -33,7 +34,9 @@ cx_err_t cx_buf_put_svarint(cx_buf_t *b, int64_t v);
 /* Readers: return bytes consumed, 0 on truncation/overflow. */
 size_t cx_get_uvarint(const uint8_t *p, size_t n, uint64_t *v);
 size_t cx_get_svarint(const uint8_t *p, size_t n, int64_t *v);
-static inline void cx_buf_reset(cx_buf_t *b) { b->len = 0; }
+static inline void cx_buf_reset(cx_buf_t *b) {
+    b->len = 0;
+}
 void cx_buf_free(cx_buf_t *b); /* frees data, zeroes the struct */
 
 #endif

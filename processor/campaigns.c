@@ -17,9 +17,9 @@ typedef struct kpi_entry {
     cx_kpi_counts_t *pc; /* per partition, [0, n_pc) */
     uint8_t *dirty;      /* changed since the last flush (owned partitions) */
     uint32_t n_pc;
-    bool changed;        /* since the last KPI record */
-    bool closed;         /* final record produced */
-    int64_t next_due;    /* earliest merged watermark for the next interval record */
+    bool changed;     /* since the last KPI record */
+    bool closed;      /* final record produced */
+    int64_t next_due; /* earliest merged watermark for the next interval record */
 } kpi_entry_t;
 
 struct cx_campaigns {
@@ -37,21 +37,24 @@ struct cx_campaigns {
     bool owned[CX_PARTS_MAX];
     int64_t wm[CX_PARTS_MAX];
     int64_t wm_published[CX_PARTS_MAX];
-    int64_t min_due; /* no KPI record is due before the merged watermark reaches this */
+    int64_t min_due;     /* no KPI record is due before the merged watermark reaches this */
     int64_t last_tick_w; /* merged watermark at the last tick */
     cx_buf_t kbuf, vbuf, rest;
 };
 
 /* ---------- the table of campaigns ---------- */
 
-static uint64_t id_hash(const char *id) { return cx_hash64(id, strlen(id)); }
+static uint64_t id_hash(const char *id) {
+    return cx_hash64(id, strlen(id));
+}
 
 static cx_err_t rehash(cx_campaigns_t *k, size_t cap) {
     uint32_t *h = calloc(cap, sizeof *h);
     if (!h) return CX_ERR_NOMEM;
     for (size_t i = 0; i < k->n_ent; i++) {
         size_t j = id_hash(k->ent[i].id) & (cap - 1);
-        while (h[j]) j = (j + 1) & (cap - 1);
+        while (h[j])
+            j = (j + 1) & (cap - 1);
         h[j] = (uint32_t)(i + 1);
     }
     free(k->hash);
@@ -84,7 +87,8 @@ static cx_kpi_counts_t *counts_get(cx_campaigns_t *k, const char *id, uint16_t p
         memset(e, 0, sizeof *e);
         snprintf(e->id, sizeof e->id, "%s", id);
         size_t j = id_hash(id) & (k->hash_cap - 1);
-        while (k->hash[j]) j = (j + 1) & (k->hash_cap - 1);
+        while (k->hash[j])
+            j = (j + 1) & (k->hash_cap - 1);
         k->hash[j] = (uint32_t)(++k->n_ent);
     }
     if (part >= e->n_pc) {
@@ -110,7 +114,9 @@ static void touched(cx_campaigns_t *k, kpi_entry_t *e, uint16_t part) {
     if (e->next_due < k->min_due) k->min_due = e->next_due;
 }
 
-static int32_t partitions(const cx_campaigns_t *k) { return k->partitions > 0 ? k->partitions : k->max_assigned + 1; }
+static int32_t partitions(const cx_campaigns_t *k) {
+    return k->partitions > 0 ? k->partitions : k->max_assigned + 1;
+}
 
 /* ---------- lifecycle ---------- */
 
@@ -126,7 +132,8 @@ cx_campaigns_t *cx_campaigns_new(const cx_config_t *cfg, cx_campaign_lookup_fn l
     k->lookup_opaque = lookup_opaque;
     if (sink) k->sink = *sink;
     k->max_assigned = -1;
-    for (int i = 0; i < CX_PARTS_MAX; i++) k->wm[i] = k->wm_published[i] = INT64_MIN;
+    for (int i = 0; i < CX_PARTS_MAX; i++)
+        k->wm[i] = k->wm_published[i] = INT64_MIN;
     k->min_due = INT64_MIN;
     k->last_tick_w = INT64_MIN;
     return k;
@@ -198,8 +205,7 @@ static cx_err_t load_part(cx_campaigns_t *k, uint16_t part, char *errstr, size_t
     return rc;
 }
 
-cx_err_t cx_campaigns_assign(cx_campaigns_t *k, cx_store_t *store, uint16_t part, char *errstr,
-                             size_t errstr_size) {
+cx_err_t cx_campaigns_assign(cx_campaigns_t *k, cx_store_t *store, uint16_t part, char *errstr, size_t errstr_size) {
     if (part >= CX_PARTS_MAX) return CX_ERR_INVALID;
     k->store = store;
     k->owned[part] = true;
@@ -222,7 +228,9 @@ void cx_campaigns_watermark(cx_campaigns_t *k, uint16_t part, int64_t wm_ms) {
     if (part < CX_PARTS_MAX && wm_ms > k->wm[part]) k->wm[part] = wm_ms;
 }
 
-void cx_campaigns_campaign_changed(cx_campaigns_t *k) { k->min_due = INT64_MIN; }
+void cx_campaigns_campaign_changed(cx_campaigns_t *k) {
+    k->min_due = INT64_MIN;
+}
 
 /* ---------- one customer's sends ---------- */
 
@@ -316,8 +324,10 @@ cx_err_t cx_campaigns_send(cx_campaigns_t *k, uint16_t part, cx_profile_t *pr, c
     }
     memcpy(s->send_event_id, ev->event_id, sizeof s->send_event_id);
     s->has_code = ev->has_campaign_code;
-    if (s->has_code) memcpy(s->code, ev->campaign_code, sizeof s->code);
-    else s->code[0] = 0;
+    if (s->has_code)
+        memcpy(s->code, ev->campaign_code, sizeof s->code);
+    else
+        s->code[0] = 0;
     s->ts_ms = ev->ts_ms;
     s->group = (uint8_t)es->group;
     s->responded &= CX_SEND_RESPONDED | CX_SEND_HARD;
@@ -332,8 +342,10 @@ cx_err_t cx_campaigns_send(cx_campaigns_t *k, uint16_t part, cx_profile_t *pr, c
         s->end_ts_ms = ev->ts_ms + (int64_t)wait * CX_DAY_MS + 1;
     }
     if (s->end_ts_ms > c->max_end_ms) c->max_end_ms = s->end_ts_ms;
-    if (camp) touched(k, e, part);
-    else e->dirty[part] = 1; /* only the wait horizon changed: persist it, no KPI record */
+    if (camp)
+        touched(k, e, part);
+    else
+        e->dirty[part] = 1; /* only the wait horizon changed: persist it, no KPI record */
     return CX_OK;
 }
 
@@ -345,7 +357,8 @@ cx_err_t cx_campaigns_transaction(cx_campaigns_t *k, uint16_t part, cx_profile_t
     const cx_campaign_t *camps[CX_OPEN_SENDS_MAX] = {0};
     for (unsigned i = 0; i < pr->n_sends; i++) {
         const cx_open_send_t *s = &pr->sends[i];
-        if (!(s->responded & (CX_SEND_WAITING | CX_SEND_CLOSED)) && cx_attr_in_window(s->ts_ms, s->end_ts_ms, ev->ts_ms))
+        if (!(s->responded & (CX_SEND_WAITING | CX_SEND_CLOSED)) &&
+            cx_attr_in_window(s->ts_ms, s->end_ts_ms, ev->ts_ms))
             camps[i] = k->lookup(k->lookup_opaque, s->campaign_id);
     }
     bool hard;
@@ -413,7 +426,8 @@ cx_err_t cx_campaigns_timer(cx_campaigns_t *k, uint16_t part, cx_profile_t *pr, 
 
 static void merged(const kpi_entry_t *e, cx_kpi_counts_t *out) {
     memset(out, 0, sizeof *out);
-    for (uint32_t i = 0; i < e->n_pc; i++) cx_kpi_counts_merge(out, &e->pc[i]);
+    for (uint32_t i = 0; i < e->n_pc; i++)
+        cx_kpi_counts_merge(out, &e->pc[i]);
 }
 
 static int64_t merged_watermark(const cx_campaigns_t *k) {
@@ -504,7 +518,8 @@ cx_err_t cx_campaigns_each_kpi(cx_campaigns_t *k, cx_campaigns_kpi_fn fn, void *
     if (!k->n_ent) return CX_OK;
     const kpi_entry_t **idx = malloc(k->n_ent * sizeof *idx);
     if (!idx) return CX_ERR_NOMEM;
-    for (size_t i = 0; i < k->n_ent; i++) idx[i] = &k->ent[i];
+    for (size_t i = 0; i < k->n_ent; i++)
+        idx[i] = &k->ent[i];
     qsort(idx, k->n_ent, sizeof *idx, by_id);
     cx_err_t rc = CX_OK;
     cx_kpi_t kpi;
@@ -553,8 +568,7 @@ cx_err_t cx_campaigns_flush(cx_campaigns_t *k, int part, cx_store_batch_t *batch
     return rc;
 }
 
-cx_err_t cx_campaigns_apply_partial(cx_campaigns_t *k, const char *key, size_t klen, const void *value,
-                                    size_t vlen) {
+cx_err_t cx_campaigns_apply_partial(cx_campaigns_t *k, const char *key, size_t klen, const void *value, size_t vlen) {
     const char *kind, *id;
     size_t kind_len, id_len;
     int32_t part;

@@ -42,8 +42,7 @@ void cx_campaigns_destroy(cx_campaigns_t *k);
 void cx_campaigns_set_partitions(cx_campaigns_t *k, int32_t partitions);
 
 /* Takes `part`: its partial counts are (re)loaded from the store (store may be NULL). */
-cx_err_t cx_campaigns_assign(cx_campaigns_t *k, cx_store_t *store, uint16_t part, char *errstr,
-                             size_t errstr_size);
+cx_err_t cx_campaigns_assign(cx_campaigns_t *k, cx_store_t *store, uint16_t part, char *errstr, size_t errstr_size);
 /* Lets go of `part`: its counts fall back to the last flushed (= published) ones. */
 void cx_campaigns_revoke(cx_campaigns_t *k, uint16_t part);
 void cx_campaigns_watermark(cx_campaigns_t *k, uint16_t part, int64_t wm_ms);
@@ -67,8 +66,7 @@ cx_err_t cx_campaigns_tick(cx_campaigns_t *k);
 cx_err_t cx_campaigns_flush(cx_campaigns_t *k, int part, cx_store_batch_t *batch);
 /* A cx.partials record from the global consumer ("campaign:<id>:<p>" or "wm::<p>"); partials of
  * owned partitions are ignored (local state is newer). value NULL: tombstone, ignored. */
-cx_err_t cx_campaigns_apply_partial(cx_campaigns_t *k, const char *key, size_t klen, const void *value,
-                                    size_t vlen);
+cx_err_t cx_campaigns_apply_partial(cx_campaigns_t *k, const char *key, size_t klen, const void *value, size_t vlen);
 /* The merged KPI of a campaign as of now (for HTTP); false when no partial is known. */
 bool cx_campaigns_kpi(cx_campaigns_t *k, const char *campaign_id, cx_kpi_t *out);
 /* Calls fn with the merged KPI (as cx_campaigns_kpi gives it) of every campaign with a known

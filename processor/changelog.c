@@ -13,7 +13,7 @@
 
 #include "profile.h"
 
-#define RESTORE_BATCH 16384    /* records per RocksDB write during a restore */
+#define RESTORE_BATCH    16384 /* records per RocksDB write during a restore */
 #define RESTORE_PROGRESS 50000 /* records between progress callbacks */
 #define RESTORE_STALL_MS 60000 /* no record and no end of partition for this long: give up */
 
@@ -85,7 +85,8 @@ cx_err_t cx_changelog_checkpoint_get(cx_store_t *s, uint16_t part, int64_t *next
             rc = CX_ERR_STATE;
         } else {
             uint64_t u = 0;
-            for (int i = 7; i >= 0; i--) u = (u << 8) | v.data[i];
+            for (int i = 7; i >= 0; i--)
+                u = (u << 8) | v.data[i];
             *next_offset = (int64_t)u;
         }
     }
@@ -96,7 +97,8 @@ cx_err_t cx_changelog_checkpoint_get(cx_store_t *s, uint16_t part, int64_t *next
 void cx_changelog_checkpoint_put(cx_store_batch_t *b, uint16_t part, int64_t next_offset) {
     uint8_t key[4], val[8];
     checkpoint_key(key, part);
-    for (int i = 0; i < 8; i++) val[i] = (uint8_t)((uint64_t)next_offset >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        val[i] = (uint8_t)((uint64_t)next_offset >> (8 * i));
     cx_store_batch_put(b, key, sizeof key, val, sizeof val);
 }
 
@@ -149,7 +151,9 @@ void cx_restorer_destroy(cx_restorer_t *r) {
     free(r);
 }
 
-uint64_t cx_restorer_records(const cx_restorer_t *r) { return r->records; }
+uint64_t cx_restorer_records(const cx_restorer_t *r) {
+    return r->records;
+}
 
 static due_slot_t *slot_find(cx_restorer_t *r, const char *cid, size_t len, bool *found) {
     uint64_t h = cx_hash64(cid, len) | 1;
@@ -213,8 +217,10 @@ cx_err_t cx_restorer_apply(cx_restorer_t *r, const void *key, size_t kl, const v
         }
         if (k[1] == CX_KEY_META && kl == 3 && k[2] == CHECKPOINT_NAME[0]) return CX_OK; /* never mirrored */
         if ((rc = cx_store_key(&r->key, r->part, (char)k[1], k + 2, kl - 2)) != CX_OK) return rc;
-        if (val) cx_store_batch_put(r->batch, r->key.data, r->key.len, val, vl);
-        else cx_store_batch_delete(r->batch, r->key.data, r->key.len);
+        if (val)
+            cx_store_batch_put(r->batch, r->key.data, r->key.len, val, vl);
+        else
+            cx_store_batch_delete(r->batch, r->key.data, r->key.len);
     } else {
         if (kl > CX_ID_MAX) {
             cx_seterr(errstr, n, "changelog profile key of %zu bytes", kl);
@@ -246,8 +252,10 @@ cx_err_t cx_restorer_apply(cx_restorer_t *r, const void *key, size_t kl, const v
             cx_store_batch_put(r->batch, r->key.data, r->key.len, "", 0);
         }
         if ((rc = cx_store_key(&r->key, r->part, CX_KEY_PROFILE, cid, kl)) != CX_OK) return rc;
-        if (val) cx_store_batch_put(r->batch, r->key.data, r->key.len, val, vl);
-        else cx_store_batch_delete(r->batch, r->key.data, r->key.len);
+        if (val)
+            cx_store_batch_put(r->batch, r->key.data, r->key.len, val, vl);
+        else
+            cx_store_batch_delete(r->batch, r->key.data, r->key.len);
     }
     r->records++;
     if (++r->pending >= RESTORE_BATCH) rc = write_pending(r, errstr, n);

@@ -36,8 +36,8 @@ bool cx_changelog_key(const void *store_key, size_t kl, uint16_t *part, cx_buf_t
 
 /* Mirrors every mirrored operation of a flush batch through `produce` (deletes as tombstones,
  * val NULL). Stops at the first error. *records counts the calls made. */
-typedef cx_err_t (*cx_changelog_produce_cb)(void *opaque, uint16_t part, const void *key, size_t kl,
-                                            const void *val, size_t vl);
+typedef cx_err_t (*cx_changelog_produce_cb)(void *opaque, uint16_t part, const void *key, size_t kl, const void *val,
+                                            size_t vl);
 cx_err_t cx_changelog_mirror(const cx_store_batch_t *b, cx_buf_t *scratch, cx_changelog_produce_cb produce,
                              void *opaque, uint64_t *records);
 

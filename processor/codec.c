@@ -91,8 +91,7 @@ static bool check_enums(avro_schema_t s, const char *file, char *errstr, size_t 
     switch (avro_typeof(s)) {
     case AVRO_RECORD:
         for (size_t i = 0; i < avro_schema_record_size(s); i++)
-            if (!check_enums(avro_schema_record_field_get_by_index(s, (int)i), file, errstr, errstr_size))
-                return false;
+            if (!check_enums(avro_schema_record_field_get_by_index(s, (int)i), file, errstr, errstr_size)) return false;
         return true;
     case AVRO_UNION:
         for (size_t i = 0; i < avro_schema_union_size(s); i++)
@@ -107,8 +106,7 @@ static bool check_enums(avro_schema_t s, const char *file, char *errstr, size_t 
             bool same = avro_schema_enum_number_of_symbols(s) == enum_tables[t].n;
             for (int i = 0; same && i < enum_tables[t].n; i++)
                 same = strcmp(avro_schema_enum_get(s, i), enum_tables[t].symbols[i]) == 0;
-            if (!same)
-                cx_seterr(errstr, errstr_size, "schema %s: enum %s symbols differ from the code's", file, name);
+            if (!same) cx_seterr(errstr, errstr_size, "schema %s: enum %s symbols differ from the code's", file, name);
             return same;
         }
         cx_seterr(errstr, errstr_size, "schema %s: enum %s unknown to the code", file, name);
@@ -311,7 +309,8 @@ static cx_dlq_code_t bin_read(cx_codec_t *c, rd_t *r, avro_value_t *v, const cha
     case AVRO_DOUBLE: {
         if (r->end - r->p < 8) return truncated(field, d, dn);
         uint64_t u = 0;
-        for (int i = 7; i >= 0; i--) u = u << 8 | r->p[i];
+        for (int i = 7; i >= 0; i--)
+            u = u << 8 | r->p[i];
         double x;
         memcpy(&x, &u, 8);
         r->p += 8;
@@ -321,8 +320,10 @@ static cx_dlq_code_t bin_read(cx_codec_t *c, rd_t *r, avro_value_t *v, const cha
     case AVRO_STRING:
     case AVRO_BYTES:
         if (!rd_long(r, &l) || l < 0 || l > r->end - r->p) return truncated(field, d, dn);
-        if (avro_value_get_type(v) == AVRO_STRING) rc = set_string(c, v, r->p, (size_t)l);
-        else rc = avro_value_set_bytes(v, (void *)r->p, (size_t)l);
+        if (avro_value_get_type(v) == AVRO_STRING)
+            rc = set_string(c, v, r->p, (size_t)l);
+        else
+            rc = avro_value_set_bytes(v, (void *)r->p, (size_t)l);
         r->p += l;
         break;
     case AVRO_FIXED: {
@@ -457,11 +458,11 @@ static int union_branch_for(avro_schema_t u, json_t *j) {
         }
         n_nonnull++;
         only = (int)i;
-        bool fits = (json_is_string(j) && (t == AVRO_STRING || t == AVRO_ENUM || t == AVRO_BYTES)) ||
-                    (json_is_integer(j) && (t == AVRO_INT32 || t == AVRO_INT64 || t == AVRO_DOUBLE || t == AVRO_FLOAT)) ||
-                    (json_is_real(j) && (t == AVRO_DOUBLE || t == AVRO_FLOAT)) ||
-                    (json_is_boolean(j) && t == AVRO_BOOLEAN) || (json_is_array(j) && t == AVRO_ARRAY) ||
-                    (json_is_object(j) && (t == AVRO_RECORD || t == AVRO_MAP));
+        bool fits =
+            (json_is_string(j) && (t == AVRO_STRING || t == AVRO_ENUM || t == AVRO_BYTES)) ||
+            (json_is_integer(j) && (t == AVRO_INT32 || t == AVRO_INT64 || t == AVRO_DOUBLE || t == AVRO_FLOAT)) ||
+            (json_is_real(j) && (t == AVRO_DOUBLE || t == AVRO_FLOAT)) || (json_is_boolean(j) && t == AVRO_BOOLEAN) ||
+            (json_is_array(j) && t == AVRO_ARRAY) || (json_is_object(j) && (t == AVRO_RECORD || t == AVRO_MAP));
         if (fits) return (int)i;
     }
     return n_nonnull == 1 && !json_is_null(j) ? only : -1; /* let the branch report the type error */
@@ -688,11 +689,14 @@ static bool ex_enum(ex_t *x, const char *name, int n_symbols, int *v) {
     avro_value_t f;
     if (!ex_field(x, name, &f)) return false;
     if (avro_value_get_enum(&f, v) != 0) return ex_fail(x, CX_DLQ_DECODE_ERROR, "%s is not an enum", name);
-    if (*v < 0 || *v >= n_symbols) return ex_fail(x, CX_DLQ_OUT_OF_RANGE, "%s: enum index %d outside 0..%d", name, *v, n_symbols - 1);
+    if (*v < 0 || *v >= n_symbols)
+        return ex_fail(x, CX_DLQ_OUT_OF_RANGE, "%s: enum index %d outside 0..%d", name, *v, n_symbols - 1);
     return true;
 }
 
-static const char *len_problem(size_t n, size_t max) { return n == 0 ? "is empty" : n > max ? "is too long" : NULL; }
+static const char *len_problem(size_t n, size_t max) {
+    return n == 0 ? "is empty" : n > max ? "is too long" : NULL;
+}
 
 /* customer_id, campaign_id: cx_id_valid. dst holds CX_ID_MAX + 1 bytes. */
 static bool chk_id(ex_t *x, const char *name, const char *s, size_t n, char *dst) {
@@ -729,9 +733,9 @@ static bool chk_short(ex_t *x, const char *name, const char *s, size_t n, char *
     return true;
 }
 
-#define TRY(e)                                                                                     \
-    do {                                                                                           \
-        if (!(e)) return x.code;                                                                   \
+#define TRY(e)                   \
+    do {                         \
+        if (!(e)) return x.code; \
     } while (0)
 
 /* An input event as read, before any check: strings are borrowed slices (into the Avro value, or
@@ -746,7 +750,7 @@ typedef struct raw_str {
 typedef struct raw_event {
     raw_str_t event_id, customer_id, campaign_code;
     int64_t ts_ms;
-    raw_str_t title_id, genre, device;       /* play (title_id also purchase) */
+    raw_str_t title_id, genre, device;        /* play (title_id also purchase) */
     int32_t seconds_watched;                  /* play */
     int kind;                                 /* purchase */
     int64_t amount_minor;                     /* purchase */
@@ -766,7 +770,8 @@ static cx_dlq_code_t validate_event(cx_record_kind_t kind, const raw_event_t *r,
     TRY(chk_id(&x, "customer_id", r->customer_id.s, r->customer_id.n, ev->customer_id));
     ev->ts_ms = r->ts_ms;
     if (kind != CX_REC_SURVEY) {
-        if (r->campaign_code.has) TRY(chk_token(&x, "campaign_code", r->campaign_code.s, r->campaign_code.n, ev->campaign_code));
+        if (r->campaign_code.has)
+            TRY(chk_token(&x, "campaign_code", r->campaign_code.s, r->campaign_code.n, ev->campaign_code));
         ev->has_campaign_code = r->campaign_code.has;
     }
     switch (kind) {
@@ -784,9 +789,11 @@ static cx_dlq_code_t validate_event(cx_record_kind_t kind, const raw_event_t *r,
     case CX_REC_PURCHASE: {
         cx_purchase_t *p = &ev->u.purchase;
         ev->type = CX_EV_PURCHASE;
-        if ((p->has_title_id = r->title_id.has)) TRY(chk_token(&x, "title_id", r->title_id.s, r->title_id.n, p->title_id));
+        if ((p->has_title_id = r->title_id.has))
+            TRY(chk_token(&x, "title_id", r->title_id.s, r->title_id.n, p->title_id));
         if (r->kind < 0 || r->kind >= CX_PK__COUNT)
-            return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "kind: enum index %d outside 0..%d", r->kind, CX_PK__COUNT - 1), x.code;
+            return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "kind: enum index %d outside 0..%d", r->kind, CX_PK__COUNT - 1),
+                   x.code;
         p->kind = (cx_purchase_kind_t)r->kind;
         p->amount_minor = r->amount_minor;
         if (p->amount_minor < 0)
@@ -794,7 +801,8 @@ static cx_dlq_code_t validate_event(cx_record_kind_t kind, const raw_event_t *r,
         const char *s = r->currency.s;
         size_t n = r->currency.n;
         bool ok = n == 3;
-        for (size_t i = 0; ok && i < 3; i++) ok = s[i] >= 'A' && s[i] <= 'Z';
+        for (size_t i = 0; ok && i < 3; i++)
+            ok = s[i] >= 'A' && s[i] <= 'Z';
         if (!ok) {
             char shown[16];
             size_t k;
@@ -812,10 +820,14 @@ static cx_dlq_code_t validate_event(cx_record_kind_t kind, const raw_event_t *r,
         ev->type = CX_EV_EMAIL_SEND;
         TRY(chk_id(&x, "campaign_id", r->campaign_id.s, r->campaign_id.n, m->campaign_id));
         if (r->group < 0 || r->group >= CX_GROUP__COUNT)
-            return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "group: enum index %d outside 0..%d", r->group, CX_GROUP__COUNT - 1), x.code;
+            return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "group: enum index %d outside 0..%d", r->group,
+                           CX_GROUP__COUNT - 1),
+                   x.code;
         m->group = (cx_group_t)r->group;
         if (r->channel < 0 || r->channel >= CX_CH__COUNT)
-            return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "channel: enum index %d outside 0..%d", r->channel, CX_CH__COUNT - 1), x.code;
+            return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "channel: enum index %d outside 0..%d", r->channel,
+                           CX_CH__COUNT - 1),
+                   x.code;
         m->channel = (cx_channel_t)r->channel;
         break;
     }
@@ -839,7 +851,9 @@ static bool ex_rstr(ex_t *x, const char *name, raw_str_t *r) {
     r->has = true;
     return ex_str(x, name, &r->s, &r->n);
 }
-static bool ex_rnstr(ex_t *x, const char *name, raw_str_t *r) { return ex_nstr(x, name, &r->has, &r->s, &r->n); }
+static bool ex_rnstr(ex_t *x, const char *name, raw_str_t *r) {
+    return ex_nstr(x, name, &r->has, &r->s, &r->n);
+}
 
 /* The JSON path: the generic Avro value (filled from the line, schema defaults applied) -> raw. */
 static cx_dlq_code_t extract_event(cx_record_kind_t kind, avro_value_t *v, cx_event_t *ev, char *d, size_t dn) {
@@ -886,7 +900,8 @@ static cx_dlq_code_t extract_campaign(avro_value_t *v, cx_campaign_t *out, char 
     TRY(ex_long(&x, "end_ts", &out->end_ts_ms));
     if (out->end_ts_ms < out->start_ts_ms)
         return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "end_ts %" PRId64 " is before start_ts %" PRId64, out->end_ts_ms,
-                       out->start_ts_ms), cx_campaign_clear(out), x.code;
+                       out->start_ts_ms),
+               cx_campaign_clear(out), x.code;
     TRY(ex_int(&x, "observation_days", &out->observation_days));
     if (out->observation_days < 0 || out->observation_days > 3650)
         return ex_fail(&x, CX_DLQ_OUT_OF_RANGE, "observation_days %d outside 0..3650", (int)out->observation_days),
@@ -913,7 +928,8 @@ static cx_dlq_code_t extract_campaign(avro_value_t *v, cx_campaign_t *out, char 
         out->n_promoted = i + 1;
     }
     bool has;
-    if (!ex_nstr(&x, "campaign_code", &has, &s, &n) || (has && !chk_token(&x, "campaign_code", s, n, out->campaign_code))) {
+    if (!ex_nstr(&x, "campaign_code", &has, &s, &n) ||
+        (has && !chk_token(&x, "campaign_code", s, n, out->campaign_code))) {
         cx_campaign_clear(out);
         return x.code;
     }
@@ -929,7 +945,14 @@ static cx_dlq_code_t extract_campaign(avro_value_t *v, cx_campaign_t *out, char 
  * record through the reader and compare the fields read with the schema (see fieldlog_t). */
 
 enum {
-    FT_STRING = 1, FT_LONG, FT_INT, FT_DOUBLE, FT_BOOL, FT_ENUM, FT_ARRAY, FT_UNSUPPORTED,
+    FT_STRING = 1,
+    FT_LONG,
+    FT_INT,
+    FT_DOUBLE,
+    FT_BOOL,
+    FT_ENUM,
+    FT_ARRAY,
+    FT_UNSUPPORTED,
     FT_NULLABLE = 0x80 /* ["null", T] */
 };
 
@@ -955,16 +978,18 @@ static void flog_add(fieldlog_t *l, const char *name, int type, const char *enum
         return;
     }
     fieldlog_entry_t *e = &l->f[l->n++];
-    if (l->array) snprintf(e->name, sizeof e->name, "%s[]%s%s", l->array, name[0] ? "." : "", name);
-    else snprintf(e->name, sizeof e->name, "%s", name);
+    if (l->array)
+        snprintf(e->name, sizeof e->name, "%s[]%s%s", l->array, name[0] ? "." : "", name);
+    else
+        snprintf(e->name, sizeof e->name, "%s", name);
     e->type = type;
     e->enum_name = enum_name;
     e->n_symbols = n_symbols;
 }
 
-#define FLOG(log, ...)                                                                             \
-    do {                                                                                           \
-        if (__builtin_expect((log) != NULL, 0)) flog_add((log), __VA_ARGS__);                    \
+#define FLOG(log, ...)                                                        \
+    do {                                                                      \
+        if (__builtin_expect((log) != NULL, 0)) flog_add((log), __VA_ARGS__); \
     } while (0)
 
 typedef struct drd {
@@ -1037,8 +1062,7 @@ static bool d_enum(drd_t *x, const char *name, const char *enum_name, int n_symb
 
 /* The record body of `kind` (after the 5-byte header) -> raw, every field in .avsc order. */
 static bool read_event_fields(drd_t *x, cx_record_kind_t kind, raw_event_t *r) {
-    if (!d_str(x, "event_id", &r->event_id) || !d_str(x, "customer_id", &r->customer_id) ||
-        !d_long(x, "ts", &r->ts_ms))
+    if (!d_str(x, "event_id", &r->event_id) || !d_str(x, "customer_id", &r->customer_id) || !d_long(x, "ts", &r->ts_ms))
         return false;
     switch (kind) {
     case CX_REC_PLAY:
@@ -1149,15 +1173,15 @@ cx_dlq_code_t cx_codec_decode_event(cx_codec_t *c, cx_record_kind_t expected, co
     return validate_event(expected, &r, out, detail, detail_size);
 }
 
-cx_dlq_code_t cx_codec_decode_campaign(cx_codec_t *c, const void *buf, size_t len, cx_campaign_t *out,
-                                       char *detail, size_t detail_size) {
+cx_dlq_code_t cx_codec_decode_campaign(cx_codec_t *c, const void *buf, size_t len, cx_campaign_t *out, char *detail,
+                                       size_t detail_size) {
     avro_value_t *v;
     cx_dlq_code_t code = decode_wire(c, CX_REC_CAMPAIGN, buf, len, &v, detail, detail_size);
     return code != CX_DLQ_NONE ? code : extract_campaign(v, out, detail, detail_size);
 }
 
-cx_dlq_code_t cx_codec_decode_json(cx_codec_t *c, const char *line, size_t len, cx_event_t *ev,
-                                   cx_campaign_t *camp, bool *is_campaign, char *detail, size_t detail_size) {
+cx_dlq_code_t cx_codec_decode_json(cx_codec_t *c, const char *line, size_t len, cx_event_t *ev, cx_campaign_t *camp,
+                                   bool *is_campaign, char *detail, size_t detail_size) {
     json_error_t jerr;
     cx_dlq_code_t code = CX_DLQ_DECODE_ERROR;
     if (is_campaign) *is_campaign = false;
@@ -1196,8 +1220,7 @@ done:
     return code;
 }
 
-cx_dlq_code_t cx_codec_check_event(const cx_event_t *ev, const cx_check_opts_t *o, char *detail,
-                                   size_t detail_size) {
+cx_dlq_code_t cx_codec_check_event(const cx_event_t *ev, const cx_check_opts_t *o, char *detail, size_t detail_size) {
     if (ev->ts_ms < o->min_ts_ms) {
         cx_seterr(detail, detail_size, "ts %" PRId64 " is before input.min_ts %" PRId64, ev->ts_ms, o->min_ts_ms);
         return CX_DLQ_BAD_TIMESTAMP;
@@ -1548,7 +1571,8 @@ static inline void w_doublev(wr_t *w, double d) {
     uint64_t u;
     memcpy(&u, &d, 8);
     uint8_t *p = w->b->data + w->b->len;
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(u >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(u >> (8 * i));
     w->b->len += 8;
 }
 
@@ -1561,7 +1585,9 @@ static inline void w_strn(wr_t *w, const char *name, const char *s, size_t n) {
     FLOG(w->log, name, FT_STRING, NULL, 0);
     w_strv(w, s ? s : "", s ? n : 0);
 }
-static inline void w_str(wr_t *w, const char *name, const char *s) { w_strn(w, name, s, s ? strlen(s) : 0); }
+static inline void w_str(wr_t *w, const char *name, const char *s) {
+    w_strn(w, name, s, s ? strlen(s) : 0);
+}
 static inline void w_nstrn(wr_t *w, const char *name, bool has, const char *s, size_t n) {
     FLOG(w->log, name, FT_NULLABLE | FT_STRING, NULL, 0);
     w_branch(w, has && s);
@@ -1604,8 +1630,10 @@ static inline void w_bool(wr_t *w, const char *name, bool b) {
 /* An index outside the C enum is CX_ERR_INVALID, as in the generic path (even for a null). */
 static inline void w_enum(wr_t *w, const char *name, const char *enum_name, int idx, int n_symbols) {
     FLOG(w->log, name, FT_ENUM, enum_name, n_symbols);
-    if (idx < 0 || idx >= n_symbols) w->err = CX_ERR_INVALID;
-    else w_varint(w, idx);
+    if (idx < 0 || idx >= n_symbols)
+        w->err = CX_ERR_INVALID;
+    else
+        w_varint(w, idx);
 }
 static inline void w_nenum(wr_t *w, const char *name, const char *enum_name, bool has, int idx, int n_symbols) {
     FLOG(w->log, name, FT_NULLABLE | FT_ENUM, enum_name, n_symbols);
@@ -1677,7 +1705,8 @@ static void write_campaign(wr_t *w, const cx_campaign_t *cp) {
     w_long(w, "end_ts", cp->end_ts_ms);
     w_int(w, "observation_days", cp->observation_days);
     w_array_begin(w, "promoted_title_ids", cp->n_promoted);
-    for (size_t i = 0; i < cp->n_promoted; i++) w_str(w, "", cp->promoted_title_ids[i]);
+    for (size_t i = 0; i < cp->n_promoted; i++)
+        w_str(w, "", cp->promoted_title_ids[i]);
     w_array_end(w);
     w_nstr(w, "campaign_code", cp->has_campaign_code, cp->campaign_code);
 }
@@ -1833,8 +1862,7 @@ static void write_profile(wr_t *w, const cx_profile_out_t *pr) {
 }
 
 /* 0x00, BE schema id, then the record straight from the struct. On error `out` is unchanged. */
-static cx_err_t encode_direct(cx_codec_t *c, cx_record_kind_t kind, const void *rec, cx_buf_t *out,
-                              fieldlog_t *log) {
+static cx_err_t encode_direct(cx_codec_t *c, cx_record_kind_t kind, const void *rec, cx_buf_t *out, fieldlog_t *log) {
     int k = kind_index(kind);
     if (!c || k < 0 || !rec || !out) return CX_ERR_INVALID;
     size_t start = out->len;
@@ -1875,11 +1903,12 @@ static cx_err_t encode_direct(cx_codec_t *c, cx_record_kind_t kind, const void *
 /* ---- start-up self-check: the direct encoders and reader against the .avsc ------------------ */
 
 static const char *ftype_name(int t, const char *enum_name, char *tmp, size_t n) {
-    static const char *const names[] = {"?", "string", "long", "int", "double", "boolean", "enum", "array",
-                                        "an unsupported type"};
+    static const char *const names[] = {
+        "?", "string", "long", "int", "double", "boolean", "enum", "array", "an unsupported type"};
     int base = t & ~FT_NULLABLE;
-    snprintf(tmp, n, "%s%s%s%s", t & FT_NULLABLE ? "[null, " : "", names[base >= 0 && base <= FT_UNSUPPORTED ? base : 0],
-             base == FT_ENUM && enum_name ? " " : "", base == FT_ENUM && enum_name ? enum_name : "");
+    snprintf(tmp, n, "%s%s%s%s", t & FT_NULLABLE ? "[null, " : "",
+             names[base >= 0 && base <= FT_UNSUPPORTED ? base : 0], base == FT_ENUM && enum_name ? " " : "",
+             base == FT_ENUM && enum_name ? enum_name : "");
     if (t & FT_NULLABLE) snprintf(tmp + strlen(tmp), n - strlen(tmp), "]");
     return tmp;
 }
@@ -1912,9 +1941,12 @@ static void flatten_schema(avro_schema_t rec, fieldlog_t *l) {
             flog_add(l, name, nullable | FT_ARRAY, NULL, 0);
             avro_schema_t items = avro_schema_array_items(fs);
             l->array = name;
-            if (is_avro_record(items)) flatten_schema(items, l);
-            else if (is_avro_string(items)) flog_add(l, "", FT_STRING, NULL, 0);
-            else flog_add(l, "", FT_UNSUPPORTED, NULL, 0);
+            if (is_avro_record(items))
+                flatten_schema(items, l);
+            else if (is_avro_string(items))
+                flog_add(l, "", FT_STRING, NULL, 0);
+            else
+                flog_add(l, "", FT_UNSUPPORTED, NULL, 0);
             l->array = NULL;
             break;
         }
@@ -1936,10 +1968,14 @@ static bool same_fields(const kind_slot_t *s, const struct kind_info *k, const f
                      (a->n_symbols == b->n_symbols && b->enum_name && strcmp(a->enum_name, b->enum_name) == 0));
         if (same) continue;
         char is[160], has[160];
-        if (a) snprintf(is, sizeof is, "%s %s", a->name, ftype_name(a->type, a->enum_name, t1, sizeof t1));
-        else snprintf(is, sizeof is, "absent");
-        if (b) snprintf(has, sizeof has, "has %s %s", b->name, ftype_name(b->type, b->enum_name, t2, sizeof t2));
-        else snprintf(has, sizeof has, "has no field there");
+        if (a)
+            snprintf(is, sizeof is, "%s %s", a->name, ftype_name(a->type, a->enum_name, t1, sizeof t1));
+        else
+            snprintf(is, sizeof is, "absent");
+        if (b)
+            snprintf(has, sizeof has, "has %s %s", b->name, ftype_name(b->type, b->enum_name, t2, sizeof t2));
+        else
+            snprintf(has, sizeof has, "has no field there");
         cx_seterr(errstr, errstr_size,
                   "schema %s: field %d is %s but the direct %s %s: change processor/codec.c together with the .avsc",
                   k->file, i + 1, is, who, has);
@@ -1973,20 +2009,44 @@ static bool direct_self_check(cx_codec_t *c, char *errstr, size_t errstr_size) {
         const void *rec = NULL;
         memset(&ev, 0, sizeof ev);
         switch (kind) {
-        case CX_REC_PLAY: ev.type = CX_EV_PLAY; rec = &ev; break;
-        case CX_REC_PURCHASE: ev.type = CX_EV_PURCHASE; rec = &ev; break;
-        case CX_REC_EMAIL_SEND: ev.type = CX_EV_EMAIL_SEND; rec = &ev; break;
-        case CX_REC_SURVEY: ev.type = CX_EV_SURVEY; rec = &ev; break;
+        case CX_REC_PLAY:
+            ev.type = CX_EV_PLAY;
+            rec = &ev;
+            break;
+        case CX_REC_PURCHASE:
+            ev.type = CX_EV_PURCHASE;
+            rec = &ev;
+            break;
+        case CX_REC_EMAIL_SEND:
+            ev.type = CX_EV_EMAIL_SEND;
+            rec = &ev;
+            break;
+        case CX_REC_SURVEY:
+            ev.type = CX_EV_SURVEY;
+            rec = &ev;
+            break;
         case CX_REC_CAMPAIGN:
             memset(&camp, 0, sizeof camp);
             camp.promoted_title_ids = (char **)titles;
             camp.n_promoted = 1;
             rec = &camp;
             break;
-        case CX_REC_SEGMENT_CHANGE: memset(&sc, 0, sizeof sc); rec = &sc; break;
-        case CX_REC_TRIGGER: memset(&trig, 0, sizeof trig); rec = &trig; break;
-        case CX_REC_RESPONSE: memset(&resp, 0, sizeof resp); rec = &resp; break;
-        case CX_REC_KPI: memset(&kpi, 0, sizeof kpi); rec = &kpi; break;
+        case CX_REC_SEGMENT_CHANGE:
+            memset(&sc, 0, sizeof sc);
+            rec = &sc;
+            break;
+        case CX_REC_TRIGGER:
+            memset(&trig, 0, sizeof trig);
+            rec = &trig;
+            break;
+        case CX_REC_RESPONSE:
+            memset(&resp, 0, sizeof resp);
+            rec = &resp;
+            break;
+        case CX_REC_KPI:
+            memset(&kpi, 0, sizeof kpi);
+            rec = &kpi;
+            break;
         case CX_REC_ENRICHED:
             memset(&en, 0, sizeof en);
             ev.type = CX_EV_PLAY;
@@ -2001,7 +2061,8 @@ static bool direct_self_check(cx_codec_t *c, char *errstr, size_t errstr_size) {
         fieldlog_t log = {0};
         b.len = 0;
         if (encode_direct(c, kind, rec, &b, &log) != CX_OK) {
-            cx_seterr(errstr, errstr_size, "schema %s: the direct encoder fails on an empty record", kind_infos[i].file);
+            cx_seterr(errstr, errstr_size, "schema %s: the direct encoder fails on an empty record",
+                      kind_infos[i].file);
             ok = false;
             break;
         }
@@ -2084,8 +2145,10 @@ static cx_err_t json_write(cx_buf_t *b, avro_value_t *v) {
     case AVRO_FIXED: {
         const void *s = NULL;
         size_t size = 0;
-        if (avro_value_get_type(v) == AVRO_BYTES) avro_value_get_bytes(v, &s, &size);
-        else avro_value_get_fixed(v, &s, &size);
+        if (avro_value_get_type(v) == AVRO_BYTES)
+            avro_value_get_bytes(v, &s, &size);
+        else
+            avro_value_get_fixed(v, &s, &size);
         return cx_buf_json_str(b, s ? s : "", size);
     }
     case AVRO_ENUM: {

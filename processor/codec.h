@@ -26,12 +26,20 @@
 #include "event.h"
 
 typedef enum cx_record_kind {
-    CX_REC_PLAY = 1, CX_REC_PURCHASE = 2, CX_REC_EMAIL_SEND = 3, CX_REC_SURVEY = 4, CX_REC_CAMPAIGN = 5,
-    CX_REC_SEGMENT_CHANGE = 10, CX_REC_TRIGGER = 11, CX_REC_RESPONSE = 12, CX_REC_KPI = 13,
-    CX_REC_ENRICHED = 14, CX_REC_PROFILE = 15
-} cx_record_kind_t;               /* value = default schema id */
+    CX_REC_PLAY = 1,
+    CX_REC_PURCHASE = 2,
+    CX_REC_EMAIL_SEND = 3,
+    CX_REC_SURVEY = 4,
+    CX_REC_CAMPAIGN = 5,
+    CX_REC_SEGMENT_CHANGE = 10,
+    CX_REC_TRIGGER = 11,
+    CX_REC_RESPONSE = 12,
+    CX_REC_KPI = 13,
+    CX_REC_ENRICHED = 14,
+    CX_REC_PROFILE = 15
+} cx_record_kind_t; /* value = default schema id */
 typedef struct cx_codec cx_codec_t;
-cx_codec_t *cx_codec_new(char *errstr, size_t errstr_size);   /* loads embedded schemas */
+cx_codec_t *cx_codec_new(char *errstr, size_t errstr_size); /* loads embedded schemas */
 void cx_codec_destroy(cx_codec_t *c);
 /* Override the schema id written/accepted for a record kind (schema registry). */
 void cx_codec_set_schema_id(cx_codec_t *c, cx_record_kind_t kind, int32_t id);
@@ -51,20 +59,19 @@ cx_record_kind_t cx_codec_kind_of_event(cx_event_type_t t);
  * or currency allow-lists: see cx_codec_check_event. The event's borrowed fields (survey comment)
  * point into the codec and stay valid until the next decode call. No malloc per call once warm
  * (direct reader; the comment is copied into a reused codec buffer). */
-cx_dlq_code_t cx_codec_decode_event(cx_codec_t *c, cx_record_kind_t expected, const void *buf,
-                                    size_t len, cx_event_t *out, char *detail, size_t detail_size);
+cx_dlq_code_t cx_codec_decode_event(cx_codec_t *c, cx_record_kind_t expected, const void *buf, size_t len,
+                                    cx_event_t *out, char *detail, size_t detail_size);
 /* Campaign value -> out (out is cleared first, then owns its arrays). */
-cx_dlq_code_t cx_codec_decode_campaign(cx_codec_t *c, const void *buf, size_t len,
-                                       cx_campaign_t *out, char *detail, size_t detail_size);
+cx_dlq_code_t cx_codec_decode_campaign(cx_codec_t *c, const void *buf, size_t len, cx_campaign_t *out, char *detail,
+                                       size_t detail_size);
 /* Replay input: one JSON line {"event_type":"play"|...|"campaign", fields...} (DESIGN §3:
  * timestamps epoch ms, enums as symbol names, nullable fields may be absent or null). Same checks
  * and codes as the wire path (a line that is not JSON, or has an unknown event_type, is
  * DECODE_ERROR; a missing required field is MISSING_FIELD). Sets *is_campaign and fills `ev` or
  * `camp`. Implement by building the same avro value from the JSON and sharing the extraction code
  * with the wire path, so both paths apply identical rules. */
-cx_dlq_code_t cx_codec_decode_json(cx_codec_t *c, const char *line, size_t len, cx_event_t *ev,
-                                   cx_campaign_t *camp, bool *is_campaign, char *detail,
-                                   size_t detail_size);
+cx_dlq_code_t cx_codec_decode_json(cx_codec_t *c, const char *line, size_t len, cx_event_t *ev, cx_campaign_t *camp,
+                                   bool *is_campaign, char *detail, size_t detail_size);
 /* Checks that need configuration: ts < min_ts_ms, or (now_ms > 0) ts > now_ms + max_future_ms ->
  * BAD_TIMESTAMP; purchase currency not in currencies[0..n) when n > 0 -> UNKNOWN_CURRENCY. */
 typedef struct cx_check_opts {
@@ -74,8 +81,7 @@ typedef struct cx_check_opts {
     const char *const *currencies;
     size_t n_currencies;
 } cx_check_opts_t;
-cx_dlq_code_t cx_codec_check_event(const cx_event_t *ev, const cx_check_opts_t *o, char *detail,
-                                   size_t detail_size);
+cx_dlq_code_t cx_codec_check_event(const cx_event_t *ev, const cx_check_opts_t *o, char *detail, size_t detail_size);
 
 typedef enum { CX_FMT_WIRE = 0, CX_FMT_JSON = 1 } cx_format_t;
 /* Encode a record into `out` (appended; caller resets). rec points to: cx_event_t for the four
@@ -85,8 +91,7 @@ typedef enum { CX_FMT_WIRE = 0, CX_FMT_JSON = 1 } cx_format_t;
  * round-trip (cx_buf_json_double), fields in schema order. For the four input kinds the JSON form
  * starts with "event_type" so it is a valid replay line. Wire: 0x00 + BE id + Avro binary, written
  * straight from the struct. An enum value outside its C enum is CX_ERR_INVALID (out unchanged). */
-cx_err_t cx_codec_encode(cx_codec_t *c, cx_record_kind_t kind, const void *rec, cx_format_t fmt,
-                         cx_buf_t *out);
+cx_err_t cx_codec_encode(cx_codec_t *c, cx_record_kind_t kind, const void *rec, cx_format_t fmt, cx_buf_t *out);
 
 /* For tests: the wire format written through avro-c's generic value and avro_value_write, the
  * reference that cx_codec_encode's direct encoders must equal byte for byte. Slow; not for the

@@ -19,26 +19,26 @@
 extern char **environ;
 
 typedef enum {
-    CFG_STRING,    /* char * */
-    CFG_TOPIC,     /* char *, a valid Kafka topic name */
-    CFG_INT32,     /* int32_t */
-    CFG_INT64,     /* int64_t */
-    CFG_TS,        /* int64_t epoch ms; also ISO-8601 UTC text */
-    CFG_DOUBLE,    /* double */
-    CFG_BOOL,      /* bool */
-    CFG_ENUM,      /* an enum stored as int: index into enum_names */
-    CFG_CURRENCIES,/* char **currencies + n_currencies */
-    CFG_R_DAYS,    /* int32_t[4], strictly ascending */
-    CFG_MIN4,      /* int64_t[4], strictly descending */
-    CFG_SEGMENTS   /* segments[] + n_segments */
+    CFG_STRING,     /* char * */
+    CFG_TOPIC,      /* char *, a valid Kafka topic name */
+    CFG_INT32,      /* int32_t */
+    CFG_INT64,      /* int64_t */
+    CFG_TS,         /* int64_t epoch ms; also ISO-8601 UTC text */
+    CFG_DOUBLE,     /* double */
+    CFG_BOOL,       /* bool */
+    CFG_ENUM,       /* an enum stored as int: index into enum_names */
+    CFG_CURRENCIES, /* char **currencies + n_currencies */
+    CFG_R_DAYS,     /* int32_t[4], strictly ascending */
+    CFG_MIN4,       /* int64_t[4], strictly descending */
+    CFG_SEGMENTS    /* segments[] + n_segments */
 } cfg_type_t;
 
 /* flags */
 #define CFG_NONEMPTY 0x1  /* strings: must not be empty */
-#define CFG_NO_MAX 0x2    /* numbers: no upper bound */
+#define CFG_NO_MAX   0x2  /* numbers: no upper bound */
 #define CFG_MIN_EXCL 0x4  /* numbers: min itself is refused (> min) */
 #define CFG_HOSTPORT 0x8  /* strings: empty or host:port */
-#define CFG_URL 0x10      /* strings: empty or http(s)://... */
+#define CFG_URL      0x10 /* strings: empty or http(s)://... */
 
 typedef struct cfg_key {
     const char *name;
@@ -64,15 +64,20 @@ _Static_assert(sizeof(cx_log_format_t) == sizeof(int), "enums are stored as int"
 
 #define OFF(f) offsetof(cx_config_t, f)
 #define DAY_MS 86400000.0
-#define TOPIC(key, field, def, help) {key, CFG_TOPIC, def, 0, 0, CFG_NONEMPTY, NULL, 0, OFF(field), help}
-#define STR(key, field, def, flags, help) {key, CFG_STRING, def, 0, 0, flags, NULL, 0, OFF(field), help}
-#define I32(key, field, def, lo, hi, help) {key, CFG_INT32, def, lo, hi, 0, NULL, 0, OFF(field), help}
-#define I64(key, field, def, lo, hi, flags, help) {key, CFG_INT64, def, lo, hi, flags, NULL, 0, OFF(field), help}
-#define DBL(key, field, def, lo, hi, flags, help) {key, CFG_DOUBLE, def, lo, hi, flags, NULL, 0, OFF(field), help}
-#define ENUM(key, field, def, names, help)                                                         \
-    {key, CFG_ENUM, def, 0, 0, 0, names, (int)(sizeof(names) / sizeof(names[0])), OFF(field), help}
-#define EXCL(type, def)                                                                            \
-    I32("exclusion.weeks." #type, exclusion_weeks[CX_CT_##type], def, 0, 520,                      \
+#define TOPIC(key, field, def, help) \
+    { key, CFG_TOPIC, def, 0, 0, CFG_NONEMPTY, NULL, 0, OFF(field), help }
+#define STR(key, field, def, flags, help) \
+    { key, CFG_STRING, def, 0, 0, flags, NULL, 0, OFF(field), help }
+#define I32(key, field, def, lo, hi, help) \
+    { key, CFG_INT32, def, lo, hi, 0, NULL, 0, OFF(field), help }
+#define I64(key, field, def, lo, hi, flags, help) \
+    { key, CFG_INT64, def, lo, hi, flags, NULL, 0, OFF(field), help }
+#define DBL(key, field, def, lo, hi, flags, help) \
+    { key, CFG_DOUBLE, def, lo, hi, flags, NULL, 0, OFF(field), help }
+#define ENUM(key, field, def, names, help) \
+    { key, CFG_ENUM, def, 0, 0, 0, names, (int)(sizeof(names) / sizeof(names[0])), OFF(field), help }
+#define EXCL(type, def)                                                       \
+    I32("exclusion.weeks." #type, exclusion_weeks[CX_CT_##type], def, 0, 520, \
         "Weeks after a contact by a campaign of type " #type " during which a trigger is not `eligible`.")
 
 static const cfg_key_t cfg_keys[] = {
@@ -85,8 +90,7 @@ static const cfg_key_t cfg_keys[] = {
     TOPIC("topic.segment_changes", topic_segment_changes, "cx.segment_changes", "Output: SegmentChange."),
     TOPIC("topic.disengagement_triggers", topic_disengagement_triggers, "cx.disengagement_triggers",
           "Output: DisengagementTrigger."),
-    TOPIC("topic.campaign_responses", topic_campaign_responses, "cx.campaign_responses",
-          "Output: CampaignResponse."),
+    TOPIC("topic.campaign_responses", topic_campaign_responses, "cx.campaign_responses", "Output: CampaignResponse."),
     TOPIC("topic.campaign_kpis", topic_campaign_kpis, "cx.campaign_kpis", "Output, compacted: CampaignKpi."),
     TOPIC("topic.enriched", topic_enriched, "cx.enriched", "Output: EnrichedEvent (see `enriched.enabled`)."),
     TOPIC("topic.dlq", topic_dlq, "cx.dlq", "Output: rejected input records with `cx.error*` headers."),
@@ -112,8 +116,7 @@ static const cfg_key_t cfg_keys[] = {
      "purchases in other currencies go to the DLQ (UNKNOWN_CURRENCY)."},
     ENUM("processing.guarantee", guarantee, "at_least_once", guarantee_names,
          "`exactly_once` uses Kafka transactions for outputs, changelog, partials and offsets."),
-    I32("input.partitions", input_partitions, "0", 0, 100000,
-        "Input partition count P; 0 = discover from the broker."),
+    I32("input.partitions", input_partitions, "0", 0, 100000, "Input partition count P; 0 = discover from the broker."),
     I32("replay.partitions", replay_partitions, "1", 1, 1024,
         "Partitions simulated by `replay` (by murmur2 of the key); `--partitions` overrides."),
     I32("retrieval.min_seconds", retrieval_min_seconds, "120", 0, 86400,
@@ -138,7 +141,8 @@ static const cfg_key_t cfg_keys[] = {
      "Ordered segment rules, first match wins: `Name:COND,COND;Name:...`, COND one of `R>=n`, `R<=n`, "
      "`R=n`, `R=n-m` (likewise F, M); an absent score means 1-5. At most 16 rules, names 1-47 bytes, "
      "and together the rules must cover all 125 (R, F, M) combinations."},
-    I32("nps.window_days", nps_window_days, "90", 1, 3660, "Trailing window of the NPS per segment and per touchpoint."),
+    I32("nps.window_days", nps_window_days, "90", 1, 3660,
+        "Trailing window of the NPS per segment and per touchpoint."),
     I32("campaign.wait_days", campaign_wait_days, "7", 0, 365,
         "How long a send waits for its campaign record before it is measured without it."),
     I64("kpi.interval_ms", kpi_interval_ms, "3600000", 1000, 365 * DAY_MS, 0,
@@ -179,8 +183,7 @@ static const cfg_key_t cfg_keys[] = {
     I32("clv.horizon_days", clv_horizon_days, "365", 1, 3650, "Horizon of `clv_minor` (undiscounted)."),
     I32("dedup.per_customer", dedup_per_customer, "8", 1, 32, "Recent event ids kept per customer to drop duplicates."),
     STR("state.dir", state_dir, "./cxstream-state", CFG_NONEMPTY, "RocksDB directory of local state."),
-    I64("cache.max_customers", cache_max_customers, "200000", 1, 1e9, 0,
-        "Profiles held in the write-back cache."),
+    I64("cache.max_customers", cache_max_customers, "200000", 1, 1e9, 0, "Profiles held in the write-back cache."),
     I64("commit.interval_ms", commit_interval_ms, "1000", 1, 3600000, 0,
         "Wall time between flushes (state, changelog, offsets)."),
     I32("http.port", http_port, "9464", 0, 65535, "HTTP port for /metrics, health, API and dashboard; 0 = off."),
@@ -193,8 +196,7 @@ static const cfg_key_t cfg_keys[] = {
         "Kafka brokers (`kafka.bootstrap.servers`, when set, wins)."),
     STR("schema.registry.url", schema_registry_url, "", CFG_URL,
         "Confluent-compatible Schema Registry; empty = the fixed schema ids of `schemas/ids.json`."),
-    {"enriched.enabled", CFG_BOOL, "true", 0, 0, 0, NULL, 0, OFF(enriched_enabled),
-     "Produce `cx.enriched`."},
+    {"enriched.enabled", CFG_BOOL, "true", 0, 0, 0, NULL, 0, OFF(enriched_enabled), "Produce `cx.enriched`."},
     ENUM("log.level", log_level, "info", log_level_names, "Least severe level logged."),
     ENUM("log.format", log_format, "text", log_format_names,
          "`text`: `level component key=value ...`; `json`: one JSON object per line."),
@@ -213,9 +215,11 @@ static const cfg_key_t *find_key(const char *name) {
 }
 
 static char *trim(char *s) {
-    while (*s && isspace((unsigned char)*s)) s++;
+    while (*s && isspace((unsigned char)*s))
+        s++;
     size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
     return s;
 }
 
@@ -272,13 +276,11 @@ static bool parse_ts(const char *s, int64_t *out) {
     if (parse_i64(s, out)) return true;
     int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0;
     size_t len = strlen(s);
-    if (len < 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
-        !digits(s + 8, 2, &d))
+    if (len < 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' || !digits(s + 8, 2, &d))
         return false;
     const char *p = s + 10;
     if (*p) {
-        if ((*p != 'T' && *p != 't' && *p != ' ') || !digits(p + 1, 2, &h) || p[3] != ':' ||
-            !digits(p + 4, 2, &mi))
+        if ((*p != 'T' && *p != 't' && *p != ' ') || !digits(p + 1, 2, &h) || p[3] != ':' || !digits(p + 4, 2, &mi))
             return false;
         p += 6;
         if (*p == ':') {
@@ -287,10 +289,12 @@ static bool parse_ts(const char *s, int64_t *out) {
             if (*p == '.') {
                 int nd = 0;
                 p++;
-                while (p[nd] >= '0' && p[nd] <= '9') nd++;
+                while (p[nd] >= '0' && p[nd] <= '9')
+                    nd++;
                 if (nd < 1 || nd > 3) return false;
                 digits(p, nd, &ms);
-                for (int i = nd; i < 3; i++) ms *= 10;
+                for (int i = nd; i < 3; i++)
+                    ms *= 10;
                 p += nd;
             }
         }
@@ -298,11 +302,10 @@ static bool parse_ts(const char *s, int64_t *out) {
     }
     static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 ||
-        mi > 59 || sec > 59)
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 ||
+        sec > 59)
         return false;
-    *out = ((days_from_civil(y, (unsigned)mo, (unsigned)d) * 24 + h) * 60 + mi) * INT64_C(60000) +
-           sec * 1000 + ms;
+    *out = ((days_from_civil(y, (unsigned)mo, (unsigned)d) * 24 + h) * 60 + mi) * INT64_C(60000) + sec * 1000 + ms;
     return true;
 }
 
@@ -403,8 +406,8 @@ static bool parse_condition(char *c, uint8_t lo[3], uint8_t hi[3], char *why, si
             return false;
         }
     } else {
-        snprintf(why, wn, "condition '%s' is not %c>=n, %c<=n, %c=n or %c=n-m with n, m in 1-5", c,
-                 letters[i], letters[i], letters[i], letters[i]);
+        snprintf(why, wn, "condition '%s' is not %c>=n, %c<=n, %c=n or %c=n-m with n, m in 1-5", c, letters[i],
+                 letters[i], letters[i], letters[i]);
         return false;
     }
     if (nlo > lo[i]) lo[i] = (uint8_t)nlo;
@@ -415,8 +418,7 @@ static bool parse_condition(char *c, uint8_t lo[3], uint8_t hi[3], char *why, si
 static int segment_match(const cx_segment_rule_t *rules, size_t n, int r, int f, int m) {
     for (size_t i = 0; i < n; i++) {
         const cx_segment_rule_t *x = &rules[i];
-        if (r >= x->rmin && r <= x->rmax && f >= x->fmin && f <= x->fmax && m >= x->mmin && m <= x->mmax)
-            return (int)i;
+        if (r >= x->rmin && r <= x->rmax && f >= x->fmin && f <= x->fmax && m >= x->mmin && m <= x->mmax) return (int)i;
     }
     return -1;
 }
@@ -485,8 +487,8 @@ static bool parse_segments(const char *text, cx_segment_rule_t *out, size_t *n_o
         for (int f = 1; f <= 5; f++)
             for (int m = 1; m <= 5; m++)
                 if (segment_match(out, (size_t)n, r, f, m) < 0) {
-                    snprintf(why, wn, "no rule covers R=%d F=%d M=%d (the rules must cover all 125 combinations)",
-                             r, f, m);
+                    snprintf(why, wn, "no rule covers R=%d F=%d M=%d (the rules must cover all 125 combinations)", r, f,
+                             m);
                     goto done;
                 }
     *n_out = (size_t)n;
@@ -530,7 +532,8 @@ static cx_err_t kafka_put(cx_config_t *cfg, const char *name, const char *value)
 /* ------------------------------------------------------------------ setting */
 
 static void free_currencies(char **c, size_t n) {
-    for (size_t i = 0; i < n; i++) free(c[i]);
+    for (size_t i = 0; i < n; i++)
+        free(c[i]);
     free(c);
 }
 
@@ -555,8 +558,7 @@ static cx_err_t set_value(cx_config_t *cfg, const cfg_key_t *k, const char *valu
             snprintf(why, wn, "'%s' is not host:port", value);
             return CX_ERR_CONFIG;
         }
-        if ((k->flags & CFG_URL) && *value && strncmp(value, "http://", 7) != 0 &&
-            strncmp(value, "https://", 8) != 0) {
+        if ((k->flags & CFG_URL) && *value && strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
             snprintf(why, wn, "'%s' is not an http:// or https:// URL", value);
             return CX_ERR_CONFIG;
         }
@@ -673,8 +675,7 @@ static cx_err_t set_value(cx_config_t *cfg, const cfg_key_t *k, const char *valu
                 return CX_ERR_CONFIG;
             }
             if (i > 0 && (k->type == CFG_R_DAYS ? v[i] <= v[i - 1] : v[i] >= v[i - 1])) {
-                snprintf(why, wn, "'%s' is not strictly %s", value,
-                         k->type == CFG_R_DAYS ? "ascending" : "descending");
+                snprintf(why, wn, "'%s' is not strictly %s", value, k->type == CFG_R_DAYS ? "ascending" : "descending");
                 return CX_ERR_CONFIG;
             }
         }
@@ -706,8 +707,8 @@ static void refuse(char *errstr, size_t n, const char *key, const char *why, con
         cx_seterr(errstr, n, "%s: %s", key, why);
 }
 
-cx_err_t cx_config_set(cx_config_t *cfg, const char *key, const char *value, const char *source,
-                       char *errstr, size_t errstr_size) {
+cx_err_t cx_config_set(cx_config_t *cfg, const char *key, const char *value, const char *source, char *errstr,
+                       size_t errstr_size) {
     if (!cfg || !key || !value) {
         cx_seterr(errstr, errstr_size, "cx_config_set: NULL argument");
         return CX_ERR_INVALID;
@@ -736,8 +737,7 @@ cx_err_t cx_config_set(cx_config_t *cfg, const char *key, const char *value, con
     return err;
 }
 
-cx_err_t cx_config_set_kv(cx_config_t *cfg, const char *kv, const char *source, char *errstr,
-                          size_t errstr_size) {
+cx_err_t cx_config_set_kv(cx_config_t *cfg, const char *kv, const char *source, char *errstr, size_t errstr_size) {
     if (!cfg || !kv) {
         cx_seterr(errstr, errstr_size, "cx_config_set_kv: NULL argument");
         return CX_ERR_INVALID;
@@ -805,7 +805,8 @@ void cx_config_destroy(cx_config_t *cfg) {
 
 static bool ends_in_continuation(const char *s, size_t n) {
     size_t bs = 0;
-    while (bs < n && s[n - 1 - bs] == '\\') bs++;
+    while (bs < n && s[n - 1 - bs] == '\\')
+        bs++;
     return bs % 2 == 1;
 }
 
@@ -829,10 +830,12 @@ cx_err_t cx_config_load_file(cx_config_t *cfg, const char *path, char *errstr, s
     while ((got = getline(&line, &line_cap, f)) >= 0) {
         lineno++;
         size_t n = (size_t)got;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
         char *p = line;
         if (lineno == 1 && n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3, n -= 3; /* BOM */
-        while (*p == ' ' || *p == '\t' || *p == '\f') p++, n--;
+        while (*p == ' ' || *p == '\t' || *p == '\f')
+            p++, n--;
         if (!continuing) {
             if (*p == '\0' || *p == '#' || *p == '!') continue;
             start_line = lineno;
@@ -1015,9 +1018,13 @@ const char *cx_config_get_text(const cx_config_t *cfg, const char *key, char *bu
     return buf;
 }
 
-size_t cx_config_key_count(void) { return N_KEYS; }
+size_t cx_config_key_count(void) {
+    return N_KEYS;
+}
 
-const char *cx_config_key_name(size_t i) { return i < N_KEYS ? cfg_keys[i].name : NULL; }
+const char *cx_config_key_name(size_t i) {
+    return i < N_KEYS ? cfg_keys[i].name : NULL;
+}
 
 int cx_config_segment_of(const cx_config_t *cfg, int r, int f, int m) {
     if (!cfg || r < 1 || r > 5 || f < 1 || f > 5 || m < 1 || m > 5) return -1;
@@ -1044,10 +1051,9 @@ bool cx_config_currency_allowed(const cx_config_t *cfg, const char *code) {
 /* ------------------------------------------------------------ reference */
 
 static const char *const type_names[] = {
-    [CFG_STRING] = "string",        [CFG_TOPIC] = "topic",          [CFG_INT32] = "integer",
-    [CFG_INT64] = "integer",        [CFG_TS] = "timestamp",         [CFG_DOUBLE] = "number",
-    [CFG_BOOL] = "bool",            [CFG_ENUM] = "enum",            [CFG_CURRENCIES] = "list",
-    [CFG_R_DAYS] = "list of 4",     [CFG_MIN4] = "list of 4",       [CFG_SEGMENTS] = "segment map",
+    [CFG_STRING] = "string",   [CFG_TOPIC] = "topic",      [CFG_INT32] = "integer",  [CFG_INT64] = "integer",
+    [CFG_TS] = "timestamp",    [CFG_DOUBLE] = "number",    [CFG_BOOL] = "bool",      [CFG_ENUM] = "enum",
+    [CFG_CURRENCIES] = "list", [CFG_R_DAYS] = "list of 4", [CFG_MIN4] = "list of 4", [CFG_SEGMENTS] = "segment map",
 };
 
 static const char reference_preamble[] =
@@ -1119,8 +1125,8 @@ cx_err_t cx_config_write_reference(FILE *out) {
         case CFG_TOPIC: snprintf(range, sizeof range, "`[A-Za-z0-9._-]`, 1-249"); break;
         case CFG_STRING:
             snprintf(range, sizeof range, "%s",
-                     (k->flags & CFG_HOSTPORT) ? "empty or host:port"
-                     : (k->flags & CFG_URL)    ? "empty or http(s):// URL"
+                     (k->flags & CFG_HOSTPORT)   ? "empty or host:port"
+                     : (k->flags & CFG_URL)      ? "empty or http(s):// URL"
                      : (k->flags & CFG_NONEMPTY) ? "non-empty"
                                                  : "");
             break;

@@ -26,7 +26,7 @@
 #include "event.h"
 
 #define CX_SEGMENT_NAME_MAX 47 /* bytes, without the NUL */
-#define CX_SEGMENTS_MAX 16
+#define CX_SEGMENTS_MAX     16
 
 /* One segment rule: a customer whose scores lie inside all three inclusive ranges matches. The
  * first matching rule of the ordered list wins (DESIGN §6). */
@@ -89,7 +89,7 @@ typedef struct cx_config {
     int32_t nps_window_days;
     int32_t campaign_wait_days;
     int64_t kpi_interval_ms;
-    int64_t kpi_partials_interval_ms; /* 0 = at each flush */
+    int64_t kpi_partials_interval_ms;      /* 0 = at each flush */
     int32_t exclusion_weeks[CX_CT__COUNT]; /* index = cx_campaign_type_t */
     int32_t contacts_max;
 
@@ -120,7 +120,7 @@ typedef struct cx_config {
     char *http_bind;
     char *http_advertised; /* "" or host:port */
     char *group_id;
-    char *bootstrap_servers; /* kafka.bootstrap.servers, when set, wins: see cx_config_bootstrap_servers */
+    char *bootstrap_servers;   /* kafka.bootstrap.servers, when set, wins: see cx_config_bootstrap_servers */
     char *schema_registry_url; /* "" = fixed schema ids */
     bool enriched_enabled;
     cx_log_level_t log_level;
@@ -150,11 +150,10 @@ cx_err_t cx_config_load_env(cx_config_t *cfg, char *const *envp, char *errstr, s
 
 /* Sets one key from text. `source` says where the value came from for the error message
  * ("--set", "file cx.properties:12", "env CXSTREAM_X"); NULL for none. */
-cx_err_t cx_config_set(cx_config_t *cfg, const char *key, const char *value, const char *source,
-                       char *errstr, size_t errstr_size);
+cx_err_t cx_config_set(cx_config_t *cfg, const char *key, const char *value, const char *source, char *errstr,
+                       size_t errstr_size);
 /* Same from "key=value" (whitespace around both trimmed). */
-cx_err_t cx_config_set_kv(cx_config_t *cfg, const char *kv, const char *source, char *errstr,
-                          size_t errstr_size);
+cx_err_t cx_config_set_kv(cx_config_t *cfg, const char *kv, const char *source, char *errstr, size_t errstr_size);
 
 /* Checks across keys (each key's own bounds are checked when it is set): topic names distinct. */
 cx_err_t cx_config_validate(const cx_config_t *cfg, char *errstr, size_t errstr_size);

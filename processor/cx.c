@@ -30,8 +30,8 @@ const char *cx_err2str(cx_err_t err) {
 }
 
 static const char *const dlq_names[CX_DLQ__COUNT] = {
-    "NONE",         "BAD_FRAMING",  "UNKNOWN_SCHEMA", "DECODE_ERROR",     "MISSING_FIELD",
-    "BAD_ID",       "OUT_OF_RANGE", "BAD_TIMESTAMP",  "UNKNOWN_CURRENCY",
+    "NONE",   "BAD_FRAMING",  "UNKNOWN_SCHEMA", "DECODE_ERROR",     "MISSING_FIELD",
+    "BAD_ID", "OUT_OF_RANGE", "BAD_TIMESTAMP",  "UNKNOWN_CURRENCY",
 };
 
 const char *cx_dlq_code_name(cx_dlq_code_t code) {
@@ -42,8 +42,8 @@ bool cx_id_valid(const char *s, size_t len) {
     if (len < 1 || len > CX_ID_MAX) return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == ':' || c == '@' || c == '-'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == ':' || c == '@' || c == '-'))
             return false;
     }
     return true;
@@ -58,24 +58,23 @@ bool cx_token_valid(const char *s, size_t len) {
     return true;
 }
 
-const char *const cx_purchase_kind_names[CX_PK__COUNT] = {"RENTAL", "PURCHASE", "SUBSCRIPTION",
-                                                         "PACKAGE_EXTENSION"};
+const char *const cx_purchase_kind_names[CX_PK__COUNT] = {"RENTAL", "PURCHASE", "SUBSCRIPTION", "PACKAGE_EXTENSION"};
 const char *const cx_group_names[CX_GROUP__COUNT] = {"TEST", "CONTROL"};
 const char *const cx_channel_names[CX_CH__COUNT] = {"EMAIL", "SMS", "PUSH", "IN_APP", "POST"};
-const char *const cx_campaign_type_names[CX_CT__COUNT] = {"NEWSLETTER", "WIN_BACK", "CROSS_SELL",
-                                                         "ONBOARDING", "OTHER"};
-const char *const cx_trigger_kind_names[CX_TRIG__COUNT] = {"STOPPED_STREAMING", "ENGAGEMENT_DROP",
-                                                          "CHURN_RISK"};
+const char *const cx_campaign_type_names[CX_CT__COUNT] = {"NEWSLETTER", "WIN_BACK", "CROSS_SELL", "ONBOARDING",
+                                                          "OTHER"};
+const char *const cx_trigger_kind_names[CX_TRIG__COUNT] = {"STOPPED_STREAMING", "ENGAGEMENT_DROP", "CHURN_RISK"};
 const char *const cx_action_names[CX_ACT__COUNT] = {"LOGIN_REMINDER", "NEW_RELEASE", "WIN_BACK_OFFER"};
 
-static const char *const event_type_names[CX_EV__COUNT] = {"email_send", "purchase", "play", "survey",
-                                                          "campaign"};
+static const char *const event_type_names[CX_EV__COUNT] = {"email_send", "purchase", "play", "survey", "campaign"};
 
 const char *cx_event_type_name(cx_event_type_t t) {
     return (unsigned)t < CX_EV__COUNT ? event_type_names[t] : "unknown";
 }
 
-int cx_event_type_from_name(const char *name) { return cx_enum_lookup(event_type_names, CX_EV__COUNT, name); }
+int cx_event_type_from_name(const char *name) {
+    return cx_enum_lookup(event_type_names, CX_EV__COUNT, name);
+}
 
 int cx_enum_lookup(const char *const *names, int n, const char *name) {
     if (!name) return -1;
@@ -112,20 +111,22 @@ void cx_log_write(cx_log_level_t level, const char *component, const char *fmt, 
                 ts.tv_nsec / 1000000, level_names[level], component);
         for (const char *p = msg; *p; p++) {
             if (*p == '"' || *p == '\\') fputc('\\', stderr);
-            if ((unsigned char)*p < 0x20) fprintf(stderr, "\\u%04x", *p);
-            else fputc(*p, stderr);
+            if ((unsigned char)*p < 0x20)
+                fprintf(stderr, "\\u%04x", *p);
+            else
+                fputc(*p, stderr);
         }
         fputs("\"}\n", stderr);
     } else {
-        fprintf(stderr, "%s.%03ldZ %s %s %s\n", when, ts.tv_nsec / 1000000, level_names[level], component,
-                msg);
+        fprintf(stderr, "%s.%03ldZ %s %s %s\n", when, ts.tv_nsec / 1000000, level_names[level], component, msg);
     }
 }
 
 void cx_campaign_clear(cx_campaign_t *c) {
     if (!c) return;
     free(c->name);
-    for (size_t i = 0; i < c->n_promoted; i++) free(c->promoted_title_ids[i]);
+    for (size_t i = 0; i < c->n_promoted; i++)
+        free(c->promoted_title_ids[i]);
     free(c->promoted_title_ids);
     memset(c, 0, sizeof *c);
 }
@@ -169,9 +170,7 @@ int32_t cx_murmur2_partition(const void *key, size_t len, int32_t partitions) {
     switch (len % 4) {
     case 3: h ^= (uint32_t)tail[2] << 16; /* fall through */
     case 2: h ^= (uint32_t)tail[1] << 8;  /* fall through */
-    case 1:
-        h ^= tail[0];
-        h *= m;
+    case 1: h ^= tail[0]; h *= m;
     }
     h ^= h >> 13;
     h *= m;

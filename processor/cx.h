@@ -66,16 +66,13 @@ extern cx_log_level_t cx_log_min_level;
 extern bool cx_log_json;
 void cx_log_write(cx_log_level_t level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-#define cx_log(level, component, ...)                                                              \
-    do {                                                                                           \
-        if ((level) >= cx_log_min_level) cx_log_write((level), (component), __VA_ARGS__);          \
+#define cx_log(level, component, ...)                                                     \
+    do {                                                                                  \
+        if ((level) >= cx_log_min_level) cx_log_write((level), (component), __VA_ARGS__); \
     } while (0)
 
 /* snprintf into errstr, tolerating errstr == NULL. */
-void cx_seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-
+void cx_seterr(char *errstr, size_t errstr_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Clocks: wall (epoch ms, for event-time checks against "now") and monotonic (ms or seconds,
  * for durations and deadlines). */

@@ -29,7 +29,7 @@
 #include "runner.h"
 
 #define DEMO_PARTITIONS 4
-#define DEMO_DAYS 730
+#define DEMO_DAYS       730
 
 static volatile sig_atomic_t demo_stop = 0; /* SIGINT/SIGTERM */
 
@@ -70,13 +70,12 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 }
 
 static void demo_usage(FILE *f) {
-    fprintf(f,
-            "usage: cxstream demo [--seconds N] [--customers N] [--rate R] [--seed S] [--http-port P]\n"
-            "                     [--set key=value]...\n"
-            "Runs an in-process Kafka cluster (librdkafka's mock), the generator and the processor in\n"
-            "one process for N seconds (default 20), printing progress each second and a summary at\n"
-            "the end (or on Ctrl-C). --customers: generated population (default 2000); --rate: records\n"
-            "per second the generator produces (default 20000, 0 = as fast as possible).\n");
+    fprintf(f, "usage: cxstream demo [--seconds N] [--customers N] [--rate R] [--seed S] [--http-port P]\n"
+               "                     [--set key=value]...\n"
+               "Runs an in-process Kafka cluster (librdkafka's mock), the generator and the processor in\n"
+               "one process for N seconds (default 20), printing progress each second and a summary at\n"
+               "the end (or on Ctrl-C). --customers: generated population (default 2000); --rate: records\n"
+               "per second the generator produces (default 20000, 0 = as fast as possible).\n");
 }
 
 static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
@@ -91,13 +90,22 @@ static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
 /* Creates every topic the runner reads or writes on the mock (inputs and per-customer outputs
  * with the input partition count; global tables with one partition). */
 static cx_err_t create_topics(rd_kafka_mock_cluster_t *mc, const cx_config_t *c, char *errstr, size_t n) {
-    const struct { const char *name; int parts; } t[] = {
-        {c->topic_play, DEMO_PARTITIONS},          {c->topic_purchase, DEMO_PARTITIONS},
-        {c->topic_email_send, DEMO_PARTITIONS},    {c->topic_survey, DEMO_PARTITIONS},
-        {c->topic_campaigns, 1},                   {c->topic_segment_changes, DEMO_PARTITIONS},
-        {c->topic_disengagement_triggers, DEMO_PARTITIONS}, {c->topic_campaign_responses, DEMO_PARTITIONS},
-        {c->topic_campaign_kpis, DEMO_PARTITIONS}, {c->topic_enriched, DEMO_PARTITIONS},
-        {c->topic_dlq, DEMO_PARTITIONS},           {c->topic_changelog, DEMO_PARTITIONS},
+    const struct {
+        const char *name;
+        int parts;
+    } t[] = {
+        {c->topic_play, DEMO_PARTITIONS},
+        {c->topic_purchase, DEMO_PARTITIONS},
+        {c->topic_email_send, DEMO_PARTITIONS},
+        {c->topic_survey, DEMO_PARTITIONS},
+        {c->topic_campaigns, 1},
+        {c->topic_segment_changes, DEMO_PARTITIONS},
+        {c->topic_disengagement_triggers, DEMO_PARTITIONS},
+        {c->topic_campaign_responses, DEMO_PARTITIONS},
+        {c->topic_campaign_kpis, DEMO_PARTITIONS},
+        {c->topic_enriched, DEMO_PARTITIONS},
+        {c->topic_dlq, DEMO_PARTITIONS},
+        {c->topic_changelog, DEMO_PARTITIONS},
         {c->topic_partials, 1},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
@@ -112,14 +120,16 @@ static cx_err_t create_topics(rd_kafka_mock_cluster_t *mc, const cx_config_t *c,
 
 static uint64_t dlq_total(const cx_runner_stats_t *st) {
     uint64_t n = 0;
-    for (int i = 0; i < CX_DLQ__COUNT; i++) n += st->dlq[i];
+    for (int i = 0; i < CX_DLQ__COUNT; i++)
+        n += st->dlq[i];
     return n;
 }
 
 static void print_summary(FILE *f, const cx_config_t *cfg, const int64_t *seg, const cx_runner_stats_t *st,
                           const cx_pipeline_stats_t *ps, uint64_t sent, double secs) {
     int64_t total = 0;
-    for (size_t i = 0; i < cfg->n_segments; i++) total += seg[i];
+    for (size_t i = 0; i < cfg->n_segments; i++)
+        total += seg[i];
     fprintf(f, "\n== cxstream demo: %.1f s, %" PRIu64 " records generated, %" PRIu64 " consumed ==\n", secs, sent,
             st->consumed);
     fprintf(f, "%-22s %10s %7s\n", "segment", "customers", "share");
@@ -185,7 +195,10 @@ int cx_cmd_demo(int argc, char **argv) {
             http_port_set = true;
             break;
         case 's': cx_cli_add_set(&cc, optarg); break;
-        case 'h': demo_usage(stdout); rcode = CX_EXIT_OK; goto done;
+        case 'h':
+            demo_usage(stdout);
+            rcode = CX_EXIT_OK;
+            goto done;
         default: demo_usage(stderr); goto done;
         }
         continue;
@@ -233,7 +246,8 @@ int cx_cmd_demo(int argc, char **argv) {
         goto done;
     }
     if (cx_config_kafka_value(cfg, "bootstrap.servers"))
-        cx_log(CX_LOG_WARN, "demo", "kafka.bootstrap.servers is set: the demo's processor will not use its own cluster");
+        cx_log(CX_LOG_WARN, "demo",
+               "kafka.bootstrap.servers is set: the demo's processor will not use its own cluster");
     if (create_topics(mc, cfg, err, sizeof err) != CX_OK) {
         fprintf(stderr, "cxstream demo: %s\n", err);
         goto done;
@@ -293,8 +307,9 @@ int cx_cmd_demo(int argc, char **argv) {
     }
     gen_started = true;
 
-    fprintf(stdout, "cxstream demo: mock cluster %s, %" PRIu64 " customers, %" PRIu64 " records/s%s, %" PRIu64
-                    " s; state in %s\n",
+    fprintf(stdout,
+            "cxstream demo: mock cluster %s, %" PRIu64 " customers, %" PRIu64 " records/s%s, %" PRIu64
+            " s; state in %s\n",
             bootstraps, customers, rate, rate ? "" : " (unpaced)", seconds, statedir);
     if (http)
         fprintf(stdout, "cxstream demo: dashboard on http://%s:%u/ (API: /segments /customers/ID /metrics)\n",

@@ -27,11 +27,29 @@ typedef enum cx_event_type {
 const char *cx_event_type_name(cx_event_type_t t); /* "play", "purchase", ... (replay names) */
 int cx_event_type_from_name(const char *name);     /* -1 if unknown */
 
-typedef enum { CX_PK_RENTAL = 0, CX_PK_PURCHASE, CX_PK_SUBSCRIPTION, CX_PK_PACKAGE_EXTENSION, CX_PK__COUNT } cx_purchase_kind_t;
+typedef enum {
+    CX_PK_RENTAL = 0,
+    CX_PK_PURCHASE,
+    CX_PK_SUBSCRIPTION,
+    CX_PK_PACKAGE_EXTENSION,
+    CX_PK__COUNT
+} cx_purchase_kind_t;
 typedef enum { CX_GROUP_TEST = 0, CX_GROUP_CONTROL, CX_GROUP__COUNT } cx_group_t;
 typedef enum { CX_CH_EMAIL = 0, CX_CH_SMS, CX_CH_PUSH, CX_CH_IN_APP, CX_CH_POST, CX_CH__COUNT } cx_channel_t;
-typedef enum { CX_CT_NEWSLETTER = 0, CX_CT_WIN_BACK, CX_CT_CROSS_SELL, CX_CT_ONBOARDING, CX_CT_OTHER, CX_CT__COUNT } cx_campaign_type_t;
-typedef enum { CX_TRIG_STOPPED_STREAMING = 0, CX_TRIG_ENGAGEMENT_DROP, CX_TRIG_CHURN_RISK, CX_TRIG__COUNT } cx_trigger_kind_t;
+typedef enum {
+    CX_CT_NEWSLETTER = 0,
+    CX_CT_WIN_BACK,
+    CX_CT_CROSS_SELL,
+    CX_CT_ONBOARDING,
+    CX_CT_OTHER,
+    CX_CT__COUNT
+} cx_campaign_type_t;
+typedef enum {
+    CX_TRIG_STOPPED_STREAMING = 0,
+    CX_TRIG_ENGAGEMENT_DROP,
+    CX_TRIG_CHURN_RISK,
+    CX_TRIG__COUNT
+} cx_trigger_kind_t;
 typedef enum { CX_ACT_LOGIN_REMINDER = 0, CX_ACT_NEW_RELEASE, CX_ACT_WIN_BACK_OFFER, CX_ACT__COUNT } cx_action_t;
 typedef enum { CX_RESP_HARD = 0, CX_RESP_SOFT } cx_response_type_t;
 typedef enum { CX_RESP_ACTION_PLAY = 0, CX_RESP_ACTION_PURCHASE } cx_response_action_t;

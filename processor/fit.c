@@ -25,7 +25,7 @@
 /* ---------------------------------------------------------------- Nelder-Mead */
 
 #define NM_MAX_DIM 4
-#define NM_BAD 1e300 /* objective value for invalid points */
+#define NM_BAD     1e300 /* objective value for invalid points */
 
 typedef double (*nm_fn)(const double *theta, void *ctx);
 
@@ -57,19 +57,22 @@ static double nm_run(nm_fn f, void *ctx, int k, double *x, double step, int max_
         }
         double spread = 0.0;
         for (int i = 1; i <= k; i++)
-            for (int d = 0; d < k; d++) spread = fmax(spread, fabs(s[i][d] - s[0][d]));
-        if ((fs[k] - fs[0] <= 1e-13 * (fabs(fs[0]) + 1e-10) && spread < 1e-9) || evals >= max_evals)
-            break;
+            for (int d = 0; d < k; d++)
+                spread = fmax(spread, fabs(s[i][d] - s[0][d]));
+        if ((fs[k] - fs[0] <= 1e-13 * (fabs(fs[0]) + 1e-10) && spread < 1e-9) || evals >= max_evals) break;
         for (int d = 0; d < k; d++) {
             xo[d] = 0.0;
-            for (int i = 0; i < k; i++) xo[d] += s[i][d];
+            for (int i = 0; i < k; i++)
+                xo[d] += s[i][d];
             xo[d] /= k;
         }
-        for (int d = 0; d < k; d++) xr[d] = xo[d] + (xo[d] - s[k][d]);
+        for (int d = 0; d < k; d++)
+            xr[d] = xo[d] + (xo[d] - s[k][d]);
         double fr = f(xr, ctx);
         evals++;
         if (fr < fs[0]) {
-            for (int d = 0; d < k; d++) xe[d] = xo[d] + 2.0 * (xo[d] - s[k][d]);
+            for (int d = 0; d < k; d++)
+                xe[d] = xo[d] + 2.0 * (xo[d] - s[k][d]);
             double fe = f(xe, ctx);
             evals++;
             if (fe < fr) {
@@ -98,7 +101,8 @@ static double nm_run(nm_fn f, void *ctx, int k, double *x, double step, int max_
             continue;
         }
         for (int i = 1; i <= k; i++) { /* shrink towards the best */
-            for (int d = 0; d < k; d++) s[i][d] = s[0][d] + 0.5 * (s[i][d] - s[0][d]);
+            for (int d = 0; d < k; d++)
+                s[i][d] = s[0][d] + 0.5 * (s[i][d] - s[0][d]);
             fs[i] = f(s[i], ctx);
             evals++;
         }
@@ -110,7 +114,7 @@ static double nm_run(nm_fn f, void *ctx, int k, double *x, double step, int max_
 
 /* Evaluation budgets: a well-posed fit needs a few hundred evaluations per run; the caps bound the
  * time spent on data whose optimum lies at infinity. */
-#define NM_EVALS_START 3000
+#define NM_EVALS_START  3000
 #define NM_EVALS_POLISH 6000
 
 /* Minimises f: one run from each of n_starts starting points (rows of starts), then the best of
@@ -141,7 +145,7 @@ static double nm_minimise(nm_fn f, void *ctx, int k, const double *starts, int n
 /* Log-parameters beyond this are not a finite optimum (e^30 ~ 1e13); an optimum beyond
  * LOGPAR_EDGE means the likelihood still rises towards the boundary: the data do not identify
  * the parameter (e.g. spend with no heterogeneity across customers sends q and gamma to infinity). */
-#define LOGPAR_MAX 30.0
+#define LOGPAR_MAX  30.0
 #define LOGPAR_EDGE 25.0
 
 static int logpar_ok(const double *theta, int k) {
@@ -184,7 +188,10 @@ static uint32_t index_of(const double *u, size_t m, double v) {
     size_t lo = 0, hi = m; /* u[lo..hi) holds v */
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (u[mid] <= v) lo = mid; else hi = mid;
+        if (u[mid] <= v)
+            lo = mid;
+        else
+            hi = mid;
     }
     return (uint32_t)lo;
 }
@@ -201,9 +208,9 @@ typedef struct bg_row {
 typedef struct bg_ctx {
     bg_row_t *rows;
     size_t n;
-    double *u_tx, *u_T;         /* distinct t_x and T values */
+    double *u_tx, *u_T; /* distinct t_x and T values */
     size_t n_tx, n_T;
-    double *log_tx, *log_T;     /* scratch: ln(alpha + value), per evaluation */
+    double *log_tx, *log_T; /* scratch: ln(alpha + value), per evaluation */
 } bg_ctx_t;
 
 static int bg_row_cmp(const void *pa, const void *pb) {
@@ -228,8 +235,10 @@ static double bg_objective(const double *theta, void *vctx) {
     if (!logpar_ok(theta, 4)) return NM_BAD;
     bg_ctx_t *c = vctx;
     double r = exp(theta[0]), alpha = exp(theta[1]), a = exp(theta[2]), b = exp(theta[3]);
-    for (size_t i = 0; i < c->n_tx; i++) c->log_tx[i] = log(alpha + c->u_tx[i]);
-    for (size_t i = 0; i < c->n_T; i++) c->log_T[i] = log(alpha + c->u_T[i]);
+    for (size_t i = 0; i < c->n_tx; i++)
+        c->log_tx[i] = log(alpha + c->u_tx[i]);
+    for (size_t i = 0; i < c->n_T; i++)
+        c->log_T[i] = log(alpha + c->u_T[i]);
     double base = lgam(a + b) - lgam(b) - lgam(r) + r * theta[1];
     double ll = 0.0, x_prev = -1.0, common = 0.0, ldrop = 0.0;
     for (size_t i = 0; i < c->n; i++) {
@@ -252,8 +261,8 @@ static double bg_objective(const double *theta, void *vctx) {
     return isfinite(ll) ? -ll : NM_BAD;
 }
 
-cx_err_t cx_fit_bgnbd(const double *x, const double *t_x, const double *T, size_t n,
-                      cx_bgnbd_params_t *out, double *loglik, char *errstr, size_t errstr_size) {
+cx_err_t cx_fit_bgnbd(const double *x, const double *t_x, const double *T, size_t n, cx_bgnbd_params_t *out,
+                      double *loglik, char *errstr, size_t errstr_size) {
     if (!x || !t_x || !T || !out || n == 0) {
         cx_seterr(errstr, errstr_size, "BG/NBD fit needs at least one customer");
         return CX_ERR_INVALID;
@@ -264,10 +273,8 @@ cx_err_t cx_fit_bgnbd(const double *x, const double *t_x, const double *T, size_
     }
     double sum_x = 0.0, sum_T = 0.0;
     for (size_t i = 0; i < n; i++) {
-        if (!(isfinite(x[i]) && isfinite(t_x[i]) && isfinite(T[i]) && x[i] >= 0 && t_x[i] >= 0 &&
-              t_x[i] <= T[i])) {
-            cx_seterr(errstr, errstr_size,
-                      "customer %zu: need x >= 0 and 0 <= t_x <= T, got x=%g t_x=%g T=%g", i, x[i],
+        if (!(isfinite(x[i]) && isfinite(t_x[i]) && isfinite(T[i]) && x[i] >= 0 && t_x[i] >= 0 && t_x[i] <= T[i])) {
+            cx_seterr(errstr, errstr_size, "customer %zu: need x >= 0 and 0 <= t_x <= T, got x=%g t_x=%g T=%g", i, x[i],
                       t_x[i], T[i]);
             return CX_ERR_INVALID;
         }
@@ -287,8 +294,8 @@ cx_err_t cx_fit_bgnbd(const double *x, const double *t_x, const double *T, size_
         goto done;
     }
     for (size_t i = 0; i < n; i++)
-        ctx.rows[i] = (bg_row_t){x[i], t_x[i], T[i], 1.0, index_of(ctx.u_tx, ctx.n_tx, t_x[i]),
-                                 index_of(ctx.u_T, ctx.n_T, T[i])};
+        ctx.rows[i] =
+            (bg_row_t){x[i], t_x[i], T[i], 1.0, index_of(ctx.u_tx, ctx.n_tx, t_x[i]), index_of(ctx.u_T, ctx.n_T, T[i])};
     qsort(ctx.rows, n, sizeof *ctx.rows, bg_row_cmp);
     for (size_t i = 0; i < n; i++) {
         if (ctx.n > 0 && bg_row_cmp(&ctx.rows[ctx.n - 1], &ctx.rows[i]) == 0)
@@ -351,7 +358,8 @@ static int gg_row_cmp(const void *pa, const void *pb) {
 
 static double gg_total_loglik(const cx_gg_params_t *g, const gg_ctx_t *c) {
     double ll = 0.0;
-    for (size_t i = 0; i < c->n; i++) ll += cx_gg_loglik(g, c->rows[i].x, c->rows[i].m);
+    for (size_t i = 0; i < c->n; i++)
+        ll += cx_gg_loglik(g, c->rows[i].x, c->rows[i].m);
     return ll;
 }
 
@@ -374,8 +382,8 @@ static double gg_objective(const double *theta, void *vctx) {
     return isfinite(ll) ? -ll : NM_BAD;
 }
 
-cx_err_t cx_fit_gg(const double *x, const double *m, size_t n, cx_gg_params_t *out, double *loglik,
-                   char *errstr, size_t errstr_size) {
+cx_err_t cx_fit_gg(const double *x, const double *m, size_t n, cx_gg_params_t *out, double *loglik, char *errstr,
+                   size_t errstr_size) {
     if (!x || !m || !out || n < 2) {
         cx_seterr(errstr, errstr_size, "Gamma-Gamma fit needs at least two customers");
         return CX_ERR_INVALID;
@@ -383,8 +391,7 @@ cx_err_t cx_fit_gg(const double *x, const double *m, size_t n, cx_gg_params_t *o
     double sum_m = 0.0;
     for (size_t i = 0; i < n; i++) {
         if (!(isfinite(x[i]) && isfinite(m[i]) && x[i] > 0 && m[i] > 0)) {
-            cx_seterr(errstr, errstr_size, "customer %zu: need x > 0 and m > 0, got x=%g m=%g", i,
-                      x[i], m[i]);
+            cx_seterr(errstr, errstr_size, "customer %zu: need x > 0 and m > 0, got x=%g m=%g", i, x[i], m[i]);
             return CX_ERR_INVALID;
         }
         sum_m += m[i];
@@ -394,12 +401,13 @@ cx_err_t cx_fit_gg(const double *x, const double *m, size_t n, cx_gg_params_t *o
         cx_seterr(errstr, errstr_size, "out of memory for %zu customers", n);
         return CX_ERR_NOMEM;
     }
-    for (size_t i = 0; i < n; i++) ctx.rows[i] = (gg_row_t){x[i], m[i], log(m[i]), log(x[i])};
+    for (size_t i = 0; i < n; i++)
+        ctx.rows[i] = (gg_row_t){x[i], m[i], log(m[i]), log(x[i])};
     qsort(ctx.rows, n, sizeof *ctx.rows, gg_row_cmp);
     double mean_m = sum_m / (double)n;
     /* Starts: E[spend] = p gamma / (q - 1) near the observed mean at different shapes. */
-    double starts[3 * 3] = {log(1.0), log(2.0), log(mean_m), log(5.0), log(3.0),
-                            log(2.0 * mean_m / 5.0), log(1.0), log(1.0), log(1.0)};
+    double starts[3 * 3] = {log(1.0), log(2.0), log(mean_m), log(5.0), log(3.0), log(2.0 * mean_m / 5.0),
+                            log(1.0), log(1.0), log(1.0)};
     double best[3];
     double fbest = nm_minimise(gg_objective, &ctx, 3, starts, 3, best);
     static const char *const names[3] = {"p", "q", "gamma"};
@@ -474,9 +482,9 @@ static int fit_data_add_gg(fit_data_t *d, double x, double m) {
     return 0;
 }
 
-#define FIT_EXIT_OK 0
+#define FIT_EXIT_OK      0
 #define FIT_EXIT_RUNTIME 1
-#define FIT_EXIT_USAGE 2
+#define FIT_EXIT_USAGE   2
 
 static void fit_usage(FILE *out) {
     fputs("usage: cxstream fit --summary FILE.csv [--unit-days D]\n"
@@ -493,10 +501,10 @@ static void fit_usage(FILE *out) {
 
 /* Trims blanks and one pair of surrounding double quotes, in place. */
 static char *trim_field(char *s) {
-    while (*s == ' ' || *s == '\t') s++;
+    while (*s == ' ' || *s == '\t')
+        s++;
     size_t len = strlen(s);
-    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
-                       s[len - 1] == '\n'))
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' || s[len - 1] == '\n'))
         s[--len] = '\0';
     if (len >= 2 && s[0] == '"' && s[len - 1] == '"') {
         s[len - 1] = '\0';
@@ -601,21 +609,21 @@ static int read_summary(const char *path, fit_data_t *d) {
         for (int i = 0; i < 4; i++) {
             if (cols[i] < 0) continue;
             if (parse_number(fields[cols[i]], &v[i]) || v[i] < 0) {
-                fprintf(stderr, "%s:%ld: column '%s': '%s' is not a non-negative number\n", path,
-                        lineno, names[i], fields[cols[i]]);
+                fprintf(stderr, "%s:%ld: column '%s': '%s' is not a non-negative number\n", path, lineno, names[i],
+                        fields[cols[i]]);
                 rc = FIT_EXIT_USAGE;
                 goto done;
             }
         }
         if (v[1] > v[2]) {
-            fprintf(stderr, "%s:%ld: column 'recency': %s is greater than T %s\n", path, lineno,
-                    fields[col_tx], fields[col_T]);
+            fprintf(stderr, "%s:%ld: column 'recency': %s is greater than T %s\n", path, lineno, fields[col_tx],
+                    fields[col_T]);
             rc = FIT_EXIT_USAGE;
             goto done;
         }
         if (v[0] == 0 && v[1] != 0) {
-            fprintf(stderr, "%s:%ld: column 'recency': %s with frequency 0 (must be 0)\n", path,
-                    lineno, fields[col_tx]);
+            fprintf(stderr, "%s:%ld: column 'recency': %s with frequency 0 (must be 0)\n", path, lineno,
+                    fields[col_tx]);
             rc = FIT_EXIT_USAGE;
             goto done;
         }
@@ -667,16 +675,14 @@ static int read_profiles(const char *path, double unit_days, fit_data_t *d) {
     long lineno = 0;
     ssize_t len;
     d->has_spend = 1;
-    static const char *const keys[4] = {"bgnbd_x", "bgnbd_t_x_days", "bgnbd_T_days",
-                                        "repeat_revenue_minor"};
+    static const char *const keys[4] = {"bgnbd_x", "bgnbd_t_x_days", "bgnbd_T_days", "repeat_revenue_minor"};
     while ((len = getline(&line, &line_cap, f)) != -1) {
         lineno++;
         if (is_blank(line)) continue;
         json_error_t jerr;
         json_t *obj = json_loadb(line, (size_t)len, 0, &jerr);
         if (!obj || !json_is_object(obj)) {
-            fprintf(stderr, "%s:%ld: not a JSON object: %s\n", path, lineno,
-                    obj ? "other JSON value" : jerr.text);
+            fprintf(stderr, "%s:%ld: not a JSON object: %s\n", path, lineno, obj ? "other JSON value" : jerr.text);
             json_decref(obj);
             rc = FIT_EXIT_USAGE;
             goto done;
@@ -698,8 +704,7 @@ static int read_profiles(const char *path, double unit_days, fit_data_t *d) {
         }
         if (skip || v[2] <= 0) continue; /* no transaction yet, or first seen today */
         if (v[1] > v[2]) {
-            fprintf(stderr, "%s:%ld: field 'bgnbd_t_x_days' %g exceeds 'bgnbd_T_days' %g\n", path,
-                    lineno, v[1], v[2]);
+            fprintf(stderr, "%s:%ld: field 'bgnbd_t_x_days' %g exceeds 'bgnbd_T_days' %g\n", path, lineno, v[1], v[2]);
             rc = FIT_EXIT_USAGE;
             goto done;
         }
@@ -788,13 +793,14 @@ int cx_cmd_fit(int argc, char **argv) {
         goto done;
     }
     int bad = cx_buf_appendf(&out, "{\"r\":") || cx_buf_json_double(&out, bp.r) ||
-              json_field(&out, "alpha", bp.alpha) || json_field(&out, "a", bp.a) ||
-              json_field(&out, "b", bp.b) || json_field(&out, "loglik", ll) ||
-              json_field(&out, "unit_days", unit_days) ||
+              json_field(&out, "alpha", bp.alpha) || json_field(&out, "a", bp.a) || json_field(&out, "b", bp.b) ||
+              json_field(&out, "loglik", ll) || json_field(&out, "unit_days", unit_days) ||
               cx_buf_appendf(&out, ",\"n\":%zu", d.n);
     if (d.has_spend && d.gn < 2)
-        fprintf(stderr, "cxstream fit: warning: no Gamma-Gamma parameters: %zu customer(s) with "
-                        "repeat transactions and spend, at least 2 needed\n", d.gn);
+        fprintf(stderr,
+                "cxstream fit: warning: no Gamma-Gamma parameters: %zu customer(s) with "
+                "repeat transactions and spend, at least 2 needed\n",
+                d.gn);
     if (d.gn >= 2) {
         cx_gg_params_t gp;
         double gll;

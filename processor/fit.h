@@ -21,13 +21,13 @@
  * times in one unit). Requires n >= 1, finite x >= 0, 0 <= t_x <= T; otherwise CX_ERR_INVALID
  * naming the first bad index. On success fills *out and, if loglik is not NULL, the total
  * log-likelihood at the optimum. CX_ERR_NOMEM, or CX_ERR_FATAL when no finite optimum is found. */
-cx_err_t cx_fit_bgnbd(const double *x, const double *t_x, const double *T, size_t n,
-                      cx_bgnbd_params_t *out, double *loglik, char *errstr, size_t errstr_size);
+cx_err_t cx_fit_bgnbd(const double *x, const double *t_x, const double *T, size_t n, cx_bgnbd_params_t *out,
+                      double *loglik, char *errstr, size_t errstr_size);
 
 /* Fits Gamma-Gamma to n customers with x[i] > 0 repeat transactions of mean value m[i] > 0 (the
  * caller filters out the others; a row that is not is CX_ERR_INVALID). Requires n >= 2. */
-cx_err_t cx_fit_gg(const double *x, const double *m, size_t n, cx_gg_params_t *out, double *loglik,
-                   char *errstr, size_t errstr_size);
+cx_err_t cx_fit_gg(const double *x, const double *m, size_t n, cx_gg_params_t *out, double *loglik, char *errstr,
+                   size_t errstr_size);
 
 /* `cxstream fit --summary FILE.csv [--unit-days D]` or `fit --profiles FILE.jsonl [--unit-days
  * D]`; argv[0] is "fit". Prints one JSON object on stdout, messages on stderr. Returns the exit

@@ -22,8 +22,8 @@ double cx_gg_expected_spend(const cx_gg_params_t *g, double x, double m) {
 }
 
 double cx_gg_loglik(const cx_gg_params_t *g, double x, double m) {
-    if (!g || !(g->p > 0 && g->q > 0 && g->gamma > 0) || !isfinite(g->p) || !isfinite(g->q) ||
-        !isfinite(g->gamma) || !(x > 0) || !(m > 0))
+    if (!g || !(g->p > 0 && g->q > 0 && g->gamma > 0) || !isfinite(g->p) || !isfinite(g->q) || !isfinite(g->gamma) ||
+        !(x > 0) || !(m > 0))
         return -INFINITY;
     double p = g->p, q = g->q, v = g->gamma, px = p * x;
     return lgam(px + q) - lgam(px) - lgam(q) + q * log(v) + (px - 1.0) * log(m) + px * log(x) -

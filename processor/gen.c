@@ -26,9 +26,15 @@ static uint64_t sm64(uint64_t *s) {
     z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
     return z ^ (z >> 31);
 }
-static double rnd_u(uint64_t *s) { return (double)(sm64(s) >> 11) * 0x1.0p-53; }
-static uint32_t rnd_n(uint64_t *s, uint32_t n) { return n ? (uint32_t)(sm64(s) % n) : 0; }
-static bool rnd_p(uint64_t *s, double p) { return rnd_u(s) < p; }
+static double rnd_u(uint64_t *s) {
+    return (double)(sm64(s) >> 11) * 0x1.0p-53;
+}
+static uint32_t rnd_n(uint64_t *s, uint32_t n) {
+    return n ? (uint32_t)(sm64(s) % n) : 0;
+}
+static bool rnd_p(uint64_t *s, double p) {
+    return rnd_u(s) < p;
+}
 /* Independent stream states: seed and stream number mixed through splitmix64 twice. */
 static uint64_t stream_seed(uint64_t seed, uint64_t kind, uint64_t idx) {
     uint64_t s = seed ^ (kind * UINT64_C(0xD6E8FEB86659FD93));
@@ -40,17 +46,17 @@ static uint64_t stream_seed(uint64_t seed, uint64_t kind, uint64_t idx) {
 /* ---------------------------------------------------------------- model */
 
 enum { ARCH_HEAVY, ARCH_REGULAR, ARCH_BINGE, ARCH_RENTER, ARCH_SUBSCRIBER, ARCH_CASUAL, ARCH__COUNT };
-static const char *const arch_names[ARCH__COUNT] = {"heavy_streamer", "regular_weekly", "binge_watcher",
-                                                    "occasional_renter", "subscriber", "casual"};
+static const char *const arch_names[ARCH__COUNT] = {"heavy_streamer",    "regular_weekly", "binge_watcher",
+                                                    "occasional_renter", "subscriber",     "casual"};
 /* Cumulative shares of the population, in per-mille. */
 static const uint32_t arch_cum_pm[ARCH__COUNT] = {220, 440, 580, 720, 920, 1000};
 /* Mean survey score ×10 per archetype; churners and droppers answer 4.0 on average. */
 static const int arch_score10[ARCH__COUNT] = {86, 82, 76, 70, 74, 65};
 
 #define N_GENRES 10
-static const char *const genres[N_GENRES] = {"drama",   "comedy", "thriller", "documentary", "kids",
-                                             "action",  "romance", "horror",  "scifi",       "anime"};
-#define N_TITLES 2000 /* title i has genre i % 10; id "t%04u" */
+static const char *const genres[N_GENRES] = {"drama",  "comedy",  "thriller", "documentary", "kids",
+                                             "action", "romance", "horror",   "scifi",       "anime"};
+#define N_TITLES  2000 /* title i has genre i % 10; id "t%04u" */
 #define N_DEVICES 4
 static const char *const devices[N_DEVICES] = {"tv", "mobile", "web", "tablet"};
 #define N_TOUCH 4
@@ -77,8 +83,8 @@ static const int32_t pkg_amounts[] = {199, 299, 499};
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define CURRENCY "SEK"
 
-#define HOUR_MS INT64_C(3600000)
-#define MIN_MS INT64_C(60000)
+#define HOUR_MS  INT64_C(3600000)
+#define MIN_MS   INT64_C(60000)
 
 /* Queued kinds of a customer's day. */
 enum { Q_PLAY, Q_RENTAL, Q_SUB, Q_PKG, Q_SURVEY, Q_BROWSE };
@@ -97,7 +103,7 @@ typedef struct pend {
     uint8_t action; /* 0 play of a promoted title, 1 purchase of one */
 } pend_t;
 
-#define QCAP 14
+#define QCAP  14
 #define NPEND 2
 enum { CF_CHURNER = 1, CF_DROPPER = 2, CF_PKG = 4 };
 
@@ -176,7 +182,9 @@ cx_gen_opts_t cx_gen_opts_default(void) {
     return o;
 }
 
-static void cust_id(char *out, size_t n, uint64_t idx) { snprintf(out, n, "c%07" PRIu64, idx); }
+static void cust_id(char *out, size_t n, uint64_t idx) {
+    snprintf(out, n, "c%07" PRIu64, idx);
+}
 
 /* ---------------------------------------------------------------- heap */
 
@@ -263,7 +271,9 @@ static void q_push(cust_t *c, uint32_t off_ms, uint8_t kind, uint16_t aux) {
     c->q[i] = (qent_t){off_ms, kind, aux};
 }
 
-static uint32_t hm(int h, int m) { return (uint32_t)(h * HOUR_MS + m * MIN_MS); }
+static uint32_t hm(int h, int m) {
+    return (uint32_t)(h * HOUR_MS + m * MIN_MS);
+}
 
 /* Plays a session of n plays starting at off, each 40..140 minutes after the previous one. One
  * session in five starts with a short browse (a trailer, a title sampled and left: under 120 s, so
@@ -313,8 +323,10 @@ static void gen_day(const cx_gen_t *g, cust_t *c, int32_t d) {
                 c->play_day = d + 9 + (int32_t)rnd_n(r, 5);
             }
         } else if ((c->weekdays >> weekday(g, d)) & 1) {
-            if (rnd_p(r, 0.95)) q_session(c, off, rnd_p(r, 0.2) ? 2 : 1);
-            else if (rnd_p(r, 0.8)) c->play_day = d + 1 + (int32_t)rnd_n(r, 3); /* catch up in 1..3 days */
+            if (rnd_p(r, 0.95))
+                q_session(c, off, rnd_p(r, 0.2) ? 2 : 1);
+            else if (rnd_p(r, 0.8))
+                c->play_day = d + 1 + (int32_t)rnd_n(r, 3); /* catch up in 1..3 days */
         } else if (d == c->play_day) {
             q_session(c, off, 1);
         }
@@ -381,7 +393,8 @@ static int32_t cust_last_day(const cx_gen_t *g, const cust_t *c) {
 static void cust_rekey(cx_gen_t *g, uint64_t idx) {
     cust_t *c = &g->cust[idx];
     int32_t stop = cust_last_day(g, c);
-    while (c->qh >= c->qn && c->next_day < stop) gen_day(g, c, c->next_day++);
+    while (c->qh >= c->qn && c->next_day < stop)
+        gen_day(g, c, c->next_day++);
     int64_t ts = INT64_MAX;
     uint8_t rank = 0;
     if (c->qh < c->qn) {
@@ -402,7 +415,8 @@ static void cust_init(cx_gen_t *g, uint64_t idx) {
     uint64_t *r = &c->rng;
     uint32_t a = rnd_n(r, 1000);
     c->arch = 0;
-    while (a >= arch_cum_pm[c->arch]) c->arch++;
+    while (a >= arch_cum_pm[c->arch])
+        c->arch++;
     c->last_play_ts = -1;
     c->churn_day = c->drop_day = c->pause_day = c->play_day = -1;
     c->survey_day[0] = c->survey_day[1] = -1;
@@ -446,8 +460,7 @@ static void cust_init(cx_gen_t *g, uint64_t idx) {
     /* A holiday: 3% of the frequent viewers who neither churn nor drop take one break of 14..27
      * days somewhere in the period (recorded in the truth as a pause). Casual viewers and renters
      * have gaps that long anyway. */
-    if (c->arch != ARCH_RENTER && c->arch != ARCH_CASUAL && !(c->flags & (CF_CHURNER | CF_DROPPER)) &&
-        rnd_p(r, 0.03)) {
+    if (c->arch != ARCH_RENTER && c->arch != ARCH_CASUAL && !(c->flags & (CF_CHURNER | CF_DROPPER)) && rnd_p(r, 0.03)) {
         c->pause_len = (uint8_t)(14 + rnd_n(r, 14));
         c->pause_day = (int32_t)rnd_n(r, (uint32_t)days);
     }
@@ -459,12 +472,10 @@ static void cust_init(cx_gen_t *g, uint64_t idx) {
 
 /* ---------------------------------------------------------------- campaigns */
 
-static const cx_campaign_type_t camp_types[4] = {CX_CT_NEWSLETTER, CX_CT_CROSS_SELL, CX_CT_WIN_BACK,
-                                                 CX_CT_ONBOARDING};
-static const char *const camp_slugs[CX_CT__COUNT] = {"newsletter", "win_back", "cross_sell", "onboarding",
-                                                     "other"};
-static const char *const camp_names[CX_CT__COUNT] = {"Newsletter", "Win-back offer", "Cross-sell",
-                                                     "Welcome onboarding", "Other"};
+static const cx_campaign_type_t camp_types[4] = {CX_CT_NEWSLETTER, CX_CT_CROSS_SELL, CX_CT_WIN_BACK, CX_CT_ONBOARDING};
+static const char *const camp_slugs[CX_CT__COUNT] = {"newsletter", "win_back", "cross_sell", "onboarding", "other"};
+static const char *const camp_names[CX_CT__COUNT] = {"Newsletter", "Win-back offer", "Cross-sell", "Welcome onboarding",
+                                                     "Other"};
 /* Audience: the chance that a customer of each archetype (heavy, regular, binge, renter,
  * subscriber, casual) is in a campaign's sample, by campaign type. Win-back and onboarding go to
  * the less active, cross-sell to the buyers, so their natural response rate leaves room for lift. */
@@ -531,9 +542,12 @@ static int64_t camp_send_ts(const cx_gen_t *g, const gcamp_t *cp) {
 static void camp_rekey(cx_gen_t *g, size_t k) {
     gcamp_t *cp = &g->camp[k];
     uint32_t s = (uint32_t)(g->n_cust + k);
-    if (!cp->emitted) heap_update(g, s, cp->c.start_ts_ms, 0);
-    else if (cp->have_send) heap_update(g, s, camp_send_ts(g, cp), 1);
-    else heap_update(g, s, INT64_MAX, 0);
+    if (!cp->emitted)
+        heap_update(g, s, cp->c.start_ts_ms, 0);
+    else if (cp->have_send)
+        heap_update(g, s, camp_send_ts(g, cp), 1);
+    else
+        heap_update(g, s, INT64_MAX, 0);
 }
 
 static cx_err_t push_id(uint32_t **v, size_t *n, size_t *cap, uint32_t id) {
@@ -572,8 +586,7 @@ cx_gen_t *cx_gen_new(const cx_gen_opts_t *o, char *errstr, size_t errstr_size) {
         return NULL;
     }
     if (o->start_ts_ms < INT64_C(631152000000) || o->start_ts_ms > INT64_C(32503680000000)) {
-        cx_seterr(errstr, errstr_size, "start_ts_ms must be between 1990 and 3000 (got %" PRId64 ")",
-                  o->start_ts_ms);
+        cx_seterr(errstr, errstr_size, "start_ts_ms must be between 1990 and 3000 (got %" PRId64 ")", o->start_ts_ms);
         return NULL;
     }
     if ((unsigned)o->raw > CX_GEN_RAW_NONE) {
@@ -597,7 +610,8 @@ cx_gen_t *cx_gen_new(const cx_gen_opts_t *o, char *errstr, size_t errstr_size) {
     g->key_ts = calloc(n_streams, sizeof *g->key_ts);
     g->key_rank = calloc(n_streams, sizeof *g->key_rank);
     if (!g->cust || !g->camp || !g->heap || !g->hpos || !g->key_ts || !g->key_rank) goto nomem;
-    for (size_t i = 0; i < n_streams; i++) g->hpos[i] = NOPOS;
+    for (size_t i = 0; i < n_streams; i++)
+        g->hpos[i] = NOPOS;
     if (o->raw != CX_GEN_RAW_NONE && !(g->codec = cx_codec_new(errstr, errstr_size))) {
         cx_gen_destroy(g);
         return NULL;
@@ -637,7 +651,9 @@ void cx_gen_destroy(cx_gen_t *g) {
     free(g);
 }
 
-const char *cx_gen_error(const cx_gen_t *g) { return g ? g->err : "no generator"; }
+const char *cx_gen_error(const cx_gen_t *g) {
+    return g ? g->err : "no generator";
+}
 
 void cx_gen_counts(const cx_gen_t *g, uint64_t *valid, uint64_t *invalid, uint64_t *campaigns) {
     if (valid) *valid = g->n_valid;
@@ -672,8 +688,10 @@ static void fill_play(cust_t *c, cx_event_t *e, uint16_t title, bool browse) {
     snprintf(p->title_id, sizeof p->title_id, "t%04u", title);
     p->has_genre = !rnd_p(r, 0.02);
     if (p->has_genre) snprintf(p->genre, sizeof p->genre, "%s", genres[title % N_GENRES]);
-    if (browse) p->seconds_watched = 5 + (int32_t)rnd_n(r, 115);
-    else p->seconds_watched = 300 + (int32_t)rnd_n(r, 6900);
+    if (browse)
+        p->seconds_watched = 5 + (int32_t)rnd_n(r, 115);
+    else
+        p->seconds_watched = 300 + (int32_t)rnd_n(r, 6900);
     double u = rnd_u(r);
     p->has_device = u >= 0.05;
     if (p->has_device) snprintf(p->device, sizeof p->device, "%s", devices[u < 0.75 ? c->device : rnd_n(r, N_DEVICES)]);
@@ -698,7 +716,8 @@ static void fill_survey(cust_t *c, cx_event_t *e) {
     int mean10 = (c->flags & (CF_CHURNER | CF_DROPPER)) ? 40 : arch_score10[c->arch];
     /* Irwin-Hall noise: four uniforms, sd about 1.7 points */
     int64_t noise = 0;
-    for (int i = 0; i < 4; i++) noise += (int64_t)rnd_n(r, 2001) - 1000;
+    for (int i = 0; i < 4; i++)
+        noise += (int64_t)rnd_n(r, 2001) - 1000;
     /* in hundredths of a point: mean10 is in tenths, noise in thousandths (scaled by 1.5) */
     int64_t score100 = (int64_t)mean10 * 10 + (noise * 3) / 20;
     int32_t score = score100 < 0 ? 0 : (int32_t)((score100 + 50) / 100);
@@ -720,10 +739,10 @@ static cx_dlq_code_t maybe_corrupt(cx_gen_t *g) {
     if (g->o.invalid_rate <= 0.0 || !rnd_p(&g->inv_rng, g->o.invalid_rate)) return CX_DLQ_NONE;
     static const cx_dlq_code_t wire[] = {CX_DLQ_BAD_FRAMING, CX_DLQ_UNKNOWN_SCHEMA, CX_DLQ_DECODE_ERROR,
                                          CX_DLQ_BAD_ID,      CX_DLQ_OUT_OF_RANGE,   CX_DLQ_BAD_TIMESTAMP};
-    static const cx_dlq_code_t json[] = {CX_DLQ_DECODE_ERROR, CX_DLQ_MISSING_FIELD, CX_DLQ_BAD_ID,
-                                         CX_DLQ_OUT_OF_RANGE, CX_DLQ_BAD_TIMESTAMP};
-    cx_dlq_code_t code = g->o.raw == CX_GEN_RAW_JSON ? json[rnd_n(&g->inv_rng, NELEM(json))]
-                                                     : wire[rnd_n(&g->inv_rng, NELEM(wire))];
+    static const cx_dlq_code_t json[] = {CX_DLQ_DECODE_ERROR, CX_DLQ_MISSING_FIELD, CX_DLQ_BAD_ID, CX_DLQ_OUT_OF_RANGE,
+                                         CX_DLQ_BAD_TIMESTAMP};
+    cx_dlq_code_t code =
+        g->o.raw == CX_GEN_RAW_JSON ? json[rnd_n(&g->inv_rng, NELEM(json))] : wire[rnd_n(&g->inv_rng, NELEM(wire))];
     cx_event_t *e = &g->ev;
     switch (code) {
     case CX_DLQ_BAD_ID: {
@@ -736,9 +755,12 @@ static cx_dlq_code_t maybe_corrupt(cx_gen_t *g) {
         break;
     }
     case CX_DLQ_OUT_OF_RANGE:
-        if (e->type == CX_EV_SURVEY) e->u.survey.score = 11;
-        else if (e->type == CX_EV_PURCHASE) e->u.purchase.amount_minor = -e->u.purchase.amount_minor;
-        else e->u.play.seconds_watched = -1;
+        if (e->type == CX_EV_SURVEY)
+            e->u.survey.score = 11;
+        else if (e->type == CX_EV_PURCHASE)
+            e->u.purchase.amount_minor = -e->u.purchase.amount_minor;
+        else
+            e->u.play.seconds_watched = -1;
         break;
     case CX_DLQ_BAD_TIMESTAMP: e->ts_ms = e->ts_ms % (30 * CX_DAY_MS); break;
     default: break; /* damaged on the wire */
@@ -775,8 +797,10 @@ static void response_resets_habit(cx_gen_t *g, cust_t *c, int64_t ts) {
         c->next_day = c->q_day;
         c->qn = 0;
     }
-    if (c->arch == ARCH_RENTER) c->special_day = d + 14 + (int32_t)rnd_n(&c->rng, 22);
-    else c->play_day = d + 10 + (int32_t)rnd_n(&c->rng, 20);
+    if (c->arch == ARCH_RENTER)
+        c->special_day = d + 14 + (int32_t)rnd_n(&c->rng, 22);
+    else
+        c->play_day = d + 10 + (int32_t)rnd_n(&c->rng, 20);
 }
 
 /* Builds the next event of customer idx into g->ev (type etc.); returns the campaign index of a
@@ -856,8 +880,9 @@ static cx_err_t camp_emit_send(cx_gen_t *g, size_t k, int64_t ts) {
     s->channel = CX_CH_EMAIL;
     g->ev.has_campaign_code = true;
     memcpy(g->ev.campaign_code, cp->c.campaign_code, sizeof g->ev.campaign_code);
-    cx_err_t err = cp->cur_group == CX_GROUP_TEST ? push_id(&cp->test, &cp->n_test, &cp->cap_test, (uint32_t)idx)
-                                                  : push_id(&cp->control, &cp->n_control, &cp->cap_control, (uint32_t)idx);
+    cx_err_t err = cp->cur_group == CX_GROUP_TEST
+                       ? push_id(&cp->test, &cp->n_test, &cp->cap_test, (uint32_t)idx)
+                       : push_id(&cp->control, &cp->n_control, &cp->cap_control, (uint32_t)idx);
     if (err != CX_OK) return err;
     count_valid(g, &g->cust[idx], &g->ev);
     /* Decided on the campaign's own stream, so the customer's habits do not shift. Control members
@@ -882,7 +907,8 @@ static void json_drop_ts(cx_buf_t *b) {
     if (!p) return;
     char *q = p + 6;
     char *end = (char *)b->data + b->len;
-    while (q < end && ((*q >= '0' && *q <= '9') || *q == '-')) q++;
+    while (q < end && ((*q >= '0' && *q <= '9') || *q == '-'))
+        q++;
     memmove(p, q, (size_t)(end - q));
     b->len -= (size_t)(q - p);
     b->data[b->len] = 0;
@@ -894,12 +920,10 @@ static cx_err_t encode_raw(cx_gen_t *g, cx_gen_record_t *out) {
     cx_format_t fmt = g->o.raw == CX_GEN_RAW_JSON ? CX_FMT_JSON : CX_FMT_WIRE;
     cx_buf_t *b = &g->raw;
     cx_buf_reset(b);
-    cx_err_t err = out->campaign
-                       ? cx_codec_encode(g->codec, CX_REC_CAMPAIGN, out->campaign, fmt, b)
-                       : cx_codec_encode(g->codec, cx_codec_kind_of_event(out->type), out->event, fmt, b);
+    cx_err_t err = out->campaign ? cx_codec_encode(g->codec, CX_REC_CAMPAIGN, out->campaign, fmt, b)
+                                 : cx_codec_encode(g->codec, cx_codec_kind_of_event(out->type), out->event, fmt, b);
     if (err != CX_OK) {
-        snprintf(g->err, sizeof g->err, "gen: encoding %s failed: %s", cx_event_type_name(out->type),
-                 cx_err2str(err));
+        snprintf(g->err, sizeof g->err, "gen: encoding %s failed: %s", cx_event_type_name(out->type), cx_err2str(err));
         return err;
     }
     if (fmt == CX_FMT_WIRE && b->len < 7) {
@@ -1012,8 +1036,9 @@ static void put_ids(FILE *f, const uint32_t *v, size_t n) {
 
 cx_err_t cx_gen_write_truth(const cx_gen_t *g, FILE *f) {
     if (!g || !f) return CX_ERR_INVALID;
-    fprintf(f, "{\"seed\":%" PRIu64 ",\"options\":{\"customers\":%" PRIu64 ",\"days\":%" PRId32
-               ",\"start_ts\":%" PRId64 ",\"invalid_rate\":%.17g,\"control_share\":%.17g,\"format\":\"%s\"}",
+    fprintf(f,
+            "{\"seed\":%" PRIu64 ",\"options\":{\"customers\":%" PRIu64 ",\"days\":%" PRId32 ",\"start_ts\":%" PRId64
+            ",\"invalid_rate\":%.17g,\"control_share\":%.17g,\"format\":\"%s\"}",
             g->o.seed, g->o.customers, g->o.days, g->o.start_ts_ms, g->o.invalid_rate, g->o.control_share,
             g->o.raw == CX_GEN_RAW_JSON ? "json" : "wire");
     fputs(",\"customers\":{", f);
@@ -1025,23 +1050,25 @@ cx_err_t cx_gen_write_truth(const cx_gen_t *g, FILE *f) {
                 "%s\n\"%s\":{\"plays\":%" PRIu32 ",\"plays_retrieval\":%" PRIu32 ",\"purchases\":%" PRIu32
                 ",\"revenue_minor\":%" PRId64 ",\"surveys\":%" PRIu32 ",\"email_sends\":%" PRIu32
                 ",\"archetype\":\"%s\"",
-                i ? "," : "", id, c->plays, c->plays_ret, c->purchases, c->revenue_minor, c->surveys,
-                c->email_sends, arch_names[c->arch]);
+                i ? "," : "", id, c->plays, c->plays_ret, c->purchases, c->revenue_minor, c->surveys, c->email_sends,
+                arch_names[c->arch]);
         put_day(f, "churn", g, c->churn_day);
         put_day(f, "drop", g, c->drop_day);
         put_day(f, "pause", g, c->pause_day);
         put_day(f, "pause_end", g, c->pause_day < 0 ? -1 : c->pause_day + c->pause_len);
-        if (c->last_play_ts >= 0) fprintf(f, ",\"last_play_ts\":%" PRId64 "}", c->last_play_ts);
-        else fputs(",\"last_play_ts\":null}", f);
+        if (c->last_play_ts >= 0)
+            fprintf(f, ",\"last_play_ts\":%" PRId64 "}", c->last_play_ts);
+        else
+            fputs(",\"last_play_ts\":null}", f);
     }
     fputs("},\n\"campaigns\":{", f);
     bool first = true;
     for (size_t k = 0; k < g->n_camp; k++) {
         const gcamp_t *cp = &g->camp[k];
         if (!cp->emitted) continue;
-        fprintf(f, "%s\n\"%s\":{\"type\":\"%s\",\"campaign_code\":\"%s\",\"start_ts\":%" PRId64
-                   ",\"end_ts\":%" PRId64 ",\"observation_days\":%" PRId32 ",\"test_responses\":%" PRIu64
-                   ",\"test\":",
+        fprintf(f,
+                "%s\n\"%s\":{\"type\":\"%s\",\"campaign_code\":\"%s\",\"start_ts\":%" PRId64 ",\"end_ts\":%" PRId64
+                ",\"observation_days\":%" PRId32 ",\"test_responses\":%" PRIu64 ",\"test\":",
                 first ? "" : ",", cp->c.campaign_id, cx_campaign_type_names[cp->c.type], cp->c.campaign_code,
                 cp->c.start_ts_ms, cp->c.end_ts_ms, cp->c.observation_days, cp->responses_test);
         put_ids(f, cp->test, cp->n_test);

@@ -69,8 +69,8 @@ typedef struct cx_gen_record {
     const uint8_t *raw;            /* the value bytes to send as is (valid records too); NULL if
                                     * opts.raw == CX_GEN_RAW_NONE */
     size_t raw_len;
-    const char *key;               /* customer_id or campaign_id, NUL-terminated */
-    int64_t ts_ms;                 /* record time: event time (invalid ones: the slot's time, even
+    const char *key; /* customer_id or campaign_id, NUL-terminated */
+    int64_t ts_ms;   /* record time: event time (invalid ones: the slot's time, even
                                     * when the payload says 1970); campaigns: start_ts */
 } cx_gen_record_t;
 
@@ -109,10 +109,9 @@ cx_err_t cx_gen_conf_producer(rd_kafka_conf_t *conf, char *errstr, size_t errstr
  * any failed delivery, or a producer not configured with cx_gen_conf_producer, is an error
  * (CX_ERR_KAFKA) naming the first failure. truth_out (may be NULL) receives the truth of what was
  * produced. topics NULL = defaults. */
-cx_err_t cx_gen_produce(rd_kafka_t *producer, const cx_gen_opts_t *o, const cx_gen_topics_t *topics,
-                        double rate_per_s, volatile sig_atomic_t *stop,
-                        void (*progress)(void *opaque, uint64_t sent), void *opaque, FILE *truth_out,
-                        char *errstr, size_t errstr_size);
+cx_err_t cx_gen_produce(rd_kafka_t *producer, const cx_gen_opts_t *o, const cx_gen_topics_t *topics, double rate_per_s,
+                        volatile sig_atomic_t *stop, void (*progress)(void *opaque, uint64_t sent), void *opaque,
+                        FILE *truth_out, char *errstr, size_t errstr_size);
 
 /* `cxstream gen ...` (argv[0] = "gen"). Exit code: 0, 1 runtime failure, 2 usage error. */
 int cx_cmd_gen(int argc, char **argv);

@@ -62,10 +62,9 @@ static const char *topic_of(const cx_gen_topics_t *t, cx_event_type_t type) {
     }
 }
 
-cx_err_t cx_gen_produce(rd_kafka_t *rk, const cx_gen_opts_t *o, const cx_gen_topics_t *topics,
-                        double rate_per_s, volatile sig_atomic_t *stop,
-                        void (*progress)(void *opaque, uint64_t sent), void *opaque, FILE *truth_out,
-                        char *errstr, size_t errstr_size) {
+cx_err_t cx_gen_produce(rd_kafka_t *rk, const cx_gen_opts_t *o, const cx_gen_topics_t *topics, double rate_per_s,
+                        volatile sig_atomic_t *stop, void (*progress)(void *opaque, uint64_t sent), void *opaque,
+                        FILE *truth_out, char *errstr, size_t errstr_size) {
     cx_gen_topics_t deftopics = cx_gen_topics_default();
     if (!topics) topics = &deftopics;
     cx_gen_opts_t go = *o;
@@ -89,9 +88,8 @@ cx_err_t cx_gen_produce(rd_kafka_t *rk, const cx_gen_opts_t *o, const cx_gen_top
         rd_kafka_resp_err_t err;
         for (;;) {
             err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_KEY(r.key, strlen(r.key)),
-                                    RD_KAFKA_V_VALUE((void *)r.raw, r.raw_len), RD_KAFKA_V_TIMESTAMP(r.ts_ms),
-                                    RD_KAFKA_V_OPAQUE(st), RD_KAFKA_V_END);
+                                    RD_KAFKA_V_KEY(r.key, strlen(r.key)), RD_KAFKA_V_VALUE((void *)r.raw, r.raw_len),
+                                    RD_KAFKA_V_TIMESTAMP(r.ts_ms), RD_KAFKA_V_OPAQUE(st), RD_KAFKA_V_END);
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || (stop && *stop)) break;
             rd_kafka_poll(rk, 50); /* the local queue drains as the broker acknowledges */
         }
@@ -125,8 +123,8 @@ cx_err_t cx_gen_produce(rd_kafka_t *rk, const cx_gen_opts_t *o, const cx_gen_top
     }
     uint64_t reported = st->delivered + st->failed;
     if (ret == CX_OK && st->failed)
-        cx_seterr(errstr, errstr_size, "%" PRIu64 " of %" PRIu64 " records not delivered; first: %s: %s",
-                  st->failed, sent, st->first_topic, rd_kafka_err2str(st->first_err)),
+        cx_seterr(errstr, errstr_size, "%" PRIu64 " of %" PRIu64 " records not delivered; first: %s: %s", st->failed,
+                  sent, st->first_topic, rd_kafka_err2str(st->first_err)),
             ret = CX_ERR_KAFKA;
     else if (ret == CX_OK && ferr)
         cx_seterr(errstr, errstr_size, "flush timed out with %" PRIu64 " of %" PRIu64 " records unconfirmed",
@@ -256,8 +254,8 @@ static int write_jsonl(const cx_gen_opts_t *o, const char *path, FILE *truth) {
     }
     uint64_t valid, invalid, camps;
     cx_gen_counts(g, &valid, &invalid, &camps);
-    cx_log(CX_LOG_INFO, "gen", "output=%s valid=%" PRIu64 " invalid=%" PRIu64 " campaigns=%" PRIu64, path,
-           valid, invalid, camps);
+    cx_log(CX_LOG_INFO, "gen", "output=%s valid=%" PRIu64 " invalid=%" PRIu64 " campaigns=%" PRIu64, path, valid,
+           invalid, camps);
     cx_gen_destroy(g);
     return code;
 }
@@ -333,12 +331,13 @@ int cx_cmd_gen(int argc, char **argv) {
         } else {
             snprintf(flag, sizeof flag, "%s", a);
         }
-        static const char *const known[] = {"-b",          "--brokers",  "-o",             "--output",
-                                            "--customers", "--days",     "--seed",         "--start-ts",
-                                            "--rate",      "--invalid-rate", "--control-share", "--truth",
-                                            "-X"};
+        static const char *const known[] = {
+            "-b",     "--brokers",  "-o",     "--output",       "--customers",     "--days",
+            "--seed", "--start-ts", "--rate", "--invalid-rate", "--control-share", "--truth",
+            "-X"};
         bool ok = false;
-        for (size_t k = 0; k < sizeof known / sizeof *known; k++) ok |= strcmp(flag, known[k]) == 0;
+        for (size_t k = 0; k < sizeof known / sizeof *known; k++)
+            ok |= strcmp(flag, known[k]) == 0;
         if (!ok) {
             code = usage_error("unknown option '%s'%s", a, "");
             goto done;
@@ -351,10 +350,14 @@ int cx_cmd_gen(int argc, char **argv) {
             val = argv[++i];
         }
         uint64_t u;
-        if (!strcmp(flag, "-b") || !strcmp(flag, "--brokers")) brokers = val;
-        else if (!strcmp(flag, "-o") || !strcmp(flag, "--output")) output = val;
-        else if (!strcmp(flag, "--truth")) truth_path = val;
-        else if (!strcmp(flag, "-X")) props[n_props++] = val;
+        if (!strcmp(flag, "-b") || !strcmp(flag, "--brokers"))
+            brokers = val;
+        else if (!strcmp(flag, "-o") || !strcmp(flag, "--output"))
+            output = val;
+        else if (!strcmp(flag, "--truth"))
+            truth_path = val;
+        else if (!strcmp(flag, "-X"))
+            props[n_props++] = val;
         else if (!strcmp(flag, "--customers")) {
             if (!parse_u64(val, &u) || u < 1 || u > UINT64_C(100000000)) {
                 code = usage_error("--customers: '%s' is not an integer in 1..100000000%s", val, "");

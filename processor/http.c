@@ -119,8 +119,8 @@ static enum MHD_Result h_customer(cx_http_t *h, struct MHD_Connection *c, const 
     size_t len = strlen(cid);
     cx_buf_t b = CX_BUF_INIT;
     if (!cx_id_valid(cid, len))
-        return send_error(c, MHD_HTTP_BAD_REQUEST,
-                          "malformed customer id: 1-128 bytes of [A-Za-z0-9._:@-] expected", NULL);
+        return send_error(c, MHD_HTTP_BAD_REQUEST, "malformed customer id: 1-128 bytes of [A-Za-z0-9._:@-] expected",
+                          NULL);
     if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
     cx_pipeline_t *pl = h->prov.pipeline(h->prov.opaque);
     int32_t np = h->prov.partitions(h->prov.opaque);
@@ -162,12 +162,14 @@ static void nps_members(cx_buf_t *b, const cx_nps_counts_t *cnt) {
     double vals[4] = {st.nps, st.se, st.ci_low, st.ci_high};
     for (int i = 0; i < 4; i++) {
         cx_buf_appendf(b, ",\"%s\":", names[i]);
-        if (st.defined) cx_buf_json_double(b, round(vals[i] * 100.0) / 100.0);
-        else cx_buf_appendf(b, "null");
+        if (st.defined)
+            cx_buf_json_double(b, round(vals[i] * 100.0) / 100.0);
+        else
+            cx_buf_appendf(b, "null");
     }
-    cx_buf_appendf(b, ",\"nps_responses\":%" PRId64 ",\"promoters\":%" PRId64 ",\"passives\":%" PRId64
-                      ",\"detractors\":%" PRId64,
-                   cnt->promoters + cnt->passives + cnt->detractors, cnt->promoters, cnt->passives, cnt->detractors);
+    cx_buf_appendf(
+        b, ",\"nps_responses\":%" PRId64 ",\"promoters\":%" PRId64 ",\"passives\":%" PRId64 ",\"detractors\":%" PRId64,
+        cnt->promoters + cnt->passives + cnt->detractors, cnt->promoters, cnt->passives, cnt->detractors);
 }
 
 /* /segments/{name}/themes and /touchpoints/{name}/themes ?category=detractor|promoter&n=1..50:
@@ -183,9 +185,12 @@ static enum MHD_Result h_themes(cx_http_t *h, struct MHD_Connection *c, int by, 
     const char *cat = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "category");
     const char *ns = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "n");
     int category;
-    if (!cat || !strcmp(cat, "detractor") || !strcmp(cat, "detractors")) category = CX_VOC_DETRACTORS;
-    else if (!strcmp(cat, "promoter") || !strcmp(cat, "promoters")) category = CX_VOC_PROMOTERS;
-    else return send_error(c, MHD_HTTP_BAD_REQUEST, "category: detractor or promoter expected", NULL);
+    if (!cat || !strcmp(cat, "detractor") || !strcmp(cat, "detractors"))
+        category = CX_VOC_DETRACTORS;
+    else if (!strcmp(cat, "promoter") || !strcmp(cat, "promoters"))
+        category = CX_VOC_PROMOTERS;
+    else
+        return send_error(c, MHD_HTTP_BAD_REQUEST, "category: detractor or promoter expected", NULL);
     long n = ns ? strtol(ns, NULL, 10) : 10;
     if (n < 1 || n > 50) return send_error(c, MHD_HTTP_BAD_REQUEST, "n: 1..50 expected", NULL);
     cx_topk_item_t items[50];
@@ -203,8 +208,9 @@ static enum MHD_Result h_themes(cx_http_t *h, struct MHD_Connection *c, int by, 
     cx_buf_t b = CX_BUF_INIT;
     cx_buf_appendf(&b, "{\"%s\":", by == CX_VOC_BY_SEGMENT ? "segment" : "touchpoint");
     cx_buf_json_str(&b, name, len);
-    cx_buf_appendf(&b, ",\"category\":\"%s\",\"scope\":\"local\",\"terms_counted\":%" PRIu64
-                       ",\"error_bound\":%" PRIu64 ",\"terms\":[",
+    cx_buf_appendf(&b,
+                   ",\"category\":\"%s\",\"scope\":\"local\",\"terms_counted\":%" PRIu64 ",\"error_bound\":%" PRIu64
+                   ",\"terms\":[",
                    category == CX_VOC_PROMOTERS ? "promoter" : "detractor", total, total / CX_VOC_TOPK_M);
     for (size_t i = 0; i < got; i++) {
         cx_buf_appendf(&b, "%s{\"term\":", i ? "," : "");
@@ -237,29 +243,38 @@ static enum MHD_Result h_segments(cx_http_t *h, struct MHD_Connection *c) {
     const cx_config_t *cfg = h->cfg;
     size_t ns = cfg->n_segments < CX_SEGMENTS_MAX ? cfg->n_segments : CX_SEGMENTS_MAX;
     int64_t total = 0;
-    for (size_t s = 0; s < ns; s++) total += counts[s];
+    for (size_t s = 0; s < ns; s++)
+        total += counts[s];
     cx_buf_t b = CX_BUF_INIT;
     cx_buf_appendf(&b, "{\"scope\":\"local\",\"customers\":%" PRId64 ",\"watermark_ts\":", total);
-    if (wm == INT64_MIN) cx_buf_appendf(&b, "null");
-    else cx_buf_appendf(&b, "%" PRId64, wm);
+    if (wm == INT64_MIN)
+        cx_buf_appendf(&b, "null");
+    else
+        cx_buf_appendf(&b, "%" PRId64, wm);
     cx_buf_appendf(&b, ",\"segments\":[");
     for (size_t s = 0; s < ns; s++) {
         cx_buf_appendf(&b, "%s{\"segment\":", s ? "," : "");
         cx_buf_json_str(&b, cfg->segments[s].name, strlen(cfg->segments[s].name));
         cx_buf_appendf(&b, ",\"customers\":%" PRId64 ",\"share\":", counts[s]);
-        if (total) cx_buf_json_double(&b, (double)counts[s] / (double)total);
-        else cx_buf_appendf(&b, "null");
+        if (total)
+            cx_buf_json_double(&b, (double)counts[s] / (double)total);
+        else
+            cx_buf_appendf(&b, "null");
         const cx_voc_segment_t *g = &vs[s];
         if (counts[s] > 0)
             cx_buf_appendf(&b, ",\"avg_monetary_minor\":%" PRId64 ",\"avg_clv_minor\":%" PRId64,
                            g->monetary_minor_sum / counts[s], g->clv_minor_sum / counts[s]);
-        else cx_buf_appendf(&b, ",\"avg_monetary_minor\":null,\"avg_clv_minor\":null");
+        else
+            cx_buf_appendf(&b, ",\"avg_monetary_minor\":null,\"avg_clv_minor\":null");
         nps_members(&b, &g->nps);
-        cx_buf_appendf(&b, ",\"triggers_fired\":%" PRId64 ",\"campaign_sends_test\":%" PRId64
-                           ",\"campaign_responders\":%" PRId64 ",\"campaign_response_rate\":",
+        cx_buf_appendf(&b,
+                       ",\"triggers_fired\":%" PRId64 ",\"campaign_sends_test\":%" PRId64
+                       ",\"campaign_responders\":%" PRId64 ",\"campaign_response_rate\":",
                        g->triggers, g->sends_test, g->responders);
-        if (g->sends_test > 0) cx_buf_json_double(&b, (double)g->responders / (double)g->sends_test);
-        else cx_buf_appendf(&b, "null");
+        if (g->sends_test > 0)
+            cx_buf_json_double(&b, (double)g->responders / (double)g->sends_test);
+        else
+            cx_buf_appendf(&b, "null");
         cx_buf_putc(&b, '}');
     }
     cx_buf_appendf(&b, "],\"nps_window_days\":%d,\"touchpoints\":[", (int)cfg->nps_window_days);
@@ -315,8 +330,8 @@ static enum MHD_Result h_campaigns(cx_http_t *h, struct MHD_Connection *c, const
                           NULL);
     if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
     bool found = true;
-    cx_err_t rc = h->prov.campaigns ? h->prov.campaigns(h->prov.opaque, id, &b, &found)
-                                    : pipeline_campaigns(h, id, &b, &found);
+    cx_err_t rc =
+        h->prov.campaigns ? h->prov.campaigns(h->prov.opaque, id, &b, &found) : pipeline_campaigns(h, id, &b, &found);
     h->prov.unlock(h->prov.opaque);
     if (rc != CX_OK) {
         cx_buf_free(&b);
@@ -339,7 +354,8 @@ static enum MHD_Result h_stats(cx_http_t *h, struct MHD_Connection *c) {
     }
     cx_pipeline_stats_t st = cx_pipeline_stats(pl);
     int owned = 0;
-    for (int i = 0; i < CX_PARTS_MAX; i++) owned += cx_pipeline_owns(pl, (uint16_t)i);
+    for (int i = 0; i < CX_PARTS_MAX; i++)
+        owned += cx_pipeline_owns(pl, (uint16_t)i);
     h->prov.unlock(h->prov.opaque);
     cx_buf_t b = CX_BUF_INIT;
     cx_buf_appendf(&b,
@@ -370,8 +386,7 @@ static bool serve_file(struct MHD_Connection *c, const char *url, enum MHD_Resul
     snprintf(name, sizeof name, "web/%s", base);
     const struct cx_embedded_file *f = cx_embedded_find(name);
     if (!f) return false;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(f->size, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(f->size, (void *)f->data, MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         *res = MHD_NO;
         return true;
@@ -414,14 +429,15 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = 0;
     cx_log(CX_LOG_DEBUG, "http", "mhd msg=\"%s\"", msg);
 }
 
 /* ---------- server ---------- */
 
-cx_http_t *cx_http_start(const cx_config_t *cfg, const cx_http_opts_t *o, const cx_http_provider_t *prov,
-                         char *errstr, size_t n) {
+cx_http_t *cx_http_start(const cx_config_t *cfg, const cx_http_opts_t *o, const cx_http_provider_t *prov, char *errstr,
+                         size_t n) {
     cx_http_t *h = calloc(1, sizeof *h);
     if (!h) {
         cx_seterr(errstr, n, "out of memory");
@@ -445,8 +461,8 @@ cx_http_t *cx_http_start(const cx_config_t *cfg, const cx_http_opts_t *o, const 
         cx_seterr(errstr, n, "http.bind=%s: not an IPv4 address", bind);
         goto fail;
     }
-    h->d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, h->opts.port, NULL, NULL, on_request,
-                            h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
+    h->d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, h->opts.port, NULL, NULL, on_request, h,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
                             h->opts.conn_timeout_s, MHD_OPTION_THREAD_POOL_SIZE, h->opts.threads,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                             (size_t)32 * 1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
@@ -463,7 +479,9 @@ fail:
     return NULL;
 }
 
-uint16_t cx_http_port(const cx_http_t *h) { return h->port; }
+uint16_t cx_http_port(const cx_http_t *h) {
+    return h->port;
+}
 
 void cx_http_stop(cx_http_t *h) {
     if (!h) return;
@@ -481,8 +499,12 @@ typedef struct runner_prov {
     const cx_config_t *cfg;
 } runner_prov_t;
 
-static bool rp_lock(void *o, int timeout_ms) { return cx_runner_lock_timed(((runner_prov_t *)o)->r, timeout_ms); }
-static void rp_unlock(void *o) { cx_runner_unlock(((runner_prov_t *)o)->r); }
+static bool rp_lock(void *o, int timeout_ms) {
+    return cx_runner_lock_timed(((runner_prov_t *)o)->r, timeout_ms);
+}
+static void rp_unlock(void *o) {
+    cx_runner_unlock(((runner_prov_t *)o)->r);
+}
 
 static bool rp_alive(void *o, const char **state) {
     runner_prov_t *rp = o;
@@ -514,16 +536,20 @@ static bool rp_ready(void *o, cx_buf_t *m) {
     cx_buf_appendf(m,
                    "\"state\":\"%s\",\"campaigns_loaded\":true,\"partitions\":%d,\"input_partitions\":%" PRId32
                    ",\"campaigns\":%" PRIu64,
-                   ready ? "running" : rs.pending ? "restoring" : "waiting_for_assignment", st.partitions,
-                   cx_runner_partition_count(rp->r), st.campaigns);
+                   ready        ? "running"
+                   : rs.pending ? "restoring"
+                                : "waiting_for_assignment",
+                   st.partitions, cx_runner_partition_count(rp->r), st.campaigns);
     /* changelog restore (changelog.h): partitions still to restore and the one being read */
     cx_buf_appendf(m, ",\"restoring_partitions\":%d,\"restore\":", rs.pending);
     if (rs.active)
-        cx_buf_appendf(m, "{\"partition\":%u,\"from\":%" PRId64 ",\"position\":%" PRId64 ",\"end\":%" PRId64
-                          ",\"records\":%" PRIu64 ",\"seconds\":%.3f}",
+        cx_buf_appendf(m,
+                       "{\"partition\":%u,\"from\":%" PRId64 ",\"position\":%" PRId64 ",\"end\":%" PRId64
+                       ",\"records\":%" PRIu64 ",\"seconds\":%.3f}",
                        rs.current.part, rs.current.from, rs.current.position, rs.current.end, rs.current.records,
                        rs.current.seconds);
-    else cx_buf_appendf(m, "null");
+    else
+        cx_buf_appendf(m, "null");
     cx_buf_appendf(m, ",\"restored_partitions\":%" PRIu64 ",\"restored_records\":%" PRIu64, rs.partitions_restored,
                    rs.records_total);
     return ready;

@@ -50,18 +50,18 @@ typedef struct cx_http_provider {
 } cx_http_provider_t;
 
 typedef struct cx_http_opts {
-    const char *bind;         /* IPv4 address; NULL or "" = 0.0.0.0 */
-    uint16_t port;            /* 0 = an ephemeral port (see cx_http_port) */
-    unsigned conn_timeout_s;  /* idle connection timeout; 0 = 10 */
-    unsigned threads;         /* polling threads; 0 = 4 */
-    int lock_timeout_ms;      /* wait for the provider lock; 0 = 5000 */
+    const char *bind;        /* IPv4 address; NULL or "" = 0.0.0.0 */
+    uint16_t port;           /* 0 = an ephemeral port (see cx_http_port) */
+    unsigned conn_timeout_s; /* idle connection timeout; 0 = 10 */
+    unsigned threads;        /* polling threads; 0 = 4 */
+    int lock_timeout_ms;     /* wait for the provider lock; 0 = 5000 */
 } cx_http_opts_t;
 
 typedef struct cx_http cx_http_t;
 
 /* Starts listening. NULL with errstr on failure (address in use, bad bind address). */
-cx_http_t *cx_http_start(const cx_config_t *cfg, const cx_http_opts_t *o, const cx_http_provider_t *prov,
-                         char *errstr, size_t errstr_size);
+cx_http_t *cx_http_start(const cx_config_t *cfg, const cx_http_opts_t *o, const cx_http_provider_t *prov, char *errstr,
+                         size_t errstr_size);
 /* The bound port (the real one when opts.port was 0). */
 uint16_t cx_http_port(const cx_http_t *h);
 /* Stops accepting, waits for running handlers, frees. NULL ok. */

@@ -48,13 +48,12 @@ void cx_kpi_compute(const cx_kpi_counts_t *c, cx_kpi_t *out) {
     out->turnover_minor = c->turnover_minor;
     out->revenue_per_responder_minor =
         out->responders_test_any > 0 ? out->turnover_minor / out->responders_test_any : 0;
-    out->response_rate_test =
-        out->sent_test > 0 ? (double)out->responders_test_any / (double)out->sent_test : 0.0;
+    out->response_rate_test = out->sent_test > 0 ? (double)out->responders_test_any / (double)out->sent_test : 0.0;
     out->response_rate_control =
         out->sent_control > 0 ? (double)out->responders_control_any / (double)out->sent_control : 0.0;
     out->has_lift = out->response_rate_control > 0.0;
-    out->lift = out->has_lift ? (out->response_rate_test - out->response_rate_control) / out->response_rate_control
-                              : 0.0;
+    out->lift =
+        out->has_lift ? (out->response_rate_test - out->response_rate_control) / out->response_rate_control : 0.0;
     double z;
     out->has_lift_p_value = cx_kpi_z_test(out->responders_test_any, out->sent_test, out->responders_control_any,
                                           out->sent_control, &z, &out->lift_p_value);
@@ -62,21 +61,22 @@ void cx_kpi_compute(const cx_kpi_counts_t *c, cx_kpi_t *out) {
 }
 
 /* Field order of both encodings. */
-#define COUNT_FIELDS(X)                                                                            \
-    X("sent_test", sent[CX_GROUP_TEST])                                                            \
-    X("sent_control", sent[CX_GROUP_CONTROL])                                                      \
-    X("responders_test_any", resp_any[CX_GROUP_TEST])                                              \
-    X("responders_test_hard", resp_hard[CX_GROUP_TEST])                                            \
-    X("responders_control_any", resp_any[CX_GROUP_CONTROL])                                        \
-    X("responders_control_hard", resp_hard[CX_GROUP_CONTROL])                                      \
-    X("retrievals", retrievals)                                                                    \
-    X("purchases", purchases)                                                                      \
-    X("turnover_minor", turnover_minor)                                                            \
+#define COUNT_FIELDS(X)                                       \
+    X("sent_test", sent[CX_GROUP_TEST])                       \
+    X("sent_control", sent[CX_GROUP_CONTROL])                 \
+    X("responders_test_any", resp_any[CX_GROUP_TEST])         \
+    X("responders_test_hard", resp_hard[CX_GROUP_TEST])       \
+    X("responders_control_any", resp_any[CX_GROUP_CONTROL])   \
+    X("responders_control_hard", resp_hard[CX_GROUP_CONTROL]) \
+    X("retrievals", retrievals)                               \
+    X("purchases", purchases)                                 \
+    X("turnover_minor", turnover_minor)                       \
     X("max_window_end_ts", max_end_ms)
 
 cx_err_t cx_kpi_counts_encode(const cx_kpi_counts_t *c, cx_buf_t *out) {
     cx_err_t e = cx_buf_put_uvarint(out, COUNTS_VERSION);
-#define PUT(name, f) if (!e) e = cx_buf_put_svarint(out, c->f);
+#define PUT(name, f) \
+    if (!e) e = cx_buf_put_svarint(out, c->f);
     COUNT_FIELDS(PUT)
 #undef PUT
     return e;
@@ -91,10 +91,10 @@ bool cx_kpi_counts_decode(const void *buf, size_t len, cx_kpi_counts_t *c) {
     if (!(k = cx_get_uvarint(b, len, &u)) || u != COUNTS_VERSION) return false;
     b += k;
     len -= k;
-#define GET(name, f)                                                                               \
-    if (!(k = cx_get_svarint(b, len, &v))) return false;                                           \
-    b += k;                                                                                        \
-    len -= k;                                                                                      \
+#define GET(name, f)                                     \
+    if (!(k = cx_get_svarint(b, len, &v))) return false; \
+    b += k;                                              \
+    len -= k;                                            \
     c->f = v;
     COUNT_FIELDS(GET)
 #undef GET
@@ -104,8 +104,8 @@ bool cx_kpi_counts_decode(const void *buf, size_t len, cx_kpi_counts_t *c) {
 cx_err_t cx_kpi_counts_json(const cx_kpi_counts_t *c, cx_buf_t *out) {
     cx_err_t e = cx_buf_putc(out, '{');
     const char *sep = "";
-#define PUT(name, f)                                                                               \
-    if (!e) e = cx_buf_appendf(out, "%s\"" name "\":%" PRId64, sep, c->f);                         \
+#define PUT(name, f)                                                       \
+    if (!e) e = cx_buf_appendf(out, "%s\"" name "\":%" PRId64, sep, c->f); \
     sep = ",";
     COUNT_FIELDS(PUT)
 #undef PUT
@@ -123,11 +123,13 @@ bool cx_kpi_counts_from_json(const void *buf, size_t len, cx_kpi_counts_t *c) {
         return false;
     }
     bool ok = true;
-#define GET(name, f)                                                                               \
-    {                                                                                              \
-        json_t *x = json_object_get(o, name);                                                      \
-        if (json_is_integer(x)) c->f = (int64_t)json_integer_value(x);                             \
-        else ok = false;                                                                           \
+#define GET(name, f)                               \
+    {                                              \
+        json_t *x = json_object_get(o, name);      \
+        if (json_is_integer(x))                    \
+            c->f = (int64_t)json_integer_value(x); \
+        else                                       \
+            ok = false;                            \
     }
     COUNT_FIELDS(GET)
 #undef GET

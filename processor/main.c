@@ -31,8 +31,10 @@ static const command_t commands[] = {
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "cxstream %s — real-time customer engine for streaming-video businesses\n\n"
-               "usage: cxstream <command> [options]\n\ncommands:\n", CX_VERSION);
+    fprintf(f,
+            "cxstream %s — real-time customer engine for streaming-video businesses\n\n"
+            "usage: cxstream <command> [options]\n\ncommands:\n",
+            CX_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n  cxstream --version\n  cxstream help <command>   (same as cxstream <command> --help)\n");

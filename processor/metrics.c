@@ -16,8 +16,8 @@
 #include "pipeline.h"
 #include "runner.h"
 
-const double cx_histogram_seconds_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                              0.25,  0.5,    1,     2.5,  5,     10,   30, 60};
+const double cx_histogram_seconds_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                              0.5,   1,      2.5,   5,    10,    30,   60};
 const size_t cx_histogram_seconds_n = sizeof cx_histogram_seconds_bounds / sizeof cx_histogram_seconds_bounds[0];
 
 static const double *hist_bounds(const cx_histogram_t *h, size_t *n) {
@@ -32,7 +32,8 @@ static const double *hist_bounds(const cx_histogram_t *h, size_t *n) {
 void cx_histogram_observe(cx_histogram_t *h, double v) {
     size_t n, i = 0;
     const double *b = hist_bounds(h, &n);
-    while (i < n && !(v <= b[i])) i++; /* NaN lands above every bound */
+    while (i < n && !(v <= b[i]))
+        i++; /* NaN lands above every bound */
     h->counts[i]++;
     h->count++;
     if (!isnan(v)) h->sum += v;
@@ -52,9 +53,12 @@ cx_err_t cx_metrics_family(cx_buf_t *b, const char *name, cx_metric_type_t type,
     cx_err_t rc = cx_buf_appendf(b, "# HELP %s ", name);
     /* HELP text escapes only backslash and newline */
     for (const char *s = help; rc == CX_OK && *s; s++) {
-        if (*s == '\\') rc = cx_buf_append(b, "\\\\", 2);
-        else if (*s == '\n') rc = cx_buf_append(b, "\\n", 2);
-        else rc = cx_buf_putc(b, *s);
+        if (*s == '\\')
+            rc = cx_buf_append(b, "\\\\", 2);
+        else if (*s == '\n')
+            rc = cx_buf_append(b, "\\n", 2);
+        else
+            rc = cx_buf_putc(b, *s);
     }
     if (rc == CX_OK) rc = cx_buf_appendf(b, "\n# TYPE %s %s\n", name, type_name(type));
     return rc;
@@ -71,10 +75,14 @@ static cx_err_t put_labels(cx_buf_t *b, va_list ap) {
         rc = cx_buf_appendf(b, "%s%s=\"", first ? "{" : ",", k);
         first = false;
         for (const char *s = v; rc == CX_OK && *s; s++) {
-            if (*s == '\\') rc = cx_buf_append(b, "\\\\", 2);
-            else if (*s == '"') rc = cx_buf_append(b, "\\\"", 2);
-            else if (*s == '\n') rc = cx_buf_append(b, "\\n", 2);
-            else rc = cx_buf_putc(b, *s);
+            if (*s == '\\')
+                rc = cx_buf_append(b, "\\\\", 2);
+            else if (*s == '"')
+                rc = cx_buf_append(b, "\\\"", 2);
+            else if (*s == '\n')
+                rc = cx_buf_append(b, "\\n", 2);
+            else
+                rc = cx_buf_putc(b, *s);
         }
         if (rc == CX_OK) rc = cx_buf_putc(b, '"');
         if (rc != CX_OK) return rc;
@@ -128,8 +136,10 @@ cx_err_t cx_metrics_histogram(cx_buf_t *b, const char *name, const cx_histogram_
     snprintf(bname, sizeof bname, "%s_bucket", name);
     for (size_t i = 0; i <= n && rc == CX_OK; i++) {
         cum += h->counts[i];
-        if (i < n) fmt_double(le, sizeof le, bd[i]);
-        else snprintf(le, sizeof le, "+Inf");
+        if (i < n)
+            fmt_double(le, sizeof le, bd[i]);
+        else
+            snprintf(le, sizeof le, "+Inf");
         rc = label_key ? cx_metrics_sample_u64(b, bname, cum, label_key, label_value, "le", le, (char *)NULL)
                        : cx_metrics_sample_u64(b, bname, cum, "le", le, (char *)NULL);
     }
@@ -207,9 +217,9 @@ static const cx_record_kind_t out_kinds[] = {CX_REC_SEGMENT_CHANGE, CX_REC_TRIGG
                                              CX_REC_ENRICHED};
 #define N_OUT_KINDS (sizeof out_kinds / sizeof out_kinds[0])
 
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        if ((rc = (x)) != CX_OK) return rc;                                                        \
+#define TRY(x)                              \
+    do {                                    \
+        if ((rc = (x)) != CX_OK) return rc; \
     } while (0)
 
 cx_err_t cx_metrics_collect_pipeline(cx_buf_t *b, const cx_config_t *cfg, cx_pipeline_t *p, int64_t now_ms) {
@@ -278,8 +288,8 @@ cx_err_t cx_metrics_collect_pipeline(cx_buf_t *b, const cx_config_t *cfg, cx_pip
         int64_t wm = cx_pipeline_watermark(p, (uint16_t)i);
         if (wm == INT64_MIN) continue;
         snprintf(part, sizeof part, "%d", i);
-        TRY(cx_metrics_sample(b, "cxstream_watermark_lag_seconds", (double)(now_ms - wm) / 1000.0, "partition",
-                              part, (char *)NULL));
+        TRY(cx_metrics_sample(b, "cxstream_watermark_lag_seconds", (double)(now_ms - wm) / 1000.0, "partition", part,
+                              (char *)NULL));
     }
     return CX_OK;
 }
@@ -315,12 +325,12 @@ cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const cx_config_t *cfg, cx_runne
     TRY(cx_metrics_family(b, "cxstream_records_produced_total", CX_METRIC_COUNTER,
                           "Records handed to the producer, by output topic."));
     uint64_t dlq_total = 0;
-    for (int c = 1; c < CX_DLQ__COUNT; c++) dlq_total += st.dlq[c];
+    for (int c = 1; c < CX_DLQ__COUNT; c++)
+        dlq_total += st.dlq[c];
     for (size_t i = 0; i < N_OUT_KINDS; i++)
         TRY(cx_metrics_sample_u64(b, "cxstream_records_produced_total", st.produced_kind[out_kinds[i]], "topic",
                                   topic_of_kind(cfg, out_kinds[i]), (char *)NULL));
-    TRY(cx_metrics_sample_u64(b, "cxstream_records_produced_total", dlq_total, "topic", cfg->topic_dlq,
-                              (char *)NULL));
+    TRY(cx_metrics_sample_u64(b, "cxstream_records_produced_total", dlq_total, "topic", cfg->topic_dlq, (char *)NULL));
     TRY(cx_metrics_family(b, "cxstream_delivery_errors_total", CX_METRIC_COUNTER,
                           "Produced records the broker did not acknowledge."));
     TRY(cx_metrics_sample_u64(b, "cxstream_delivery_errors_total", st.delivery_errors, (char *)NULL));
@@ -351,8 +361,8 @@ cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const cx_config_t *cfg, cx_runne
         for (int i = 0; i < CX_INPUTS; i++) {
             int64_t lag = cx_runner_partition_lag(r, p, i);
             if (lag < 0) continue;
-            TRY(cx_metrics_sample(b, "cxstream_consumer_lag_records", (double)lag, "topic",
-                                  cx_runner_input_topic(r, i), "partition", part, (char *)NULL));
+            TRY(cx_metrics_sample(b, "cxstream_consumer_lag_records", (double)lag, "topic", cx_runner_input_topic(r, i),
+                                  "partition", part, (char *)NULL));
         }
     }
     TRY(cx_metrics_family(b, "cxstream_state_size_bytes", CX_METRIC_GAUGE,

@@ -75,8 +75,7 @@ struct cx_runner;
 
 /* Pipeline families: events, duplicates, late events, timers, outputs by topic, flushes, cache,
  * customers per segment, watermark per owned partition. now_ms: wall clock for the watermark lag. */
-cx_err_t cx_metrics_collect_pipeline(cx_buf_t *b, const struct cx_config *cfg, struct cx_pipeline *p,
-                                     int64_t now_ms);
+cx_err_t cx_metrics_collect_pipeline(cx_buf_t *b, const struct cx_config *cfg, struct cx_pipeline *p, int64_t now_ms);
 /* Everything: cxstream_info, the runner's families (consumed, DLQ, produced, delivery errors,
  * commits and their latency, rebalances, partitions, consumer lag, state size), then the
  * pipeline's. Call with the runner lock held. */

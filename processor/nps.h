@@ -13,22 +13,23 @@
 #include <stdint.h>
 
 #define CX_NPS_DETRACTOR 0 /* score 0..6 */
-#define CX_NPS_PASSIVE 1   /* score 7..8 */
-#define CX_NPS_PROMOTER 2  /* score 9..10 */
+#define CX_NPS_PASSIVE   1 /* score 7..8 */
+#define CX_NPS_PROMOTER  2 /* score 9..10 */
 
 typedef struct cx_nps_counts {
     int64_t promoters, passives, detractors;
 } cx_nps_counts_t;
 
-#define CX_NPS_COUNTS_INIT {0, 0, 0}
+#define CX_NPS_COUNTS_INIT \
+    { 0, 0, 0 }
 
 typedef struct cx_nps_stats {
-    int64_t n;       /* responses: promoters + passives + detractors */
-    double nps;      /* 100 (p - d), p and d the shares of promoters and detractors */
-    double se;       /* 100 sqrt((p + d - (p - d)^2) / n) */
-    double ci_low;   /* nps - 1.96 se, clamped to [-100, 100] */
-    double ci_high;  /* nps + 1.96 se, clamped to [-100, 100] */
-    bool defined;    /* false when n <= 0 (or the counts are inconsistent): all numbers are 0 */
+    int64_t n;      /* responses: promoters + passives + detractors */
+    double nps;     /* 100 (p - d), p and d the shares of promoters and detractors */
+    double se;      /* 100 sqrt((p + d - (p - d)^2) / n) */
+    double ci_low;  /* nps - 1.96 se, clamped to [-100, 100] */
+    double ci_high; /* nps + 1.96 se, clamped to [-100, 100] */
+    bool defined;   /* false when n <= 0 (or the counts are inconsistent): all numbers are 0 */
 } cx_nps_stats_t;
 
 /* CX_NPS_DETRACTOR, CX_NPS_PASSIVE or CX_NPS_PROMOTER; -1 for a score outside 0..10. */

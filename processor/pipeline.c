@@ -20,8 +20,8 @@
 #include "sketch.h"
 #include "voc.h"
 
-#define TIMER_BATCH 4096 /* timers fired per cx_pipeline_advance call */
-#define DB_TIMER_BUF 256 /* timer keys read from RocksDB per scan */
+#define TIMER_BATCH  4096 /* timers fired per cx_pipeline_advance call */
+#define DB_TIMER_BUF 256  /* timer keys read from RocksDB per scan */
 #define META_VERSION 1
 
 typedef struct heap_item {
@@ -44,9 +44,9 @@ typedef struct part {
     size_t heap_n, heap_cap;
     db_timer_t *db; /* buffered timer keys from RocksDB, ascending, from db_resume on */
     size_t db_n, db_pos;
-    bool db_valid;     /* buffer reflects the store since the last flush */
-    bool db_exhausted; /* the last scan found no more keys */
-    cx_buf_t db_resume; /* key to resume the scan after (exclusive) */
+    bool db_valid;           /* buffer reflects the store since the last flush */
+    bool db_exhausted;       /* the last scan found no more keys */
+    cx_buf_t db_resume;      /* key to resume the scan after (exclusive) */
     int64_t next_rescore_ms; /* quantile scoring: next re-scoring instant (0: not yet known) */
     cx_kll_t *sk[3];         /* quantile scoring: this partition's R, F, M sketches at its last re-scoring */
 } part_t;
@@ -72,14 +72,16 @@ struct cx_pipeline {
     cx_voc_t *voc;         /* NPS, comment terms and economics per segment/touchpoint (voc.h) */
     cx_buf_t key, val;
     cx_pipeline_stats_t st;
-    int32_t keep_days; /* bucket horizon: max(rfm window, 16 weeks for ENGAGEMENT_DROP) */
+    int32_t keep_days;          /* bucket horizon: max(rfm window, 16 weeks for ENGAGEMENT_DROP) */
     cx_flush_hook_t flush_hook; /* the driver's changelog / transaction step of a flush */
     void *flush_opaque;
 };
 
 /* ---------- small helpers ---------- */
 
-static int64_t day_start(int64_t day) { return day * CX_DAY_MS; }
+static int64_t day_start(int64_t day) {
+    return day * CX_DAY_MS;
+}
 
 static int32_t wm_day_of(const part_t *P, int64_t fallback_ts) {
     return (int32_t)cx_day(P->wm == INT64_MIN ? fallback_ts : P->wm);
@@ -100,7 +102,9 @@ static const cx_campaign_t *campaign_find(const cx_pipeline_t *p, const char *id
     return NULL;
 }
 
-static const cx_campaign_t *camp_lookup(void *opaque, const char *id) { return campaign_find(opaque, id); }
+static const cx_campaign_t *camp_lookup(void *opaque, const char *id) {
+    return campaign_find(opaque, id);
+}
 static cx_err_t camp_emit(void *opaque, cx_record_kind_t kind, const char *key, const void *rec) {
     return emit(opaque, kind, key, rec);
 }
@@ -150,7 +154,8 @@ static void heap_pop(part_t *P) {
 
 /* Top of the heap after dropping stale items (the customer's due moved since the push). */
 static heap_item_t *heap_top(part_t *P) {
-    while (P->heap_n && P->heap[0].e->prof.timer_due_ms != P->heap[0].due) heap_pop(P);
+    while (P->heap_n && P->heap[0].e->prof.timer_due_ms != P->heap[0].due)
+        heap_pop(P);
     return P->heap_n ? &P->heap[0] : NULL;
 }
 
@@ -214,8 +219,10 @@ static cx_err_t db_head(cx_pipeline_t *p, uint16_t part, db_timer_t **out, char 
         rc = cx_store_scan(p->store, from, 3, to, 3, scan_cb, &s, errstr, n);
     }
     if (rc != CX_OK) return rc;
-    if (P->db_n == 0) P->db_exhausted = true;
-    else *out = &P->db[0];
+    if (P->db_n == 0)
+        P->db_exhausted = true;
+    else
+        *out = &P->db[0];
     return CX_OK;
 }
 
@@ -237,8 +244,7 @@ static cx_err_t update_timer(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e) {
 /* ---------- rules ---------- */
 
 /* Re-scores R, F, M as of `day`; emits a SegmentChange when the segment moves. */
-static cx_err_t rescore(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int32_t day, int64_t ts,
-                        const char *cause) {
+static cx_err_t rescore(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int32_t day, int64_t ts, const char *cause) {
     cx_profile_t *pr = &e->prof;
     if (!pr->has_tx) return CX_OK;
     cx_rfm_t r;
@@ -303,7 +309,7 @@ static cx_err_t fire(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int64_t d
         }
     }
     cx_voc_nps_expire(p->voc, e->part, pr, due); /* the latest score's window ended */
-    cx_voc_windows_t closing; /* response rate per segment: windows that end now */
+    cx_voc_windows_t closing;                    /* response rate per segment: windows that end now */
     cx_voc_windows_before(pr, due, &closing);
     if (rc == CX_OK) rc = cx_campaigns_timer(p->camps, e->part, pr, due); /* window ends, waits */
     if (rc == CX_OK) cx_voc_windows_after(p->voc, e->part, pr, &closing);
@@ -313,8 +319,8 @@ static cx_err_t fire(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int64_t d
 
 /* ---------- public API ---------- */
 
-cx_pipeline_t *cx_pipeline_new(const cx_config_t *cfg, cx_store_t *store, const cx_sink_t *sink,
-                               char *errstr, size_t errstr_size) {
+cx_pipeline_t *cx_pipeline_new(const cx_config_t *cfg, cx_store_t *store, const cx_sink_t *sink, char *errstr,
+                               size_t errstr_size) {
     cx_pipeline_t *p = calloc(1, sizeof *p);
     if (!p) goto nomem;
     p->cfg = cfg;
@@ -339,7 +345,8 @@ nomem:
 
 static void part_free(part_t *P) {
     if (!P) return;
-    for (int i = 0; i < 3; i++) cx_kll_destroy(P->sk[i]);
+    for (int i = 0; i < 3; i++)
+        cx_kll_destroy(P->sk[i]);
     free(P->heap);
     free(P->db);
     cx_buf_free(&P->db_resume);
@@ -348,8 +355,10 @@ static void part_free(part_t *P) {
 
 void cx_pipeline_destroy(cx_pipeline_t *p) {
     if (!p) return;
-    for (int i = 0; i < CX_PARTS_MAX; i++) part_free(p->parts[i]);
-    for (size_t i = 0; i < p->n_campaigns; i++) cx_campaign_clear(&p->campaigns[i].c);
+    for (int i = 0; i < CX_PARTS_MAX; i++)
+        part_free(p->parts[i]);
+    for (size_t i = 0; i < p->n_campaigns; i++)
+        cx_campaign_clear(&p->campaigns[i].c);
     free(p->campaigns);
     cx_campaigns_destroy(p->camps);
     cx_voc_destroy(p->voc);
@@ -364,9 +373,11 @@ static cx_err_t meta_encode(const cx_pipeline_t *p, const part_t *P, cx_buf_t *o
     cx_err_t e = cx_buf_put_uvarint(out, META_VERSION);
     if (!e) e = cx_buf_put_svarint(out, P->wm);
     if (!e) e = cx_buf_put_svarint(out, P->max_ts);
-    for (int i = 0; i < CX_INPUTS && !e; i++) e = cx_buf_put_svarint(out, P->next_off[i]);
+    for (int i = 0; i < CX_INPUTS && !e; i++)
+        e = cx_buf_put_svarint(out, P->next_off[i]);
     if (!e) e = cx_buf_put_uvarint(out, p->cfg->n_segments);
-    for (size_t i = 0; i < p->cfg->n_segments && !e; i++) e = cx_buf_put_svarint(out, P->seg_counts[i]);
+    for (size_t i = 0; i < p->cfg->n_segments && !e; i++)
+        e = cx_buf_put_svarint(out, P->seg_counts[i]);
     return e;
 }
 
@@ -374,13 +385,20 @@ static bool meta_decode(part_t *P, const uint8_t *b, size_t n, size_t n_segments
     int64_t v;
     uint64_t u;
     size_t k;
-#define GETS(dst) do { if (!(k = cx_get_svarint(b, n, &v))) return false; b += k; n -= k; (dst) = v; } while (0)
+#define GETS(dst)                                          \
+    do {                                                   \
+        if (!(k = cx_get_svarint(b, n, &v))) return false; \
+        b += k;                                            \
+        n -= k;                                            \
+        (dst) = v;                                         \
+    } while (0)
     if (!(k = cx_get_uvarint(b, n, &u)) || u != META_VERSION) return false;
     b += k;
     n -= k;
     GETS(P->wm);
     GETS(P->max_ts);
-    for (int i = 0; i < CX_INPUTS; i++) GETS(P->next_off[i]);
+    for (int i = 0; i < CX_INPUTS; i++)
+        GETS(P->next_off[i]);
     if (!(k = cx_get_uvarint(b, n, &u))) return false;
     b += k;
     n -= k;
@@ -412,7 +430,8 @@ cx_err_t cx_pipeline_assign(cx_pipeline_t *p, uint16_t part, int64_t next_offset
     P->owned = true;
     P->wm = INT64_MIN;
     P->max_ts = INT64_MIN;
-    for (int i = 0; i < CX_INPUTS; i++) P->next_off[i] = -1;
+    for (int i = 0; i < CX_INPUTS; i++)
+        P->next_off[i] = -1;
     if (p->store) {
         bool found = false;
         cx_err_t rc = cx_store_key(&p->key, part, CX_KEY_META, "p", 1);
@@ -455,8 +474,7 @@ static part_t *owned_part(cx_pipeline_t *p, uint16_t part, char *errstr, size_t 
     return p->parts[part];
 }
 
-static cx_err_t rescore_partition(cx_pipeline_t *p, uint16_t part, int64_t at_ms, char *errstr,
-                                  size_t errstr_size);
+static cx_err_t rescore_partition(cx_pipeline_t *p, uint16_t part, int64_t at_ms, char *errstr, size_t errstr_size);
 
 cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, bool *more, char *errstr,
                              size_t errstr_size) {
@@ -517,7 +535,8 @@ static void add_play_day(cx_profile_t *pr, int32_t day) {
         n--;
     }
     unsigned pos = n;
-    while (pos > 0 && pr->play_days[pos - 1] > day) pos--;
+    while (pos > 0 && pr->play_days[pos - 1] > day)
+        pos--;
     memmove(pr->play_days + pos + 1, pr->play_days + pos, (n - pos) * sizeof(int32_t));
     pr->play_days[pos] = day;
     pr->n_play_days = (uint8_t)(n + 1);
@@ -557,8 +576,8 @@ static void add_contact(cx_profile_t *pr, const cx_event_t *ev, const cx_campaig
     pr->has_latest_by_type |= (uint8_t)(1u << c.campaign_type);
 }
 
-static void fill_enriched(const cx_pipeline_t *p, const cx_profile_t *pr, const cx_event_t *ev,
-                          int32_t day, cx_enriched_t *en) {
+static void fill_enriched(const cx_pipeline_t *p, const cx_profile_t *pr, const cx_event_t *ev, int32_t day,
+                          cx_enriched_t *en) {
     memset(en, 0, sizeof *en);
     en->event = ev;
     if (pr->segment >= 0) {
@@ -575,9 +594,9 @@ static void fill_enriched(const cx_pipeline_t *p, const cx_profile_t *pr, const 
     if (pr->has_tx) {
         int unit = p->cfg->bgnbd_unit_days > 0 ? p->cfg->bgnbd_unit_days : 7;
         en->has_p_alive = true;
-        en->p_alive = cx_bgnbd_p_alive(&p->bg, (double)(pr->tx_days - 1),
-                                       (double)(pr->last_tx_day - pr->first_tx_day) / unit,
-                                       (double)(day - pr->first_tx_day) / unit);
+        en->p_alive =
+            cx_bgnbd_p_alive(&p->bg, (double)(pr->tx_days - 1), (double)(pr->last_tx_day - pr->first_tx_day) / unit,
+                             (double)(day - pr->first_tx_day) / unit);
     }
     if (pr->has_acquisition) {
         en->has_acquisition_campaign_id = true;
@@ -594,8 +613,8 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
     cx_err_t rc;
     /* the driver normally advanced already; fire anything still due so order holds regardless */
     for (bool more = true; more;)
-        if ((rc = cx_pipeline_advance(p, part, ev->ts_ms - cfg->watermark_lateness_ms, &more, errstr,
-                                      errstr_size)) != CX_OK)
+        if ((rc = cx_pipeline_advance(p, part, ev->ts_ms - cfg->watermark_lateness_ms, &more, errstr, errstr_size)) !=
+            CX_OK)
             return rc;
     if (offset >= 0 && (unsigned)ev->type < CX_INPUTS) P->next_off[ev->type] = offset + 1;
     if (ev->ts_ms > P->max_ts) P->max_ts = ev->ts_ms;
@@ -647,8 +666,7 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
     case CX_EV_SURVEY: /* NPS fields of the profile and the per-segment/touchpoint figures */
         if ((rc = cx_voc_survey(p->voc, part, pr, &ev->u.survey, ev->ts_ms)) != CX_OK) return rc;
         break;
-    default:
-        break;
+    default: break;
     }
     if (tx && (rc = cx_campaigns_transaction(p->camps, part, pr, ev, first_tx, resp_campaign)) != CX_OK) return rc;
     if (tx && (rc = rescore(p, P, e, day, ev->ts_ms, ev->event_id)) != CX_OK) return rc;
@@ -673,8 +691,10 @@ cx_err_t cx_pipeline_campaign(cx_pipeline_t *p, const char *campaign_id, const c
     campaign_slot_t *slot = NULL, *free_slot = NULL;
     cx_campaigns_campaign_changed(p->camps);
     for (size_t i = 0; i < p->n_campaigns; i++) {
-        if (p->campaigns[i].used && strcmp(p->campaigns[i].c.campaign_id, campaign_id) == 0) slot = &p->campaigns[i];
-        else if (!p->campaigns[i].used && !free_slot) free_slot = &p->campaigns[i];
+        if (p->campaigns[i].used && strcmp(p->campaigns[i].c.campaign_id, campaign_id) == 0)
+            slot = &p->campaigns[i];
+        else if (!p->campaigns[i].used && !free_slot)
+            free_slot = &p->campaigns[i];
     }
     if (!c) {
         if (slot) {
@@ -702,7 +722,9 @@ cx_err_t cx_pipeline_campaign(cx_pipeline_t *p, const char *campaign_id, const c
     return rc;
 }
 
-bool cx_pipeline_needs_flush(const cx_pipeline_t *p) { return cx_cache_needs_flush(p->cache); }
+bool cx_pipeline_needs_flush(const cx_pipeline_t *p) {
+    return cx_cache_needs_flush(p->cache);
+}
 
 void cx_pipeline_set_flush_hook(cx_pipeline_t *p, cx_flush_hook_t hook, void *opaque) {
     p->flush_hook = hook;
@@ -713,7 +735,7 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
     cx_store_batch_clear(p->batch);
     cx_err_t rc = cx_cache_flush(p->cache, part, p->batch);
     if (rc == CX_OK) rc = cx_campaigns_flush(p->camps, part, p->batch); /* KPI partials, same batch */
-    if (rc == CX_OK) rc = cx_voc_flush(p->voc, part, p->batch);          /* NPS, terms, economics */
+    if (rc == CX_OK) rc = cx_voc_flush(p->voc, part, p->batch);         /* NPS, terms, economics */
     for (int i = 0; i < CX_PARTS_MAX && rc == CX_OK; i++) {
         part_t *P = p->parts[i];
         if (!P || !P->owned || (part >= 0 && part != i)) continue;
@@ -724,8 +746,10 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
         P->heap_n = 0;       /* pending timers are now in the store's index */
         P->db_valid = false; /* and the index changed */
     }
-    if (rc != CX_OK) cx_seterr(errstr, errstr_size, "flush: %s", cx_err2str(rc));
-    else if (p->flush_hook) rc = p->flush_hook(p->flush_opaque, p->batch, errstr, errstr_size);
+    if (rc != CX_OK)
+        cx_seterr(errstr, errstr_size, "flush: %s", cx_err2str(rc));
+    else if (p->flush_hook)
+        rc = p->flush_hook(p->flush_opaque, p->batch, errstr, errstr_size);
     if (rc == CX_OK && p->store) rc = cx_store_write(p->store, p->batch, errstr, errstr_size);
     if (rc == CX_OK) p->st.flushes++;
     return rc;
@@ -790,7 +814,8 @@ static void profile_out(const cx_pipeline_t *p, const part_t *P, const cx_profil
     o->has_acquisition_campaign_id = pr->has_acquisition;
     memcpy(o->acquisition_campaign_id, pr->acquisition_campaign_id, sizeof o->acquisition_campaign_id);
     o->newsletter_recipient = pr->newsletter_recipient;
-    for (unsigned i = 0; i < pr->n_contacts; i++) o->contacts[o->n_contacts++] = pr->contacts[i];
+    for (unsigned i = 0; i < pr->n_contacts; i++)
+        o->contacts[o->n_contacts++] = pr->contacts[i];
     for (int t = 0; t < CX_CT__COUNT; t++) {
         if (!(pr->has_latest_by_type & (1u << t))) continue;
         const cx_contact_t *c = &pr->latest_by_type[t];
@@ -858,14 +883,23 @@ void cx_pipeline_segment_counts(const cx_pipeline_t *p, int64_t *counts, size_t 
     for (int i = 0; i < CX_PARTS_MAX; i++) {
         const part_t *P = p->parts[i];
         if (!P || !P->owned) continue;
-        for (size_t s = 0; s < n && s < CX_SEGMENTS_MAX; s++) counts[s] += P->seg_counts[s];
+        for (size_t s = 0; s < n && s < CX_SEGMENTS_MAX; s++)
+            counts[s] += P->seg_counts[s];
     }
 }
 
-cx_pipeline_stats_t cx_pipeline_stats(const cx_pipeline_t *p) { return p->st; }
-struct cx_campaigns *cx_pipeline_campaigns(cx_pipeline_t *p) { return p->camps; }
-struct cx_voc *cx_pipeline_voc(cx_pipeline_t *p) { return p->voc; }
-cx_cache_stats_t cx_pipeline_cache_stats(const cx_pipeline_t *p) { return cx_cache_stats(p->cache); }
+cx_pipeline_stats_t cx_pipeline_stats(const cx_pipeline_t *p) {
+    return p->st;
+}
+struct cx_campaigns *cx_pipeline_campaigns(cx_pipeline_t *p) {
+    return p->camps;
+}
+struct cx_voc *cx_pipeline_voc(cx_pipeline_t *p) {
+    return p->voc;
+}
+cx_cache_stats_t cx_pipeline_cache_stats(const cx_pipeline_t *p) {
+    return cx_cache_stats(p->cache);
+}
 
 /* ---------- quantile scoring (rfm.scoring=quantile) ----------
  *
@@ -883,8 +917,8 @@ typedef struct rescore_ctx {
     uint16_t part;
     int32_t day;
     int64_t at_ms;
-    bool pass2;          /* false: build sketches; true: re-score */
-    char **fresh;        /* ids only in the cache, sorted */
+    bool pass2;   /* false: build sketches; true: re-score */
+    char **fresh; /* ids only in the cache, sorted */
     size_t n_fresh, i_fresh;
     cx_profile_t tmp;
     cx_err_t rc;
@@ -956,24 +990,27 @@ static void collect_fresh(void *opaque, cx_cache_entry_t *e) {
         f->ids = a;
         f->cap = cap;
     }
-    if (!(f->ids[f->n] = strdup(e->prof.customer_id))) f->nomem = true;
-    else f->n++;
+    if (!(f->ids[f->n] = strdup(e->prof.customer_id)))
+        f->nomem = true;
+    else
+        f->n++;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static cx_err_t rescore_pass(rescore_ctx_t *c) {
     c->i_fresh = 0;
     c->rc = CX_OK;
     cx_err_t rc = CX_OK;
-    if (c->p->store) rc = cx_store_scan_tag(c->p->store, c->part, CX_KEY_PROFILE, rescore_scan_cb, c, c->errstr,
-                                            c->errstr_size);
+    if (c->p->store)
+        rc = cx_store_scan_tag(c->p->store, c->part, CX_KEY_PROFILE, rescore_scan_cb, c, c->errstr, c->errstr_size);
     if (rc == CX_OK && c->rc == CX_OK) rescore_fresh_until(c, NULL);
     return rc != CX_OK ? rc : c->rc;
 }
 
-static cx_err_t rescore_partition(cx_pipeline_t *p, uint16_t part, int64_t at_ms, char *errstr,
-                                  size_t errstr_size) {
+static cx_err_t rescore_partition(cx_pipeline_t *p, uint16_t part, int64_t at_ms, char *errstr, size_t errstr_size) {
     part_t *P = p->parts[part];
     for (int i = 0; i < 3; i++) {
         if (!P->sk[i] && !(P->sk[i] = cx_kll_new(0))) return CX_ERR_NOMEM;
@@ -983,8 +1020,15 @@ static cx_err_t rescore_partition(cx_pipeline_t *p, uint16_t part, int64_t at_ms
     cx_cache_each_dirty(p->cache, part, collect_fresh, &f);
     cx_err_t rc = f.nomem ? CX_ERR_NOMEM : CX_OK;
     if (rc == CX_OK) qsort(f.ids, f.n, sizeof *f.ids, cmp_str);
-    rescore_ctx_t c = {.p = p, .P = P, .part = part, .day = (int32_t)cx_day(at_ms), .at_ms = at_ms,
-                       .fresh = f.ids, .n_fresh = f.n, .errstr = errstr, .errstr_size = errstr_size};
+    rescore_ctx_t c = {.p = p,
+                       .P = P,
+                       .part = part,
+                       .day = (int32_t)cx_day(at_ms),
+                       .at_ms = at_ms,
+                       .fresh = f.ids,
+                       .n_fresh = f.n,
+                       .errstr = errstr,
+                       .errstr_size = errstr_size};
     snprintf(c.cause, sizeof c.cause, "rescore:%" PRId64, at_ms);
     cx_profile_init(&c.tmp, NULL);
     if (rc == CX_OK) rc = rescore_pass(&c);
@@ -992,7 +1036,8 @@ static cx_err_t rescore_partition(cx_pipeline_t *p, uint16_t part, int64_t at_ms
     for (int i = 0; i < 3 && rc == CX_OK; i++) {
         if (!(merged[i] = cx_kll_new(0))) rc = CX_ERR_NOMEM;
         for (int q = 0; q < CX_PARTS_MAX && rc == CX_OK; q++)
-            if (p->parts[q] && p->parts[q]->owned && p->parts[q]->sk[i]) rc = cx_kll_merge(merged[i], p->parts[q]->sk[i]);
+            if (p->parts[q] && p->parts[q]->owned && p->parts[q]->sk[i])
+                rc = cx_kll_merge(merged[i], p->parts[q]->sk[i]);
     }
     if (rc == CX_OK && cx_kll_count(merged[0]) >= (uint64_t)p->cfg->rfm_min_customers) {
         static const double qs[4] = {0.2, 0.4, 0.6, 0.8};
@@ -1016,8 +1061,10 @@ static cx_err_t rescore_partition(cx_pipeline_t *p, uint16_t part, int64_t at_ms
             rc = rescore_pass(&c);
         }
     }
-    for (int i = 0; i < 3; i++) cx_kll_destroy(merged[i]);
-    for (size_t i = 0; i < f.n; i++) free(f.ids[i]);
+    for (int i = 0; i < 3; i++)
+        cx_kll_destroy(merged[i]);
+    for (size_t i = 0; i < f.n; i++)
+        free(f.ids[i]);
     free(f.ids);
     cx_profile_clear(&c.tmp);
     return rc;

@@ -24,7 +24,7 @@
 #include "event.h"
 #include "store.h"
 
-#define CX_INPUTS 4      /* input topics, indexed by cx_event_type_t (email_send .. survey) */
+#define CX_INPUTS    4    /* input topics, indexed by cx_event_type_t (email_send .. survey) */
 #define CX_PARTS_MAX 1024 /* partitions per input topic */
 
 typedef struct cx_sink {
@@ -34,24 +34,24 @@ typedef struct cx_sink {
 } cx_sink_t;
 
 typedef struct cx_pipeline_stats {
-    uint64_t events;          /* accepted events applied */
-    uint64_t duplicates;      /* dropped as duplicates */
-    uint64_t late;            /* applied with ts below the watermark */
+    uint64_t events;     /* accepted events applied */
+    uint64_t duplicates; /* dropped as duplicates */
+    uint64_t late;       /* applied with ts below the watermark */
     uint64_t timers_fired;
-    uint64_t out[16];         /* records emitted, by cx_record_kind_t */
+    uint64_t out[16]; /* records emitted, by cx_record_kind_t */
     uint64_t flushes;
 } cx_pipeline_stats_t;
 
 typedef struct cx_pipeline cx_pipeline_t;
 
-cx_pipeline_t *cx_pipeline_new(const cx_config_t *cfg, cx_store_t *store, const cx_sink_t *sink,
-                               char *errstr, size_t errstr_size);
+cx_pipeline_t *cx_pipeline_new(const cx_config_t *cfg, cx_store_t *store, const cx_sink_t *sink, char *errstr,
+                               size_t errstr_size);
 void cx_pipeline_destroy(cx_pipeline_t *p);
 
 /* Takes partition `part` and loads its metadata (watermark, segment counts) from the store.
  * next_offsets[i] receives the stored next offset of input i, or -1 when none is stored. */
-cx_err_t cx_pipeline_assign(cx_pipeline_t *p, uint16_t part, int64_t next_offsets[CX_INPUTS],
-                            char *errstr, size_t errstr_size);
+cx_err_t cx_pipeline_assign(cx_pipeline_t *p, uint16_t part, int64_t next_offsets[CX_INPUTS], char *errstr,
+                            size_t errstr_size);
 /* Lets go of partition `part`; unflushed changes are discarded (flush first to keep them). */
 void cx_pipeline_revoke(cx_pipeline_t *p, uint16_t part);
 bool cx_pipeline_owns(const cx_pipeline_t *p, uint16_t part);
@@ -61,11 +61,11 @@ bool cx_pipeline_owns(const cx_pipeline_t *p, uint16_t part);
 cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, bool *more, char *errstr,
                              size_t errstr_size);
 /* Applies an accepted event read at `offset` of input `input` (-1 offset: not from Kafka). */
-cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev, int64_t offset,
-                           char *errstr, size_t errstr_size);
+cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev, int64_t offset, char *errstr,
+                           size_t errstr_size);
 /* A campaign record (c == NULL: tombstone for campaign_id). Global: not tied to a partition. */
-cx_err_t cx_pipeline_campaign(cx_pipeline_t *p, const char *campaign_id, const cx_campaign_t *c,
-                              char *errstr, size_t errstr_size);
+cx_err_t cx_pipeline_campaign(cx_pipeline_t *p, const char *campaign_id, const cx_campaign_t *c, char *errstr,
+                              size_t errstr_size);
 
 bool cx_pipeline_needs_flush(const cx_pipeline_t *p);
 /* Called by every flush with the complete batch, before it is written to RocksDB: the driver
@@ -87,12 +87,12 @@ void cx_pipeline_offsets(const cx_pipeline_t *p, uint16_t part, int64_t next_off
 void cx_pipeline_skip(cx_pipeline_t *p, uint16_t part, int input, int64_t offset);
 
 /* Profile of a customer as of its partition's watermark. *found false if unknown. */
-cx_err_t cx_pipeline_profile(cx_pipeline_t *p, uint16_t part, const char *cid, cx_profile_out_t *out,
-                             bool *found, char *errstr, size_t errstr_size);
+cx_err_t cx_pipeline_profile(cx_pipeline_t *p, uint16_t part, const char *cid, cx_profile_out_t *out, bool *found,
+                             char *errstr, size_t errstr_size);
 /* Every customer of `part` with an accepted event, in customer_id byte order (flushes first). */
 cx_err_t cx_pipeline_each_profile(cx_pipeline_t *p, uint16_t part,
-                                  void (*cb)(void *opaque, const cx_profile_out_t *prof), void *opaque,
-                                  char *errstr, size_t errstr_size);
+                                  void (*cb)(void *opaque, const cx_profile_out_t *prof), void *opaque, char *errstr,
+                                  size_t errstr_size);
 
 /* Customers per segment over owned partitions (counts[i] for segment rule i). */
 void cx_pipeline_segment_counts(const cx_pipeline_t *p, int64_t *counts, size_t n);

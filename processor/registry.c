@@ -15,20 +15,20 @@
 
 #include "buf.h"
 
-#define CACHE_SLOTS 64
+#define CACHE_SLOTS      64
 #define MISSING_RETRY_MS 60000 /* a 404 is asked again after this */
-#define ERROR_RETRY_MS 5000    /* an unreachable registry is asked again after this */
-#define MAX_RESPONSE (4u << 20)
+#define ERROR_RETRY_MS   5000  /* an unreachable registry is asked again after this */
+#define MAX_RESPONSE     (4u << 20)
 
 typedef enum { SLOT_EMPTY = 0, SLOT_OURS, SLOT_FOREIGN, SLOT_MISSING, SLOT_ERROR } slot_state_t;
 
 typedef struct slot {
     int32_t id;
     slot_state_t state;
-    cx_record_kind_t kind;   /* SLOT_OURS */
-    int64_t retry_at_ms;     /* SLOT_MISSING, SLOT_ERROR */
-    uint64_t used;           /* LRU clock */
-    char why[256];           /* SLOT_MISSING, SLOT_ERROR, SLOT_FOREIGN */
+    cx_record_kind_t kind; /* SLOT_OURS */
+    int64_t retry_at_ms;   /* SLOT_MISSING, SLOT_ERROR */
+    uint64_t used;         /* LRU clock */
+    char why[256];         /* SLOT_MISSING, SLOT_ERROR, SLOT_FOREIGN */
 } slot_t;
 
 static const cx_record_kind_t input_kinds[] = {CX_REC_PLAY, CX_REC_PURCHASE, CX_REC_EMAIL_SEND, CX_REC_SURVEY,
@@ -50,7 +50,9 @@ struct cx_registry {
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc = CURLE_OK;
-static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init(void) {
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *opaque) {
     cx_registry_t *g = opaque;
@@ -77,7 +79,8 @@ cx_registry_t *cx_registry_new(const char *url, int timeout_ms, const cx_codec_t
     }
     if (!(g = calloc(1, sizeof *g)) || !(g->url = strdup(url))) goto nomem;
     size_t ul = strlen(g->url);
-    while (ul > 0 && g->url[ul - 1] == '/') g->url[--ul] = 0;
+    while (ul > 0 && g->url[ul - 1] == '/')
+        g->url[--ul] = 0;
     g->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
     for (size_t i = 0; i < N_INPUTS; i++) {
         const char *text = cx_codec_schema_text(codec, input_kinds[i]);
@@ -113,7 +116,8 @@ void cx_registry_destroy(cx_registry_t *g) {
     if (!g) return;
     if (g->curl) curl_easy_cleanup(g->curl);
     curl_slist_free_all(g->headers);
-    for (size_t i = 0; i < N_INPUTS; i++) json_decref(g->ours[i]);
+    for (size_t i = 0; i < N_INPUTS; i++)
+        json_decref(g->ours[i]);
     cx_buf_free(&g->resp);
     free(g->url);
     free(g);
@@ -121,8 +125,7 @@ void cx_registry_destroy(cx_registry_t *g) {
 
 /* One request: body NULL = GET, else POST. Fills g->resp (NUL-terminated) and *status. CX_ERR_IO on
  * a transport failure (errstr names the URL). */
-static cx_err_t request(cx_registry_t *g, const char *path, const char *body, long *status, char *errstr,
-                        size_t n) {
+static cx_err_t request(cx_registry_t *g, const char *path, const char *body, long *status, char *errstr, size_t n) {
     char *full = NULL;
     if (asprintf(&full, "%s%s", g->url, path) < 0) {
         cx_seterr(errstr, n, "out of memory");
@@ -162,17 +165,19 @@ static void describe_failure(cx_registry_t *g, const char *what, long status, ch
     const char *msg = j ? json_string_value(json_object_get(j, "message")) : NULL;
     g->st.failures++;
     cx_seterr(errstr, n, "schema registry %s%s: HTTP %ld: %.200s", g->url, what, status,
-              msg ? msg : g->resp.len ? (const char *)g->resp.data : "(empty body)");
+              msg           ? msg
+              : g->resp.len ? (const char *)g->resp.data
+                            : "(empty body)");
     json_decref(j);
 }
 
-cx_err_t cx_registry_register(cx_registry_t *g, const char *subject, const char *schema_text, int32_t *id,
-                              char *errstr, size_t errstr_size) {
+cx_err_t cx_registry_register(cx_registry_t *g, const char *subject, const char *schema_text, int32_t *id, char *errstr,
+                              size_t errstr_size) {
     cx_err_t rc = CX_ERR_NOMEM;
     char *body = NULL, *esc = NULL, *path = NULL;
     json_t *req = json_pack("{s:s}", "schema", schema_text), *resp = NULL;
-    if (!req || !(body = json_dumps(req, JSON_COMPACT)) ||
-        !(esc = curl_easy_escape(g->curl, subject, 0)) || asprintf(&path, "/subjects/%s/versions", esc) < 0) {
+    if (!req || !(body = json_dumps(req, JSON_COMPACT)) || !(esc = curl_easy_escape(g->curl, subject, 0)) ||
+        asprintf(&path, "/subjects/%s/versions", esc) < 0) {
         path = NULL;
         cx_seterr(errstr, errstr_size, "out of memory");
         goto done;
@@ -204,7 +209,11 @@ done:
 
 cx_err_t cx_registry_register_outputs(cx_registry_t *g, const cx_config_t *cfg, cx_codec_t *codec, char *errstr,
                                       size_t errstr_size) {
-    const struct { cx_record_kind_t kind; const char *topic; bool on; } outs[] = {
+    const struct {
+        cx_record_kind_t kind;
+        const char *topic;
+        bool on;
+    } outs[] = {
         {CX_REC_SEGMENT_CHANGE, cfg->topic_segment_changes, true},
         {CX_REC_TRIGGER, cfg->topic_disengagement_triggers, true},
         {CX_REC_RESPONSE, cfg->topic_campaign_responses, true},
@@ -216,8 +225,8 @@ cx_err_t cx_registry_register_outputs(cx_registry_t *g, const cx_config_t *cfg, 
         char subject[512];
         snprintf(subject, sizeof subject, "%s-value", outs[i].topic);
         int32_t id = -1;
-        cx_err_t rc = cx_registry_register(g, subject, cx_codec_schema_text(codec, outs[i].kind), &id, errstr,
-                                           errstr_size);
+        cx_err_t rc =
+            cx_registry_register(g, subject, cx_codec_schema_text(codec, outs[i].kind), &id, errstr, errstr_size);
         if (rc != CX_OK) return rc;
         cx_codec_set_schema_id(codec, outs[i].kind, id);
         cx_log(CX_LOG_INFO, "registry", "registered subject=%s id=%" PRId32, subject, id);
@@ -289,14 +298,12 @@ static void lookup(cx_registry_t *g, slot_t *s) {
                 break;
             }
     }
-    cx_log(CX_LOG_INFO, "registry", "resolved id=%" PRId32 " kind=%d", s->id,
-           s->state == SLOT_OURS ? (int)s->kind : 0);
+    cx_log(CX_LOG_INFO, "registry", "resolved id=%" PRId32 " kind=%d", s->id, s->state == SLOT_OURS ? (int)s->kind : 0);
     json_decref(schema);
     json_decref(resp);
 }
 
-cx_err_t cx_registry_resolve(cx_registry_t *g, int32_t id, cx_record_kind_t *kind, char *errstr,
-                             size_t errstr_size) {
+cx_err_t cx_registry_resolve(cx_registry_t *g, int32_t id, cx_record_kind_t *kind, char *errstr, size_t errstr_size) {
     slot_t *s = slot_for(g, id);
     s->used = ++g->clock;
     if (s->state == SLOT_EMPTY ||

@@ -37,8 +37,8 @@ void cx_registry_destroy(cx_registry_t *g);
 
 /* POST /subjects/<subject>/versions with {"schema": text}; *id receives the registry's id.
  * CX_ERR_IO when the registry is unreachable or refuses (errstr names the URL and its message). */
-cx_err_t cx_registry_register(cx_registry_t *g, const char *subject, const char *schema_text, int32_t *id,
-                              char *errstr, size_t errstr_size);
+cx_err_t cx_registry_register(cx_registry_t *g, const char *subject, const char *schema_text, int32_t *id, char *errstr,
+                              size_t errstr_size);
 
 /* Registers every output schema of cfg's output topics (SegmentChange, DisengagementTrigger,
  * CampaignResponse, CampaignKpi, EnrichedEvent when enriched.enabled) under `<topic>-value` and sets
@@ -50,8 +50,7 @@ cx_err_t cx_registry_register_outputs(cx_registry_t *g, const cx_config_t *cfg, 
  * CX_ERR_NOT_FOUND: the id is unknown to the registry, or its schema is none of ours; CX_ERR_IO:
  * the registry could not answer (now, or within the retry delay of an earlier failure). errstr
  * says which. Cached as described above. */
-cx_err_t cx_registry_resolve(cx_registry_t *g, int32_t id, cx_record_kind_t *kind, char *errstr,
-                             size_t errstr_size);
+cx_err_t cx_registry_resolve(cx_registry_t *g, int32_t id, cx_record_kind_t *kind, char *errstr, size_t errstr_size);
 
 /* cx_codec_decode_event / cx_codec_decode_campaign, except that a wire schema id other than the
  * codec's id for `expected` is resolved through the registry (g NULL: no registry, plain decode).

@@ -55,8 +55,8 @@ static cx_err_t sink_emit(void *opaque, cx_record_kind_t kind, const char *key, 
 static cx_err_t write_dlq(replay_t *r, uint64_t line_no, cx_dlq_code_t code, const char *detail, const char *line,
                           size_t len) {
     cx_buf_reset(&r->buf);
-    cx_err_t rc = cx_buf_appendf(&r->buf, "{\"line\":%" PRIu64 ",\"error\":\"%s\",\"detail\":", line_no,
-                                 cx_dlq_code_name(code));
+    cx_err_t rc =
+        cx_buf_appendf(&r->buf, "{\"line\":%" PRIu64 ",\"error\":\"%s\",\"detail\":", line_no, cx_dlq_code_name(code));
     if (rc == CX_OK) rc = cx_buf_json_str(&r->buf, detail, strlen(detail));
     if (rc == CX_OK) rc = cx_buf_append(&r->buf, ",\"value\":", 9);
     if (rc == CX_OK) rc = cx_buf_json_str(&r->buf, line, len);
@@ -121,10 +121,11 @@ static cx_err_t drain(cx_pipeline_t *pl, uint16_t part, int64_t wm, char *err, s
 }
 
 int cx_cmd_replay(int argc, char **argv) {
-    static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
-                                         {"input", required_argument, 0, 'i'}, {"output", required_argument, 0, 'o'},
-                                         {"until", required_argument, 0, 'u'}, {"partitions", required_argument, 0, 'p'},
-                                         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
+        {"input", required_argument, 0, 'i'},  {"output", required_argument, 0, 'o'},
+        {"until", required_argument, 0, 'u'},  {"partitions", required_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     cx_cli_conf_t cc = {0};
     const char *input = NULL, *outdir = NULL;
     int64_t until = INT64_MIN;
@@ -164,7 +165,10 @@ int cx_cmd_replay(int argc, char **argv) {
                 goto done;
             }
             break;
-        case 'h': usage(stdout); rcode = CX_EXIT_OK; goto done;
+        case 'h':
+            usage(stdout);
+            rcode = CX_EXIT_OK;
+            goto done;
         default: usage(stderr); goto done;
         }
     }
@@ -191,9 +195,9 @@ int cx_cmd_replay(int argc, char **argv) {
         fprintf(stderr, "cxstream replay: cannot create --output %s: %s\n", outdir, strerror(errno));
         goto done;
     }
-    const char *topics[OUT__COUNT] = {cfg->topic_segment_changes, cfg->topic_disengagement_triggers,
-                                      cfg->topic_campaign_responses, cfg->topic_campaign_kpis, cfg->topic_enriched,
-                                      cfg->topic_dlq};
+    const char *topics[OUT__COUNT] = {cfg->topic_segment_changes,    cfg->topic_disengagement_triggers,
+                                      cfg->topic_campaign_responses, cfg->topic_campaign_kpis,
+                                      cfg->topic_enriched,           cfg->topic_dlq};
     for (int i = 0; i < OUT__COUNT; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.jsonl", outdir, topics[i]);
@@ -221,19 +225,22 @@ int cx_cmd_replay(int argc, char **argv) {
             fprintf(stderr, "cxstream replay: %s\n", err);
             goto done;
         }
-    cx_check_opts_t chk = {.min_ts_ms = cfg->input_min_ts_ms, .max_future_ms = cfg->input_max_future_ms,
-                           .now_ms = 0, .currencies = (const char *const *)cfg->currencies,
+    cx_check_opts_t chk = {.min_ts_ms = cfg->input_min_ts_ms,
+                           .max_future_ms = cfg->input_max_future_ms,
+                           .now_ms = 0,
+                           .currencies = (const char *const *)cfg->currencies,
                            .n_currencies = cfg->n_currencies};
     uint64_t line_no = 0, accepted = 0, rejected = 0;
     ssize_t len;
     while ((len = getline(&line, &cap, in)) >= 0) {
         line_no++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
         if (len == 0) continue;
         char detail[256] = "";
         bool is_campaign = false;
-        cx_dlq_code_t code = cx_codec_decode_json(r.codec, line, (size_t)len, &ev, &camp, &is_campaign, detail,
-                                                  sizeof detail);
+        cx_dlq_code_t code =
+            cx_codec_decode_json(r.codec, line, (size_t)len, &ev, &camp, &is_campaign, detail, sizeof detail);
         if (code == CX_DLQ_NONE && !is_campaign) code = cx_codec_check_event(&ev, &chk, detail, sizeof detail);
         if (code != CX_DLQ_NONE) {
             rejected++;
@@ -298,7 +305,8 @@ io_error:
     fprintf(stderr, "cxstream replay: writing to %s failed: %s\n", outdir, strerror(errno));
     rcode = CX_EXIT_RUNTIME;
 done:
-    for (size_t i = 0; i < plines.n; i++) free(plines.lines[i]);
+    for (size_t i = 0; i < plines.n; i++)
+        free(plines.lines[i]);
     free(plines.lines);
     for (int i = 0; i < OUT__COUNT; i++)
         if (r.out[i] && fclose(r.out[i]) != 0 && rcode == CX_EXIT_OK) rcode = CX_EXIT_RUNTIME;

@@ -63,7 +63,8 @@ int32_t cx_rfm_next_change_day(const cx_profile_t *p, const cx_rfm_thresholds_t 
     int64_t f = cur->frequency, m = cur->monetary_minor;
     int32_t min_day = wm_day - t->window_days;
     uint32_t i = 0;
-    while (i < p->n_buckets && p->buckets[i].day <= min_day) i++;
+    while (i < p->n_buckets && p->buckets[i].day <= min_day)
+        i++;
     for (; i < p->n_buckets; i++) {
         int32_t expiry = p->buckets[i].day + t->window_days;
         if (expiry >= next) break;
@@ -74,8 +75,8 @@ int32_t cx_rfm_next_change_day(const cx_profile_t *p, const cx_rfm_thresholds_t 
     return next;
 }
 
-cx_err_t cx_rfm_add_transaction(cx_profile_t *p, int64_t ts_ms, int64_t amount_minor, bool is_play,
-                                int32_t wm_day, int32_t keep_days) {
+cx_err_t cx_rfm_add_transaction(cx_profile_t *p, int64_t ts_ms, int64_t amount_minor, bool is_play, int32_t wm_day,
+                                int32_t keep_days) {
     int32_t day = (int32_t)cx_day(ts_ms);
     bool had_day;
     if (!p->has_tx) {

@@ -27,8 +27,8 @@
 #include "registry.h"
 #include "runner.h"
 
-#define QUEUE_PAUSE 20000  /* buffered records per input partition before it is paused */
-#define QUEUE_RESUME 5000
+#define QUEUE_PAUSE   20000 /* buffered records per input partition before it is paused */
+#define QUEUE_RESUME  5000
 #define CONSUME_BATCH 1000
 
 typedef struct inq {
@@ -71,18 +71,20 @@ struct cx_runner {
     _Atomic int64_t heartbeat_ms;
     int64_t *lag; /* n_parts * CX_INPUTS consumer lags from statistics, -1 unknown; under mu */
     /* changelog, restore, transactions (changelog.h) */
-    rd_kafka_t *restorer;      /* reads cx.changelog partitions: no group, read_committed, partition EOF */
+    rd_kafka_t *restorer;           /* reads cx.changelog partitions: no group, read_committed, partition EOF */
     int64_t cl_acked[CX_PARTS_MAX]; /* highest acknowledged changelog offset per partition, -1 none */
     cx_buf_t clkey;
-    bool eos;                  /* processing.guarantee=exactly_once */
-    bool in_txn;               /* a transaction is open */
-    bool txn_failed;           /* a produce or begin failed inside the transaction: abort at the flush */
-    bool recover;              /* the last flush failed: drop unflushed state, seek back */
+    bool eos;                      /* processing.guarantee=exactly_once */
+    bool in_txn;                   /* a transaction is open */
+    bool txn_failed;               /* a produce or begin failed inside the transaction: abort at the flush */
+    bool recover;                  /* the last flush failed: drop unflushed state, seek back */
     uint64_t delivery_errors_seen; /* delivery errors already handled by a recovery */
     cx_runner_restore_t rs;
 };
 
-static inq_t *Q(cx_runner_t *r, int32_t p, int i) { return &r->q[p * CX_INPUTS + i]; }
+static inq_t *Q(cx_runner_t *r, int32_t p, int i) {
+    return &r->q[p * CX_INPUTS + i];
+}
 
 static int input_of_topic(const cx_runner_t *r, const char *topic) {
     for (int i = 0; i < CX_INPUTS; i++)
@@ -120,8 +122,8 @@ static const char *topic_of_kind(const cx_runner_t *r, cx_record_kind_t kind) {
 static void txn_begin(cx_runner_t *r);
 static void queue_clear(inq_t *q);
 
-static cx_err_t produce(cx_runner_t *r, const char *topic, const void *key, size_t klen, const void *val,
-                        size_t vlen, rd_kafka_headers_t *hdrs) {
+static cx_err_t produce(cx_runner_t *r, const char *topic, const void *key, size_t klen, const void *val, size_t vlen,
+                        rd_kafka_headers_t *hdrs) {
     if (r->eos && !r->in_txn && !r->txn_failed) txn_begin(r);
     if (r->txn_failed) { /* the transaction will be aborted and this cycle's input read again */
         if (hdrs) rd_kafka_headers_destroy(hdrs);
@@ -185,8 +187,8 @@ static cx_err_t send_dlq(cx_runner_t *r, const rd_kafka_message_t *m, cx_dlq_cod
     rd_kafka_header_add(h, "cx.source.topic", -1, topic, -1);
     rd_kafka_header_add(h, "cx.source.partition", -1, part, -1);
     rd_kafka_header_add(h, "cx.source.offset", -1, off, -1);
-    cx_log(CX_LOG_DEBUG, "decode", "rejected topic=%s partition=%s offset=%s error=%s detail=\"%s\"", topic, part,
-           off, name, detail);
+    cx_log(CX_LOG_DEBUG, "decode", "rejected topic=%s partition=%s offset=%s error=%s detail=\"%s\"", topic, part, off,
+           name, detail);
     return produce(r, r->cfg->topic_dlq, m->key, m->key_len, m->payload, m->len, h);
 }
 
@@ -208,10 +210,10 @@ static void txn_begin(cx_runner_t *r) {
 static cx_err_t changelog_produce(void *opaque, uint16_t part, const void *key, size_t kl, const void *val, size_t vl) {
     cx_runner_t *r = opaque;
     for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            r->producer, RD_KAFKA_V_TOPIC(r->cfg->topic_changelog), RD_KAFKA_V_PARTITION((int32_t)part),
-            RD_KAFKA_V_KEY(key, kl), RD_KAFKA_V_VALUE((void *)val, vl), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err = rd_kafka_producev(r->producer, RD_KAFKA_V_TOPIC(r->cfg->topic_changelog),
+                                                    RD_KAFKA_V_PARTITION((int32_t)part), RD_KAFKA_V_KEY(key, kl),
+                                                    RD_KAFKA_V_VALUE((void *)val, vl),
+                                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (!err) {
             r->st.changelog_records++;
             return CX_OK;
@@ -271,7 +273,9 @@ static cx_err_t txn_commit(cx_runner_t *r, cx_err_t rc, char *errstr, size_t n) 
         }
     }
     cx_seterr(errstr, n, "transaction not committed: %s",
-              e ? rd_kafka_error_string(e) : rc != CX_OK ? "changelog produce failed" : "produce failed");
+              e             ? rd_kafka_error_string(e)
+              : rc != CX_OK ? "changelog produce failed"
+                            : "produce failed");
     cx_log(CX_LOG_WARN, "txn", "aborting err=\"%s\"", errstr);
     bool fatal = (e && rd_kafka_error_is_fatal(e)) || rd_kafka_fatal_error(r->producer, NULL, 0);
     if (e) rd_kafka_error_destroy(e);
@@ -335,7 +339,8 @@ static void recover_all(cx_runner_t *r, const char *why) {
     char err[256];
     cx_log(CX_LOG_WARN, "commit",
            "recovering: dropping unflushed state of every owned partition, seeking back to the stored offsets "
-           "reason=\"%s\"", why);
+           "reason=\"%s\"",
+           why);
     r->recover = false;
     r->delivery_errors_seen = r->st.delivery_errors;
     r->st.recoveries++;
@@ -409,7 +414,8 @@ static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) 
     if (l->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_commit(r->consumer, l, !sync);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            cx_log(CX_LOG_WARN, "commit", "offset commit failed err=\"%s\" (state holds the offsets; retried next cycle)",
+            cx_log(CX_LOG_WARN, "commit",
+                   "offset commit failed err=\"%s\" (state holds the offsets; retried next cycle)",
                    rd_kafka_err2str(err));
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -423,7 +429,8 @@ static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) 
 /* ---------- rebalance ---------- */
 
 static void queue_clear(inq_t *q) {
-    for (size_t k = 0; k < q->n; k++) rd_kafka_message_destroy(q->m[(q->head + k) % q->cap]);
+    for (size_t k = 0; k < q->n; k++)
+        rd_kafka_message_destroy(q->m[(q->head + k) % q->cap]);
     q->head = q->n = 0;
     q->head_ready = false;
     q->idle_since_ms = 0;
@@ -436,9 +443,9 @@ static void restore_progress(void *opaque, const cx_restore_progress_t *pr) {
     r->rs.current = *pr;
     cx_runner_unlock(r);
     if (pr->position < pr->end)
-        cx_log(CX_LOG_INFO, "restore", "progress partition=%u position=%" PRId64 " end=%" PRId64 " records=%" PRIu64
-               " records_per_s=%.0f", pr->part, pr->position, pr->end, pr->records,
-               pr->seconds > 0 ? (double)pr->records / pr->seconds : 0.0);
+        cx_log(CX_LOG_INFO, "restore",
+               "progress partition=%u position=%" PRId64 " end=%" PRId64 " records=%" PRIu64 " records_per_s=%.0f",
+               pr->part, pr->position, pr->end, pr->records, pr->seconds > 0 ? (double)pr->records / pr->seconds : 0.0);
 }
 
 /* Reads changelog partition p from `from` into the store. Called with the runner lock held; the
@@ -460,7 +467,8 @@ static cx_err_t restore_partition(cx_runner_t *r, int32_t p, int64_t from, char 
     r->rs.seconds_total += res.seconds;
     cx_log(CX_LOG_INFO, "restore",
            "restored partition=%d mode=%s from=%" PRId64 " to=%" PRId64 " records=%" PRIu64 " seconds=%.3f"
-           " records_per_s=%.0f", p, from >= 0 ? "tail" : "full", res.from, res.position, res.records, res.seconds,
+           " records_per_s=%.0f",
+           p, from >= 0 ? "tail" : "full", res.from, res.position, res.records, res.seconds,
            res.seconds > 0 ? (double)res.records / res.seconds : 0.0);
     return CX_OK;
 }
@@ -492,11 +500,13 @@ static cx_err_t assign_partition(cx_runner_t *r, int32_t p, const rd_kafka_topic
         if (attempt > 0 || ck < 0) {
             cx_log(CX_LOG_WARN, "restore",
                    "partition=%d state rebuilt from the changelog does not match the group's committed offsets; "
-                   "resuming from the state's offsets", p);
+                   "resuming from the state's offsets",
+                   p);
             break;
         }
         cx_log(CX_LOG_INFO, "restore",
-               "partition=%d local state does not match the group's committed offsets: rebuilding from the changelog", p);
+               "partition=%d local state does not match the group's committed offsets: rebuilding from the changelog",
+               p);
         cx_pipeline_revoke(r->pl, (uint16_t)p);
         if ((rc = cx_store_drop_partition(r->store, (uint16_t)p, err, n)) != CX_OK) break;
         ck = -1;
@@ -534,16 +544,20 @@ static void on_assign(cx_runner_t *r, rd_kafka_topic_partition_list_t *parts) {
                 snprintf(r->fatal_msg, sizeof r->fatal_msg, "assign partition %d: %s", p, err);
                 continue;
             }
-            for (int j = 0; j < CX_INPUTS; j++) Q(r, p, j)->position = stored[j];
+            for (int j = 0; j < CX_INPUTS; j++)
+                Q(r, p, j)->position = stored[j];
         }
         inq_t *q = Q(r, p, i);
         queue_clear(q);
         q->assigned = true;
-        if (q->position >= 0) tp->offset = q->position; /* local state decides: never count twice */
+        if (q->position >= 0)
+            tp->offset = q->position; /* local state decides: never count twice */
         else if (tp->offset < 0) {
             int64_t lo = 0, hi = 0;
-            if (rd_kafka_query_watermark_offsets(r->consumer, tp->topic, p, &lo, &hi, 10000) == 0) tp->offset = lo;
-            else tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+            if (rd_kafka_query_watermark_offsets(r->consumer, tp->topic, p, &lo, &hi, 10000) == 0)
+                tp->offset = lo;
+            else
+                tp->offset = RD_KAFKA_OFFSET_BEGINNING;
         }
         q->position = tp->offset;
         q->start_offset = tp->offset;
@@ -576,8 +590,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     (void)rk;
     cx_runner_t *r = opaque;
     cx_runner_lock(r); /* served inside consume (outside the poll's lock) or close */
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) on_assign(r, parts);
-    else on_revoke(r, parts);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+        on_assign(r, parts);
+    else
+        on_revoke(r, parts);
     cx_runner_unlock(r);
 }
 
@@ -594,7 +610,8 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
     if (r->n_parts <= 0) return 0;
     cx_runner_lock(r);
     if (!r->lag && (r->lag = malloc((size_t)r->n_parts * CX_INPUTS * sizeof *r->lag)))
-        for (int32_t k = 0; k < r->n_parts * CX_INPUTS; k++) r->lag[k] = -1;
+        for (int32_t k = 0; k < r->n_parts * CX_INPUTS; k++)
+            r->lag[k] = -1;
     if (r->lag && cx_metrics_parse_lag(json, json_len, stats_lag_one, r) != CX_OK)
         cx_log(CX_LOG_WARN, "metrics", "statistics JSON did not parse bytes=%zu", json_len);
     cx_runner_unlock(r);
@@ -639,9 +656,21 @@ static cx_err_t producer_new(cx_runner_t *r, bool init_txn, char *errstr, size_t
         }
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *pextra[] = {"partitioner", "murmur2_random", "enable.idempotence", "true", "acks", "all",
-                            "linger.ms", "20", "compression.type", "lz4",
-                            r->eos ? "transactional.id" : NULL, txid, "transaction.timeout.ms", "30000", NULL};
+    const char *pextra[] = {"partitioner",
+                            "murmur2_random",
+                            "enable.idempotence",
+                            "true",
+                            "acks",
+                            "all",
+                            "linger.ms",
+                            "20",
+                            "compression.type",
+                            "lz4",
+                            r->eos ? "transactional.id" : NULL,
+                            txid,
+                            "transaction.timeout.ms",
+                            "30000",
+                            NULL};
     if (conf_apply(conf, cfg, pextra, errstr, n) != CX_OK) {
         rd_kafka_conf_destroy(conf);
         return CX_ERR_CONFIG;
@@ -685,8 +714,8 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     r->in_topics[CX_EV_PURCHASE] = cfg->topic_purchase;
     r->in_topics[CX_EV_PLAY] = cfg->topic_play;
     r->in_topics[CX_EV_SURVEY] = cfg->topic_survey;
-    r->chk = (cx_check_opts_t){cfg->input_min_ts_ms, cfg->input_max_future_ms, 1,
-                               (const char *const *)cfg->currencies, cfg->n_currencies};
+    r->chk = (cx_check_opts_t){cfg->input_min_ts_ms, cfg->input_max_future_ms, 1, (const char *const *)cfg->currencies,
+                               cfg->n_currencies};
     const char *assignor = cx_config_kafka_value(cfg, "partition.assignment.strategy");
     if (assignor && strcmp(assignor, "range") != 0) {
         cx_seterr(errstr, n,
@@ -704,15 +733,26 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     if (!(r->pl = cx_pipeline_new(cfg, r->store, &sink, errstr, n))) goto fail;
 
     r->eos = cfg->guarantee == CX_GUARANTEE_EXACTLY_ONCE;
-    for (int i = 0; i < CX_PARTS_MAX; i++) r->cl_acked[i] = -1;
+    for (int i = 0; i < CX_PARTS_MAX; i++)
+        r->cl_acked[i] = -1;
     cx_pipeline_set_flush_hook(r->pl, flush_hook, r);
     if (producer_new(r, false, errstr, n) != CX_OK) goto fail;
 
     /* changelog reader for restores: outside the group, committed data only, end-of-partition events */
     conf = rd_kafka_conf_new();
-    const char *rextra[] = {"enable.auto.commit", "false", "group.id", "cxstream-restore-unused",
-                            "enable.partition.eof", "true", "isolation.level", "read_committed",
-                            "auto.offset.reset", "earliest", "fetch.wait.max.ms", "10", NULL};
+    const char *rextra[] = {"enable.auto.commit",
+                            "false",
+                            "group.id",
+                            "cxstream-restore-unused",
+                            "enable.partition.eof",
+                            "true",
+                            "isolation.level",
+                            "read_committed",
+                            "auto.offset.reset",
+                            "earliest",
+                            "fetch.wait.max.ms",
+                            "10",
+                            NULL};
     if (conf_apply(conf, cfg, rextra, errstr, n) != CX_OK) goto fail;
     if (!(r->restorer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, n))) goto fail;
     conf = NULL;
@@ -720,9 +760,19 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     char stats[24];
     snprintf(stats, sizeof stats, "%" PRId64, cfg->statistics_interval_ms);
     conf = rd_kafka_conf_new();
-    const char *cextra[] = {"group.id", cfg->group_id, "partition.assignment.strategy", "range",
-                            "enable.auto.commit", "false", "enable.auto.offset.store", "false",
-                            "auto.offset.reset", "earliest", "statistics.interval.ms", stats, NULL};
+    const char *cextra[] = {"group.id",
+                            cfg->group_id,
+                            "partition.assignment.strategy",
+                            "range",
+                            "enable.auto.commit",
+                            "false",
+                            "enable.auto.offset.store",
+                            "false",
+                            "auto.offset.reset",
+                            "earliest",
+                            "statistics.interval.ms",
+                            stats,
+                            NULL};
     if (conf_apply(conf, cfg, cextra, errstr, n) != CX_OK) goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
@@ -780,18 +830,25 @@ void cx_runner_destroy(cx_runner_t *r) {
 
 static int32_t topic_partitions(const rd_kafka_metadata_t *md, const char *topic) {
     for (int i = 0; i < md->topic_cnt; i++)
-        if (strcmp(md->topics[i].topic, topic) == 0)
-            return md->topics[i].err ? -1 : md->topics[i].partition_cnt;
+        if (strcmp(md->topics[i].topic, topic) == 0) return md->topics[i].err ? -1 : md->topics[i].partition_cnt;
     return -1;
 }
 
 static cx_err_t create_topics(cx_runner_t *r, const rd_kafka_metadata_t *md, char *errstr, size_t n) {
     const cx_config_t *c = r->cfg;
-    struct { const char *name; int parts; bool compact; } want[] = {
-        {c->topic_segment_changes, r->n_parts, false}, {c->topic_disengagement_triggers, r->n_parts, false},
-        {c->topic_campaign_responses, r->n_parts, false}, {c->topic_campaign_kpis, r->n_parts, true},
-        {c->topic_enriched, r->n_parts, false},           {c->topic_dlq, r->n_parts, false},
-        {c->topic_changelog, r->n_parts, true},           {c->topic_partials, 1, true},
+    struct {
+        const char *name;
+        int parts;
+        bool compact;
+    } want[] = {
+        {c->topic_segment_changes, r->n_parts, false},
+        {c->topic_disengagement_triggers, r->n_parts, false},
+        {c->topic_campaign_responses, r->n_parts, false},
+        {c->topic_campaign_kpis, r->n_parts, true},
+        {c->topic_enriched, r->n_parts, false},
+        {c->topic_dlq, r->n_parts, false},
+        {c->topic_changelog, r->n_parts, true},
+        {c->topic_partials, 1, true},
         {c->topic_campaigns, 1, true},
     };
     rd_kafka_NewTopic_t *nt[16];
@@ -852,8 +909,7 @@ static cx_err_t apply_campaign(cx_runner_t *r, const rd_kafka_message_t *m) {
 static cx_err_t apply_partial(cx_runner_t *r, const rd_kafka_message_t *m) {
     if (!m->key) return CX_OK;
     cx_err_t rc = cx_campaigns_apply_partial(cx_pipeline_campaigns(r->pl), m->key, m->key_len, m->payload, m->len);
-    if (rc == CX_ERR_INVALID)
-        cx_log(CX_LOG_WARN, "partials", "skipped=malformed offset=%" PRId64, m->offset);
+    if (rc == CX_ERR_INVALID) cx_log(CX_LOG_WARN, "partials", "skipped=malformed offset=%" PRId64, m->offset);
     return rc == CX_ERR_NOMEM ? rc : CX_OK;
 }
 
@@ -903,7 +959,8 @@ cx_err_t cx_runner_start(cx_runner_t *r, char *errstr, size_t n) {
     for (int i = 0; i < CX_INPUTS; i++) {
         int32_t pc = topic_partitions(md, r->in_topics[i]);
         if (pc <= 0) {
-            cx_seterr(errstr, n, "input topic %s does not exist (create the four input topics with equal partition counts)",
+            cx_seterr(errstr, n,
+                      "input topic %s does not exist (create the four input topics with equal partition counts)",
                       r->in_topics[i]);
             rc = CX_ERR_CONFIG;
             goto done;
@@ -945,7 +1002,8 @@ cx_err_t cx_runner_start(cx_runner_t *r, char *errstr, size_t n) {
     rd_kafka_topic_partition_list_destroy(gl);
     if ((rc = poll_campaigns(r, true, errstr, n)) != CX_OK) goto done;
     rd_kafka_topic_partition_list_t *sl = rd_kafka_topic_partition_list_new(CX_INPUTS);
-    for (int i = 0; i < CX_INPUTS; i++) rd_kafka_topic_partition_list_add(sl, r->in_topics[i], RD_KAFKA_PARTITION_UA);
+    for (int i = 0; i < CX_INPUTS; i++)
+        rd_kafka_topic_partition_list_add(sl, r->in_topics[i], RD_KAFKA_PARTITION_UA);
     err = rd_kafka_subscribe(r->consumer, sl);
     rd_kafka_topic_partition_list_destroy(sl);
     if (err) {
@@ -954,8 +1012,8 @@ cx_err_t cx_runner_start(cx_runner_t *r, char *errstr, size_t n) {
     }
     r->last_commit_ms = cx_mono_ms();
     if (rc == CX_OK) atomic_store(&r->started, true);
-    cx_log(CX_LOG_INFO, "consumer", "started partitions=%d group=%s campaigns=%" PRIu64, r->n_parts,
-           r->cfg->group_id, r->st.campaigns);
+    cx_log(CX_LOG_INFO, "consumer", "started partitions=%d group=%s campaigns=%" PRIu64, r->n_parts, r->cfg->group_id,
+           r->st.campaigns);
 done:
     rd_kafka_metadata_destroy(md);
     return rc;
@@ -982,7 +1040,8 @@ static void enqueue(cx_runner_t *r, rd_kafka_message_t *m) {
             rd_kafka_message_destroy(m);
             return;
         }
-        for (size_t k = 0; k < q->n; k++) a[k] = q->m[(q->head + k) % q->cap];
+        for (size_t k = 0; k < q->n; k++)
+            a[k] = q->m[(q->head + k) % q->cap];
         free(q->m);
         q->m = a;
         q->head = 0;
@@ -1102,7 +1161,8 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
 
 static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t got, char *errstr, size_t n) {
     if (r->fatal) {
-        for (ssize_t k = 0; k < got; k++) rd_kafka_message_destroy(msgs[k]);
+        for (ssize_t k = 0; k < got; k++)
+            rd_kafka_message_destroy(msgs[k]);
         cx_seterr(errstr, n, "%s", r->fatal_msg);
         return CX_ERR_FATAL;
     }
@@ -1159,8 +1219,12 @@ cx_err_t cx_runner_close(cx_runner_t *r, char *errstr, size_t n) {
 
 /* ---------- access for HTTP readers (runner.h) ---------- */
 
-void cx_runner_lock(cx_runner_t *r) { pthread_mutex_lock(&r->mu); }
-void cx_runner_unlock(cx_runner_t *r) { pthread_mutex_unlock(&r->mu); }
+void cx_runner_lock(cx_runner_t *r) {
+    pthread_mutex_lock(&r->mu);
+}
+void cx_runner_unlock(cx_runner_t *r) {
+    pthread_mutex_unlock(&r->mu);
+}
 
 bool cx_runner_lock_timed(cx_runner_t *r, int timeout_ms) {
     struct timespec ts;
@@ -1174,9 +1238,15 @@ bool cx_runner_lock_timed(cx_runner_t *r, int timeout_ms) {
     return pthread_mutex_timedlock(&r->mu, &ts) == 0;
 }
 
-bool cx_runner_started(cx_runner_t *r) { return atomic_load(&r->started); }
-int64_t cx_runner_heartbeat_ms(cx_runner_t *r) { return atomic_load(&r->heartbeat_ms); }
-int32_t cx_runner_partition_count(const cx_runner_t *r) { return r->n_parts > 0 ? r->n_parts : 0; }
+bool cx_runner_started(cx_runner_t *r) {
+    return atomic_load(&r->started);
+}
+int64_t cx_runner_heartbeat_ms(cx_runner_t *r) {
+    return atomic_load(&r->heartbeat_ms);
+}
+int32_t cx_runner_partition_count(const cx_runner_t *r) {
+    return r->n_parts > 0 ? r->n_parts : 0;
+}
 const char *cx_runner_input_topic(const cx_runner_t *r, int input) {
     return input >= 0 && input < CX_INPUTS ? r->in_topics[input] : NULL;
 }
@@ -1184,8 +1254,12 @@ int64_t cx_runner_partition_lag(const cx_runner_t *r, int32_t p, int input) {
     if (!r->lag || p < 0 || p >= r->n_parts || input < 0 || input >= CX_INPUTS) return -1;
     return r->lag[p * CX_INPUTS + input];
 }
-cx_store_t *cx_runner_store(cx_runner_t *r) { return r->store; }
-cx_runner_restore_t cx_runner_restore_status(const cx_runner_t *r) { return r->rs; }
+cx_store_t *cx_runner_store(cx_runner_t *r) {
+    return r->store;
+}
+cx_runner_restore_t cx_runner_restore_status(const cx_runner_t *r) {
+    return r->rs;
+}
 
 cx_runner_stats_t cx_runner_stats(const cx_runner_t *r) {
     cx_runner_stats_t s = r->st;
@@ -1195,7 +1269,9 @@ cx_runner_stats_t cx_runner_stats(const cx_runner_t *r) {
     return s;
 }
 
-cx_pipeline_t *cx_runner_pipeline(cx_runner_t *r) { return r->pl; }
+cx_pipeline_t *cx_runner_pipeline(cx_runner_t *r) {
+    return r->pl;
+}
 
 int64_t cx_runner_lag(cx_runner_t *r) {
     int64_t lag = 0;
@@ -1209,7 +1285,10 @@ int64_t cx_runner_lag(cx_runner_t *r) {
             if (rd_kafka_get_watermark_offsets(r->consumer, r->in_topics[i], p, &lo, &hi) || hi < 0) continue;
             int64_t pos = Q(r, p, i)->position;
             int64_t done = off[i] >= 0 ? off[i] : (pos >= 0 ? pos : lo);
-            if (Q(r, p, i)->n) done = rd_kafka_message_errstr(Q(r, p, i)->m[Q(r, p, i)->head]) ? Q(r, p, i)->m[Q(r, p, i)->head]->offset : done;
+            if (Q(r, p, i)->n)
+                done = rd_kafka_message_errstr(Q(r, p, i)->m[Q(r, p, i)->head])
+                           ? Q(r, p, i)->m[Q(r, p, i)->head]->offset
+                           : done;
             lag += hi > done ? hi - done : 0;
             any = true;
         }
@@ -1233,8 +1312,10 @@ static void run_usage(FILE *f) {
 }
 
 int cx_cmd_run(int argc, char **argv) {
-    static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"set", required_argument, 0, 's'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     cx_cli_conf_t cc = {0};
     int c, rcode = CX_EXIT_USAGE;
     char err[512] = "";
@@ -1246,7 +1327,10 @@ int cx_cmd_run(int argc, char **argv) {
         switch (c) {
         case 'c': cc.file = optarg; break;
         case 's': cx_cli_add_set(&cc, optarg); break;
-        case 'h': run_usage(stdout); rcode = CX_EXIT_OK; goto done;
+        case 'h':
+            run_usage(stdout);
+            rcode = CX_EXIT_OK;
+            goto done;
         default: run_usage(stderr); goto done;
         }
     }
@@ -1295,8 +1379,9 @@ int cx_cmd_run(int argc, char **argv) {
     }
     cx_runner_stats_t st = cx_runner_stats(r);
     cx_pipeline_stats_t ps = cx_pipeline_stats(cx_runner_pipeline(r));
-    cx_log(CX_LOG_INFO, "run", "stopped consumed=%" PRIu64 " events=%" PRIu64 " duplicates=%" PRIu64 " commits=%" PRIu64,
-           st.consumed, ps.events, ps.duplicates, st.commits);
+    cx_log(CX_LOG_INFO, "run",
+           "stopped consumed=%" PRIu64 " events=%" PRIu64 " duplicates=%" PRIu64 " commits=%" PRIu64, st.consumed,
+           ps.events, ps.duplicates, st.commits);
     rcode = CX_EXIT_OK;
 done:
     cx_http_stop(http); /* before the runner it reads */

@@ -31,27 +31,27 @@
 typedef struct cx_runner cx_runner_t;
 
 typedef struct cx_runner_stats {
-    uint64_t consumed;                 /* input records read */
-    uint64_t dlq[CX_DLQ__COUNT];       /* rejected, by reason */
+    uint64_t consumed;           /* input records read */
+    uint64_t dlq[CX_DLQ__COUNT]; /* rejected, by reason */
     uint64_t produced, delivery_errors;
     uint64_t commits, rebalances;
-    uint64_t campaigns;                /* campaign records applied */
-    int partitions;                    /* owned partitions */
-    double last_commit_s;              /* duration of the last commit cycle */
-    uint64_t consumed_in[CX_INPUTS];   /* input records read, by cx_event_type_t */
-    uint64_t produced_kind[16];        /* output records produced, by cx_record_kind_t (DLQ: dlq[]) */
-    cx_histogram_t commit_seconds;     /* commit cycle durations */
-    uint64_t changelog_records;        /* records produced to the changelog */
-    uint64_t recoveries;               /* failed commit cycles recovered from (state dropped, offsets sought back) */
-    uint64_t txn_commits, txn_aborts;  /* exactly_once */
+    uint64_t campaigns;               /* campaign records applied */
+    int partitions;                   /* owned partitions */
+    double last_commit_s;             /* duration of the last commit cycle */
+    uint64_t consumed_in[CX_INPUTS];  /* input records read, by cx_event_type_t */
+    uint64_t produced_kind[16];       /* output records produced, by cx_record_kind_t (DLQ: dlq[]) */
+    cx_histogram_t commit_seconds;    /* commit cycle durations */
+    uint64_t changelog_records;       /* records produced to the changelog */
+    uint64_t recoveries;              /* failed commit cycles recovered from (state dropped, offsets sought back) */
+    uint64_t txn_commits, txn_aborts; /* exactly_once */
 } cx_runner_stats_t;
 
 /* Changelog restore (changelog.h) of the partitions of the current assignment. */
 typedef struct cx_runner_restore {
-    bool active;                   /* a partition is being restored now: `current` */
-    int pending;                   /* partitions of the assignment not restored yet (active included) */
+    bool active; /* a partition is being restored now: `current` */
+    int pending; /* partitions of the assignment not restored yet (active included) */
     cx_restore_progress_t current;
-    uint64_t partitions_restored;  /* since start */
+    uint64_t partitions_restored; /* since start */
     uint64_t records_total;
     double seconds_total;
 } cx_runner_restore_t;
@@ -85,7 +85,7 @@ bool cx_runner_started(cx_runner_t *r);
 /* Any thread, no lock: CLOCK_MONOTONIC ms at which the latest poll returned from its wait (0: none). */
 int64_t cx_runner_heartbeat_ms(cx_runner_t *r);
 /* With the lock held, once started: */
-int32_t cx_runner_partition_count(const cx_runner_t *r); /* input partitions per topic */
+int32_t cx_runner_partition_count(const cx_runner_t *r);            /* input partitions per topic */
 const char *cx_runner_input_topic(const cx_runner_t *r, int input); /* by cx_event_type_t */
 /* Consumer lag of input `input`, partition p, from the latest librdkafka statistics; -1 unknown. */
 int64_t cx_runner_partition_lag(const cx_runner_t *r, int32_t p, int input);

@@ -173,7 +173,9 @@ static void collect(void *opaque, const cx_profile_out_t *prof) {
     d->lines[d->n++] = line;
 }
 
-static int cmp_lines(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_lines(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static int cmd_dump(state_ctx_t *s, const char *output, char *err, size_t errsz) {
     int rcode = CX_EXIT_RUNTIME;
@@ -185,7 +187,8 @@ static int cmd_dump(state_ctx_t *s, const char *output, char *err, size_t errsz)
     }
     for (int k = 0; k < s->n_parts; k++)
         if (cx_pipeline_each_profile(s->pl, s->parts[k], collect, &d, err, errsz) != CX_OK || d.rc != CX_OK) {
-            fprintf(stderr, "cxstream state dump: partition %u: %s\n", s->parts[k], d.rc != CX_OK ? cx_err2str(d.rc) : err);
+            fprintf(stderr, "cxstream state dump: partition %u: %s\n", s->parts[k],
+                    d.rc != CX_OK ? cx_err2str(d.rc) : err);
             goto done;
         }
     qsort(d.lines, d.n, sizeof *d.lines, cmp_lines);
@@ -206,7 +209,8 @@ write_error:
     fprintf(stderr, "cxstream state dump: writing %s failed: %s\n", output ? output : "stdout", strerror(errno));
 done:
     if (out && out != stdout && fclose(out) != 0 && rcode == CX_EXIT_OK) rcode = CX_EXIT_RUNTIME;
-    for (size_t i = 0; i < d.n; i++) free(d.lines[i]);
+    for (size_t i = 0; i < d.n; i++)
+        free(d.lines[i]);
     free(d.lines);
     cx_buf_free(&d.buf);
     cx_codec_destroy(d.codec);
@@ -214,8 +218,10 @@ done:
 }
 
 int cx_cmd_state(int argc, char **argv) {
-    static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
-                                         {"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'},
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"set", required_argument, 0, 's'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cx_cli_conf_t cc = {0};
     const char *output = NULL, *sub = NULL;
@@ -244,7 +250,10 @@ int cx_cmd_state(int argc, char **argv) {
             }
             output = optarg;
             break;
-        case 'h': usage(stdout); rcode = CX_EXIT_OK; goto done;
+        case 'h':
+            usage(stdout);
+            rcode = CX_EXIT_OK;
+            goto done;
         default: usage(stderr); goto done;
         }
     }

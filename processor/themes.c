@@ -15,42 +15,47 @@
  * unit tests check the order and that docs/voc.md lists the same words. Contractions appear
  * without their apostrophe, as the tokenizer emits them ("don't" → "dont"). */
 static const char *const stop_en[] = {
-    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any",
-    "are", "arent", "as", "at", "be", "because", "been", "before", "being", "below", "between",
-    "both", "but", "by", "can", "cant", "could", "couldnt", "did", "didnt", "do", "does", "doesnt",
-    "doing", "dont", "down", "during", "each", "even", "ever", "few", "for", "from", "further",
-    "get", "gets", "got", "had", "hadnt", "has", "hasnt", "have", "havent", "having", "he", "her",
-    "here", "heres", "hers", "herself", "hes", "him", "himself", "his", "how", "hows", "i", "id",
-    "if", "ill", "im", "in", "into", "is", "isnt", "it", "its", "itself", "ive", "just", "lets",
-    "me", "more", "most", "much", "my", "myself", "no", "nor", "not", "now", "of", "off", "oh",
-    "on", "once", "only", "or", "other", "ought", "our", "ours", "ourselves", "out", "over", "own",
-    "quite", "really", "same", "she", "shes", "should", "shouldnt", "so", "some", "still", "such",
-    "than", "that", "thats", "the", "their", "theirs", "them", "themselves", "then", "there",
-    "theres", "these", "they", "theyd", "theyll", "theyre", "theyve", "this", "those", "through",
-    "to", "too", "under", "until", "up", "upon", "us", "very", "was", "wasnt", "we", "well",
-    "were", "werent", "weve", "what", "whats", "when", "whens", "where", "wheres", "which",
-    "while", "who", "whom", "whos", "why", "whys", "will", "with", "within", "wont", "would",
-    "wouldnt", "yet", "you", "youd", "youll", "your", "youre", "yours", "yourself", "yourselves",
-    "youve",
+    "a",          "about",      "above",   "after",   "again",   "against",   "all",      "also",    "am",
+    "an",         "and",        "any",     "are",     "arent",   "as",        "at",       "be",      "because",
+    "been",       "before",     "being",   "below",   "between", "both",      "but",      "by",      "can",
+    "cant",       "could",      "couldnt", "did",     "didnt",   "do",        "does",     "doesnt",  "doing",
+    "dont",       "down",       "during",  "each",    "even",    "ever",      "few",      "for",     "from",
+    "further",    "get",        "gets",    "got",     "had",     "hadnt",     "has",      "hasnt",   "have",
+    "havent",     "having",     "he",      "her",     "here",    "heres",     "hers",     "herself", "hes",
+    "him",        "himself",    "his",     "how",     "hows",    "i",         "id",       "if",      "ill",
+    "im",         "in",         "into",    "is",      "isnt",    "it",        "its",      "itself",  "ive",
+    "just",       "lets",       "me",      "more",    "most",    "much",      "my",       "myself",  "no",
+    "nor",        "not",        "now",     "of",      "off",     "oh",        "on",       "once",    "only",
+    "or",         "other",      "ought",   "our",     "ours",    "ourselves", "out",      "over",    "own",
+    "quite",      "really",     "same",    "she",     "shes",    "should",    "shouldnt", "so",      "some",
+    "still",      "such",       "than",    "that",    "thats",   "the",       "their",    "theirs",  "them",
+    "themselves", "then",       "there",   "theres",  "these",   "they",      "theyd",    "theyll",  "theyre",
+    "theyve",     "this",       "those",   "through", "to",      "too",       "under",    "until",   "up",
+    "upon",       "us",         "very",    "was",     "wasnt",   "we",        "well",     "were",    "werent",
+    "weve",       "what",       "whats",   "when",    "whens",   "where",     "wheres",   "which",   "while",
+    "who",        "whom",       "whos",    "why",     "whys",    "will",      "with",     "within",  "wont",
+    "would",      "wouldnt",    "yet",     "you",     "youd",    "youll",     "your",     "youre",   "yours",
+    "yourself",   "yourselves", "youve",
 };
 
 static const char *const stop_sv[] = {
-    "alla", "allt", "att", "av", "bara", "blev", "bli", "blir", "blivit", "de", "dem", "den",
-    "denna", "deras", "dess", "dessa", "det", "detta", "dig", "din", "dina", "ditt", "dock", "du",
-    "där", "då", "efter", "ej", "eller", "en", "er", "era", "ert", "ett", "fanns", "fick", "finns",
-    "från", "får", "för", "genom", "gick", "gjorde", "går", "gör", "ha", "hade", "han", "hans",
-    "har", "henne", "hennes", "hon", "honom", "hos", "hur", "här", "i", "icke", "ingen", "inom",
-    "inte", "ja", "jag", "jo", "ju", "kan", "kommer", "kunde", "lite", "man", "med", "mellan",
-    "men", "mer", "mest", "mig", "min", "mina", "mitt", "mot", "mycket", "nej", "ni", "nog", "nu",
-    "när", "någon", "något", "några", "och", "också", "om", "oss", "på", "samma", "sedan", "sen",
-    "sig", "sin", "sina", "sitta", "själv", "ska", "skall", "skulle", "som", "så", "sådan",
-    "sådana", "sådant", "till", "under", "upp", "ut", "utan", "vad", "var", "vara", "varför",
-    "varit", "varje", "vars", "vart", "vem", "vi", "vid", "vilka", "vilkas", "vilken", "vilket",
-    "väl", "vår", "våra", "vårt", "än", "är", "även", "åt", "över",
+    "alla",   "allt",   "att",   "av",    "bara",   "blev",  "bli",    "blir",   "blivit", "de",     "dem",
+    "den",    "denna",  "deras", "dess",  "dessa",  "det",   "detta",  "dig",    "din",    "dina",   "ditt",
+    "dock",   "du",     "där",   "då",    "efter",  "ej",    "eller",  "en",     "er",     "era",    "ert",
+    "ett",    "fanns",  "fick",  "finns", "från",   "får",   "för",    "genom",  "gick",   "gjorde", "går",
+    "gör",    "ha",     "hade",  "han",   "hans",   "har",   "henne",  "hennes", "hon",    "honom",  "hos",
+    "hur",    "här",    "i",     "icke",  "ingen",  "inom",  "inte",   "ja",     "jag",    "jo",     "ju",
+    "kan",    "kommer", "kunde", "lite",  "man",    "med",   "mellan", "men",    "mer",    "mest",   "mig",
+    "min",    "mina",   "mitt",  "mot",   "mycket", "nej",   "ni",     "nog",    "nu",     "när",    "någon",
+    "något",  "några",  "och",   "också", "om",     "oss",   "på",     "samma",  "sedan",  "sen",    "sig",
+    "sin",    "sina",   "sitta", "själv", "ska",    "skall", "skulle", "som",    "så",     "sådan",  "sådana",
+    "sådant", "till",   "under", "upp",   "ut",     "utan",  "vad",    "var",    "vara",   "varför", "varit",
+    "varje",  "vars",   "vart",  "vem",   "vi",     "vid",   "vilka",  "vilkas", "vilken", "vilket", "väl",
+    "vår",    "våra",   "vårt",  "än",    "är",     "även",  "åt",     "över",
 };
 
-#define N_EN (sizeof stop_en / sizeof stop_en[0])
-#define N_SV (sizeof stop_sv / sizeof stop_sv[0])
+#define N_EN   (sizeof stop_en / sizeof stop_en[0])
+#define N_SV   (sizeof stop_sv / sizeof stop_sv[0])
 
 #define CP_BAD UINT32_C(0xFFFFFFFF)
 
@@ -73,13 +78,17 @@ static uint32_t utf8_next(const unsigned char *s, size_t len, size_t *adv) {
     } else if (c < 0xF0) {
         need = 2;
         cp = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0;      /* overlong */
-        else if (c == 0xED) hi = 0x9F; /* surrogates */
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
     } else if (c < 0xF5) {
         need = 3;
         cp = c & 0x07;
-        if (c == 0xF0) lo = 0x90;      /* overlong */
-        else if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
     } else {
         return CP_BAD;
     }
@@ -99,14 +108,13 @@ static int classify(uint32_t cp) {
         if (cp >= '0' && cp <= '9') return CL_DIGIT;
         return cp == '\'' ? CL_APOS : CL_SEP;
     }
-    if (cp == 0x2019) return CL_APOS;                            /* right single quotation mark */
+    if (cp == 0x2019) return CL_APOS; /* right single quotation mark */
     if (cp >= 0x00C0 && cp <= 0x024F) return (cp == 0xD7 || cp == 0xF7) ? CL_SEP : CL_LETTER;
-    if (cp >= 0x0300 && cp <= 0x036F) return CL_LETTER;          /* combining marks (NFD text) */
-    if (cp == 0x0386 || (cp >= 0x0388 && cp <= 0x03CE && cp != 0x0387 && cp != 0x038B &&
-                         cp != 0x038D && cp != 0x03A2))
-        return CL_LETTER;                                        /* Greek */
+    if (cp >= 0x0300 && cp <= 0x036F) return CL_LETTER; /* combining marks (NFD text) */
+    if (cp == 0x0386 || (cp >= 0x0388 && cp <= 0x03CE && cp != 0x0387 && cp != 0x038B && cp != 0x038D && cp != 0x03A2))
+        return CL_LETTER; /* Greek */
     if ((cp >= 0x0400 && cp <= 0x0481) || (cp >= 0x048A && cp <= 0x052F)) return CL_LETTER;
-    if (cp >= 0x1E00 && cp <= 0x1EFF) return CL_LETTER;          /* Latin Extended Additional */
+    if (cp >= 0x1E00 && cp <= 0x1EFF) return CL_LETTER; /* Latin Extended Additional */
     return CL_SEP;
 }
 
@@ -114,14 +122,11 @@ static int classify(uint32_t cp) {
 static uint32_t fold(uint32_t cp) {
     if (cp < 0x80) return (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
     if (cp < 0x100) return (cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) ? cp + 32 : cp;
-    if (cp < 0x180) { /* Latin Extended-A: case pairs, with a few unpaired letters */
-        if (cp == 0x130) return 'i'; /* İ */
+    if (cp < 0x180) {                 /* Latin Extended-A: case pairs, with a few unpaired letters */
+        if (cp == 0x130) return 'i';  /* İ */
         if (cp == 0x178) return 0xFF; /* Ÿ → ÿ */
-        if ((cp >= 0x100 && cp <= 0x12F) || (cp >= 0x132 && cp <= 0x137) ||
-            (cp >= 0x14A && cp <= 0x177))
-            return cp | 1;
-        if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E))
-            return (cp & 1) ? cp + 1 : cp;
+        if ((cp >= 0x100 && cp <= 0x12F) || (cp >= 0x132 && cp <= 0x137) || (cp >= 0x14A && cp <= 0x177)) return cp | 1;
+        if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E)) return (cp & 1) ? cp + 1 : cp;
         return cp;
     }
     if (cp >= 0x370 && cp < 0x400) { /* Greek */
@@ -135,15 +140,13 @@ static uint32_t fold(uint32_t cp) {
     if (cp >= 0x400 && cp < 0x530) { /* Cyrillic */
         if (cp <= 0x40F) return cp + 80;
         if (cp <= 0x42F) return cp + 32;
-        if ((cp >= 0x460 && cp <= 0x481) || (cp >= 0x48A && cp <= 0x4BF) ||
-            (cp >= 0x4D0 && cp <= 0x52F))
-            return cp | 1;
+        if ((cp >= 0x460 && cp <= 0x481) || (cp >= 0x48A && cp <= 0x4BF) || (cp >= 0x4D0 && cp <= 0x52F)) return cp | 1;
         if (cp == 0x4C0) return 0x4CF;
         if (cp >= 0x4C1 && cp <= 0x4CE) return (cp & 1) ? cp + 1 : cp;
         return cp;
     }
     if (cp >= 0x1E00 && cp <= 0x1EFF) { /* Latin Extended Additional */
-        if (cp == 0x1E9E) return 0xDF; /* ẞ → ß */
+        if (cp == 0x1E9E) return 0xDF;  /* ẞ → ß */
         if (cp <= 0x1E95 || cp >= 0x1EA0) return cp | 1;
         return cp;
     }
@@ -190,15 +193,14 @@ static bool clitic_follows(const unsigned char *s, size_t len) {
         if (cl == CL_LETTER || cl == CL_DIGIT) return false;
     }
     if (k == 1) return c[0] == 't' || c[0] == 's' || c[0] == 'd' || c[0] == 'm';
-    return (c[0] == 'r' && c[1] == 'e') || (c[0] == 'v' && c[1] == 'e') ||
-           (c[0] == 'l' && c[1] == 'l');
+    return (c[0] == 'r' && c[1] == 'e') || (c[0] == 'v' && c[1] == 'e') || (c[0] == 'l' && c[1] == 'l');
 }
 
 typedef struct token {
     unsigned char buf[CX_THEMES_TOKEN_MAX];
-    size_t len;       /* bytes written to buf */
-    size_t ncp;       /* code points seen, including any past the buffer */
-    bool overflow;    /* longer than CX_THEMES_TOKEN_MAX bytes: will be dropped */
+    size_t len;    /* bytes written to buf */
+    size_t ncp;    /* code points seen, including any past the buffer */
+    bool overflow; /* longer than CX_THEMES_TOKEN_MAX bytes: will be dropped */
     bool digits_only;
     bool last_letter; /* the last code point added was a letter (for the apostrophe rule) */
 } token_t;
@@ -228,8 +230,7 @@ static void token_add(token_t *t, uint32_t cp, int cl) {
 
 static size_t token_flush(token_t *t, cx_token_cb cb, void *opaque) {
     size_t emitted = 0;
-    if (t->ncp >= 2 && !t->overflow && !t->digits_only &&
-        !cx_themes_is_stopword((const char *)t->buf, t->len)) {
+    if (t->ncp >= 2 && !t->overflow && !t->digits_only && !cx_themes_is_stopword((const char *)t->buf, t->len)) {
         if (cb) cb(opaque, (const char *)t->buf, t->len);
         emitted = 1;
     }
@@ -269,8 +270,10 @@ static bool in_sorted(const char *const *words, size_t n, const char *tok, size_
         int c = memcmp(w, tok, wlen < len ? wlen : len);
         if (c == 0) c = (wlen > len) - (wlen < len);
         if (c == 0) return true;
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return false;
 }

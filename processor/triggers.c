@@ -14,14 +14,19 @@
 
 #define DROP_SPAN_MAX 512 /* days covered by the prefix sums of cx_triggers_drop_due_ms */
 
-static int64_t day_start(int64_t day) { return day * CX_DAY_MS; }
+static int64_t day_start(int64_t day) {
+    return day * CX_DAY_MS;
+}
 
-static int unit_of(const cx_config_t *cfg) { return cfg->bgnbd_unit_days > 0 ? cfg->bgnbd_unit_days : 7; }
+static int unit_of(const cx_config_t *cfg) {
+    return cfg->bgnbd_unit_days > 0 ? cfg->bgnbd_unit_days : 7;
+}
 
 /* Gaps between the kept play days, in days; returns their count. */
 static unsigned gaps_of(const cx_profile_t *p, double gaps[CX_PLAY_DAYS_KEPT]) {
     unsigned n = 0;
-    for (unsigned i = 1; i < p->n_play_days; i++) gaps[n++] = (double)(p->play_days[i] - p->play_days[i - 1]);
+    for (unsigned i = 1; i < p->n_play_days; i++)
+        gaps[n++] = (double)(p->play_days[i] - p->play_days[i - 1]);
     return n;
 }
 
@@ -44,9 +49,11 @@ bool cx_triggers_gap_cv(const cx_profile_t *p, double *cv) {
     unsigned n = gaps_of(p, g);
     if (n == 0) return false;
     double mean = 0, var = 0;
-    for (unsigned i = 0; i < n; i++) mean += g[i];
+    for (unsigned i = 0; i < n; i++)
+        mean += g[i];
     mean /= n;
-    for (unsigned i = 0; i < n; i++) var += (g[i] - mean) * (g[i] - mean);
+    for (unsigned i = 0; i < n; i++)
+        var += (g[i] - mean) * (g[i] - mean);
     var /= n;
     *cv = mean > 0 ? sqrt(var) / mean : 0.0; /* play days are distinct: mean >= 1 */
     return true;
@@ -95,7 +102,8 @@ bool cx_triggers_drop_holds(const cx_profile_t *p, const cx_config_t *cfg, int32
 
 int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, int32_t from_day) {
     if (p->n_play_days == 0) return 0;
-    int64_t last = (int64_t)p->play_days[p->n_play_days - 1] + CX_TRIGGERS_RECENT_DAYS; /* recent window still holds it */
+    int64_t last =
+        (int64_t)p->play_days[p->n_play_days - 1] + CX_TRIGGERS_RECENT_DAYS; /* recent window still holds it */
     if (last < from_day) return 0;
     int64_t lo = (int64_t)from_day - CX_TRIGGERS_RECENT_DAYS - 7 * CX_TRIGGERS_BASELINE_WEEKS;
     int64_t span = last - lo;
@@ -111,8 +119,9 @@ int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, i
         int64_t d = p->buckets[i].day;
         if (d >= lo && d < lo + span && p->buckets[i].plays > 0) pre[d - lo + 1] = 1;
     }
-    for (int64_t i = 1; i <= span; i++) pre[i] = (uint16_t)(pre[i] + pre[i - 1]);
-#define COUNT(a, b) ((uint32_t)(pre[(b) - lo + 1] - pre[(a) - lo])) /* days in [a, b], lo <= a */
+    for (int64_t i = 1; i <= span; i++)
+        pre[i] = (uint16_t)(pre[i] + pre[i - 1]);
+#define COUNT(a, b) ((uint32_t)(pre[(b)-lo + 1] - pre[(a)-lo])) /* days in [a, b], lo <= a */
     for (int64_t d = from_day; d <= last; d++) {
         int h = history_weeks(p, (int32_t)d);
         if (h <= 0) continue;
@@ -161,8 +170,10 @@ int64_t cx_triggers_churn_due_ms(const cx_profile_t *p, const cx_config_t *cfg, 
     if (hi <= lo || !(p_alive_days(p, bg, unit, hi) < thr)) return 0;
     while (hi - lo > 1) { /* invariant: P(lo) >= thr > P(hi) */
         int64_t mid = lo + (hi - lo) / 2;
-        if (p_alive_days(p, bg, unit, mid) < thr) hi = mid;
-        else lo = mid;
+        if (p_alive_days(p, bg, unit, mid) < thr)
+            hi = mid;
+        else
+            lo = mid;
     }
     return day_start(hi);
 }
@@ -185,20 +196,21 @@ static bool set_due(cx_profile_t *p, cx_trigger_kind_t kind, int64_t due, int64_
     return true;
 }
 
-bool cx_triggers_arm(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg, int64_t wm_ms,
-                     bool play) {
+bool cx_triggers_arm(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg, int64_t wm_ms, bool play) {
     int32_t from_day;
-    if (wm_ms == INT64_MIN) from_day = p->has_tx ? p->last_tx_day + 1 : 0;
-    else from_day = (int32_t)cx_day(wm_ms) + 1;
+    if (wm_ms == INT64_MIN)
+        from_day = p->has_tx ? p->last_tx_day + 1 : 0;
+    else
+        from_day = (int32_t)cx_day(wm_ms) + 1;
     bool known_cadence = p->play_days_total >= (uint32_t)cfg->inactivity_min_play_days;
     bool changed = false;
     if (play) {
         changed |= set_due(p, CX_TRIG_STOPPED_STREAMING, cx_triggers_stop_due_ms(p, cfg), wm_ms);
-        changed |= set_due(p, CX_TRIG_ENGAGEMENT_DROP, known_cadence ? cx_triggers_drop_due_ms(p, cfg, from_day) : 0,
-                           wm_ms);
+        changed |=
+            set_due(p, CX_TRIG_ENGAGEMENT_DROP, known_cadence ? cx_triggers_drop_due_ms(p, cfg, from_day) : 0, wm_ms);
     }
-    changed |= set_due(p, CX_TRIG_CHURN_RISK, known_cadence ? 0 : cx_triggers_churn_due_ms(p, cfg, bg, from_day),
-                       wm_ms);
+    changed |=
+        set_due(p, CX_TRIG_CHURN_RISK, known_cadence ? 0 : cx_triggers_churn_due_ms(p, cfg, bg, from_day), wm_ms);
     return changed;
 }
 
@@ -251,8 +263,8 @@ static bool condition_holds(const cx_profile_t *p, const cx_config_t *cfg, const
     }
 }
 
-bool cx_triggers_decide(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg,
-                        cx_trigger_kind_t kind, int64_t due_ms, const char *segment, cx_trigger_t *out) {
+bool cx_triggers_decide(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg, cx_trigger_kind_t kind,
+                        int64_t due_ms, const char *segment, cx_trigger_t *out) {
     if ((unsigned)kind >= CX_TRIG__COUNT || !condition_holds(p, cfg, bg, kind, due_ms)) return false;
     if (p->last_trigger_ts_ms && due_ms - p->last_trigger_ts_ms < (int64_t)cfg->trigger_cooldown_days * CX_DAY_MS)
         return false;

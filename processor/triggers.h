@@ -25,8 +25,8 @@
 #include "gammagamma.h"
 #include "profile.h"
 
-#define CX_TRIGGERS_RECENT_DAYS 28    /* ENGAGEMENT_DROP: the recent window */
-#define CX_TRIGGERS_BASELINE_WEEKS 12 /* ENGAGEMENT_DROP: the baseline before it, at most */
+#define CX_TRIGGERS_RECENT_DAYS        28   /* ENGAGEMENT_DROP: the recent window */
+#define CX_TRIGGERS_BASELINE_WEEKS     12   /* ENGAGEMENT_DROP: the baseline before it, at most */
 #define CX_TRIGGERS_CHURN_HORIZON_DAYS 3650 /* CHURN_RISK is not armed further ahead than this */
 
 /* The usual gap: median of the gaps between the kept play days (the last CX_PLAY_DAYS_KEPT), in
@@ -76,8 +76,7 @@ int64_t cx_triggers_churn_due_ms(const cx_profile_t *p, const cx_config_t *cfg, 
  * neither is one equal to the due time of the last trigger of that kind, which already fired).
  * `play` says whether the transaction was a play (only plays re-arm STOPPED_STREAMING and
  * ENGAGEMENT_DROP). Returns true when a due field changed. */
-bool cx_triggers_arm(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg, int64_t wm_ms,
-                     bool play);
+bool cx_triggers_arm(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg, int64_t wm_ms, bool play);
 
 /* The due field of a kind (p->stop_due_ms, drop_due_ms, churn_due_ms). */
 int64_t *cx_triggers_due_field(cx_profile_t *p, cx_trigger_kind_t kind);
@@ -98,7 +97,7 @@ const char *cx_triggers_top_genre(const cx_profile_t *p);
  * still holds and no trigger was emitted within trigger.cooldown_days before due_ms; then the
  * profile's last_trigger fields are updated. A trigger inside the cooldown is dropped (false).
  * `segment` is borrowed into out->segment. */
-bool cx_triggers_decide(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg,
-                        cx_trigger_kind_t kind, int64_t due_ms, const char *segment, cx_trigger_t *out);
+bool cx_triggers_decide(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg, cx_trigger_kind_t kind,
+                        int64_t due_ms, const char *segment, cx_trigger_t *out);
 
 #endif

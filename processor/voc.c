@@ -35,7 +35,7 @@ typedef struct vpart {
     vseg_t seg[CX_SEGMENTS_MAX];
     uint32_t n_tp;
     char tp[CX_VOC_TOUCHPOINTS_MAX][CX_SHORT_MAX + 1];
-    tp_day_t *ring[CX_VOC_TOUCHPOINTS_MAX]; /* ring_n day buckets, slot = day mod ring_n */
+    tp_day_t *ring[CX_VOC_TOUCHPOINTS_MAX];      /* ring_n day buckets, slot = day mod ring_n */
     cx_topk_t *th[2][CX_VOC_TOUCHPOINTS_MAX][2]; /* [by][index][category]; segments < CX_SEGMENTS_MAX */
     bool th_dirty[2][CX_VOC_TOUCHPOINTS_MAX][2];
 } vpart_t;
@@ -56,7 +56,9 @@ static size_t n_segments(const cx_voc_t *v) {
     return v->cfg->n_segments < CX_SEGMENTS_MAX ? v->cfg->n_segments : CX_SEGMENTS_MAX;
 }
 
-static bool seg_ok(const cx_voc_t *v, int seg) { return seg >= 0 && (size_t)seg < n_segments(v); }
+static bool seg_ok(const cx_voc_t *v, int seg) {
+    return seg >= 0 && (size_t)seg < n_segments(v);
+}
 
 static vpart_t *owned(const cx_voc_t *v, uint16_t part) {
     return part < CX_PARTS_MAX && v->parts[part] && v->parts[part]->owned ? v->parts[part] : NULL;
@@ -74,8 +76,10 @@ static tp_day_t *ring_slot(const cx_voc_t *v, tp_day_t *ring, int32_t day) {
 static void part_reset(vpart_t *P) {
     for (int b = 0; b < 2; b++)
         for (int i = 0; i < CX_VOC_TOUCHPOINTS_MAX; i++)
-            for (int c = 0; c < 2; c++) cx_topk_destroy(P->th[b][i][c]);
-    for (int i = 0; i < CX_VOC_TOUCHPOINTS_MAX; i++) free(P->ring[i]);
+            for (int c = 0; c < 2; c++)
+                cx_topk_destroy(P->th[b][i][c]);
+    for (int i = 0; i < CX_VOC_TOUCHPOINTS_MAX; i++)
+        free(P->ring[i]);
     memset(P, 0, sizeof *P);
     P->wm = INT64_MIN;
 }
@@ -89,7 +93,8 @@ static int tp_index(const cx_voc_t *v, vpart_t *P, const char *name) {
     if (P->n_tp >= CX_VOC_TOUCHPOINTS_MAX) return -1;
     tp_day_t *r = malloc((size_t)v->ring_n * sizeof *r);
     if (!r) return -1;
-    for (int32_t i = 0; i < v->ring_n; i++) r[i] = (tp_day_t){INT32_MIN, CX_NPS_COUNTS_INIT};
+    for (int32_t i = 0; i < v->ring_n; i++)
+        r[i] = (tp_day_t){INT32_MIN, CX_NPS_COUNTS_INIT};
     uint32_t i = P->n_tp++;
     snprintf(P->tp[i], sizeof P->tp[i], "%s", name);
     P->ring[i] = r;
@@ -141,9 +146,10 @@ static cx_err_t blob_encode(const cx_voc_t *v, const vpart_t *P, cx_buf_t *out) 
     if (!e) e = cx_buf_put_uvarint(out, ns);
     for (size_t s = 0; s < ns && !e; s++) {
         const vseg_t *g = &P->seg[s];
-        int64_t f[8] = {g->nps.promoters, g->nps.passives, g->nps.detractors, g->monetary, g->clv,
-                        g->triggers, g->sends, g->responders};
-        for (int i = 0; i < 8 && !e; i++) e = cx_buf_put_svarint(out, f[i]);
+        int64_t f[8] = {g->nps.promoters, g->nps.passives, g->nps.detractors, g->monetary,
+                        g->clv,           g->triggers,     g->sends,          g->responders};
+        for (int i = 0; i < 8 && !e; i++)
+            e = cx_buf_put_svarint(out, f[i]);
     }
     if (!e) e = cx_buf_put_uvarint(out, P->n_tp);
     for (uint32_t t = 0; t < P->n_tp && !e; t++) {
@@ -151,7 +157,8 @@ static cx_err_t blob_encode(const cx_voc_t *v, const vpart_t *P, cx_buf_t *out) 
         e = cx_buf_put_uvarint(out, len);
         if (!e) e = cx_buf_append(out, P->tp[t], len);
         uint64_t n = 0;
-        for (int32_t i = 0; i < v->ring_n; i++) n += P->ring[t][i].day != INT32_MIN;
+        for (int32_t i = 0; i < v->ring_n; i++)
+            n += P->ring[t][i].day != INT32_MIN;
         if (!e) e = cx_buf_put_uvarint(out, n);
         for (int32_t i = 0; i < v->ring_n && !e; i++) {
             const tp_day_t *d = &P->ring[t][i];
@@ -197,7 +204,8 @@ static cx_err_t blob_decode(cx_voc_t *v, vpart_t *P, const uint8_t *b, size_t n)
     if (ns > CX_SEGMENTS_MAX) return CX_ERR_STATE;
     for (uint64_t s = 0; s < ns && !r.bad; s++) {
         int64_t f[8];
-        for (int i = 0; i < 8; i++) f[i] = rd_s(&r);
+        for (int i = 0; i < 8; i++)
+            f[i] = rd_s(&r);
         /* a changed segment map invalidates the per-segment figures (as the pipeline's counts) */
         if (ns != n_segments(v)) continue;
         P->seg[s] = (vseg_t){{f[0], f[1], f[2]}, f[3], f[4], f[5], f[6], f[7]};
@@ -286,8 +294,7 @@ cx_err_t cx_voc_assign(cx_voc_t *v, cx_store_t *store, uint16_t part, char *errs
     load_ctx_t c = {v, P, CX_OK};
     cx_err_t rc = cx_store_scan_tag(store, part, CX_KEY_AGG, load_cb, &c, errstr, errstr_size);
     if (rc == CX_OK && c.rc != CX_OK) {
-        cx_seterr(errstr, errstr_size, "partition %u: stored voice-of-customer aggregates: %s", part,
-                  cx_err2str(c.rc));
+        cx_seterr(errstr, errstr_size, "partition %u: stored voice-of-customer aggregates: %s", part, cx_err2str(c.rc));
         rc = c.rc;
     }
     return rc;
@@ -444,7 +451,9 @@ static void bump(cx_voc_t *v, uint16_t part, int seg, size_t field) {
     P->dirty = true;
 }
 
-void cx_voc_trigger(cx_voc_t *v, uint16_t part, int seg) { bump(v, part, seg, offsetof(vseg_t, triggers)); }
+void cx_voc_trigger(cx_voc_t *v, uint16_t part, int seg) {
+    bump(v, part, seg, offsetof(vseg_t, triggers));
+}
 void cx_voc_windows_before(const cx_profile_t *pr, int64_t due, cx_voc_windows_t *w) {
     w->n = 0;
     for (unsigned i = 0; i < pr->n_sends && i < CX_OPEN_SENDS_MAX; i++) {
@@ -509,7 +518,8 @@ size_t cx_voc_touchpoints(const cx_voc_t *v, cx_voc_touchpoint_t *out, size_t ca
                 cx_nps_counts_merge(&sum, &d->c);
             }
             size_t j = 0;
-            while (j < n && strcmp(out[j].name, P->tp[t]) != 0) j++;
+            while (j < n && strcmp(out[j].name, P->tp[t]) != 0)
+                j++;
             if (j == n) {
                 if (n == cap) continue;
                 memset(&out[n], 0, sizeof out[n]);

@@ -36,8 +36,8 @@
 #include "store.h"
 
 #define CX_VOC_TOUCHPOINTS_MAX 16 /* tracked touchpoints per partition, "other" included */
-#define CX_VOC_TOPK_M 64          /* Space-Saving capacity per (key, category) */
-#define CX_VOC_OTHER "other"
+#define CX_VOC_TOPK_M          64 /* Space-Saving capacity per (key, category) */
+#define CX_VOC_OTHER           "other"
 
 enum { CX_VOC_DETRACTORS = 0, CX_VOC_PROMOTERS = 1 }; /* comment-term categories */
 enum { CX_VOC_BY_SEGMENT = 0, CX_VOC_BY_TOUCHPOINT = 1 };
@@ -61,8 +61,7 @@ cx_err_t cx_voc_survey(cx_voc_t *v, uint16_t part, cx_profile_t *pr, const cx_su
 /* pr was re-scored: pr->segment is its segment now, prev the one before (-1: none). Moves the
  * customer's counted NPS score from prev to the new segment and replaces its monetary and CLV
  * contribution (kept in pr->voc_monetary_minor, pr->voc_clv_minor). */
-void cx_voc_rescored(cx_voc_t *v, uint16_t part, cx_profile_t *pr, int prev, int64_t monetary_minor,
-                     int64_t clv_minor);
+void cx_voc_rescored(cx_voc_t *v, uint16_t part, cx_profile_t *pr, int prev, int64_t monetary_minor, int64_t clv_minor);
 /* The customer's timer fired at `due`: a latest score whose window ended leaves its segment. */
 void cx_voc_nps_expire(cx_voc_t *v, uint16_t part, cx_profile_t *pr, int64_t due);
 /* A DisengagementTrigger was emitted for a customer of segment `seg` (-1: none). */
@@ -91,9 +90,9 @@ typedef struct cx_voc_segment {
     cx_nps_counts_t nps;        /* latest scores inside the window of the segment's customers */
     int64_t monetary_minor_sum; /* of the segment's customers, each as of its last re-scoring */
     int64_t clv_minor_sum;
-    int64_t triggers;           /* DisengagementTriggers fired in the segment (cumulative) */
-    int64_t sends_test;         /* TEST send windows closed in the segment (cumulative) */
-    int64_t responders;         /* of those, windows with at least one attributed response */
+    int64_t triggers;   /* DisengagementTriggers fired in the segment (cumulative) */
+    int64_t sends_test; /* TEST send windows closed in the segment (cumulative) */
+    int64_t responders; /* of those, windows with at least one attributed response */
 } cx_voc_segment_t;
 
 /* out[i] for segment rule i, i < n (zeroed beyond the configured segments). */

@@ -21,7 +21,9 @@ struct cx_cache {
     cx_cache_stats_t st;
 };
 
-static void list_init(cx_cache_entry_t *s) { s->prev = s->next = s; }
+static void list_init(cx_cache_entry_t *s) {
+    s->prev = s->next = s;
+}
 static void list_unlink(cx_cache_entry_t *e) {
     e->prev->next = e->next;
     e->next->prev = e->prev;
@@ -40,7 +42,8 @@ cx_cache_t *cx_cache_new(cx_store_t *store, size_t max_entries) {
     c->store = store;
     c->max_entries = max_entries ? max_entries : 1;
     c->nbuckets = 1024;
-    while (c->nbuckets < c->max_entries) c->nbuckets <<= 1;
+    while (c->nbuckets < c->max_entries)
+        c->nbuckets <<= 1;
     c->table = calloc(c->nbuckets, sizeof *c->table);
     if (!c->table) {
         free(c);
@@ -81,7 +84,8 @@ void cx_cache_destroy(cx_cache_t *c) {
 
 static void table_remove(cx_cache_t *c, cx_cache_entry_t *e) {
     cx_cache_entry_t **pp = &c->table[e->hash & (c->nbuckets - 1)];
-    while (*pp != e) pp = &(*pp)->hnext;
+    while (*pp != e)
+        pp = &(*pp)->hnext;
     *pp = e->hnext;
     c->n--;
 }
@@ -104,8 +108,8 @@ static void evict(cx_cache_t *c, const cx_cache_entry_t *keep) {
     }
 }
 
-cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create, cx_cache_entry_t **out,
-                      char *errstr, size_t errstr_size) {
+cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create, cx_cache_entry_t **out, char *errstr,
+                      size_t errstr_size) {
     size_t len = strlen(cid);
     uint64_t h = cx_hash64(cid, len);
     *out = NULL;
@@ -124,13 +128,15 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
     cx_err_t rc = cx_store_key(&c->key, part, CX_KEY_PROFILE, cid, len);
     if (rc != CX_OK) return rc;
     bool found = false;
-    if (c->store && (rc = cx_store_get(c->store, c->key.data, c->key.len, &c->val, &found, errstr,
-                                       errstr_size)) != CX_OK)
+    if (c->store &&
+        (rc = cx_store_get(c->store, c->key.data, c->key.len, &c->val, &found, errstr, errstr_size)) != CX_OK)
         return rc;
     if (!found && !create) return CX_OK;
     cx_cache_entry_t *e = c->free_list;
-    if (e) c->free_list = e->hnext;
-    else if (!(e = malloc(sizeof *e))) return CX_ERR_NOMEM;
+    if (e)
+        c->free_list = e->hnext;
+    else if (!(e = malloc(sizeof *e)))
+        return CX_ERR_NOMEM;
     memset(e, 0, sizeof *e);
     cx_profile_init(&e->prof, cid);
     if (found) {
@@ -170,7 +176,9 @@ void cx_cache_mark_dirty(cx_cache_t *c, cx_cache_entry_t *e) {
     c->ndirty++;
 }
 
-bool cx_cache_needs_flush(const cx_cache_t *c) { return c->ndirty >= c->max_entries; }
+bool cx_cache_needs_flush(const cx_cache_t *c) {
+    return c->ndirty >= c->max_entries;
+}
 
 static int cmp_entry(const void *a, const void *b) {
     const cx_cache_entry_t *x = *(cx_cache_entry_t *const *)a, *y = *(cx_cache_entry_t *const *)b;

@@ -40,8 +40,8 @@ void cx_cache_destroy(cx_cache_t *c);
 
 /* Looks a customer up, loading from the store on a miss. With create, an absent customer gets a
  * fresh profile (not dirty until marked); without, *out is NULL and CX_OK. */
-cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create, cx_cache_entry_t **out,
-                      char *errstr, size_t errstr_size);
+cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create, cx_cache_entry_t **out, char *errstr,
+                      size_t errstr_size);
 /* The cached entry of a customer, or NULL; never reads the store and never evicts. */
 cx_cache_entry_t *cx_cache_peek(cx_cache_t *c, uint16_t part, const char *cid);
 void cx_cache_mark_dirty(cx_cache_t *c, cx_cache_entry_t *e);

@@ -68,8 +68,10 @@ cx_bucket_t *cx_profile_bucket(cx_profile_t *p, int32_t day) {
         uint32_t lo = 0, hi = n;
         while (lo < hi) {
             uint32_t mid = (lo + hi) / 2;
-            if (p->buckets[mid].day < day) lo = mid + 1;
-            else hi = mid;
+            if (p->buckets[mid].day < day)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         if (lo < n && p->buckets[lo].day == day) return &p->buckets[lo];
         pos = lo;
@@ -90,7 +92,8 @@ cx_bucket_t *cx_profile_bucket(cx_profile_t *p, int32_t day) {
 
 void cx_profile_prune_buckets(cx_profile_t *p, int32_t min_day) {
     uint32_t k = 0;
-    while (k < p->n_buckets && p->buckets[k].day < min_day) k++;
+    while (k < p->n_buckets && p->buckets[k].day < min_day)
+        k++;
     if (!k) return;
     memmove(p->buckets, p->buckets + k, (p->n_buckets - k) * sizeof(cx_bucket_t));
     p->n_buckets -= k;
@@ -117,15 +120,24 @@ void cx_profile_dedup_add(cx_profile_t *p, uint64_t fp, unsigned keep) {
 
 /* ---- encoding ---- */
 
-#define PUTU(v) do { if ((e = cx_buf_put_uvarint(out, (uint64_t)(v))) != CX_OK) return e; } while (0)
-#define PUTS(v) do { if ((e = cx_buf_put_svarint(out, (int64_t)(v))) != CX_OK) return e; } while (0)
+#define PUTU(v)                                                              \
+    do {                                                                     \
+        if ((e = cx_buf_put_uvarint(out, (uint64_t)(v))) != CX_OK) return e; \
+    } while (0)
+#define PUTS(v)                                                             \
+    do {                                                                    \
+        if ((e = cx_buf_put_svarint(out, (int64_t)(v))) != CX_OK) return e; \
+    } while (0)
 
 static cx_err_t put_str(cx_buf_t *out, const char *s) {
     size_t n = strlen(s);
     cx_err_t e = cx_buf_put_uvarint(out, n);
     return e == CX_OK ? cx_buf_append(out, s, n) : e;
 }
-#define PUTSTR(s) do { if ((e = put_str(out, (s))) != CX_OK) return e; } while (0)
+#define PUTSTR(s)                                       \
+    do {                                                \
+        if ((e = put_str(out, (s))) != CX_OK) return e; \
+    } while (0)
 
 static cx_err_t put_contact(cx_buf_t *out, const cx_contact_t *c) {
     cx_err_t e;
@@ -183,9 +195,11 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
     }
     PUTU(p->play_days_total);
     PUTS(p->last_trigger_ts_ms);
-    for (int k = 0; k < CX_TRIG__COUNT; k++) PUTS(p->last_trigger_due_ms[k]);
+    for (int k = 0; k < CX_TRIG__COUNT; k++)
+        PUTS(p->last_trigger_due_ms[k]);
     unsigned ng = 0;
-    while (ng < CX_GENRES_KEPT && p->genres[ng].count) ng++;
+    while (ng < CX_GENRES_KEPT && p->genres[ng].count)
+        ng++;
     PUTU(ng);
     for (unsigned i = 0; i < ng; i++) {
         PUTSTR(p->genres[i].genre);
@@ -307,8 +321,8 @@ static void get_contact(rd_t *r, cx_contact_t *c) {
     c->ts_ms = gets(r);
 }
 
-cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void *buf, size_t len,
-                           char *errstr, size_t errstr_size) {
+cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void *buf, size_t len, char *errstr,
+                           size_t errstr_size) {
     cx_profile_clear(p);
     cx_profile_init(p, customer_id);
     rd_t r = {buf, len, false};
@@ -362,8 +376,10 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     p->m_score = (rfm >> 6) & 7;
     p->segment = (int8_t)gets(&r);
     uint64_t npd = getu(&r);
-    if (npd > CX_PLAY_DAYS_KEPT) r.bad = true;
-    else p->n_play_days = (uint8_t)npd;
+    if (npd > CX_PLAY_DAYS_KEPT)
+        r.bad = true;
+    else
+        p->n_play_days = (uint8_t)npd;
     int32_t prev = 0;
     for (unsigned i = 0; i < p->n_play_days && !r.bad; i++) {
         p->play_days[i] = GET_DAY(&r, prev);
@@ -371,7 +387,8 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     }
     p->play_days_total = (uint32_t)getu(&r);
     p->last_trigger_ts_ms = gets(&r);
-    for (int k = 0; k < CX_TRIG__COUNT; k++) p->last_trigger_due_ms[k] = gets(&r);
+    for (int k = 0; k < CX_TRIG__COUNT; k++)
+        p->last_trigger_due_ms[k] = gets(&r);
     uint64_t ng = getu(&r);
     if (ng > CX_GENRES_KEPT) r.bad = true;
     for (unsigned i = 0; i < ng && !r.bad; i++) {
@@ -384,8 +401,10 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
         p->nps_count = (int64_t)getu(&r);
     }
     uint64_t ntp = getu(&r);
-    if (ntp > CX_TOUCHPOINTS_KEPT) r.bad = true;
-    else p->n_touchpoints = (uint8_t)ntp;
+    if (ntp > CX_TOUCHPOINTS_KEPT)
+        r.bad = true;
+    else
+        p->n_touchpoints = (uint8_t)ntp;
     for (unsigned i = 0; i < p->n_touchpoints && !r.bad; i++) {
         getstr(&r, p->touchpoints[i].touchpoint, sizeof p->touchpoints[i].touchpoint);
         p->touchpoints[i].score = (int8_t)getu(&r);
@@ -393,15 +412,20 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     }
     if (p->has_acquisition) getstr(&r, p->acquisition_campaign_id, sizeof p->acquisition_campaign_id);
     uint64_t nc = getu(&r);
-    if (nc > CX_CONTACTS_KEPT) r.bad = true;
-    else p->n_contacts = (uint8_t)nc;
-    for (unsigned i = 0; i < p->n_contacts && !r.bad; i++) get_contact(&r, &p->contacts[i]);
+    if (nc > CX_CONTACTS_KEPT)
+        r.bad = true;
+    else
+        p->n_contacts = (uint8_t)nc;
+    for (unsigned i = 0; i < p->n_contacts && !r.bad; i++)
+        get_contact(&r, &p->contacts[i]);
     p->has_latest_by_type = (uint8_t)getu(&r);
     for (int t = 0; t < CX_CT__COUNT && !r.bad; t++)
         if (p->has_latest_by_type & (1u << t)) get_contact(&r, &p->latest_by_type[t]);
     uint64_t ns = getu(&r);
-    if (ns > CX_OPEN_SENDS_MAX) r.bad = true;
-    else p->n_sends = (uint8_t)ns;
+    if (ns > CX_OPEN_SENDS_MAX)
+        r.bad = true;
+    else
+        p->n_sends = (uint8_t)ns;
     for (unsigned i = 0; i < p->n_sends && !r.bad; i++) {
         cx_open_send_t *s = &p->sends[i];
         getstr(&r, s->campaign_id, sizeof s->campaign_id);

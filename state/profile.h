@@ -17,12 +17,12 @@
 #include "cx.h"
 #include "event.h"
 
-#define CX_PROFILE_VERSION 1
-#define CX_PLAY_DAYS_KEPT 10   /* last play days kept for the usual-gap estimator */
-#define CX_DEDUP_MAX 32        /* upper bound of dedup.per_customer */
-#define CX_CONTACTS_KEPT 8     /* last contacts kept, besides the latest per campaign type */
-#define CX_OPEN_SENDS_MAX 8    /* open campaign sends kept per customer */
-#define CX_GENRES_KEPT 4       /* genre counters for top_genre */
+#define CX_PROFILE_VERSION  1
+#define CX_PLAY_DAYS_KEPT   10 /* last play days kept for the usual-gap estimator */
+#define CX_DEDUP_MAX        32 /* upper bound of dedup.per_customer */
+#define CX_CONTACTS_KEPT    8  /* last contacts kept, besides the latest per campaign type */
+#define CX_OPEN_SENDS_MAX   8  /* open campaign sends kept per customer */
+#define CX_GENRES_KEPT      4  /* genre counters for top_genre */
 #define CX_TOUCHPOINTS_KEPT 4  /* last score per touchpoint */
 
 /* One UTC day of activity inside the trailing windows. */
@@ -39,9 +39,9 @@ typedef struct cx_open_send {
     bool has_code;
     char code[CX_ID_MAX + 1]; /* the send's own campaign_code */
     int64_t ts_ms;
-    int64_t end_ts_ms;  /* window end (inclusive); 0 while the campaign is unknown */
-    uint8_t group;      /* cx_group_t */
-    uint8_t responded;  /* bit 0 any response, bit 1 hard response */
+    int64_t end_ts_ms; /* window end (inclusive); 0 while the campaign is unknown */
+    uint8_t group;     /* cx_group_t */
+    uint8_t responded; /* bit 0 any response, bit 1 hard response */
 } cx_open_send_t;
 
 typedef struct cx_genre_count {
@@ -75,7 +75,7 @@ typedef struct cx_profile {
 
     /* BG/NBD on transaction days */
     int32_t first_tx_day, last_tx_day;
-    int64_t tx_days;                /* distinct transaction days (x + 1) */
+    int64_t tx_days;                 /* distinct transaction days (x + 1) */
     int64_t first_day_revenue_minor; /* revenue on first_tx_day */
     int64_t tx_revenue_minor;        /* revenue on all transaction days */
 
@@ -83,7 +83,7 @@ typedef struct cx_profile {
     int32_t play_days[CX_PLAY_DAYS_KEPT]; /* distinct retrieval-play days, ascending */
     uint8_t n_play_days;
     uint32_t play_days_total;
-    int64_t last_trigger_ts_ms; /* 0: none */
+    int64_t last_trigger_ts_ms;                  /* 0: none */
     int64_t last_trigger_due_ms[CX_TRIG__COUNT]; /* due time of the last trigger of each kind */
     cx_genre_count_t genres[CX_GENRES_KEPT];
 
@@ -123,7 +123,7 @@ typedef struct cx_profile {
 } cx_profile_t;
 
 void cx_profile_init(cx_profile_t *p, const char *customer_id); /* zeroed, segment -1 */
-void cx_profile_clear(cx_profile_t *p);                          /* frees buckets, keeps nothing */
+void cx_profile_clear(cx_profile_t *p);                         /* frees buckets, keeps nothing */
 /* Deep copy; dst must be cleared or freshly initialised. */
 cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src);
 
@@ -131,8 +131,8 @@ cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src);
 cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out);
 /* Decodes into p (cleared first, customer_id set from `customer_id`). CX_ERR_STATE on corrupt or
  * unknown-version input, with detail in errstr. */
-cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void *buf, size_t len,
-                           char *errstr, size_t errstr_size);
+cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void *buf, size_t len, char *errstr,
+                           size_t errstr_size);
 
 /* The bucket for `day`, created if absent (kept sorted). NULL on allocation failure. */
 cx_bucket_t *cx_profile_bucket(cx_profile_t *p, int32_t day);

@@ -39,20 +39,23 @@ static uint32_t crc32_ieee(const uint8_t *p, size_t n) {
     uint32_t c = 0xFFFFFFFFu;
     for (size_t i = 0; i < n; i++) {
         c ^= p[i];
-        for (int b = 0; b < 8; b++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+        for (int b = 0; b < 8; b++)
+            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
     }
     return ~c;
 }
 
 static cx_err_t put_u64le(cx_buf_t *b, uint64_t v) {
     uint8_t x[8];
-    for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
     return cx_buf_append(b, x, 8);
 }
 
 static uint64_t get_u64le(const uint8_t *p) {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 
@@ -77,8 +80,8 @@ static cx_err_t put_crc(cx_buf_t *out, size_t start) {
 }
 
 /* Checks magic, version and trailer; on success *body_end is where the CRC starts. */
-static cx_err_t check_frame(const uint8_t *p, size_t len, char m0, char m1, const char *what,
-                            size_t *body_end, char *errstr, size_t errstr_size) {
+static cx_err_t check_frame(const uint8_t *p, size_t len, char m0, char m1, const char *what, size_t *body_end,
+                            char *errstr, size_t errstr_size) {
     if (!p || len < 3 + 4) {
         cx_seterr(errstr, errstr_size, "%s: truncated (%zu bytes)", what, len);
         return CX_ERR_INVALID;
@@ -92,8 +95,8 @@ static cx_err_t check_frame(const uint8_t *p, size_t len, char m0, char m1, cons
         return CX_ERR_INVALID;
     }
     size_t end = len - 4;
-    uint32_t want = (uint32_t)p[end] | (uint32_t)p[end + 1] << 8 | (uint32_t)p[end + 2] << 16 |
-                    (uint32_t)p[end + 3] << 24;
+    uint32_t want =
+        (uint32_t)p[end] | (uint32_t)p[end + 1] << 8 | (uint32_t)p[end + 2] << 16 | (uint32_t)p[end + 3] << 24;
     if (crc32_ieee(p, end) != want) {
         cx_seterr(errstr, errstr_size, "%s: checksum mismatch", what);
         return CX_ERR_INVALID;
@@ -130,15 +133,17 @@ static const uint8_t *rd_bytes(reader_t *r, size_t n) {
     return q;
 }
 
-static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+static uint64_t sat_add(uint64_t a, uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* KLL                                                                                         */
 /* ------------------------------------------------------------------------------------------ */
 
-#define KLL_MIN_WIDTH 8
+#define KLL_MIN_WIDTH  8
 #define KLL_MAX_LEVELS 64 /* an item at level 63 already weighs 2^63 */
-#define KLL_SEED UINT64_C(0x9E3779B97F4A7C15)
+#define KLL_SEED       UINT64_C(0x9E3779B97F4A7C15)
 
 /* All retained items live in one buffer, the top level first and level 0 last, so that an add
  * is an append and a compaction's survivors land right where the level above ends:
@@ -160,9 +165,9 @@ struct cx_kll {
     uint32_t end[KLL_MAX_LEVELS + 1];
 };
 
-#define KLL_USED(s) ((size_t)(s)->end[0])
+#define KLL_USED(s)     ((size_t)(s)->end[0])
 #define KLL_START(s, h) ((s)->end[(h) + 1])
-#define KLL_LEN(s, h) ((s)->end[(h)] - (s)->end[(h) + 1])
+#define KLL_LEN(s, h)   ((s)->end[(h)] - (s)->end[(h) + 1])
 
 static uint64_t splitmix64(uint64_t *state) {
     uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
@@ -176,14 +181,16 @@ static uint64_t splitmix64(uint64_t *state) {
 static uint32_t kll_width(uint32_t k, uint32_t depth) {
     if (depth > 30) return KLL_MIN_WIDTH;
     uint64_t den = 1;
-    for (uint32_t i = 0; i < depth; i++) den *= 3;
+    for (uint32_t i = 0; i < depth; i++)
+        den *= 3;
     uint64_t w = (((uint64_t)k << depth) + den - 1) / den;
     return w < KLL_MIN_WIDTH ? KLL_MIN_WIDTH : (uint32_t)w;
 }
 
 static size_t kll_max_size(uint32_t k, uint32_t nlevels) {
     size_t m = 0;
-    for (uint32_t d = 0; d < nlevels; d++) m += kll_width(k, d);
+    for (uint32_t d = 0; d < nlevels; d++)
+        m += kll_width(k, d);
     return m;
 }
 
@@ -245,7 +252,8 @@ static bool kll_compact(cx_kll_t *s, uint32_t h) {
     /* An odd item out stays behind at level h: the smallest. */
     double leftover = L[0];
     uint32_t pick = odd + (uint32_t)(splitmix64(&s->rng) >> 63);
-    for (uint32_t i = 0; i < pairs; i++) L[i] = L[pick + 2 * i]; /* reads never trail writes */
+    for (uint32_t i = 0; i < pairs; i++)
+        L[i] = L[pick + 2 * i]; /* reads never trail writes */
     if (odd) L[pairs] = leftover;
     if (h + 1 == s->nlevels) {
         s->nlevels++;
@@ -256,7 +264,8 @@ static bool kll_compact(cx_kll_t *s, uint32_t h) {
     /* close the gap of `pairs` items left between level h and the levels below it */
     uint32_t old_end = s->end[h], new_end = start + pairs + odd;
     memmove(s->items + new_end, s->items + old_end, (KLL_USED(s) - old_end) * sizeof(double));
-    for (uint32_t j = 0; j <= h; j++) s->end[j] -= pairs;
+    for (uint32_t j = 0; j <= h; j++)
+        s->end[j] -= pairs;
     return true;
 }
 
@@ -266,7 +275,8 @@ static bool kll_compact(cx_kll_t *s, uint32_t h) {
 static void kll_compress(cx_kll_t *s) {
     while (KLL_USED(s) >= s->max_size) {
         uint32_t h = 0;
-        while (h < s->nlevels && KLL_LEN(s, h) < kll_width(s->k, s->nlevels - 1 - h)) h++;
+        while (h < s->nlevels && KLL_LEN(s, h) < kll_width(s->k, s->nlevels - 1 - h))
+            h++;
         if (h == s->nlevels || !kll_compact(s, h)) return; /* cannot happen; see above */
     }
 }
@@ -328,13 +338,27 @@ cx_err_t cx_kll_merge(cx_kll_t *dst, const cx_kll_t *src) {
     return CX_OK;
 }
 
-uint64_t cx_kll_count(const cx_kll_t *s) { return s ? s->n : 0; }
-uint32_t cx_kll_k(const cx_kll_t *s) { return s ? s->k : 0; }
-size_t cx_kll_retained(const cx_kll_t *s) { return s ? KLL_USED(s) : 0; }
-uint32_t cx_kll_levels(const cx_kll_t *s) { return s ? s->nlevels : 0; }
-double cx_kll_min(const cx_kll_t *s) { return s && s->n ? s->min : NAN; }
-double cx_kll_max(const cx_kll_t *s) { return s && s->n ? s->max : NAN; }
-size_t cx_kll_bytes(const cx_kll_t *s) { return s ? sizeof *s + s->cap * sizeof(double) : 0; }
+uint64_t cx_kll_count(const cx_kll_t *s) {
+    return s ? s->n : 0;
+}
+uint32_t cx_kll_k(const cx_kll_t *s) {
+    return s ? s->k : 0;
+}
+size_t cx_kll_retained(const cx_kll_t *s) {
+    return s ? KLL_USED(s) : 0;
+}
+uint32_t cx_kll_levels(const cx_kll_t *s) {
+    return s ? s->nlevels : 0;
+}
+double cx_kll_min(const cx_kll_t *s) {
+    return s && s->n ? s->min : NAN;
+}
+double cx_kll_max(const cx_kll_t *s) {
+    return s && s->n ? s->max : NAN;
+}
+size_t cx_kll_bytes(const cx_kll_t *s) {
+    return s ? sizeof *s + s->cap * sizeof(double) : 0;
+}
 
 double cx_kll_rank(const cx_kll_t *s, double v) {
     if (!s || s->n == 0 || isnan(v)) return NAN;
@@ -343,7 +367,8 @@ double cx_kll_rank(const cx_kll_t *s, double v) {
     uint64_t below = 0;
     for (uint32_t h = 0; h < s->nlevels; h++) {
         uint64_t c = 0;
-        for (uint32_t i = KLL_START(s, h); i < s->end[h]; i++) c += s->items[i] <= v;
+        for (uint32_t i = KLL_START(s, h); i < s->end[h]; i++)
+            c += s->items[i] <= v;
         below += c << h;
     }
     return (double)below / (double)s->n;
@@ -363,13 +388,15 @@ cx_err_t cx_kll_quantiles(const cx_kll_t *s, const double *qs, size_t nq, double
     if (!s || (nq && (!qs || !out))) return CX_ERR_INVALID;
     if (nq == 0) return CX_OK;
     if (s->n == 0) {
-        for (size_t i = 0; i < nq; i++) out[i] = NAN;
+        for (size_t i = 0; i < nq; i++)
+            out[i] = NAN;
         return CX_OK;
     }
     size_t r = KLL_USED(s);
     kll_weighted_t *view = malloc(r * sizeof *view);
     if (!view) {
-        for (size_t i = 0; i < nq; i++) out[i] = NAN;
+        for (size_t i = 0; i < nq; i++)
+            out[i] = NAN;
         return CX_ERR_NOMEM;
     }
     for (uint32_t h = 0; h < s->nlevels; h++)
@@ -377,7 +404,8 @@ cx_err_t cx_kll_quantiles(const cx_kll_t *s, const double *qs, size_t nq, double
             view[i] = (kll_weighted_t){s->items[i], UINT64_C(1) << h};
     qsort(view, r, sizeof *view, cmp_weighted);
     uint64_t cum = 0;
-    for (size_t i = 0; i < r; i++) view[i].w = cum += view[i].w;
+    for (size_t i = 0; i < r; i++)
+        view[i].w = cum += view[i].w;
     for (size_t j = 0; j < nq; j++) {
         double q = qs[j];
         if (!(q >= 0.0 && q <= 1.0)) {
@@ -392,8 +420,10 @@ cx_err_t cx_kll_quantiles(const cx_kll_t *s, const double *qs, size_t nq, double
             size_t lo = 0, hi = r - 1;
             while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
-                if ((double)view[mid].w >= target) hi = mid;
-                else lo = mid + 1;
+                if ((double)view[mid].w >= target)
+                    hi = mid;
+                else
+                    lo = mid + 1;
             }
             out[j] = view[lo].v;
         }
@@ -430,8 +460,7 @@ cx_err_t cx_kll_serialize(const cx_kll_t *s, cx_buf_t *out) {
     return e;
 }
 
-cx_err_t cx_kll_deserialize(const void *data, size_t len, cx_kll_t **out, char *errstr,
-                            size_t errstr_size) {
+cx_err_t cx_kll_deserialize(const void *data, size_t len, cx_kll_t **out, char *errstr, size_t errstr_size) {
     if (!out) return CX_ERR_INVALID;
     *out = NULL;
     size_t end;
@@ -534,7 +563,7 @@ typedef struct topk_slot {
 
 struct cx_topk {
     uint32_t m;
-    uint32_t size;      /* slots [0, size) are live */
+    uint32_t size; /* slots [0, size) are live */
     uint64_t total;
     topk_slot_t *slots; /* m */
     uint32_t *heap;     /* m slot indices; root = the counter to evict */
@@ -545,7 +574,8 @@ struct cx_topk {
 
 static uint64_t term_hash(const char *s, size_t n) {
     uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a, then a final mix for the low bits */
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * UINT64_C(0x100000001b3);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * UINT64_C(0x100000001b3);
     h ^= h >> 29;
     h *= UINT64_C(0xbf58476d1ce4e5b9);
     return h ^ (h >> 32);
@@ -558,8 +588,7 @@ static int term_cmp(const char *a, size_t alen, const char *b, size_t blen) {
 }
 
 /* The total "top" order: count desc, then term asc. Negative when a ranks before b. */
-static int rank_cmp(uint64_t ca, const char *ta, size_t la, uint64_t cb, const char *tb,
-                    size_t lb) {
+static int rank_cmp(uint64_t ca, const char *ta, size_t la, uint64_t cb, const char *tb, size_t lb) {
     if (ca != cb) return ca > cb ? -1 : 1;
     return term_cmp(ta, la, tb, lb);
 }
@@ -603,8 +632,7 @@ static void heap_down(cx_topk_t *t, uint32_t pos) {
 }
 
 /* Table position holding term, or the empty position where it would go. */
-static uint32_t table_find(const cx_topk_t *t, const char *term, size_t len, uint64_t hash,
-                           bool *found) {
+static uint32_t table_find(const cx_topk_t *t, const char *term, size_t len, uint64_t hash, bool *found) {
     uint32_t i = (uint32_t)hash & t->tmask;
     for (;;) {
         int32_t idx = t->table[i];
@@ -644,7 +672,8 @@ cx_topk_t *cx_topk_new(uint32_t m) {
     cx_topk_t *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     uint32_t tsize = 1;
-    while (tsize < 2 * m) tsize <<= 1; /* load factor ≤ 1/2 */
+    while (tsize < 2 * m)
+        tsize <<= 1; /* load factor ≤ 1/2 */
     t->m = m;
     t->tmask = tsize - 1;
     t->slots = malloc((size_t)m * sizeof *t->slots);
@@ -675,8 +704,8 @@ void cx_topk_reset(cx_topk_t *t) {
 }
 
 /* Monitors a term not yet present (size < m), at table position pos. */
-static void topk_insert(cx_topk_t *t, uint32_t pos, const char *term, size_t len, uint64_t hash,
-                        uint64_t count, uint64_t err) {
+static void topk_insert(cx_topk_t *t, uint32_t pos, const char *term, size_t len, uint64_t hash, uint64_t count,
+                        uint64_t err) {
     uint32_t idx = t->size++;
     topk_slot_t *sl = &t->slots[idx];
     sl->count = count;
@@ -727,7 +756,9 @@ static uint64_t topk_floor(const cx_topk_t *t) {
     return t->size == t->m ? t->slots[t->heap[0]].count : 0;
 }
 
-static int cmp_slot_rank(const void *a, const void *b) { return slot_rank_cmp(a, b); }
+static int cmp_slot_rank(const void *a, const void *b) {
+    return slot_rank_cmp(a, b);
+}
 
 cx_err_t cx_topk_merge(cx_topk_t *dst, const cx_topk_t *src) {
     if (!dst || !src || dst == src) return CX_ERR_INVALID;
@@ -765,8 +796,7 @@ cx_err_t cx_topk_merge(cx_topk_t *dst, const cx_topk_t *src) {
     for (size_t i = 0; i < c && i < dst->m; i++) {
         bool found;
         uint32_t pos = table_find(dst, cand[i].term, cand[i].len, cand[i].hash, &found);
-        topk_insert(dst, pos, cand[i].term, cand[i].len, cand[i].hash, cand[i].count,
-                    cand[i].err);
+        topk_insert(dst, pos, cand[i].term, cand[i].len, cand[i].hash, cand[i].count, cand[i].err);
     }
     free(cand);
     return CX_OK;
@@ -776,7 +806,9 @@ static int item_rank_cmp(const cx_topk_item_t *a, const cx_topk_item_t *b) {
     return rank_cmp(a->count, a->term, a->len, b->count, b->term, b->len);
 }
 
-static int cmp_item_rank(const void *a, const void *b) { return item_rank_cmp(a, b); }
+static int cmp_item_rank(const void *a, const void *b) {
+    return item_rank_cmp(a, b);
+}
 
 static void item_from_slot(cx_topk_item_t *it, const topk_slot_t *sl) {
     memcpy(it->term, sl->term, sl->len);
@@ -804,8 +836,10 @@ size_t cx_topk_top(const cx_topk_t *t, size_t n, cx_topk_item_t *out) {
     if (!t || !out || n == 0) return 0;
     size_t r = n < t->size ? n : t->size;
     /* Select the r best into a heap whose root is the worst kept, then sort it. */
-    for (size_t i = 0; i < r; i++) item_from_slot(&out[i], &t->slots[i]);
-    for (size_t i = r / 2; i-- > 0;) item_heap_down(out, r, i);
+    for (size_t i = 0; i < r; i++)
+        item_from_slot(&out[i], &t->slots[i]);
+    for (size_t i = r / 2; i-- > 0;)
+        item_heap_down(out, r, i);
     for (size_t i = r; i < t->size; i++) {
         const topk_slot_t *sl = &t->slots[i];
         if (rank_cmp(sl->count, sl->term, sl->len, out[0].count, out[0].term, out[0].len) < 0) {
@@ -817,9 +851,15 @@ size_t cx_topk_top(const cx_topk_t *t, size_t n, cx_topk_item_t *out) {
     return r;
 }
 
-uint64_t cx_topk_total(const cx_topk_t *t) { return t ? t->total : 0; }
-uint32_t cx_topk_capacity(const cx_topk_t *t) { return t ? t->m : 0; }
-size_t cx_topk_size(const cx_topk_t *t) { return t ? t->size : 0; }
+uint64_t cx_topk_total(const cx_topk_t *t) {
+    return t ? t->total : 0;
+}
+uint32_t cx_topk_capacity(const cx_topk_t *t) {
+    return t ? t->m : 0;
+}
+size_t cx_topk_size(const cx_topk_t *t) {
+    return t ? t->size : 0;
+}
 
 size_t cx_topk_bytes(const cx_topk_t *t) {
     if (!t) return 0;
@@ -849,8 +889,7 @@ cx_err_t cx_topk_serialize(const cx_topk_t *t, cx_buf_t *out) {
     return e;
 }
 
-cx_err_t cx_topk_deserialize(const void *data, size_t len, cx_topk_t **out, char *errstr,
-                             size_t errstr_size) {
+cx_err_t cx_topk_deserialize(const void *data, size_t len, cx_topk_t **out, char *errstr, size_t errstr_size) {
     if (!out) return CX_ERR_INVALID;
     *out = NULL;
     size_t end;
@@ -878,8 +917,7 @@ cx_err_t cx_topk_deserialize(const void *data, size_t len, cx_topk_t **out, char
         const char *term = (const char *)rd_bytes(&r, r.ok && tl <= CX_TOPK_TERM_MAX ? tl : 0);
         uint64_t count = rd_uvarint(&r), err = rd_uvarint(&r);
         if (!r.ok) break;
-        if (tl == 0 || tl > CX_TOPK_TERM_MAX || count == 0 || err > count ||
-            count - err > total) {
+        if (tl == 0 || tl > CX_TOPK_TERM_MAX || count == 0 || err > count || count - err > total) {
             cx_seterr(errstr, errstr_size, "topk: bad item %" PRIu64, i);
             e = CX_ERR_INVALID;
             goto done;

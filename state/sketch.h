@@ -42,8 +42,8 @@
  * ------------------------------------------------------------------------------------------- */
 
 #define CX_KLL_DEFAULT_K 400
-#define CX_KLL_MIN_K 8
-#define CX_KLL_MAX_K 65535
+#define CX_KLL_MIN_K     8
+#define CX_KLL_MAX_K     65535
 
 typedef struct cx_kll cx_kll_t;
 
@@ -71,13 +71,13 @@ cx_err_t cx_kll_quantiles(const cx_kll_t *s, const double *qs, size_t nq, double
  * the maximum). NaN when empty. Allocation-free, O(r). */
 double cx_kll_rank(const cx_kll_t *s, double v);
 
-uint64_t cx_kll_count(const cx_kll_t *s);    /* values added (including via merges) */
+uint64_t cx_kll_count(const cx_kll_t *s); /* values added (including via merges) */
 uint32_t cx_kll_k(const cx_kll_t *s);
-size_t cx_kll_retained(const cx_kll_t *s);   /* doubles held: the memory bound's measure */
+size_t cx_kll_retained(const cx_kll_t *s); /* doubles held: the memory bound's measure */
 uint32_t cx_kll_levels(const cx_kll_t *s);
-double cx_kll_min(const cx_kll_t *s);        /* exact; NaN when empty */
-size_t cx_kll_bytes(const cx_kll_t *s);      /* heap bytes held, for the state-size metric */
-double cx_kll_max(const cx_kll_t *s);        /* exact; NaN when empty */
+double cx_kll_min(const cx_kll_t *s);   /* exact; NaN when empty */
+size_t cx_kll_bytes(const cx_kll_t *s); /* heap bytes held, for the state-size metric */
+double cx_kll_max(const cx_kll_t *s);   /* exact; NaN when empty */
 
 /* Empties the sketch and restarts its coin flips, keeping k and the allocated buffers: a reset
  * sketch fed the same values produces the same bytes as a fresh one. */
@@ -90,8 +90,7 @@ cx_err_t cx_kll_serialize(const cx_kll_t *s, cx_buf_t *out);
 /* Rejects (CX_ERR_INVALID, reason in errstr) anything that is not exactly one well-formed
  * sketch: bad magic/version/checksum, truncation, trailing bytes, non-finite or out-of-order
  * values, weights that do not add up to n, or a size beyond the k's bound. */
-cx_err_t cx_kll_deserialize(const void *data, size_t len, cx_kll_t **out, char *errstr,
-                            size_t errstr_size);
+cx_err_t cx_kll_deserialize(const void *data, size_t len, cx_kll_t **out, char *errstr, size_t errstr_size);
 
 /* ---------------------------------------------------------------------------------------------
  * Space-Saving heavy hitters
@@ -112,7 +111,7 @@ cx_err_t cx_kll_deserialize(const void *data, size_t len, cx_kll_t **out, char *
  * ------------------------------------------------------------------------------------------- */
 
 #define CX_TOPK_TERM_MAX 48
-#define CX_TOPK_MAX_M (1u << 20)
+#define CX_TOPK_MAX_M    (1u << 20)
 
 typedef struct cx_topk cx_topk_t;
 
@@ -147,7 +146,6 @@ void cx_topk_reset(cx_topk_t *t);
 
 /* Versioned, canonical encoding (magic "TK"; items in top order; CRC-32 trailer). */
 cx_err_t cx_topk_serialize(const cx_topk_t *t, cx_buf_t *out);
-cx_err_t cx_topk_deserialize(const void *data, size_t len, cx_topk_t **out, char *errstr,
-                             size_t errstr_size);
+cx_err_t cx_topk_deserialize(const void *data, size_t len, cx_topk_t **out, char *errstr, size_t errstr_size);
 
 #endif

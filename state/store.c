@@ -85,26 +85,28 @@ cx_err_t cx_store_key(cx_buf_t *out, uint16_t part, char tag, const void *rest, 
 cx_err_t cx_store_timer_key(cx_buf_t *out, uint16_t part, int64_t due_ms, const char *cid) {
     uint8_t d[8];
     uint64_t u = (uint64_t)due_ms ^ (UINT64_C(1) << 63);
-    for (int i = 0; i < 8; i++) d[i] = (uint8_t)(u >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        d[i] = (uint8_t)(u >> (56 - 8 * i));
     cx_err_t e = cx_store_key(out, part, CX_KEY_TIMER, d, 8);
     return e == CX_OK ? cx_buf_append(out, cid, strlen(cid)) : e;
 }
 
-bool cx_store_timer_key_parse(const void *key, size_t len, uint16_t *part, int64_t *due_ms,
-                              const char **cid, size_t *cid_len) {
+bool cx_store_timer_key_parse(const void *key, size_t len, uint16_t *part, int64_t *due_ms, const char **cid,
+                              size_t *cid_len) {
     const uint8_t *k = key;
     if (len < 12 || k[2] != CX_KEY_TIMER) return false;
     *part = (uint16_t)((k[0] << 8) | k[1]);
     uint64_t u = 0;
-    for (int i = 0; i < 8; i++) u = (u << 8) | k[3 + i];
+    for (int i = 0; i < 8; i++)
+        u = (u << 8) | k[3 + i];
     *due_ms = (int64_t)(u ^ (UINT64_C(1) << 63));
     *cid = (const char *)k + 11;
     *cid_len = len - 11;
     return true;
 }
 
-cx_err_t cx_store_get(cx_store_t *s, const void *key, size_t klen, cx_buf_t *val, bool *found,
-                      char *errstr, size_t errstr_size) {
+cx_err_t cx_store_get(cx_store_t *s, const void *key, size_t klen, cx_buf_t *val, bool *found, char *errstr,
+                      size_t errstr_size) {
     char *err = NULL;
     size_t vlen = 0;
     char *v = rocksdb_get(s->db, s->ropts, key, klen, &vlen, &err);
@@ -135,7 +137,9 @@ void cx_store_batch_destroy(cx_store_batch_t *b) {
     free(b);
 }
 
-void cx_store_batch_clear(cx_store_batch_t *b) { rocksdb_writebatch_clear(b->wb); }
+void cx_store_batch_clear(cx_store_batch_t *b) {
+    rocksdb_writebatch_clear(b->wb);
+}
 
 void cx_store_batch_put(cx_store_batch_t *b, const void *k, size_t kl, const void *v, size_t vl) {
     rocksdb_writebatch_put(b->wb, k, kl, v, vl);
@@ -145,7 +149,9 @@ void cx_store_batch_delete(cx_store_batch_t *b, const void *k, size_t kl) {
     rocksdb_writebatch_delete(b->wb, k, kl);
 }
 
-size_t cx_store_batch_count(const cx_store_batch_t *b) { return (size_t)rocksdb_writebatch_count(b->wb); }
+size_t cx_store_batch_count(const cx_store_batch_t *b) {
+    return (size_t)rocksdb_writebatch_count(b->wb);
+}
 
 typedef struct batch_each {
     void (*cb)(void *opaque, const void *k, size_t kl, const void *v, size_t vl);
@@ -179,8 +185,8 @@ cx_err_t cx_store_write(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t
     return CX_OK;
 }
 
-cx_err_t cx_store_scan(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl,
-                       cx_store_scan_cb cb, void *opaque, char *errstr, size_t errstr_size) {
+cx_err_t cx_store_scan(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl, cx_store_scan_cb cb,
+                       void *opaque, char *errstr, size_t errstr_size) {
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_iterate_upper_bound(ro, to, tl);
     rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
@@ -203,8 +209,8 @@ cx_err_t cx_store_scan(cx_store_t *s, const void *from, size_t fl, const void *t
     return rc;
 }
 
-cx_err_t cx_store_scan_tag(cx_store_t *s, uint16_t part, char tag, cx_store_scan_cb cb, void *opaque,
-                           char *errstr, size_t errstr_size) {
+cx_err_t cx_store_scan_tag(cx_store_t *s, uint16_t part, char tag, cx_store_scan_cb cb, void *opaque, char *errstr,
+                           size_t errstr_size) {
     uint8_t from[3] = {(uint8_t)(part >> 8), (uint8_t)part, (uint8_t)tag};
     uint8_t to[3] = {(uint8_t)(part >> 8), (uint8_t)part, (uint8_t)(tag + 1)};
     return cx_store_scan(s, from, 3, to, 3, cb, opaque, errstr, errstr_size);

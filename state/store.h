@@ -22,9 +22,9 @@ typedef struct cx_store cx_store_t;
 typedef struct cx_store_batch cx_store_batch_t;
 
 typedef struct cx_store_opts {
-    const char *dir;        /* NULL: in-memory (replay, tests) */
-    size_t block_cache_mb;  /* default 64 */
-    bool sync;              /* fsync each flush (default false: the changelog is the backup) */
+    const char *dir;       /* NULL: in-memory (replay, tests) */
+    size_t block_cache_mb; /* default 64 */
+    bool sync;             /* fsync each flush (default false: the changelog is the backup) */
 } cx_store_opts_t;
 
 cx_store_t *cx_store_open(const cx_store_opts_t *o, char *errstr, size_t errstr_size);
@@ -37,12 +37,12 @@ cx_err_t cx_store_key(cx_buf_t *out, uint16_t part, char tag, const void *rest, 
 /* Timer key: [part]['T'][due BE, sign-flipped][customer_id]. */
 cx_err_t cx_store_timer_key(cx_buf_t *out, uint16_t part, int64_t due_ms, const char *cid);
 /* Splits a timer key; false if it is not one. cid points into key (length *cid_len). */
-bool cx_store_timer_key_parse(const void *key, size_t len, uint16_t *part, int64_t *due_ms,
-                              const char **cid, size_t *cid_len);
+bool cx_store_timer_key_parse(const void *key, size_t len, uint16_t *part, int64_t *due_ms, const char **cid,
+                              size_t *cid_len);
 
 /* Point read: *found false and CX_OK when absent. */
-cx_err_t cx_store_get(cx_store_t *s, const void *key, size_t klen, cx_buf_t *val, bool *found,
-                      char *errstr, size_t errstr_size);
+cx_err_t cx_store_get(cx_store_t *s, const void *key, size_t klen, cx_buf_t *val, bool *found, char *errstr,
+                      size_t errstr_size);
 
 cx_store_batch_t *cx_store_batch_new(void);
 void cx_store_batch_destroy(cx_store_batch_t *b);
@@ -58,11 +58,11 @@ cx_err_t cx_store_write(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t
 
 /* Iterates keys in [from, to) in order; cb returns false to stop. */
 typedef bool (*cx_store_scan_cb)(void *opaque, const void *k, size_t kl, const void *v, size_t vl);
-cx_err_t cx_store_scan(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl,
-                       cx_store_scan_cb cb, void *opaque, char *errstr, size_t errstr_size);
+cx_err_t cx_store_scan(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl, cx_store_scan_cb cb,
+                       void *opaque, char *errstr, size_t errstr_size);
 /* Scans every key of `part` with tag `tag`. */
-cx_err_t cx_store_scan_tag(cx_store_t *s, uint16_t part, char tag, cx_store_scan_cb cb, void *opaque,
-                           char *errstr, size_t errstr_size);
+cx_err_t cx_store_scan_tag(cx_store_t *s, uint16_t part, char tag, cx_store_scan_cb cb, void *opaque, char *errstr,
+                           size_t errstr_size);
 
 /* Deletes every key of a partition (DeleteRange). */
 cx_err_t cx_store_drop_partition(cx_store_t *s, uint16_t part, char *errstr, size_t errstr_size);

@@ -20,7 +20,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   librdkafka-dev libavro-dev librocksdb-dev libcriterion-dev libmicrohttpd-dev libjansson-dev
   libcurl4-openssl-dev
-  kcat maven openjdk-17-jre-headless python3-venv python3-pip
+  kcat maven openjdk-17-jre-headless python3-venv python3-pip clang-format
   chromium
 )
 missing=()

@@ -62,6 +62,19 @@ run_ctest() {
   rm -f "$out"
 }
 
+# Formatting: one .clang-format at the root, enforced here (STYLE.md); counts as one test.
+note "clang-format"
+if command -v clang-format >/dev/null 2>&1; then
+  if git -C "$ROOT" ls-files 'processor/*.[ch]' 'state/*.[ch]' 'tests/*.[ch]' |
+     (cd "$ROOT" && xargs clang-format --dry-run --Werror); then
+    PASSED=$((PASSED + 1)); STEPS+=("clang-format: 1 passed, 0 failed")
+  else
+    FAILED=$((FAILED + 1)); STEPS+=("clang-format: 0 passed, 1 failed (run: clang-format -i on the files named above)")
+  fi
+else
+  FAILED=$((FAILED + 1)); STEPS+=("clang-format: not installed (bash tools/setup.sh)")
+fi
+
 if build build; then
   run_ctest build unit "$JOBS"
   run_ctest build integration 1

@@ -28,7 +28,7 @@
 #include "pipeline.h"
 
 #define CHUNK_EVENTS 1000000
-#define FLUSH_EVERY 100000
+#define FLUSH_EVERY  100000
 
 typedef struct bench_sink {
     cx_codec_t *codec;
@@ -48,9 +48,9 @@ static cx_err_t sink_emit(void *opaque, cx_record_kind_t kind, const char *key, 
 }
 
 typedef struct chunk {
-    uint8_t *data;    /* concatenated wire records */
-    uint32_t *len;    /* per record */
-    uint8_t *kind;    /* cx_record_kind_t */
+    uint8_t *data; /* concatenated wire records */
+    uint32_t *len; /* per record */
+    uint8_t *kind; /* cx_record_kind_t */
     size_t n, used, cap;
 } chunk_t;
 
@@ -68,8 +68,8 @@ static uint64_t splitmix(uint64_t *x) {
 }
 
 /* Encodes events [first, first + n) into c. */
-static int encode_chunk(cx_codec_t *codec, chunk_t *c, uint64_t first, size_t n, uint64_t total,
-                        uint64_t customers, int64_t start_ms, int64_t span_ms) {
+static int encode_chunk(cx_codec_t *codec, chunk_t *c, uint64_t first, size_t n, uint64_t total, uint64_t customers,
+                        int64_t start_ms, int64_t span_ms) {
     static const char *genres[] = {"drama", "comedy", "action", "documentary", "kids", "thriller"};
     static const char *devices[] = {"tv", "mobile", "web", "tablet"};
     cx_buf_t b = {0};
@@ -96,8 +96,7 @@ static int encode_chunk(cx_codec_t *codec, chunk_t *c, uint64_t first, size_t n,
             ev.type = CX_EV_PURCHASE;
             kind = CX_REC_PURCHASE;
             ev.u.purchase.has_title_id = true;
-            snprintf(ev.u.purchase.title_id, sizeof ev.u.purchase.title_id, "t%05u",
-                     (unsigned)((r2 >> 8) % 20000));
+            snprintf(ev.u.purchase.title_id, sizeof ev.u.purchase.title_id, "t%05u", (unsigned)((r2 >> 8) % 20000));
             ev.u.purchase.kind = (cx_purchase_kind_t)((r2 >> 24) % 2);
             ev.u.purchase.amount_minor = 199 + (int64_t)((r2 >> 32) % 2000);
             strcpy(ev.u.purchase.currency, "EUR");
@@ -109,7 +108,8 @@ static int encode_chunk(cx_codec_t *codec, chunk_t *c, uint64_t first, size_t n,
         }
         if (c->used + b.len > c->cap) {
             size_t cap = c->cap ? c->cap * 2 : (size_t)64 << 20;
-            while (cap < c->used + b.len) cap *= 2;
+            while (cap < c->used + b.len)
+                cap *= 2;
             uint8_t *d = realloc(c->data, cap);
             if (!d) return -1;
             c->data = d;
@@ -147,7 +147,8 @@ static cx_err_t drain(run_t *r, uint16_t part, int64_t wm) {
 
 /* The timed work: what `run` does per record between poll and produce. */
 __attribute__((noinline)) static cx_err_t process_chunk(run_t *r, const chunk_t *c) {
-    cx_check_opts_t chk = {.min_ts_ms = r->cfg->input_min_ts_ms, .max_future_ms = r->cfg->input_max_future_ms,
+    cx_check_opts_t chk = {.min_ts_ms = r->cfg->input_min_ts_ms,
+                           .max_future_ms = r->cfg->input_max_future_ms,
                            .currencies = (const char *const *)r->cfg->currencies,
                            .n_currencies = r->cfg->n_currencies};
     const uint8_t *p = c->data;
@@ -190,10 +191,11 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-    static const struct option opts[] = {{"events", required_argument, 0, 'n'},  {"customers", required_argument, 0, 'c'},
-                                         {"days", required_argument, 0, 'd'},    {"partitions", required_argument, 0, 'p'},
-                                         {"enriched", required_argument, 0, 'e'}, {"dir", required_argument, 0, 'D'},
-                                         {"set", required_argument, 0, 's'},      {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"events", required_argument, 0, 'n'},   {"customers", required_argument, 0, 'c'},
+        {"days", required_argument, 0, 'd'},     {"partitions", required_argument, 0, 'p'},
+        {"enriched", required_argument, 0, 'e'}, {"dir", required_argument, 0, 'D'},
+        {"set", required_argument, 0, 's'},      {0, 0, 0, 0}};
     uint64_t n_events = 1000000, customers = 100000;
     int days = 90, partitions = 4, enriched = 0, o, status = 1;
     const char *dir = NULL;
@@ -261,7 +263,8 @@ int main(int argc, char **argv) {
         }
         wire_bytes += ch.used;
         getrusage(RUSAGE_SELF, &ru);
-        cpu0 = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+        cpu0 = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+               ru.ru_stime.tv_usec / 1e6;
         double t0 = now_s();
         if (process_chunk(&r, &ch) != CX_OK) goto fail;
         busy += now_s() - t0;

@@ -31,7 +31,7 @@
 
 #define MH_PARTS 4
 /* Kafka protocol ApiKeys (rdkafka_protocol.h is not installed) */
-#define MH_API_PRODUCE 0
+#define MH_API_PRODUCE       0
 #define MH_API_OFFSET_COMMIT 8
 
 static int64_t mh_mono_ms(void) {
@@ -81,13 +81,22 @@ static void mh_cluster_start(mh_cluster_t *c, const cx_config_t *cfg) {
     c->mc = rd_kafka_handle_mock_cluster(c->rk);
     cr_assert(c->mc);
     snprintf(c->bootstraps, sizeof c->bootstraps, "%s", rd_kafka_mock_cluster_bootstraps(c->mc));
-    const struct { const char *name; int parts; } t[] = {
-        {cfg->topic_play, MH_PARTS},          {cfg->topic_purchase, MH_PARTS},
-        {cfg->topic_email_send, MH_PARTS},    {cfg->topic_survey, MH_PARTS},
-        {cfg->topic_campaigns, 1},            {cfg->topic_segment_changes, MH_PARTS},
-        {cfg->topic_disengagement_triggers, MH_PARTS}, {cfg->topic_campaign_responses, MH_PARTS},
-        {cfg->topic_campaign_kpis, MH_PARTS}, {cfg->topic_enriched, MH_PARTS},
-        {cfg->topic_dlq, MH_PARTS},           {cfg->topic_changelog, MH_PARTS},
+    const struct {
+        const char *name;
+        int parts;
+    } t[] = {
+        {cfg->topic_play, MH_PARTS},
+        {cfg->topic_purchase, MH_PARTS},
+        {cfg->topic_email_send, MH_PARTS},
+        {cfg->topic_survey, MH_PARTS},
+        {cfg->topic_campaigns, 1},
+        {cfg->topic_segment_changes, MH_PARTS},
+        {cfg->topic_disengagement_triggers, MH_PARTS},
+        {cfg->topic_campaign_responses, MH_PARTS},
+        {cfg->topic_campaign_kpis, MH_PARTS},
+        {cfg->topic_enriched, MH_PARTS},
+        {cfg->topic_dlq, MH_PARTS},
+        {cfg->topic_changelog, MH_PARTS},
         {cfg->topic_partials, 1},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
@@ -142,7 +151,7 @@ static rd_kafka_t *mh_producer_new(const char *bootstraps) {
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *kv[] = {"bootstrap.servers", bootstraps, "partitioner", "murmur2_random", "enable.idempotence", "true",
-                        "linger.ms", "0", NULL};
+                        "linger.ms",         "0",        NULL};
     for (size_t i = 0; kv[i]; i += 2)
         cr_assert_eq(rd_kafka_conf_set(conf, kv[i], kv[i + 1], err, sizeof err), RD_KAFKA_CONF_OK, "%s", err);
     rd_kafka_conf_set_dr_msg_cb(conf, mh_dr_cb);
@@ -152,14 +161,14 @@ static rd_kafka_t *mh_producer_new(const char *bootstraps) {
 }
 
 /* Produces one record and waits for its delivery report (sent may be NULL). */
-static void mh_produce(rd_kafka_t *p, const char *topic, const char *key, const void *val, size_t len, mh_sent_t *sent) {
+static void mh_produce(rd_kafka_t *p, const char *topic, const char *key, const void *val, size_t len,
+                       mh_sent_t *sent) {
     mh_sent_t local = {0};
     if (!sent) sent = &local;
     memset(sent, 0, sizeof *sent);
-    rd_kafka_resp_err_t err = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                                                RD_KAFKA_V_VALUE((void *)val, len),
-                                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(sent),
-                                                RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)val, len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(sent), RD_KAFKA_V_END);
     cr_assert_eq(err, RD_KAFKA_RESP_ERR_NO_ERROR, "produce to %s: %s", topic, rd_kafka_err2str(err));
     cr_assert_eq(rd_kafka_flush(p, 10000), RD_KAFKA_RESP_ERR_NO_ERROR, "flush");
     cr_assert(sent->done && !sent->err, "delivery to %s: %s", topic, rd_kafka_err2str(sent->err));
@@ -176,8 +185,8 @@ typedef struct mh_offsets {
 static void mh_offsets_read(const cx_config_t *cfg, const char *bootstraps, mh_offsets_t *o) {
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *kv[] = {"bootstrap.servers", bootstraps, "group.id", cfg->group_id, "enable.auto.commit", "false",
-                        NULL};
+    const char *kv[] = {"bootstrap.servers",  bootstraps, "group.id", cfg->group_id,
+                        "enable.auto.commit", "false",    NULL};
     for (size_t i = 0; kv[i]; i += 2)
         cr_assert_eq(rd_kafka_conf_set(conf, kv[i], kv[i + 1], err, sizeof err), RD_KAFKA_CONF_OK, "%s", err);
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
@@ -187,7 +196,8 @@ static void mh_offsets_read(const cx_config_t *cfg, const char *bootstraps, mh_o
     for (int i = 0; i < CX_INPUTS; i++)
         for (int32_t p = 0; p < MH_PARTS; p++) {
             int64_t lo = 0, hi = 0;
-            cr_assert_eq(rd_kafka_query_watermark_offsets(c, topics[i], p, &lo, &hi, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+            cr_assert_eq(rd_kafka_query_watermark_offsets(c, topics[i], p, &lo, &hi, 10000),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
             o->end[i][p] = hi;
             rd_kafka_topic_partition_list_add(l, topics[i], p);
         }
@@ -277,8 +287,8 @@ static void mh_read_topic(const char *bootstraps, const char *topic, mh_recs_t *
     char err[256];
     memset(out, 0, sizeof *out);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *kv[] = {"bootstrap.servers", bootstraps, "group.id", "mh-reader", "enable.auto.commit", "false",
-                        "enable.partition.eof", "false", NULL};
+    const char *kv[] = {"bootstrap.servers",    bootstraps, "group.id", "mh-reader", "enable.auto.commit", "false",
+                        "enable.partition.eof", "false",    NULL};
     for (size_t i = 0; kv[i]; i += 2)
         cr_assert_eq(rd_kafka_conf_set(conf, kv[i], kv[i + 1], err, sizeof err), RD_KAFKA_CONF_OK, "%s", err);
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
@@ -371,7 +381,9 @@ typedef struct mh_set {
     size_t n;
 } mh_set_t;
 
-static int mh_strcmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int mh_strcmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static mh_set_t mh_set_of(const mh_recs_t *rs) {
     mh_set_t set = {calloc(rs->n + 1, sizeof(char *)), 0};
@@ -380,7 +392,8 @@ static mh_set_t mh_set_of(const mh_recs_t *rs) {
         size_t cap = strlen(r->key) + 2 * r->vlen + 512;
         char *s = malloc(cap);
         size_t k = (size_t)snprintf(s, cap, "%s|", r->key);
-        for (size_t j = 0; j < r->vlen; j++) k += (size_t)snprintf(s + k, cap - k, "%02x", r->val[j]);
+        for (size_t j = 0; j < r->vlen; j++)
+            k += (size_t)snprintf(s + k, cap - k, "%02x", r->val[j]);
         snprintf(s + k, cap - k, "|%s|%s|%s|%s", r->hdr_error ? r->hdr_error : "", r->hdr_topic ? r->hdr_topic : "",
                  r->hdr_partition ? r->hdr_partition : "", r->hdr_offset ? r->hdr_offset : "");
         set.s[set.n++] = s;
@@ -399,7 +412,8 @@ static mh_set_t mh_set_of(const mh_recs_t *rs) {
 }
 
 static void mh_set_free(mh_set_t *set) {
-    for (size_t i = 0; i < set->n; i++) free(set->s[i]);
+    for (size_t i = 0; i < set->n; i++)
+        free(set->s[i]);
     free(set->s);
     memset(set, 0, sizeof *set);
 }

@@ -48,7 +48,9 @@ static bool f_lock(void *o, int timeout_ms) {
     ts.tv_nsec %= 1000000000L;
     return pthread_mutex_timedlock(&f->mu, &ts) == 0;
 }
-static void f_unlock(void *o) { pthread_mutex_unlock(&((fake_t *)o)->mu); }
+static void f_unlock(void *o) {
+    pthread_mutex_unlock(&((fake_t *)o)->mu);
+}
 static bool f_alive(void *o, const char **state) {
     (void)o;
     *state = "ok";
@@ -59,7 +61,9 @@ static bool f_ready(void *o, cx_buf_t *m) {
     cx_buf_appendf(m, "\"state\":\"%s\"", f->ready ? "running" : "starting");
     return f->ready;
 }
-static cx_pipeline_t *f_pipeline(void *o) { return ((fake_t *)o)->pl; }
+static cx_pipeline_t *f_pipeline(void *o) {
+    return ((fake_t *)o)->pl;
+}
 static int32_t f_partitions(void *o) {
     (void)o;
     return 2;
@@ -109,7 +113,8 @@ static void setup(void) {
     ev.u.purchase.amount_minor = 1299;
     memcpy(ev.u.purchase.currency, "SEK", 4);
     bool more = true;
-    while (more) cr_assert_eq(cx_pipeline_advance(F.pl, 0, ev.ts_ms, &more, err, sizeof err), CX_OK, "%s", err);
+    while (more)
+        cr_assert_eq(cx_pipeline_advance(F.pl, 0, ev.ts_ms, &more, err, sizeof err), CX_OK, "%s", err);
     cr_assert_eq(cx_pipeline_event(F.pl, 0, &ev, -1, err, sizeof err), CX_OK, "%s", err);
 
     cx_http_provider_t prov = {&F, f_lock, f_unlock, f_alive, f_ready, f_pipeline, f_partitions, f_metrics, NULL};
@@ -375,7 +380,8 @@ Test(http, processor_holding_its_lock_gives_503_not_a_hang) {
 static void apply(const cx_event_t *ev) {
     char err[256];
     bool more = true;
-    while (more) cr_assert_eq(cx_pipeline_advance(F.pl, 0, ev->ts_ms, &more, err, sizeof err), CX_OK, "%s", err);
+    while (more)
+        cr_assert_eq(cx_pipeline_advance(F.pl, 0, ev->ts_ms, &more, err, sizeof err), CX_OK, "%s", err);
     cr_assert_eq(cx_pipeline_event(F.pl, 0, ev, -1, err, sizeof err), CX_OK, "%s", err);
 }
 
@@ -428,11 +434,24 @@ TestSuite(http_campaigns, .init = setup_campaigns, .fini = teardown, .timeout = 
 
 /* Every CampaignKpi field of schemas/campaign_kpi.avsc, in schema order. */
 static void assert_kpi_object(json_t *k) {
-    static const char *const fields[] = {"campaign_id", "ts", "as_of_ts", "sent_test", "sent_control",
-                                         "responders_test_any", "responders_test_hard", "responders_control_any",
-                                         "responders_control_hard", "retrievals", "purchases", "turnover_minor",
-                                         "revenue_per_responder_minor", "response_rate_test",
-                                         "response_rate_control", "lift", "lift_p_value", "closed"};
+    static const char *const fields[] = {"campaign_id",
+                                         "ts",
+                                         "as_of_ts",
+                                         "sent_test",
+                                         "sent_control",
+                                         "responders_test_any",
+                                         "responders_test_hard",
+                                         "responders_control_any",
+                                         "responders_control_hard",
+                                         "retrievals",
+                                         "purchases",
+                                         "turnover_minor",
+                                         "revenue_per_responder_minor",
+                                         "response_rate_test",
+                                         "response_rate_control",
+                                         "lift",
+                                         "lift_p_value",
+                                         "closed"};
     cr_assert(json_is_object(k));
     cr_assert_eq(json_object_size(k), sizeof fields / sizeof fields[0]);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
@@ -486,7 +505,8 @@ Test(http_campaigns, dashboard_campaign_table_reads_fields_the_api_has) {
         if (strncmp(p, "k.", 2) != 0 || (p > fn && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))) continue;
         char name[64];
         size_t n = 0;
-        for (p += 2; (isalnum((unsigned char)*p) || *p == '_') && n < sizeof name - 1; p++) name[n++] = *p;
+        for (p += 2; (isalnum((unsigned char)*p) || *p == '_') && n < sizeof name - 1; p++)
+            name[n++] = *p;
         name[n] = 0;
         cr_assert(json_object_get(k, name), "dashboard reads k.%s, not in /campaigns", name);
         seen++;

@@ -13,7 +13,7 @@
 #include "gen.h"
 #include "mock_helpers.h"
 
-#define T0 INT64_C(1740960000000) /* 2025-03-03T00:00:00Z */
+#define T0   INT64_C(1740960000000) /* 2025-03-03T00:00:00Z */
 #define HOUR INT64_C(3600000)
 
 static cx_codec_t *codec;
@@ -24,7 +24,9 @@ static void setup(void) {
     cr_assert(codec, "%s", err);
     cx_log_min_level = CX_LOG_WARN;
 }
-static void teardown(void) { cx_codec_destroy(codec); }
+static void teardown(void) {
+    cx_codec_destroy(codec);
+}
 TestSuite(mock, .init = setup, .fini = teardown, .timeout = 300);
 
 /* ---------- the scripted stream ---------- */
@@ -101,7 +103,9 @@ static void send_event(rd_kafka_t *p, const cx_config_t *cfg, const cx_event_t *
     cx_buf_free(&b);
 }
 
-static void send_bad(rd_kafka_t *p, bad_t *bd) { mh_produce(p, bd->topic, bd->key, bd->val, bd->len, &bd->at); }
+static void send_bad(rd_kafka_t *p, bad_t *bd) {
+    mh_produce(p, bd->topic, bd->key, bd->val, bd->len, &bd->at);
+}
 
 static void bad_from(bad_t *bd, const char *topic, const char *key, const cx_buf_t *b, const char *code) {
     bd->topic = topic;
@@ -152,7 +156,8 @@ static void produce_script(const char *bootstraps, const cx_config_t *cfg, scrip
     e = ev_play("x-1970", "carol", 1000, 100);
     encode(&e, &b);
     bad_from(&s->bad[3], cfg->topic_play, "carol", &b, "BAD_TIMESTAMP");
-    for (int i = 0; i < N_BAD; i++) send_bad(p, &s->bad[i]);
+    for (int i = 0; i < N_BAD; i++)
+        send_bad(p, &s->bad[i]);
 
     cx_buf_free(&b);
     rd_kafka_destroy(p);
@@ -182,7 +187,8 @@ static uint64_t produce_bulk(const char *bootstraps, const cx_config_t *cfg) {
     cr_assert(g, "%s", err);
     cx_gen_record_t r;
     uint64_t n = 0;
-    while (cx_gen_next(g, &r) == 1) n++;
+    while (cx_gen_next(g, &r) == 1)
+        n++;
     cx_gen_destroy(g);
     return n;
 }
@@ -257,8 +263,10 @@ static void run_clean(run_t *x, bool bulk) {
 
 /* Outputs and committed offsets of two runs over the same inputs agree as sets. */
 static void assert_same_outputs(const run_t *a, const run_t *b) {
-    struct { const mh_recs_t *x, *y; const char *what; } cmp[] = {
-        {&a->seg, &b->seg, "segment changes"}, {&a->enr, &b->enr, "enriched"}, {&a->dlq, &b->dlq, "dlq"}};
+    struct {
+        const mh_recs_t *x, *y;
+        const char *what;
+    } cmp[] = {{&a->seg, &b->seg, "segment changes"}, {&a->enr, &b->enr, "enriched"}, {&a->dlq, &b->dlq, "dlq"}};
     for (size_t i = 0; i < 3; i++) {
         mh_set_t s1 = mh_set_of(cmp[i].x), s2 = mh_set_of(cmp[i].y);
         cr_assert_gt(s1.n, 0, "%s: the clean run produced nothing", cmp[i].what);
@@ -275,7 +283,8 @@ static void assert_same_outputs(const run_t *a, const run_t *b) {
 
 static json_t *seg_of(const mh_recs_t *rs, const char *key, int nth) {
     for (size_t i = 0; i < rs->n; i++)
-        if (strcmp(rs->v[i].key, key) == 0 && nth-- == 0) return mh_decode(codec, CX_REC_SEGMENT_CHANGE, rs->v[i].val, rs->v[i].vlen);
+        if (strcmp(rs->v[i].key, key) == 0 && nth-- == 0)
+            return mh_decode(codec, CX_REC_SEGMENT_CHANGE, rs->v[i].val, rs->v[i].vlen);
     return NULL;
 }
 
@@ -284,8 +293,10 @@ static void assert_change(json_t *j, const char *cid, int64_t ts, const char *pr
     cr_assert(j, "no segment change for %s (%s)", cid, cause);
     cr_assert_str_eq(json_string_value(json_object_get(j, "customer_id")), cid);
     cr_assert_eq(json_integer_value(json_object_get(j, "ts")), ts, "%s ts", cause);
-    if (prev) cr_assert_str_eq(json_string_value(json_object_get(j, "previous_segment")), prev);
-    else cr_assert(json_is_null(json_object_get(j, "previous_segment")), "%s: previous_segment not null", cause);
+    if (prev)
+        cr_assert_str_eq(json_string_value(json_object_get(j, "previous_segment")), prev);
+    else
+        cr_assert(json_is_null(json_object_get(j, "previous_segment")), "%s: previous_segment not null", cause);
     cr_assert_str_eq(json_string_value(json_object_get(j, "segment")), seg);
     cr_assert_eq(json_integer_value(json_object_get(j, "r_score")), r, "%s r", cause);
     cr_assert_eq(json_integer_value(json_object_get(j, "f_score")), f, "%s f", cause);
@@ -319,8 +330,10 @@ Test(mock, every_accepted_event_is_enriched_once_and_the_duplicate_is_dropped) {
     cr_assert_eq(x.ps.duplicates, 1);
     size_t alice = 0, bob = 0;
     for (size_t i = 0; i < x.enr.n; i++) {
-        if (strcmp(x.enr.v[i].key, "alice") == 0) alice++;
-        else if (strcmp(x.enr.v[i].key, "bob") == 0) bob++;
+        if (strcmp(x.enr.v[i].key, "alice") == 0)
+            alice++;
+        else if (strcmp(x.enr.v[i].key, "bob") == 0)
+            bob++;
     }
     cr_assert_eq(alice, 5);
     cr_assert_eq(bob, 2);
@@ -460,7 +473,8 @@ Test(mock, fatal_produce_error_stops_without_commit_and_a_restart_completes_the_
     }
     /* every produce request now fails with a non-retriable error */
     rd_kafka_resp_err_t errs[64];
-    for (size_t i = 0; i < 64; i++) errs[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+    for (size_t i = 0; i < 64; i++)
+        errs[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
     rd_kafka_mock_push_request_errors_array(x.cl.mc, MH_API_PRODUCE, 64, errs);
     cx_err_t rc = CX_OK;
     while (rc == CX_OK) {

@@ -136,7 +136,8 @@ static void sr_stop(stand_in_t *s) {
         free(s->post_body[i]);
         free(s->post_type[i]);
     }
-    for (int i = 0; i < s->n_known; i++) free(s->known_text[i]);
+    for (int i = 0; i < s->n_known; i++)
+        free(s->known_text[i]);
     pthread_mutex_destroy(&s->mu);
 }
 
@@ -150,7 +151,9 @@ static void setup(void) {
     cr_assert(codec, "%s", err);
     cx_log_min_level = CX_LOG_ERROR;
 }
-static void teardown(void) { cx_codec_destroy(codec); }
+static void teardown(void) {
+    cx_codec_destroy(codec);
+}
 TestSuite(registry, .init = setup, .fini = teardown, .timeout = 300);
 
 #define T0 INT64_C(1717200000000)
@@ -231,9 +234,14 @@ Test(registry, outputs_are_registered_under_topic_value_and_written_with_the_reg
     send_purchase(&x, "p2", "bob", T0 + 1000, -1);
     run_through(&x);
 
-    const struct { const char *topic; cx_record_kind_t kind; } outs[] = {
-        {x.cfg->topic_segment_changes, CX_REC_SEGMENT_CHANGE}, {x.cfg->topic_disengagement_triggers, CX_REC_TRIGGER},
-        {x.cfg->topic_campaign_responses, CX_REC_RESPONSE},    {x.cfg->topic_campaign_kpis, CX_REC_KPI},
+    const struct {
+        const char *topic;
+        cx_record_kind_t kind;
+    } outs[] = {
+        {x.cfg->topic_segment_changes, CX_REC_SEGMENT_CHANGE},
+        {x.cfg->topic_disengagement_triggers, CX_REC_TRIGGER},
+        {x.cfg->topic_campaign_responses, CX_REC_RESPONSE},
+        {x.cfg->topic_campaign_kpis, CX_REC_KPI},
         {x.cfg->topic_enriched, CX_REC_ENRICHED},
     };
     cr_assert_eq(s.n_posts, 5, "registrations: %d", s.n_posts);
@@ -256,9 +264,11 @@ Test(registry, outputs_are_registered_under_topic_value_and_written_with_the_reg
     cr_assert_eq(enr.n, 2);
     char subject[256];
     snprintf(subject, sizeof subject, "%s-value", x.cfg->topic_segment_changes);
-    for (size_t i = 0; i < seg.n; i++) cr_assert_eq(wire_id(&seg.v[i]), sr_id_of(&s, subject));
+    for (size_t i = 0; i < seg.n; i++)
+        cr_assert_eq(wire_id(&seg.v[i]), sr_id_of(&s, subject));
     snprintf(subject, sizeof subject, "%s-value", x.cfg->topic_enriched);
-    for (size_t i = 0; i < enr.n; i++) cr_assert_eq(wire_id(&enr.v[i]), sr_id_of(&s, subject));
+    for (size_t i = 0; i < enr.n; i++)
+        cr_assert_eq(wire_id(&enr.v[i]), sr_id_of(&s, subject));
     cr_assert_neq(sr_id_of(&s, subject), CX_REC_ENRICHED);
     mh_recs_free(&seg);
     mh_recs_free(&enr);
@@ -282,10 +292,10 @@ Test(registry, foreign_input_id_is_accepted_when_the_registry_holds_our_schema_a
     run_t x;
     run_open(&x, s.url);
     send_purchase(&x, "p1", "alice", T0, 77);
-    send_purchase(&x, "p2", "alice", T0 + 1000, 77);   /* cached: no second lookup */
-    send_purchase(&x, "p3", "bob", T0 + 2000, 78);     /* 404 */
-    send_purchase(&x, "p4", "carol", T0 + 3000, 79);   /* someone else's schema */
-    send_purchase(&x, "p5", "dave", T0 + 4000, -1);    /* the fixed id still works */
+    send_purchase(&x, "p2", "alice", T0 + 1000, 77); /* cached: no second lookup */
+    send_purchase(&x, "p3", "bob", T0 + 2000, 78);   /* 404 */
+    send_purchase(&x, "p4", "carol", T0 + 3000, 79); /* someone else's schema */
+    send_purchase(&x, "p5", "dave", T0 + 4000, -1);  /* the fixed id still works */
     run_through(&x);
 
     mh_recs_t enr, dlq;

@@ -10,7 +10,7 @@
 #include "campaigns.h"
 
 #define T0 INT64_C(1700000000000)
-#define D CX_DAY_MS
+#define D  CX_DAY_MS
 
 /* ---- fixtures ---- */
 
@@ -379,9 +379,10 @@ Test(attribution, control_contacts_and_zero_week_types_do_not_exclude) {
 
 Test(attribution, latest_by_type_still_excludes_after_the_contact_list_rolled_over) {
     int32_t weeks[CX_CT__COUNT] = {0, 4, 0, 0, 0};
-    pr.latest_by_type[CX_CT_WIN_BACK] = (cx_contact_t){.campaign_id = "WB", .campaign_type = CX_CT_WIN_BACK,
-                                                       .group = CX_GROUP_TEST, .ts_ms = T0};
+    pr.latest_by_type[CX_CT_WIN_BACK] =
+        (cx_contact_t){.campaign_id = "WB", .campaign_type = CX_CT_WIN_BACK, .group = CX_GROUP_TEST, .ts_ms = T0};
     pr.has_latest_by_type = 1u << CX_CT_WIN_BACK;
-    for (int i = 0; i < CX_CONTACTS_KEPT; i++) add_contact(&pr, "NL", CX_CT_NEWSLETTER, CX_GROUP_TEST, T0 + 1 + i);
+    for (int i = 0; i < CX_CONTACTS_KEPT; i++)
+        add_contact(&pr, "NL", CX_CT_NEWSLETTER, CX_GROUP_TEST, T0 + 1 + i);
     cr_assert_not(cx_contacts_eligible(&pr, weeks, T0 + D, NULL));
 }

@@ -24,9 +24,7 @@ static double naive_expected(const cx_bgnbd_params_t *p, double x, double t_x, d
     }
     long double g = powl((p->alpha + T) / (p->alpha + T + t), A) * sum;
     long double e = (p->a + p->b + x - 1) / (p->a - 1) * (1 - g);
-    long double pa = x > 0 ? 1 / (1 + p->a / (p->b + x - 1) *
-                                          powl((p->alpha + T) / (p->alpha + t_x), p->r + x))
-                           : 1;
+    long double pa = x > 0 ? 1 / (1 + p->a / (p->b + x - 1) * powl((p->alpha + T) / (p->alpha + t_x), p->r + x)) : 1;
     return (double)(e * pa);
 }
 
@@ -63,8 +61,8 @@ Test(bgnbd, expected_matches_plain_series_for_moderate_x) {
             double tx = xs[i] > 0 ? 25 : 0;
             double got = cx_bgnbd_expected(&paper, xs[i], tx, 38.86, ts[j]);
             double want = naive_expected(&paper, xs[i], tx, 38.86, ts[j]);
-            cr_assert(fabs(got - want) <= 1e-9 * fmax(1, fabs(want)), "x=%g t=%g got %.15g want %.15g",
-                      xs[i], ts[j], got, want);
+            cr_assert(fabs(got - want) <= 1e-9 * fmax(1, fabs(want)), "x=%g t=%g got %.15g want %.15g", xs[i], ts[j],
+                      got, want);
         }
     }
 }
@@ -146,8 +144,7 @@ Test(bgnbd, loglik_matches_the_likelihood_written_out) {
     double beta_ratio = tgamma(p->a + p->b) * tgamma(p->b + x) / (tgamma(p->b) * tgamma(p->a + p->b + x));
     double common = tgamma(p->r + x) * pow(p->alpha, p->r) / tgamma(p->r);
     double l = beta_ratio * common *
-               (pow(p->alpha + T, -(p->r + x)) +
-                p->a / (p->b + x - 1) * pow(p->alpha + tx, -(p->r + x)));
+               (pow(p->alpha + T, -(p->r + x)) + p->a / (p->b + x - 1) * pow(p->alpha + tx, -(p->r + x)));
     cr_assert_float_eq(cx_bgnbd_loglik(p, x, tx, T), log(l), 1e-12);
     double l0 = pow(p->alpha / (p->alpha + T), p->r);
     cr_assert_float_eq(cx_bgnbd_loglik(p, 0, 0, T), log(l0), 1e-12);
@@ -165,8 +162,7 @@ static const cx_gg_params_t gg_paper = {6.25, 3.74, 15.44};
 Test(gammagamma, expected_spend_shrinks_towards_population_mean) {
     double pop = 6.25 * 15.44 / (3.74 - 1);
     cr_assert_float_eq(cx_gg_expected_spend(&gg_paper, 0, 0), pop, 1e-12);
-    cr_assert_float_eq(cx_gg_expected_spend(&gg_paper, 2, 50),
-                       6.25 * (15.44 + 2 * 50) / (6.25 * 2 + 3.74 - 1), 1e-12);
+    cr_assert_float_eq(cx_gg_expected_spend(&gg_paper, 2, 50), 6.25 * (15.44 + 2 * 50) / (6.25 * 2 + 3.74 - 1), 1e-12);
     /* between the customer's own mean and the population mean, nearer the own mean for larger x */
     double e1 = cx_gg_expected_spend(&gg_paper, 1, 100), e10 = cx_gg_expected_spend(&gg_paper, 10, 100);
     cr_assert(e1 > pop && e1 < 100 && e10 > e1 && e10 < 100);
@@ -182,8 +178,8 @@ Test(gammagamma, loglik_is_the_gamma_mixture_density) {
     /* x = 1: m is one transaction's value, Gamma(p, nu) mixed over nu ~ Gamma(q, gamma). */
     const cx_gg_params_t *g = &gg_paper;
     double m = 20;
-    double want = lgamma(g->p + g->q) - lgamma(g->p) - lgamma(g->q) + g->q * log(g->gamma) +
-                  (g->p - 1) * log(m) - (g->p + g->q) * log(m + g->gamma);
+    double want = lgamma(g->p + g->q) - lgamma(g->p) - lgamma(g->q) + g->q * log(g->gamma) + (g->p - 1) * log(m) -
+                  (g->p + g->q) * log(m + g->gamma);
     cr_assert_float_eq(cx_gg_loglik(g, 1, m), want, 1e-12);
     cr_assert(isfinite(cx_gg_loglik(g, 5000, 1e6)));
     cr_assert(isinf(cx_gg_loglik(g, 0, 10)));
@@ -205,7 +201,7 @@ Test(bgnbd, expected_matches_high_precision_references_at_the_extremes) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         double got = cx_bgnbd_expected(&cases[i].p, cases[i].x, cases[i].t_x, cases[i].T, cases[i].t);
-        cr_assert(fabs(got - cases[i].want) <= 1e-10 * cases[i].want, "case %zu: got %.17g want %.17g",
-                  i, got, cases[i].want);
+        cr_assert(fabs(got - cases[i].want) <= 1e-10 * cases[i].want, "case %zu: got %.17g want %.17g", i, got,
+                  cases[i].want);
     }
 }

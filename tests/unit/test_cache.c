@@ -17,7 +17,9 @@ static void setup(void) {
     st = cx_store_open(&o, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
 }
-static void teardown(void) { cx_store_close(st); }
+static void teardown(void) {
+    cx_store_close(st);
+}
 TestSuite(cache, .init = setup, .fini = teardown);
 
 static cx_cache_entry_t *get(cx_cache_t *c, uint16_t part, const char *cid, bool create) {
@@ -115,7 +117,8 @@ Test(cache, only_clean_entries_are_evicted_least_recent_first) {
     cx_cache_stats_t before = cx_cache_stats(c);
     int64_t totals = 0;
     const char *ids[] = {"a", "b", "d"};
-    for (int i = 0; i < 3; i++) totals += get(c, 0, ids[i], false)->prof.purchases_total;
+    for (int i = 0; i < 3; i++)
+        totals += get(c, 0, ids[i], false)->prof.purchases_total;
     cr_assert_eq(totals, 7);
     s = cx_cache_stats(c);
     cr_assert_geq(s.loads_found, before.loads_found + 1, "the evicted one was loaded again");

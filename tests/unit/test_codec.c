@@ -127,8 +127,8 @@ static void roundtrip_event(cx_event_t in) {
     cr_assert_eq(cx_codec_encode(codec, kind, &in, CX_FMT_WIRE, &buf), CX_OK);
     cr_assert_eq(buf.data[0], 0);
     cr_assert_eq(buf.data[4], (uint8_t)kind);
-    cr_assert_eq(cx_codec_decode_event(codec, kind, buf.data, buf.len, &out, detail, sizeof detail), CX_DLQ_NONE,
-                 "%s", detail);
+    cr_assert_eq(cx_codec_decode_event(codec, kind, buf.data, buf.len, &out, detail, sizeof detail), CX_DLQ_NONE, "%s",
+                 detail);
     assert_event_eq(&in, &out);
 
     buf.len = 0;
@@ -137,17 +137,25 @@ static void roundtrip_event(cx_event_t in) {
     snprintf(prefix, sizeof prefix, "{\"event_type\":\"%s\",", cx_event_type_name(in.type));
     cr_assert(strncmp((char *)buf.data, prefix, strlen(prefix)) == 0, "%s", (char *)buf.data);
     bool is_campaign = true;
-    cr_assert_eq(cx_codec_decode_json(codec, (char *)buf.data, buf.len, &out, NULL, &is_campaign, detail,
-                                      sizeof detail),
-                 CX_DLQ_NONE, "%s: %s", detail, (char *)buf.data);
+    cr_assert_eq(
+        cx_codec_decode_json(codec, (char *)buf.data, buf.len, &out, NULL, &is_campaign, detail, sizeof detail),
+        CX_DLQ_NONE, "%s: %s", detail, (char *)buf.data);
     cr_assert_not(is_campaign);
     assert_event_eq(&in, &out);
 }
 
-Test(codec, play_round_trips_wire_and_json) { roundtrip_event(play()); }
-Test(codec, purchase_round_trips_wire_and_json) { roundtrip_event(purchase()); }
-Test(codec, email_send_round_trips_wire_and_json) { roundtrip_event(email_send()); }
-Test(codec, survey_round_trips_wire_and_json) { roundtrip_event(survey()); }
+Test(codec, play_round_trips_wire_and_json) {
+    roundtrip_event(play());
+}
+Test(codec, purchase_round_trips_wire_and_json) {
+    roundtrip_event(purchase());
+}
+Test(codec, email_send_round_trips_wire_and_json) {
+    roundtrip_event(email_send());
+}
+Test(codec, survey_round_trips_wire_and_json) {
+    roundtrip_event(survey());
+}
 
 Test(codec, survey_without_comment_round_trips) {
     cx_event_t e = survey();
@@ -183,7 +191,8 @@ static void assert_campaign_eq(const cx_campaign_t *a, const cx_campaign_t *b) {
     cr_assert_eq(a->end_ts_ms, b->end_ts_ms);
     cr_assert_eq(a->observation_days, b->observation_days);
     cr_assert_eq(a->n_promoted, b->n_promoted);
-    for (size_t i = 0; i < a->n_promoted; i++) cr_assert_str_eq(a->promoted_title_ids[i], b->promoted_title_ids[i]);
+    for (size_t i = 0; i < a->n_promoted; i++)
+        cr_assert_str_eq(a->promoted_title_ids[i], b->promoted_title_ids[i]);
     cr_assert_eq(a->has_campaign_code, b->has_campaign_code);
     cr_assert_str_eq(a->campaign_code, b->campaign_code);
 }
@@ -191,8 +200,8 @@ static void assert_campaign_eq(const cx_campaign_t *a, const cx_campaign_t *b) {
 Test(codec, campaign_round_trips_wire_and_json) {
     cx_campaign_t in = campaign(), out = {0};
     cr_assert_eq(cx_codec_encode(codec, CX_REC_CAMPAIGN, &in, CX_FMT_WIRE, &buf), CX_OK);
-    cr_assert_eq(cx_codec_decode_campaign(codec, buf.data, buf.len, &out, detail, sizeof detail), CX_DLQ_NONE,
-                 "%s", detail);
+    cr_assert_eq(cx_codec_decode_campaign(codec, buf.data, buf.len, &out, detail, sizeof detail), CX_DLQ_NONE, "%s",
+                 detail);
     assert_campaign_eq(&in, &out);
     buf.len = 0;
     cr_assert_eq(cx_codec_encode(codec, CX_REC_CAMPAIGN, &in, CX_FMT_JSON, &buf), CX_OK);
@@ -200,8 +209,7 @@ Test(codec, campaign_round_trips_wire_and_json) {
     bool is_campaign = false;
     cx_event_t ev;
     /* out still owns the first decode's arrays: the decoder clears it first. */
-    cr_assert_eq(cx_codec_decode_json(codec, (char *)buf.data, buf.len, &ev, &out, &is_campaign, detail,
-                                      sizeof detail),
+    cr_assert_eq(cx_codec_decode_json(codec, (char *)buf.data, buf.len, &ev, &out, &is_campaign, detail, sizeof detail),
                  CX_DLQ_NONE, "%s", detail);
     cr_assert(is_campaign);
     assert_campaign_eq(&in, &out);
@@ -540,8 +548,8 @@ static cx_dlq_code_t decode_line(const char *line) {
     cx_event_t ev;
     cx_campaign_t camp = {0};
     bool is_campaign;
-    cx_dlq_code_t code = cx_codec_decode_json(codec, line, strlen(line), &ev, &camp, &is_campaign, detail,
-                                              sizeof detail);
+    cx_dlq_code_t code =
+        cx_codec_decode_json(codec, line, strlen(line), &ev, &camp, &is_campaign, detail, sizeof detail);
     cx_campaign_clear(&camp);
     return code;
 }
@@ -752,8 +760,7 @@ Test(codec, campaign_observation_days_outside_range_is_out_of_range) {
     cx_campaign_t c = campaign(), out = {0};
     c.observation_days = 3651;
     cr_assert_eq(cx_codec_encode(codec, CX_REC_CAMPAIGN, &c, CX_FMT_WIRE, &buf), CX_OK);
-    cr_assert_eq(cx_codec_decode_campaign(codec, buf.data, buf.len, &out, detail, sizeof detail),
-                 CX_DLQ_OUT_OF_RANGE);
+    cr_assert_eq(cx_codec_decode_campaign(codec, buf.data, buf.len, &out, detail, sizeof detail), CX_DLQ_OUT_OF_RANGE);
     cr_assert_null(out.name); /* nothing owned after a rejection */
 }
 
@@ -814,8 +821,12 @@ static uint64_t rnd(void) {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
-static uint64_t below(uint64_t n) { return rnd() % n; }
-static bool coin(void) { return rnd() & 1; }
+static uint64_t below(uint64_t n) {
+    return rnd() % n;
+}
+static bool coin(void) {
+    return rnd() & 1;
+}
 static int64_t rnd_i64(void) {
     static const int64_t edges[] = {0, -1, 1, 63, 64, -64, -65, INT64_MAX, INT64_MIN, INT32_MAX, INT32_MIN};
     switch (below(4)) {
@@ -851,13 +862,15 @@ static double rnd_double(void) {
 static void rnd_id(char *dst, size_t min, size_t max) {
     static const char set[] = "ABCXYZabcxyz0189._:@-";
     size_t n = min + below(max - min + 1);
-    for (size_t i = 0; i < n; i++) dst[i] = set[below(sizeof set - 1)];
+    for (size_t i = 0; i < n; i++)
+        dst[i] = set[below(sizeof set - 1)];
     dst[n] = 0;
 }
 /* Any bytes but NUL (control characters, invalid UTF-8), 0..max bytes: the encoders copy them as they are. */
 static void rnd_bytes(char *dst, size_t max) {
     size_t n = below(max + 1);
-    for (size_t i = 0; i < n; i++) dst[i] = (char)(1 + below(255));
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (char)(1 + below(255));
     dst[n] = 0;
 }
 
@@ -877,8 +890,10 @@ static cx_event_t rnd_event(cx_event_type_t type, bool valid) {
     }
     e.ts_ms = rnd_i64();
     if (type != CX_EV_SURVEY && (e.has_campaign_code = coin())) {
-        if (valid) rnd_id(e.campaign_code, 1, CX_ID_MAX);
-        else rnd_bytes(e.campaign_code, CX_ID_MAX);
+        if (valid)
+            rnd_id(e.campaign_code, 1, CX_ID_MAX);
+        else
+            rnd_bytes(e.campaign_code, CX_ID_MAX);
     }
     switch (type) {
     case CX_EV_PLAY: {
@@ -896,7 +911,8 @@ static cx_event_t rnd_event(cx_event_type_t type, bool valid) {
         p->kind = (cx_purchase_kind_t)below(CX_PK__COUNT);
         p->amount_minor = rnd_i64();
         if (valid && p->amount_minor < 0) p->amount_minor = -(p->amount_minor + 1);
-        for (int i = 0; i < 3; i++) p->currency[i] = (char)('A' + below(26));
+        for (int i = 0; i < 3; i++)
+            p->currency[i] = (char)('A' + below(26));
         break;
     }
     case CX_EV_EMAIL_SEND: {
@@ -913,7 +929,8 @@ static cx_event_t rnd_event(cx_event_type_t type, bool valid) {
         valid ? rnd_id(q->touchpoint, 1, CX_SHORT_MAX) : rnd_bytes(q->touchpoint, CX_SHORT_MAX);
         if ((q->has_comment = coin())) {
             q->comment_len = below(sizeof comment_buf); /* any bytes, NUL included */
-            for (size_t i = 0; i < q->comment_len; i++) comment_buf[i] = (char)below(256);
+            for (size_t i = 0; i < q->comment_len; i++)
+                comment_buf[i] = (char)below(256);
             q->comment = comment_buf;
         }
         break;
@@ -933,9 +950,11 @@ static void assert_same_as_generic(cx_record_kind_t kind, const void *rec, int i
     cx_err_t generic = cx_codec_encode_generic(codec, kind, rec, &gbuf);
     cr_assert_eq(direct, generic, "kind %d record %d: direct %d, generic %d", (int)kind, i, (int)direct, (int)generic);
     if (direct != CX_OK) return;
-    cr_assert_eq(buf.len, gbuf.len, "kind %d record %d: %zu bytes direct, %zu generic", (int)kind, i, buf.len, gbuf.len);
+    cr_assert_eq(buf.len, gbuf.len, "kind %d record %d: %zu bytes direct, %zu generic", (int)kind, i, buf.len,
+                 gbuf.len);
     size_t at = 0;
-    while (at < buf.len && buf.data[at] == gbuf.data[at]) at++;
+    while (at < buf.len && buf.data[at] == gbuf.data[at])
+        at++;
     cr_assert_eq(at, buf.len, "kind %d record %d: first difference at byte %zu", (int)kind, i, at);
 }
 
@@ -1127,7 +1146,8 @@ Test(codec, mutated_wire_events_never_crash_and_truncations_are_decode_errors) {
         size_t cut = 5 + below(buf.len - 5);
         cr_assert_eq(cx_codec_decode_event(codec, kind, buf.data, cut, &out, detail, sizeof detail),
                      CX_DLQ_DECODE_ERROR, "kind %d record %d cut at %zu: %s", (int)kind, i, cut, detail);
-        for (int m = 0; m < 3; m++) buf.data[5 + below(buf.len - 5)] = (uint8_t)rnd();
+        for (int m = 0; m < 3; m++)
+            buf.data[5 + below(buf.len - 5)] = (uint8_t)rnd();
         cx_dlq_code_t code = cx_codec_decode_event(codec, kind, buf.data, buf.len, &out, detail, sizeof detail);
         cr_assert((int)code >= 0 && (int)code < CX_DLQ__COUNT, "code %d", (int)code);
     }

@@ -268,12 +268,14 @@ Test(config, default_map_classifies_as_design_section_6) {
         int r, f, m;
         const char *name;
     } cases[] = {
-        {5, 5, 5, "Champions"},        {2, 4, 4, "Cannot Lose Them"}, {1, 3, 1, "At Risk"},
-        {5, 1, 1, "New"},              {4, 1, 3, "Promising"},        {3, 1, 1, "About To Sleep"},
-        {2, 2, 2, "Hibernating"},      {1, 1, 5, "Lost"},             {3, 4, 1, "Loyal"},
-        {4, 2, 1, "Potential Loyalist"}, {3, 3, 3, "Need Attention"}, {4, 4, 4, "Champions"},
-        {5, 4, 3, "Loyal"},            {1, 5, 5, "Cannot Lose Them"}, {2, 5, 3, "At Risk"},
-        {5, 3, 5, "Potential Loyalist"},
+        {5, 5, 5, "Champions"},      {2, 4, 4, "Cannot Lose Them"},
+        {1, 3, 1, "At Risk"},        {5, 1, 1, "New"},
+        {4, 1, 3, "Promising"},      {3, 1, 1, "About To Sleep"},
+        {2, 2, 2, "Hibernating"},    {1, 1, 5, "Lost"},
+        {3, 4, 1, "Loyal"},          {4, 2, 1, "Potential Loyalist"},
+        {3, 3, 3, "Need Attention"}, {4, 4, 4, "Champions"},
+        {5, 4, 3, "Loyal"},          {1, 5, 5, "Cannot Lose Them"},
+        {2, 5, 3, "At Risk"},        {5, 3, 5, "Potential Loyalist"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int s = cx_config_segment_of(cfg, cases[i].r, cases[i].f, cases[i].m);
@@ -327,7 +329,8 @@ Test(config, segment_names_up_to_47_bytes_and_at_most_16_rules) {
     snprintf(map, sizeof map, "%s:", "123456789012345678901234567890123456789012345678");
     cr_expect_eq(set("rfm.segments", map), CX_ERR_CONFIG);
     size_t len = 0;
-    for (int i = 0; i < 16; i++) len += (size_t)snprintf(map + len, sizeof map - len, "S%d:;", i);
+    for (int i = 0; i < 16; i++)
+        len += (size_t)snprintf(map + len, sizeof map - len, "S%d:;", i);
     cr_expect_eq(set("rfm.segments", map), CX_OK, "16 rules and a trailing ';': %s", err);
     cr_expect_eq(cfg->n_segments, 16);
     snprintf(map + len, sizeof map - len, "S16:");
@@ -374,7 +377,8 @@ Test(config, kafka_bootstrap_servers_wins_over_bootstrap_servers) {
 
 Test(config, file_errors_name_file_and_line) {
     char body[512] = "";
-    for (int i = 1; i < 12; i++) strcat(body, i % 2 ? "# comment\n" : "\n");
+    for (int i = 1; i < 12; i++)
+        strcat(body, i % 2 ? "# comment\n" : "\n");
     strcat(body, "rfm.window_days = abc\n");
     const char *path = write_file("cx.properties", body);
     cr_expect_eq(cx_config_load_file(cfg, path, err, sizeof err), CX_ERR_CONFIG);
@@ -384,19 +388,18 @@ Test(config, file_errors_name_file_and_line) {
 }
 
 Test(config, file_syntax_comments_whitespace_continuations_crlf) {
-    const char *path = write_file("ok.properties",
-                                  "\xEF\xBB\xBF# comment\n"
-                                  "! also a comment \\\n"
-                                  "\n"
-                                  "   rfm.window_days   =   180   \n"
-                                  "topic.play=cx.play.v2\r\n"
-                                  "rfm.segments = Top:R>=4, \\\n"
-                                  "      F>=4 ; \\\n"
-                                  "   Rest:\n"
-                                  "currency.allowed=\n"
-                                  "kafka.client.id=a=b\n"
-                                  "rfm.window_days=200\n"
-                                  "log.level=warn");
+    const char *path = write_file("ok.properties", "\xEF\xBB\xBF# comment\n"
+                                                   "! also a comment \\\n"
+                                                   "\n"
+                                                   "   rfm.window_days   =   180   \n"
+                                                   "topic.play=cx.play.v2\r\n"
+                                                   "rfm.segments = Top:R>=4, \\\n"
+                                                   "      F>=4 ; \\\n"
+                                                   "   Rest:\n"
+                                                   "currency.allowed=\n"
+                                                   "kafka.client.id=a=b\n"
+                                                   "rfm.window_days=200\n"
+                                                   "log.level=warn");
     cr_assert_eq(cx_config_load_file(cfg, path, err, sizeof err), CX_OK, "%s", err);
     cr_expect_eq(cfg->rfm_window_days, 200, "a repeated key takes the later value");
     cr_expect_str_eq(cfg->topic_play, "cx.play.v2");
@@ -473,11 +476,10 @@ Test(config, process_environment_is_used_when_envp_is_null) {
 }
 
 Test(config, precedence_is_defaults_file_env_set) {
-    const char *path = write_file("p.properties",
-                                  "rfm.window_days=100\nnps.window_days=100\ncampaign.wait_days=100\n"
-                                  "kafka.client.id=file\n");
-    char *env[] = {"CXSTREAM_NPS_WINDOW_DAYS=200", "CXSTREAM_CAMPAIGN_WAIT_DAYS=200",
-                   "CXSTREAM_KAFKA_CLIENT_ID=env", NULL};
+    const char *path = write_file("p.properties", "rfm.window_days=100\nnps.window_days=100\ncampaign.wait_days=100\n"
+                                                  "kafka.client.id=file\n");
+    char *env[] = {"CXSTREAM_NPS_WINDOW_DAYS=200", "CXSTREAM_CAMPAIGN_WAIT_DAYS=200", "CXSTREAM_KAFKA_CLIENT_ID=env",
+                   NULL};
     cr_assert_eq(cx_config_load_file(cfg, path, err, sizeof err), CX_OK, "%s", err);
     cr_assert_eq(cx_config_load_env(cfg, env, err, sizeof err), CX_OK, "%s", err);
     cr_assert_eq(cx_config_set_kv(cfg, "campaign.wait_days=300", "--set", err, sizeof err), CX_OK, "%s", err);
@@ -540,5 +542,6 @@ Test(config, docs_configuration_md_equals_generated_reference) {
     free(doc);
     free(gen);
     cr_expect(same, "%s differs from cx_config_write_reference(): run tools/gen_config_doc.sh", path);
-    for (size_t i = 0; i < cx_config_key_count(); i++) cr_expect_not_null(cx_config_key_name(i));
+    for (size_t i = 0; i < cx_config_key_count(); i++)
+        cr_expect_not_null(cx_config_key_name(i));
 }

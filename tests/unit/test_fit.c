@@ -15,11 +15,11 @@
 #include "gammagamma.h"
 
 #define CDNOW_DIR CX_SOURCE_DIR "/../shared/data/cdnow"
-#define N_CUST 2357
+#define N_CUST    2357
 
 static void assert_rel(double got, double want, double rel, const char *what) {
-    cr_assert(fabs(got - want) <= rel * fabs(want), "%s: got %.6g, want %.6g within %.2g%%", what,
-              got, want, rel * 100);
+    cr_assert(fabs(got - want) <= rel * fabs(want), "%s: got %.6g, want %.6g within %.2g%%", what, got, want,
+              rel * 100);
 }
 
 /* ---- CDNOW summary: ID,frequency,recency,T */
@@ -30,7 +30,8 @@ static size_t load_summary(double *x, double *tx, double *T) {
     cr_assert_not_null(fgets(line, sizeof line, f));
     size_t n = 0;
     int id;
-    while (n < N_CUST && fscanf(f, "%d,%lf,%lf,%lf", &id, &x[n], &tx[n], &T[n]) == 4) n++;
+    while (n < N_CUST && fscanf(f, "%d,%lf,%lf,%lf", &id, &x[n], &tx[n], &T[n]) == 4)
+        n++;
     fclose(f);
     return n;
 }
@@ -68,7 +69,8 @@ static cust_t *load_transactions(void) {
         if (day > end) continue;
         cust_t *k = &c[id];
         int i = 0;
-        while (i < k->n_days && k->day[i] != day) i++;
+        while (i < k->n_days && k->day[i] != day)
+            i++;
         if (i == k->n_days) {
             cr_assert(k->n_days < 64);
             k->day[k->n_days] = day;
@@ -218,8 +220,7 @@ Test(fit_cli, bad_number_names_line_and_column_and_exits_2) {
 }
 
 Test(fit_cli, missing_column_and_ragged_row_are_usage_errors) {
-    char p1[] = "/tmp/cx_fit_bad_XXXXXX", p2[] = "/tmp/cx_fit_bad_XXXXXX",
-         p3[] = "/tmp/cx_fit_bad_XXXXXX";
+    char p1[] = "/tmp/cx_fit_bad_XXXXXX", p2[] = "/tmp/cx_fit_bad_XXXXXX", p3[] = "/tmp/cx_fit_bad_XXXXXX";
     write_file(p1, "ID,frequency,T\n1,2,38.86\n");
     write_file(p2, "ID,frequency,recency,T\n1,2,30.43\n");
     write_file(p3, "ID,frequency,recency,T\n1,2,40,38.86\n");
@@ -426,7 +427,8 @@ Test(fit, bgnbd_recovers_parameters_of_a_simulated_base) {
     assert_rel(p.b, truth.b, 0.2, "b");
     /* the optimum is at least as likely as the truth */
     double ll_truth = 0;
-    for (int i = 0; i < N; i++) ll_truth += cx_bgnbd_loglik(&truth, x[i], tx[i], T[i]);
+    for (int i = 0; i < N; i++)
+        ll_truth += cx_bgnbd_loglik(&truth, x[i], tx[i], T[i]);
     cr_assert(ll >= ll_truth - 1e-6, "fit %.4f below truth %.4f", ll, ll_truth);
 }
 
@@ -442,7 +444,7 @@ Test(fit_cli, failed_spend_fit_warns_and_still_prints_bgnbd) {
     char path2[] = "/tmp/cx_fit_flat_XXXXXX";
     argv[2] = path2;
     write_file(path2, "ID,frequency,recency,T,monetary_value\n"
-                     "1,2,30,38,10\n2,0,0,38,0\n3,1,5,38,10\n4,3,20,38,10\n5,0,0,20,0\n6,4,30,38,10\n");
+                      "1,2,30,38,10\n2,0,0,38,0\n3,1,5,38,10\n4,3,20,38,10\n5,0,0,20,0\n6,4,30,38,10\n");
     run_fit(&r, 3, argv);
     unlink(path2);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);

@@ -71,9 +71,11 @@ static uint64_t stream_hash(const cx_gen_opts_t *o, uint64_t *count) {
     *count = 0;
     while (cx_gen_next(g, &r) == 1) {
         rec_str(&r, s, sizeof s);
-        for (const char *p = s; *p; p++) h = (h ^ (uint8_t)*p) * UINT64_C(1099511628211);
+        for (const char *p = s; *p; p++)
+            h = (h ^ (uint8_t)*p) * UINT64_C(1099511628211);
         if (r.raw)
-            for (size_t i = 0; i < r.raw_len; i++) h = (h ^ r.raw[i]) * UINT64_C(1099511628211);
+            for (size_t i = 0; i < r.raw_len; i++)
+                h = (h ^ r.raw[i]) * UINT64_C(1099511628211);
         (*count)++;
     }
     cx_gen_destroy(g);
@@ -164,7 +166,8 @@ Test(gen, truth_totals_equal_the_emitted_records) {
     o.invalid_rate = 0.03;
     cx_gen_t *g = must_new(&o);
     tally_t *t = calloc(o.customers, sizeof *t);
-    for (uint64_t i = 0; i < o.customers; i++) t[i].last_play = -1;
+    for (uint64_t i = 0; i < o.customers; i++)
+        t[i].last_play = -1;
     uint64_t valid = 0, invalid = 0, campaigns = 0, inv_by[CX_DLQ__COUNT] = {0};
     cx_gen_record_t r;
     while (cx_gen_next(g, &r) == 1) {
@@ -217,8 +220,10 @@ Test(gen, truth_totals_equal_the_emitted_records) {
         cr_assert_eq((uint64_t)json_integer_value(json_object_get(c, "surveys")), t[i].surveys);
         cr_assert_eq((uint64_t)json_integer_value(json_object_get(c, "email_sends")), t[i].sends);
         json_t *lp = json_object_get(c, "last_play_ts");
-        if (t[i].last_play < 0) cr_assert(json_is_null(lp));
-        else cr_assert_eq(json_integer_value(lp), t[i].last_play);
+        if (t[i].last_play < 0)
+            cr_assert(json_is_null(lp));
+        else
+            cr_assert_eq(json_integer_value(lp), t[i].last_play);
     }
     json_decref(tr);
     free(t);
@@ -255,7 +260,8 @@ Test(gen, zero_invalid_rate_gives_only_valid_records) {
     o.invalid_rate = 0;
     cx_gen_t *g = must_new(&o);
     cx_gen_record_t r;
-    while (cx_gen_next(g, &r) == 1) cr_assert_eq(r.invalid, CX_DLQ_NONE);
+    while (cx_gen_next(g, &r) == 1)
+        cr_assert_eq(r.invalid, CX_DLQ_NONE);
     cx_gen_destroy(g);
 }
 
@@ -265,10 +271,11 @@ Test(gen, every_archetype_appears_with_churners_and_droppers) {
     o.days = 20; /* short: only the population matters here */
     cx_gen_t *g = must_new(&o);
     cx_gen_record_t r;
-    while (cx_gen_next(g, &r) == 1) {}
+    while (cx_gen_next(g, &r) == 1) {
+    }
     json_t *tr = truth_of(g);
-    const char *names[] = {"heavy_streamer", "regular_weekly", "binge_watcher", "occasional_renter", "subscriber",
-                           "casual"};
+    const char *names[] = {"heavy_streamer",    "regular_weekly", "binge_watcher",
+                           "occasional_renter", "subscriber",     "casual"};
     uint64_t n[6] = {0}, churn = 0, drop = 0, hr = 0;
     const char *id;
     json_t *c;
@@ -284,7 +291,8 @@ Test(gen, every_archetype_appears_with_churners_and_droppers) {
         }
         if (!json_is_null(json_object_get(c, "drop_day"))) drop++;
     }
-    for (int i = 0; i < 6; i++) cr_assert_gt(n[i], o.customers / 25, "%s: %" PRIu64, names[i], n[i]);
+    for (int i = 0; i < 6; i++)
+        cr_assert_gt(n[i], o.customers / 25, "%s: %" PRIu64, names[i], n[i]);
     double cs = (double)churn / (double)hr, ds = (double)drop / (double)hr;
     cr_assert(cs > 0.11 && cs < 0.19, "churner share %.3f", cs);
     cr_assert(ds > 0.06 && ds < 0.14, "dropper share %.3f", ds);
@@ -312,10 +320,13 @@ Test(gen, campaigns_precede_their_sends_and_control_share_follows_the_option) {
         }
         if (r.type != CX_EV_EMAIL_SEND) continue;
         bool known = false;
-        for (size_t i = 0; i < n_seen; i++) known |= strcmp(seen[i], r.event->u.email_send.campaign_id) == 0;
+        for (size_t i = 0; i < n_seen; i++)
+            known |= strcmp(seen[i], r.event->u.email_send.campaign_id) == 0;
         cr_assert(known, "send of %s before its campaign", r.event->u.email_send.campaign_id);
-        if (r.event->u.email_send.group == CX_GROUP_CONTROL) control++;
-        else test++;
+        if (r.event->u.email_send.group == CX_GROUP_CONTROL)
+            control++;
+        else
+            test++;
     }
     cr_assert_geq(n_seen, 4, "only %zu campaigns", n_seen);
     double share = (double)control / (double)(control + test);
@@ -359,21 +370,24 @@ Test(gen, test_group_responds_more_than_control) {
         const cx_event_t *e = r.event;
         if (r.type == CX_EV_EMAIL_SEND) {
             size_t k = 0;
-            while (strcmp(camps[k].campaign_id, e->u.email_send.campaign_id) != 0) k++;
+            while (strcmp(camps[k].campaign_id, e->u.email_send.campaign_id) != 0)
+                k++;
             send_ts[cu * MAXC + k] = r.ts_ms;
             grp[cu * MAXC + k] = (uint8_t)(1 + e->u.email_send.group);
             continue;
         }
         bool tx = r.type == CX_EV_PURCHASE || (r.type == CX_EV_PLAY && e->u.play.seconds_watched >= 120);
         if (!tx) continue;
-        const char *title = r.type == CX_EV_PLAY ? e->u.play.title_id
-                            : e->u.purchase.has_title_id ? e->u.purchase.title_id : "";
+        const char *title = r.type == CX_EV_PLAY         ? e->u.play.title_id
+                            : e->u.purchase.has_title_id ? e->u.purchase.title_id
+                                                         : "";
         for (size_t k = 0; k < nc; k++) {
             size_t i = cu * MAXC + k;
             if (!grp[i] || r.ts_ms > send_ts[i] + camps[k].observation_days * CX_DAY_MS) continue;
             any[i] = 1;
             bool h = e->has_campaign_code && strcmp(e->campaign_code, camps[k].campaign_code) == 0;
-            for (size_t p = 0; p < camps[k].n_promoted; p++) h |= strcmp(title, camps[k].promoted_title_ids[p]) == 0;
+            for (size_t p = 0; p < camps[k].n_promoted; p++)
+                h |= strcmp(title, camps[k].promoted_title_ids[p]) == 0;
             hard[i] |= h;
         }
     }
@@ -387,7 +401,8 @@ Test(gen, test_group_responds_more_than_control) {
         double ht = (double)h[1] / (double)n[1], hc = (double)h[2] / (double)n[2];
         cr_assert_gt(ht, 2 * hc + 0.05, "%s: hard rate test %.3f vs control %.3f", camps[k].campaign_id, ht, hc);
         cr_assert_geq(y[1] * n[2], y[2] * n[1], "%s: any-response rate lower in test", camps[k].campaign_id);
-        for (int j = 1; j < 3; j++) tn[j] += n[j], ty[j] += y[j];
+        for (int j = 1; j < 3; j++)
+            tn[j] += n[j], ty[j] += y[j];
         cx_campaign_clear(&camps[k]);
     }
     double rt = (double)ty[1] / (double)tn[1], rc = (double)ty[2] / (double)tn[2];
@@ -470,14 +485,17 @@ Test(gen, plays_and_surveys_look_like_the_catalogue_and_the_voc_programme) {
         } else if (r.type == CX_EV_SURVEY) {
             surveys++;
             cr_assert(e->u.survey.score >= 0 && e->u.survey.score <= 10);
-            if (!e->u.survey.has_comment) no_comment++;
-            else if (memchr(e->u.survey.comment, 0xC3, e->u.survey.comment_len)) swedish++; /* å ä ö */
+            if (!e->u.survey.has_comment)
+                no_comment++;
+            else if (memchr(e->u.survey.comment, 0xC3, e->u.survey.comment_len))
+                swedish++; /* å ä ö */
         }
     }
     cr_assert(short_plays > plays / 20 && short_plays < plays / 5, "%" PRIu64 " short of %" PRIu64, short_plays, plays);
     cr_assert(no_device > 0 && no_device < plays / 10);
     cr_assert(no_genre > 0);
-    for (int k = 0; k < CX_PK__COUNT; k++) cr_assert_gt(kinds[k], 0, "no %s", cx_purchase_kind_names[k]);
+    for (int k = 0; k < CX_PK__COUNT; k++)
+        cr_assert_gt(kinds[k], 0, "no %s", cx_purchase_kind_names[k]);
     cr_assert_gt(surveys, 50);
     cr_assert_gt(swedish, 0);
     cr_assert_gt(no_comment, 0);
@@ -537,8 +555,12 @@ static void check_codes(cx_gen_raw_t raw) {
     cx_codec_destroy(codec);
 }
 
-Test(gen, every_wire_record_decodes_to_its_tag) { check_codes(CX_GEN_RAW_WIRE); }
-Test(gen, every_json_line_decodes_to_its_tag) { check_codes(CX_GEN_RAW_JSON); }
+Test(gen, every_wire_record_decodes_to_its_tag) {
+    check_codes(CX_GEN_RAW_WIRE);
+}
+Test(gen, every_json_line_decodes_to_its_tag) {
+    check_codes(CX_GEN_RAW_JSON);
+}
 
 /* ---- the command and the Kafka outlet ---- */
 
@@ -547,7 +569,8 @@ static int run_cmd(const char *line) {
     snprintf(buf, sizeof buf, "%s", line);
     char *argv[32];
     int argc = 0;
-    for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " ")) argv[argc++] = t;
+    for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " "))
+        argv[argc++] = t;
     argv[argc] = NULL;
     return cx_cmd_gen(argc, argv);
 }
@@ -570,8 +593,8 @@ Test(gen, command_output_writes_one_replay_line_per_record_and_the_truth) {
     char out[256], truth[256], cmd[768];
     snprintf(out, sizeof out, "%s/events.jsonl", dir);
     snprintf(truth, sizeof truth, "%s/truth.json", dir);
-    snprintf(cmd, sizeof cmd, "gen --output %s --customers 200 --days 21 --seed 4 --invalid-rate 0.05 --truth %s",
-             out, truth);
+    snprintf(cmd, sizeof cmd, "gen --output %s --customers 200 --days 21 --seed 4 --invalid-rate 0.05 --truth %s", out,
+             truth);
     cr_assert_eq(run_cmd(cmd), 0);
     FILE *f = fopen(out, "r");
     cr_assert(f);
@@ -646,7 +669,8 @@ Test(gen, produce_delivers_every_record_to_its_topic) {
     cx_gen_t *g = must_new(&o);
     cx_gen_record_t r;
     uint64_t by[CX_EV__COUNT] = {0};
-    while (cx_gen_next(g, &r) == 1) by[r.type]++, last++;
+    while (cx_gen_next(g, &r) == 1)
+        by[r.type]++, last++;
     cx_gen_destroy(g);
     cr_assert_eq(topic_records(rk, "cx.play"), by[CX_EV_PLAY]);
     cr_assert_eq(topic_records(rk, "cx.purchase"), by[CX_EV_PURCHASE]);
@@ -711,14 +735,16 @@ Test(gen, habits_keep_their_cadence_and_holidays_are_silent) {
     json_object_foreach(json_object_get(tr, "customers"), id, c) {
         uint64_t i = strtoull(id + 1, NULL, 10);
         const uint8_t *dd = day + i * (size_t)o.days;
-        for (int32_t d = 0; d < o.days; d++) cr_assert(dd[d] != 2, "%s: only a browse on day %d", id, d);
+        for (int32_t d = 0; d < o.days; d++)
+            cr_assert(dd[d] != 2, "%s: only a browse on day %d", id, d);
         const char *a = json_string_value(json_object_get(c, "archetype"));
         json_t *pt = json_object_get(c, "pause_ts"), *dt = json_object_get(c, "drop_ts");
         if (json_is_integer(pt)) {
             int64_t p0 = (json_integer_value(pt) - o.start_ts_ms) / CX_DAY_MS;
             int64_t p1 = (json_integer_value(json_object_get(c, "pause_end_ts")) - o.start_ts_ms) / CX_DAY_MS;
             cr_assert(p1 - p0 >= 14 && p1 - p0 <= 27, "%s: pause of %" PRId64 " days", id, p1 - p0);
-            for (int64_t d = p0; d < p1 && d < o.days; d++) cr_assert_eq(dd[d], 0, "%s plays on holiday", id);
+            for (int64_t d = p0; d < p1 && d < o.days; d++)
+                cr_assert_eq(dd[d], 0, "%s plays on holiday", id);
             paused++;
             continue;
         }
@@ -745,7 +771,8 @@ Test(gen, habits_keep_their_cadence_and_holidays_are_silent) {
             checked[k]++;
         }
     }
-    for (int k = 0; k < 5; k++) cr_assert_gt(checked[k], 50, "%s: %" PRIu64, names[k], checked[k]);
+    for (int k = 0; k < 5; k++)
+        cr_assert_gt(checked[k], 50, "%s: %" PRIu64, names[k], checked[k]);
     cr_assert_gt(paused, 10);
     cr_assert_gt(droppers, 20);
     json_decref(tr);

@@ -13,7 +13,7 @@
 #include "kpi.h"
 
 #define T0 INT64_C(1700000000000)
-#define D CX_DAY_MS
+#define D  CX_DAY_MS
 
 Test(kpi, z_test_100_of_1000_vs_70_of_1000) {
     double z, p;
@@ -42,8 +42,12 @@ Test(kpi, z_test_is_undefined_without_a_group_or_without_variance) {
 }
 
 Test(kpi, compute_rates_lift_and_revenue_per_responder) {
-    cx_kpi_counts_t c = {.sent = {1000, 1000}, .resp_any = {100, 70}, .resp_hard = {40, 5}, .retrievals = 150,
-                         .purchases = 80, .turnover_minor = 99999};
+    cx_kpi_counts_t c = {.sent = {1000, 1000},
+                         .resp_any = {100, 70},
+                         .resp_hard = {40, 5},
+                         .retrievals = 150,
+                         .purchases = 80,
+                         .turnover_minor = 99999};
     cx_kpi_t k;
     memset(&k, 0, sizeof k);
     cx_kpi_compute(&c, &k);
@@ -84,8 +88,13 @@ Test(kpi, merge_sums_counts_and_keeps_the_latest_window_end) {
 }
 
 Test(kpi, partial_encodings_round_trip_and_refuse_garbage) {
-    cx_kpi_counts_t c = {.sent = {50000, 5000}, .resp_any = {4000, 300}, .resp_hard = {1000, 2}, .retrievals = 7,
-                         .purchases = 9, .turnover_minor = INT64_C(123456789012), .max_end_ms = T0 + 14 * D + 1};
+    cx_kpi_counts_t c = {.sent = {50000, 5000},
+                         .resp_any = {4000, 300},
+                         .resp_hard = {1000, 2},
+                         .retrievals = 7,
+                         .purchases = 9,
+                         .turnover_minor = INT64_C(123456789012),
+                         .max_end_ms = T0 + 14 * D + 1};
     cx_kpi_counts_t back;
     cx_buf_t b = CX_BUF_INIT;
     cr_assert_eq(cx_kpi_counts_encode(&c, &b), CX_OK);

@@ -85,7 +85,8 @@ static int check_exposition(const char *text, size_t len, char *why, size_t why_
         if (line[0] == '#') goto bad;
         /* sample: name[{labels}] value */
         size_t n = 0;
-        while (line[n] && line[n] != '{' && line[n] != ' ') n++;
+        while (line[n] && line[n] != '{' && line[n] != ' ')
+            n++;
         if (!cur || !is_name(line, n)) goto bad;
         char sname[160];
         snprintf(sname, sizeof sname, "%.*s", (int)n, line);
@@ -94,10 +95,14 @@ static int check_exposition(const char *text, size_t len, char *why, size_t why_
         snprintf(base, sizeof base, "%s", sname);
         const char *suffix = "";
         if (hist) {
-            if (ends_with(sname, "_bucket")) suffix = "_bucket";
-            else if (ends_with(sname, "_sum")) suffix = "_sum";
-            else if (ends_with(sname, "_count")) suffix = "_count";
-            else goto bad;
+            if (ends_with(sname, "_bucket"))
+                suffix = "_bucket";
+            else if (ends_with(sname, "_sum"))
+                suffix = "_sum";
+            else if (ends_with(sname, "_count"))
+                suffix = "_count";
+            else
+                goto bad;
             base[strlen(base) - strlen(suffix)] = 0;
         }
         if (strcmp(base, cur->name)) goto bad;
@@ -109,7 +114,8 @@ static int check_exposition(const char *text, size_t len, char *why, size_t why_
             p++;
             while (*p != '}') {
                 size_t k = 0;
-                while (p[k] && p[k] != '=') k++;
+                while (p[k] && p[k] != '=')
+                    k++;
                 if (!is_name(p, k) || p[k + 1] != '"') goto bad;
                 char lname[64];
                 snprintf(lname, sizeof lname, "%.*s", (int)k, p);
@@ -137,8 +143,10 @@ static int check_exposition(const char *text, size_t len, char *why, size_t why_
                     strncat(others, val, sizeof others - strlen(others) - 1);
                     strncat(others, ";", sizeof others - strlen(others) - 1);
                 }
-                if (*p == ',') p++;
-                else if (*p != '}') goto bad;
+                if (*p == ',')
+                    p++;
+                else if (*p != '}')
+                    goto bad;
             }
             p++;
         }
@@ -231,11 +239,11 @@ Test(metrics, histogram_buckets_are_cumulative_and_count_matches_inf) {
 Test(metrics, checker_rejects_what_prometheus_would) {
     char why[128];
     const char *bad[] = {
-        "cxstream_a_total 1\n",                                                       /* no TYPE */
-        "# HELP cxstream_a x\n# TYPE cxstream_a counter\ncxstream_a 1\n",             /* counter w/o _total */
-        "# HELP cxstream_a x\n# TYPE cxstream_a gauge\ncxstream_a{k=\"v} 1\n",        /* open quote */
-        "# HELP cxstream_a x\n# TYPE cxstream_a gauge\ncxstream_a 1x\n",              /* bad value */
-        "# HELP cxstream_a x\n# TYPE cxstream_a gauge\ncxstream_a 1",                 /* no newline */
+        "cxstream_a_total 1\n",                                                /* no TYPE */
+        "# HELP cxstream_a x\n# TYPE cxstream_a counter\ncxstream_a 1\n",      /* counter w/o _total */
+        "# HELP cxstream_a x\n# TYPE cxstream_a gauge\ncxstream_a{k=\"v} 1\n", /* open quote */
+        "# HELP cxstream_a x\n# TYPE cxstream_a gauge\ncxstream_a 1x\n",       /* bad value */
+        "# HELP cxstream_a x\n# TYPE cxstream_a gauge\ncxstream_a 1",          /* no newline */
         "# HELP cxstream_a x\n# TYPE cxstream_a gauge\n# HELP cxstream_a x\n# TYPE cxstream_a gauge\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -252,7 +260,8 @@ typedef struct lag_rec {
 
 static void on_lag(void *o, const char *topic, int32_t p, int64_t lag) {
     lag_rec_t *r = o;
-    while (r->topic[0]) r++;
+    while (r->topic[0])
+        r++;
     snprintf(r->topic, sizeof r->topic, "%s", topic);
     r->p = p;
     r->lag = lag;
@@ -295,7 +304,8 @@ static void purchase(cx_pipeline_t *pl, const char *cid, const char *eid, int64_
     memcpy(ev.u.purchase.currency, "EUR", 4);
     char err[256];
     bool more = true;
-    while (more) cr_assert_eq(cx_pipeline_advance(pl, 0, ts, &more, err, sizeof err), CX_OK, "%s", err);
+    while (more)
+        cr_assert_eq(cx_pipeline_advance(pl, 0, ts, &more, err, sizeof err), CX_OK, "%s", err);
     cr_assert_eq(cx_pipeline_event(pl, 0, &ev, -1, err, sizeof err), CX_OK, "%s", err);
 }
 

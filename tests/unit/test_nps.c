@@ -10,7 +10,8 @@ static cx_nps_counts_t counts(int64_t p, int64_t pa, int64_t d) {
 }
 
 Test(nps, scores_map_to_detractor_passive_promoter_at_the_boundaries) {
-    for (int s = 0; s <= 6; s++) cr_assert_eq(cx_nps_category(s), CX_NPS_DETRACTOR, "score %d", s);
+    for (int s = 0; s <= 6; s++)
+        cr_assert_eq(cx_nps_category(s), CX_NPS_DETRACTOR, "score %d", s);
     cr_assert_eq(cx_nps_category(7), CX_NPS_PASSIVE);
     cr_assert_eq(cx_nps_category(8), CX_NPS_PASSIVE);
     cr_assert_eq(cx_nps_category(9), CX_NPS_PROMOTER);
@@ -34,9 +35,12 @@ Test(nps, fifty_thirty_twenty_gives_nps_30_and_known_interval) {
 
 Test(nps, counts_built_with_add_equal_the_literal_counts) {
     cx_nps_counts_t c = CX_NPS_COUNTS_INIT;
-    for (int i = 0; i < 50; i++) cx_nps_add(&c, 9 + i % 2, +1);
-    for (int i = 0; i < 30; i++) cx_nps_add(&c, 7 + i % 2, +1);
-    for (int i = 0; i < 20; i++) cx_nps_add(&c, i % 7, +1);
+    for (int i = 0; i < 50; i++)
+        cx_nps_add(&c, 9 + i % 2, +1);
+    for (int i = 0; i < 30; i++)
+        cx_nps_add(&c, 7 + i % 2, +1);
+    for (int i = 0; i < 20; i++)
+        cx_nps_add(&c, i % 7, +1);
     cr_assert_eq(c.promoters, 50);
     cr_assert_eq(c.passives, 30);
     cr_assert_eq(c.detractors, 20);

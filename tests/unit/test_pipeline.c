@@ -13,8 +13,12 @@
 #include "pipeline.h"
 
 #define DAY0 19723 /* 2024-01-01 */
-static int64_t at(int32_t day, int hour) { return (int64_t)(DAY0 + day) * CX_DAY_MS + (int64_t)hour * 3600000; }
-static int64_t midnight(int32_t day) { return (int64_t)(DAY0 + day) * CX_DAY_MS; }
+static int64_t at(int32_t day, int hour) {
+    return (int64_t)(DAY0 + day) * CX_DAY_MS + (int64_t)hour * 3600000;
+}
+static int64_t midnight(int32_t day) {
+    return (int64_t)(DAY0 + day) * CX_DAY_MS;
+}
 
 typedef struct run {
     cx_config_t *cfg;
@@ -82,7 +86,9 @@ static const char *text(cx_buf_t *b) {
     return (const char *)b->data;
 }
 
-static void flush(run_t *r) { cr_assert_eq(cx_pipeline_flush(r->p, -1, r->err, sizeof r->err), CX_OK, "%s", r->err); }
+static void flush(run_t *r) {
+    cr_assert_eq(cx_pipeline_flush(r->p, -1, r->err, sizeof r->err), CX_OK, "%s", r->err);
+}
 
 /* Advances to wm; flush_each: flush between timer batches (as replay and run do). Returns the
  * number of batches. */

@@ -44,11 +44,13 @@ static void make_max(cx_profile_t *p) {
     p->tx_days = 2000;
     p->first_day_revenue_minor = 4999;
     p->tx_revenue_minor = INT64_C(77777777777);
-    for (int i = 0; i < CX_PLAY_DAYS_KEPT; i++) p->play_days[i] = 19600 + 7 * i;
+    for (int i = 0; i < CX_PLAY_DAYS_KEPT; i++)
+        p->play_days[i] = 19600 + 7 * i;
     p->n_play_days = CX_PLAY_DAYS_KEPT;
     p->play_days_total = 4000000000u;
     p->last_trigger_ts_ms = INT64_C(1699999999999);
-    for (int k = 0; k < CX_TRIG__COUNT; k++) p->last_trigger_due_ms[k] = INT64_C(1690000000000) + k;
+    for (int k = 0; k < CX_TRIG__COUNT; k++)
+        p->last_trigger_due_ms[k] = INT64_C(1690000000000) + k;
     for (int i = 0; i < CX_GENRES_KEPT; i++) {
         fill_str(p->genres[i].genre, CX_SHORT_MAX, (char)('g' + i));
         p->genres[i].count = 4000000000u - (uint32_t)i;
@@ -96,7 +98,8 @@ static void make_max(cx_profile_t *p) {
         s->responded = (uint8_t)(i % 4);
     }
     p->n_sends = CX_OPEN_SENDS_MAX;
-    for (int i = 0; i < CX_DEDUP_MAX; i++) p->dedup[i] = UINT64_C(0xfedcba9876543210) ^ (uint64_t)i * 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < CX_DEDUP_MAX; i++)
+        p->dedup[i] = UINT64_C(0xfedcba9876543210) ^ (uint64_t)i * 0x9e3779b97f4a7c15u;
     p->n_dedup = CX_DEDUP_MAX;
     p->dedup_next = 17;
     p->timer_due_ms = INT64_C(1700006400000);
@@ -144,10 +147,12 @@ static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
     cr_assert_eq(a->m_score, b->m_score);
     cr_assert_eq(a->segment, b->segment);
     cr_assert_eq(a->n_play_days, b->n_play_days);
-    for (unsigned i = 0; i < a->n_play_days; i++) cr_assert_eq(a->play_days[i], b->play_days[i]);
+    for (unsigned i = 0; i < a->n_play_days; i++)
+        cr_assert_eq(a->play_days[i], b->play_days[i]);
     cr_assert_eq(a->play_days_total, b->play_days_total);
     cr_assert_eq(a->last_trigger_ts_ms, b->last_trigger_ts_ms);
-    for (int k = 0; k < CX_TRIG__COUNT; k++) cr_assert_eq(a->last_trigger_due_ms[k], b->last_trigger_due_ms[k]);
+    for (int k = 0; k < CX_TRIG__COUNT; k++)
+        cr_assert_eq(a->last_trigger_due_ms[k], b->last_trigger_due_ms[k]);
     for (int i = 0; i < CX_GENRES_KEPT; i++) {
         cr_assert_eq(a->genres[i].count, b->genres[i].count);
         if (a->genres[i].count) cr_assert_str_eq(a->genres[i].genre, b->genres[i].genre);
@@ -168,7 +173,8 @@ static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
     if (a->has_acquisition) cr_assert_str_eq(a->acquisition_campaign_id, b->acquisition_campaign_id);
     cr_assert_eq(a->newsletter_recipient, b->newsletter_recipient);
     cr_assert_eq(a->n_contacts, b->n_contacts);
-    for (unsigned i = 0; i < a->n_contacts; i++) assert_contact_eq(&a->contacts[i], &b->contacts[i]);
+    for (unsigned i = 0; i < a->n_contacts; i++)
+        assert_contact_eq(&a->contacts[i], &b->contacts[i]);
     cr_assert_eq(a->has_latest_by_type, b->has_latest_by_type);
     for (int t = 0; t < CX_CT__COUNT; t++)
         if (a->has_latest_by_type & (1u << t)) assert_contact_eq(&a->latest_by_type[t], &b->latest_by_type[t]);
@@ -186,7 +192,8 @@ static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
     }
     cr_assert_eq(a->n_dedup, b->n_dedup);
     cr_assert_eq(a->dedup_next, b->dedup_next);
-    for (unsigned i = 0; i < a->n_dedup; i++) cr_assert_eq(a->dedup[i], b->dedup[i]);
+    for (unsigned i = 0; i < a->n_dedup; i++)
+        cr_assert_eq(a->dedup[i], b->dedup[i]);
     cr_assert_eq(a->timer_due_ms, b->timer_due_ms);
     cr_assert_eq(a->rfm_due_ms, b->rfm_due_ms);
     cr_assert_eq(a->stop_due_ms, b->stop_due_ms);
@@ -221,7 +228,8 @@ static void make_typical(cx_profile_t *p) {
     p->f_score = 4;
     p->m_score = 3;
     p->segment = 3;
-    for (int i = 0; i < CX_PLAY_DAYS_KEPT; i++) p->play_days[i] = day0 + 297 + 7 * i;
+    for (int i = 0; i < CX_PLAY_DAYS_KEPT; i++)
+        p->play_days[i] = day0 + 297 + 7 * i;
     p->n_play_days = CX_PLAY_DAYS_KEPT;
     p->play_days_total = 52;
     snprintf(p->genres[0].genre, sizeof p->genres[0].genre, "drama");
@@ -246,7 +254,8 @@ static void make_typical(cx_profile_t *p) {
     p->latest_by_type[CX_CT_NEWSLETTER] = p->contacts[2];
     p->has_latest_by_type = 1u << CX_CT_NEWSLETTER;
     p->newsletter_recipient = true;
-    for (int i = 0; i < 8; i++) p->dedup[i] = cx_hash64(&i, sizeof i);
+    for (int i = 0; i < 8; i++)
+        p->dedup[i] = cx_hash64(&i, sizeof i);
     p->n_dedup = 8;
     p->dedup_next = 3;
     p->rfm_due_ms = (int64_t)(day0 + 368) * CX_DAY_MS;
@@ -327,14 +336,17 @@ Test(profile, typical_customers_encode_compactly) {
     p.n_contacts = 1;
     p.latest_by_type[CX_CT_NEWSLETTER] = p.contacts[0];
     p.has_latest_by_type = 1;
-    for (int i = 0; i < 6; i++) p.dedup[i] = cx_hash64(&i, sizeof i);
+    for (int i = 0; i < 6; i++)
+        p.dedup[i] = cx_hash64(&i, sizeof i);
     p.n_dedup = 6;
     p.dedup_next = 6;
     p.rfm_due_ms = p.timer_due_ms = (int64_t)(p.last_tx_day + 8) * CX_DAY_MS;
     round_trip(&p, &enc);
     size_t occasional = enc.len;
-    fprintf(stderr, "profile: encoded size: weekly viewer (52 transaction days, 3 contacts, 8 dedup ids) %zu bytes, "
-                    "occasional buyer (5 days, 1 contact, 6 dedup ids) %zu bytes\n", weekly, occasional);
+    fprintf(stderr,
+            "profile: encoded size: weekly viewer (52 transaction days, 3 contacts, 8 dedup ids) %zu bytes, "
+            "occasional buyer (5 days, 1 contact, 6 dedup ids) %zu bytes\n",
+            weekly, occasional);
     cr_assert_lt(occasional, 300u, "occasional buyer takes %zu bytes", occasional);
     cr_assert_lt(weekly, 600u, "weekly viewer takes %zu bytes", weekly);
     cx_buf_free(&enc);
@@ -428,7 +440,8 @@ Test(profile, buckets_stay_sorted_with_one_per_day) {
     cx_profile_t p;
     cx_profile_init(&p, "b");
     int32_t days[] = {10, 5, 20, 5, 15, 1, 20, 10};
-    for (size_t i = 0; i < sizeof days / sizeof *days; i++) cx_profile_bucket(&p, days[i])->tx++;
+    for (size_t i = 0; i < sizeof days / sizeof *days; i++)
+        cx_profile_bucket(&p, days[i])->tx++;
     int32_t want[] = {1, 5, 10, 15, 20};
     uint32_t want_tx[] = {1, 2, 2, 1, 2};
     cr_assert_eq(p.n_buckets, 5u);
@@ -447,7 +460,8 @@ Test(profile, buckets_stay_sorted_with_one_per_day) {
 Test(profile, dedup_ring_forgets_the_oldest_beyond_keep) {
     cx_profile_t p;
     cx_profile_init(&p, "d");
-    for (uint64_t fp = 1; fp <= 3; fp++) cx_profile_dedup_add(&p, fp, 2);
+    for (uint64_t fp = 1; fp <= 3; fp++)
+        cx_profile_dedup_add(&p, fp, 2);
     cr_assert_not(cx_profile_dedup_seen(&p, 1), "the oldest of three with keep=2 is forgotten");
     cr_assert(cx_profile_dedup_seen(&p, 2));
     cr_assert(cx_profile_dedup_seen(&p, 3));
@@ -457,7 +471,8 @@ Test(profile, dedup_ring_forgets_the_oldest_beyond_keep) {
     /* keep above the maximum is clamped: the ring never outgrows CX_DEDUP_MAX */
     cx_profile_t q;
     cx_profile_init(&q, "d");
-    for (uint64_t fp = 1; fp <= CX_DEDUP_MAX + 5; fp++) cx_profile_dedup_add(&q, fp, 1000);
+    for (uint64_t fp = 1; fp <= CX_DEDUP_MAX + 5; fp++)
+        cx_profile_dedup_add(&q, fp, 1000);
     cr_assert_eq(q.n_dedup, CX_DEDUP_MAX);
     cr_assert_not(cx_profile_dedup_seen(&q, 5));
     cr_assert(cx_profile_dedup_seen(&q, 6));
@@ -487,16 +502,19 @@ Test(profile, hostile_deltas_are_refused_without_overflow) {
     cx_buf_t b = CX_BUF_INIT;
     /* two buckets: day INT32_MAX, then a delta of +1 */
     cx_buf_put_uvarint(&b, CX_PROFILE_VERSION);
-    cx_buf_put_uvarint(&b, 0);     /* flags */
-    cx_buf_put_uvarint(&b, 0);     /* purchases */
-    cx_buf_put_svarint(&b, 0);     /* revenue */
-    cx_buf_put_uvarint(&b, 0);     /* plays */
-    cx_buf_put_uvarint(&b, 2);     /* buckets */
+    cx_buf_put_uvarint(&b, 0); /* flags */
+    cx_buf_put_uvarint(&b, 0); /* purchases */
+    cx_buf_put_svarint(&b, 0); /* revenue */
+    cx_buf_put_uvarint(&b, 0); /* plays */
+    cx_buf_put_uvarint(&b, 2); /* buckets */
     cx_buf_put_svarint(&b, INT32_MAX);
-    for (int i = 0; i < 3; i++) cx_buf_put_uvarint(&b, 0);
+    for (int i = 0; i < 3; i++)
+        cx_buf_put_uvarint(&b, 0);
     cx_buf_put_svarint(&b, 1);
-    for (int i = 0; i < 3; i++) cx_buf_put_uvarint(&b, 0);
-    for (int i = 0; i < 40; i++) cx_buf_put_uvarint(&b, 0); /* the rest: zeros */
+    for (int i = 0; i < 3; i++)
+        cx_buf_put_uvarint(&b, 0);
+    for (int i = 0; i < 40; i++)
+        cx_buf_put_uvarint(&b, 0); /* the rest: zeros */
     cr_assert_eq(cx_profile_decode(&q, "c", b.data, b.len, err, sizeof err), CX_ERR_STATE);
     /* first transaction timestamp INT64_MAX, then last = first + 1 */
     cx_buf_reset(&b);
@@ -506,7 +524,8 @@ Test(profile, hostile_deltas_are_refused_without_overflow) {
     cx_buf_put_svarint(&b, 1);
     cx_buf_put_svarint(&b, INT32_MAX); /* first day */
     cx_buf_put_svarint(&b, 1);         /* last day delta */
-    for (int i = 0; i < 40; i++) cx_buf_put_uvarint(&b, 0);
+    for (int i = 0; i < 40; i++)
+        cx_buf_put_uvarint(&b, 0);
     cr_assert_eq(cx_profile_decode(&q, "c", b.data, b.len, err, sizeof err), CX_ERR_STATE);
     /* play days: INT32_MAX then +1 */
     cx_profile_t p;

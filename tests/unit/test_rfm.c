@@ -26,7 +26,9 @@ static void teardown(void) {
     cx_config_destroy(cfg);
 }
 
-static int64_t noon(int32_t day) { return (int64_t)day * CX_DAY_MS + CX_DAY_MS / 2; }
+static int64_t noon(int32_t day) {
+    return (int64_t)day * CX_DAY_MS + CX_DAY_MS / 2;
+}
 
 /* adds a purchase on `day` seen with the watermark on `wm_day` */
 static void buy(int32_t day, int64_t amount, int32_t wm_day) {
@@ -53,7 +55,8 @@ Test(rfm, score_bands_change_exactly_at_the_thresholds) {
     int64_t fr[][2] = {{0, 1}, {3, 1}, {4, 2}, {11, 2}, {12, 3}, {39, 3}, {40, 4}, {99, 4}, {100, 5}};
     for (size_t i = 0; i < sizeof fr / sizeof *fr; i++)
         cr_assert_eq(cx_rfm_score_f(&th, fr[i][0]), fr[i][1], "frequency %ld", (long)fr[i][0]);
-    int64_t mo[][2] = {{0, 1}, {1999, 1}, {2000, 2}, {7999, 2}, {8000, 3}, {19999, 3}, {20000, 4}, {49999, 4}, {50000, 5}};
+    int64_t mo[][2] = {{0, 1},     {1999, 1},  {2000, 2},  {7999, 2}, {8000, 3},
+                       {19999, 3}, {20000, 4}, {49999, 4}, {50000, 5}};
     for (size_t i = 0; i < sizeof mo / sizeof *mo; i++)
         cr_assert_eq(cx_rfm_score_m(&th, mo[i][0]), mo[i][1], "monetary %ld", (long)mo[i][0]);
 }
@@ -111,8 +114,10 @@ Test(rfm, next_change_is_the_first_day_r_leaves_its_band) {
 
 Test(rfm, f_and_m_expiry_is_due_on_the_day_the_bucket_leaves) {
     /* 40 purchases on DAY0 and 1 on each of the next 3 days: F 4 (43 >= 40), M 4 */
-    for (int i = 0; i < 40; i++) buy(DAY0, 500, DAY0);
-    for (int d = 1; d <= 3; d++) buy(DAY0 + d, 100, DAY0 + d);
+    for (int i = 0; i < 40; i++)
+        buy(DAY0, 500, DAY0);
+    for (int d = 1; d <= 3; d++)
+        buy(DAY0 + d, 100, DAY0 + d);
     int32_t wm = DAY0 + 200; /* R is 1 already: only expiry can change a score */
     cx_rfm_t r;
     cx_rfm_compute(&p, &th, wm, &r);
@@ -131,7 +136,8 @@ Test(rfm, f_and_m_expiry_is_due_on_the_day_the_bucket_leaves) {
 
 Test(rfm, expiries_that_change_no_score_are_skipped) {
     /* F 3 with 15 transactions on distinct days: F falls to 2 only once 4 have left (11 < 12) */
-    for (int d = 0; d < 15; d++) buy(DAY0 + d, 0, DAY0 + d);
+    for (int d = 0; d < 15; d++)
+        buy(DAY0 + d, 0, DAY0 + d);
     int32_t wm = DAY0 + 300;
     cx_rfm_t r;
     cx_rfm_compute(&p, &th, wm, &r);
@@ -142,7 +148,8 @@ Test(rfm, expiries_that_change_no_score_are_skipped) {
 
 Test(rfm, the_earlier_of_r_and_an_expiry_is_due) {
     /* many purchases long ago, one recent: expiry of the old ones comes before R leaves band 5 */
-    for (int i = 0; i < 40; i++) buy(DAY0, 1000, DAY0);
+    for (int i = 0; i < 40; i++)
+        buy(DAY0, 1000, DAY0);
     buy(DAY0 + 360, 1000, DAY0 + 360);
     cx_rfm_t r;
     cx_rfm_compute(&p, &th, DAY0 + 360, &r);
@@ -151,7 +158,8 @@ Test(rfm, the_earlier_of_r_and_an_expiry_is_due) {
     cr_assert_eq(cx_rfm_next_change_day(&p, &th, DAY0 + 360, &r), DAY0 + 365);
     cx_profile_clear(&p);
     cx_profile_init(&p, "c");
-    for (int i = 0; i < 40; i++) buy(DAY0, 1000, DAY0);
+    for (int i = 0; i < 40; i++)
+        buy(DAY0, 1000, DAY0);
     buy(DAY0 + 100, 1000, DAY0 + 100);
     cx_rfm_compute(&p, &th, DAY0 + 100, &r);
     cr_assert_eq(cx_rfm_next_change_day(&p, &th, DAY0 + 100, &r), DAY0 + 108);
@@ -160,7 +168,8 @@ Test(rfm, the_earlier_of_r_and_an_expiry_is_due) {
 Test(rfm, distinct_days_count_each_day_once_in_any_order) {
     int32_t days[] = {10, 10, 5, 7, 7, 5, 12, 10, 3, 12};
     int64_t amount[] = {100, 1, 20, 0, 0, 30, 0, 0, 7, 0};
-    for (size_t i = 0; i < sizeof days / sizeof *days; i++) buy(DAY0 + days[i], amount[i], DAY0 + 12);
+    for (size_t i = 0; i < sizeof days / sizeof *days; i++)
+        buy(DAY0 + days[i], amount[i], DAY0 + 12);
     cr_assert_eq(p.tx_days, 5, "days 3, 5, 7, 10, 12");
     cr_assert_eq(p.first_tx_day, DAY0 + 3);
     cr_assert_eq(p.last_tx_day, DAY0 + 12);
@@ -205,7 +214,8 @@ Test(rfm, a_day_older_than_the_retained_buckets_counts_as_new) {
 }
 
 Test(rfm, buckets_are_pruned_past_the_horizon) {
-    for (int d = 0; d < 800; d += 10) buy(DAY0 + d, 1, DAY0 + d);
+    for (int d = 0; d < 800; d += 10)
+        buy(DAY0 + d, 1, DAY0 + d);
     cr_assert_geq(p.buckets[0].day, DAY0 + 790 - KEEP + 1);
     cr_assert_eq(p.buckets[p.n_buckets - 1].day, DAY0 + 790);
     cr_assert_eq(p.tx_days, 80);

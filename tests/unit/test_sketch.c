@@ -22,7 +22,9 @@ static uint64_t rng_next(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; } /* [0,1) */
+static double rng_unit(uint64_t *s) {
+    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+} /* [0,1) */
 
 typedef enum { D_UNIFORM, D_EXPONENTIAL, D_LOGNORMAL_MONEY, D_PARETO, D_INT_0_50, D_RECENCY } dist_t;
 
@@ -37,7 +39,7 @@ static double draw(dist_t d, uint64_t *s) {
         return floor(exp(8.5 + 1.2 * z));
     }
     case D_PARETO: return 100.0 / pow(1.0 - u, 1.0 / 1.2); /* heavy tail, alpha 1.2 */
-    case D_INT_0_50: return floor(51.0 * u * u);          /* integer frequencies: many ties */
+    case D_INT_0_50: return floor(51.0 * u * u);           /* integer frequencies: many ties */
     case D_RECENCY: return floor(-log1p(-u) * 60.0) > 730 ? 730 : floor(-log1p(-u) * 60.0);
     }
     return 0;
@@ -53,8 +55,10 @@ static size_t count_below(const double *sorted, size_t n, double v, bool inclusi
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (inclusive ? sorted[mid] <= v : sorted[mid] < v) lo = mid + 1;
-        else hi = mid;
+        if (inclusive ? sorted[mid] <= v : sorted[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -95,7 +99,8 @@ static double check_accuracy(const cx_kll_t *s, const double *sorted, size_t n, 
 static double *gen(dist_t d, size_t n, uint64_t seed) {
     double *v = malloc(n * sizeof *v);
     cr_assert_not_null(v);
-    for (size_t i = 0; i < n; i++) v[i] = draw(d, &seed);
+    for (size_t i = 0; i < n; i++)
+        v[i] = draw(d, &seed);
     return v;
 }
 
@@ -114,7 +119,8 @@ static void accuracy_case(dist_t d, uint64_t seed) {
     double *sorted = sorted_copy(v, N);
     cx_kll_t *s = cx_kll_new(0);
     cr_assert_not_null(s);
-    for (size_t i = 0; i < N; i++) cr_assert_eq(cx_kll_add(s, v[i]), CX_OK);
+    for (size_t i = 0; i < N; i++)
+        cr_assert_eq(cx_kll_add(s, v[i]), CX_OK);
     cr_expect_eq(cx_kll_count(s), N);
     cr_expect_eq(cx_kll_k(s), CX_KLL_DEFAULT_K);
     check_accuracy(s, sorted, N, 0.01);
@@ -127,7 +133,8 @@ static uint32_t crc32_ieee(const uint8_t *p, size_t n) {
     uint32_t c = 0xFFFFFFFFu;
     for (size_t i = 0; i < n; i++) {
         c ^= p[i];
-        for (int b = 0; b < 8; b++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+        for (int b = 0; b < 8; b++)
+            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
     }
     return ~c;
 }
@@ -135,19 +142,32 @@ static uint32_t crc32_ieee(const uint8_t *p, size_t n) {
 /* Rewrites the CRC trailer so that a deliberately altered body reaches the semantic checks. */
 static void fix_crc(uint8_t *p, size_t len) {
     uint32_t c = crc32_ieee(p, len - 4);
-    for (int i = 0; i < 4; i++) p[len - 4 + i] = (uint8_t)(c >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[len - 4 + i] = (uint8_t)(c >> (8 * i));
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* KLL                                                                                         */
 /* ------------------------------------------------------------------------------------------ */
 
-Test(kll, deciles_of_uniform_values_within_one_percent) { accuracy_case(D_UNIFORM, 1); }
-Test(kll, deciles_of_exponential_values_within_one_percent) { accuracy_case(D_EXPONENTIAL, 2); }
-Test(kll, deciles_of_lognormal_monetary_within_one_percent) { accuracy_case(D_LOGNORMAL_MONEY, 3); }
-Test(kll, deciles_of_pareto_heavy_tail_within_one_percent) { accuracy_case(D_PARETO, 4); }
-Test(kll, deciles_of_integer_frequencies_with_ties_within_one_percent) { accuracy_case(D_INT_0_50, 5); }
-Test(kll, deciles_of_recency_days_within_one_percent) { accuracy_case(D_RECENCY, 6); }
+Test(kll, deciles_of_uniform_values_within_one_percent) {
+    accuracy_case(D_UNIFORM, 1);
+}
+Test(kll, deciles_of_exponential_values_within_one_percent) {
+    accuracy_case(D_EXPONENTIAL, 2);
+}
+Test(kll, deciles_of_lognormal_monetary_within_one_percent) {
+    accuracy_case(D_LOGNORMAL_MONEY, 3);
+}
+Test(kll, deciles_of_pareto_heavy_tail_within_one_percent) {
+    accuracy_case(D_PARETO, 4);
+}
+Test(kll, deciles_of_integer_frequencies_with_ties_within_one_percent) {
+    accuracy_case(D_INT_0_50, 5);
+}
+Test(kll, deciles_of_recency_days_within_one_percent) {
+    accuracy_case(D_RECENCY, 6);
+}
 
 Test(kll, sorted_and_reverse_sorted_input_within_one_percent) {
     double *v = gen(D_UNIFORM, N, 7);
@@ -172,7 +192,8 @@ Test(kll, accuracy_holds_over_many_seeds) {
         double *v = gen(seed % 2 ? D_LOGNORMAL_MONEY : D_UNIFORM, N / 2, seed);
         double *sorted = sorted_copy(v, N / 2);
         cx_kll_t *s = cx_kll_new(0);
-        for (size_t i = 0; i < N / 2; i++) cx_kll_add(s, v[i]);
+        for (size_t i = 0; i < N / 2; i++)
+            cx_kll_add(s, v[i]);
         double w = check_accuracy(s, sorted, N / 2, 0.01);
         if (w > worst) worst = w;
         cx_kll_destroy(s);
@@ -207,7 +228,8 @@ Test(kll, merging_four_partition_sketches_keeps_one_percent) {
         cr_assert_eq(cx_kll_merge(m3, part[3]), CX_OK);
         cr_assert_eq(cx_kll_merge(m2, m3), CX_OK);
         check_accuracy(m2, sorted, N, 0.01);
-        for (int p = 0; p < 4; p++) cx_kll_destroy(part[p]);
+        for (int p = 0; p < 4; p++)
+            cx_kll_destroy(part[p]);
         cx_kll_destroy(merged);
         cx_kll_destroy(m2);
         cx_kll_destroy(m3);
@@ -225,7 +247,8 @@ Test(kll, merging_many_small_sketches_keeps_one_percent) {
     for (int p = 0; p < 64 && i < N; p++) {
         size_t len = p == 63 ? N - i : (size_t)(p % 7 + 1) * 250;
         cx_kll_reset(part);
-        for (size_t j = 0; j < len && i < N; j++) cx_kll_add(part, v[i++]);
+        for (size_t j = 0; j < len && i < N; j++)
+            cx_kll_add(part, v[i++]);
         cr_assert_eq(cx_kll_merge(merged, part), CX_OK);
     }
     cr_assert_eq(cx_kll_count(merged), N);
@@ -239,7 +262,8 @@ Test(kll, merging_many_small_sketches_keeps_one_percent) {
 Test(kll, serialize_then_deserialize_gives_same_quantiles_and_bytes) {
     double *v = gen(D_LOGNORMAL_MONEY, N, 9);
     cx_kll_t *s = cx_kll_new(0);
-    for (size_t i = 0; i < N; i++) cx_kll_add(s, v[i]);
+    for (size_t i = 0; i < N; i++)
+        cx_kll_add(s, v[i]);
     cx_buf_t b = CX_BUF_INIT, b2 = CX_BUF_INIT;
     cr_assert_eq(cx_kll_serialize(s, &b), CX_OK);
     cr_expect_lt(b.len, 8 * cx_kll_retained(s) + 256, "encoding is compact: %zu bytes", b.len);
@@ -288,7 +312,8 @@ Test(kll, empty_sketch_round_trips_and_answers_nan) {
 Test(kll, every_flipped_byte_and_truncation_is_rejected) {
     cx_kll_t *s = cx_kll_new(64);
     uint64_t seed = 11;
-    for (int i = 0; i < 5000; i++) cx_kll_add(s, draw(D_EXPONENTIAL, &seed));
+    for (int i = 0; i < 5000; i++)
+        cx_kll_add(s, draw(D_EXPONENTIAL, &seed));
     cx_buf_t b = CX_BUF_INIT;
     cr_assert_eq(cx_kll_serialize(s, &b), CX_OK);
     uint8_t *p = malloc(b.len + 1);
@@ -304,8 +329,8 @@ Test(kll, every_flipped_byte_and_truncation_is_rejected) {
         }
     }
     for (size_t len = 0; len < b.len; len++)
-        cr_assert_eq(cx_kll_deserialize(b.data, len, &d, err, sizeof err), CX_ERR_INVALID,
-                     "truncation to %zu accepted", len);
+        cr_assert_eq(cx_kll_deserialize(b.data, len, &d, err, sizeof err), CX_ERR_INVALID, "truncation to %zu accepted",
+                     len);
     memcpy(p, b.data, b.len);
     p[b.len] = 0;
     cr_expect_eq(cx_kll_deserialize(p, b.len + 1, &d, err, sizeof err), CX_ERR_INVALID);
@@ -317,7 +342,8 @@ Test(kll, every_flipped_byte_and_truncation_is_rejected) {
 
 Test(kll, well_checksummed_but_inconsistent_input_is_rejected) {
     cx_kll_t *s = cx_kll_new(64);
-    for (int i = 0; i < 1000; i++) cx_kll_add(s, i);
+    for (int i = 0; i < 1000; i++)
+        cx_kll_add(s, i);
     cx_buf_t b = CX_BUF_INIT;
     cx_kll_serialize(s, &b);
     char err[128];
@@ -365,8 +391,8 @@ Test(kll, memory_stays_bounded_over_ten_million_adds) {
     }
     uint32_t levels = cx_kll_levels(s);
     cr_log_info("kll k=%d after 10M adds: retained %zu (peak %zu), %u levels, %zu bytes "
-                "(%zu at 1M)", CX_KLL_DEFAULT_K, cx_kll_retained(s), peak, levels,
-                cx_kll_bytes(s), bytes_at_1m);
+                "(%zu at 1M)",
+                CX_KLL_DEFAULT_K, cx_kll_retained(s), peak, levels, cx_kll_bytes(s), bytes_at_1m);
     cr_expect_eq(cx_kll_count(s), 10000000);
     cr_expect_leq(levels, 20);
     cr_expect_leq(peak, 3 * CX_KLL_DEFAULT_K + 8 * levels, "peak %zu", peak);
@@ -379,12 +405,15 @@ Test(kll, memory_stays_bounded_over_ten_million_adds) {
 Test(kll, same_input_gives_same_bytes_and_reset_restarts_cleanly) {
     cx_kll_t *a = cx_kll_new(0), *b = cx_kll_new(0);
     uint64_t s1 = 13, s2 = 13;
-    for (int i = 0; i < 50000; i++) cx_kll_add(a, draw(D_PARETO, &s1));
-    for (int i = 0; i < 7; i++) cx_kll_add(b, 1e9); /* noise, then reset */
+    for (int i = 0; i < 50000; i++)
+        cx_kll_add(a, draw(D_PARETO, &s1));
+    for (int i = 0; i < 7; i++)
+        cx_kll_add(b, 1e9); /* noise, then reset */
     cx_kll_reset(b);
     cr_expect_eq(cx_kll_count(b), 0);
     cr_expect(isnan(cx_kll_quantile(b, 0.5)));
-    for (int i = 0; i < 50000; i++) cx_kll_add(b, draw(D_PARETO, &s2));
+    for (int i = 0; i < 50000; i++)
+        cx_kll_add(b, draw(D_PARETO, &s2));
     cx_buf_t ba = CX_BUF_INIT, bb = CX_BUF_INIT;
     cx_kll_serialize(a, &ba);
     cx_kll_serialize(b, &bb);
@@ -397,7 +426,8 @@ Test(kll, same_input_gives_same_bytes_and_reset_restarts_cleanly) {
 
 Test(kll, small_inputs_are_exact) {
     cx_kll_t *s = cx_kll_new(0);
-    for (int i = 10; i >= 1; i--) cx_kll_add(s, i); /* 1..10 */
+    for (int i = 10; i >= 1; i--)
+        cx_kll_add(s, i); /* 1..10 */
     cr_expect_eq(cx_kll_quantile(s, 0.0), 1);
     cr_expect_eq(cx_kll_quantile(s, 0.1), 1);
     cr_expect_eq(cx_kll_quantile(s, 0.15), 2);
@@ -444,8 +474,10 @@ typedef struct zipf {
 
 static void zipf_init(zipf_t *z, double s) {
     double sum = 0;
-    for (int i = 0; i < ZIPF_TERMS; i++) z->cdf[i] = sum += 1.0 / pow(i + 1, s);
-    for (int i = 0; i < ZIPF_TERMS; i++) z->cdf[i] /= sum;
+    for (int i = 0; i < ZIPF_TERMS; i++)
+        z->cdf[i] = sum += 1.0 / pow(i + 1, s);
+    for (int i = 0; i < ZIPF_TERMS; i++)
+        z->cdf[i] /= sum;
 }
 
 static int zipf_draw(const zipf_t *z, uint64_t *seed) {
@@ -453,13 +485,17 @@ static int zipf_draw(const zipf_t *z, uint64_t *seed) {
     int lo = 0, hi = ZIPF_TERMS - 1;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (z->cdf[mid] > u) hi = mid;
-        else lo = mid + 1;
+        if (z->cdf[mid] > u)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
     return lo;
 }
 
-static size_t term_of(int rank, char *buf) { return (size_t)sprintf(buf, "theme-%04d", rank); }
+static size_t term_of(int rank, char *buf) {
+    return (size_t)sprintf(buf, "theme-%04d", rank);
+}
 
 /* The true top 10 are reported first, in order of their true counts (clear gaps at the head of
  * a Zipf law), and every reported count brackets the true one. */
@@ -470,10 +506,8 @@ static void check_topk(const cx_topk_t *t, const uint64_t *truth, uint64_t total
     for (size_t i = 0; i < got; i++) {
         int rank = atoi(items[i].term + 6);
         uint64_t tc = truth[rank];
-        cr_expect(items[i].count >= tc && items[i].count - items[i].error <= tc,
-                  "%s: count %lu error %lu, true %lu", items[i].term,
-                  (unsigned long)items[i].count, (unsigned long)items[i].error,
-                  (unsigned long)tc);
+        cr_expect(items[i].count >= tc && items[i].count - items[i].error <= tc, "%s: count %lu error %lu, true %lu",
+                  items[i].term, (unsigned long)items[i].count, (unsigned long)items[i].error, (unsigned long)tc);
         cr_expect_leq(items[i].error, total / cx_topk_capacity(t));
         if (i > 0) cr_expect_geq(items[i - 1].count, items[i].count);
     }
@@ -523,7 +557,8 @@ Test(topk, merged_partition_summaries_report_true_top_ten_within_bounds) {
     uint64_t total = 3 * 125000 + 2 * 125000;
     cr_expect_eq(cx_topk_total(merged), total);
     check_topk(merged, truth, total);
-    for (int p = 0; p < 4; p++) cx_topk_destroy(part[p]);
+    for (int p = 0; p < 4; p++)
+        cx_topk_destroy(part[p]);
     cx_topk_destroy(merged);
     free(truth);
 }
@@ -567,10 +602,11 @@ static int naive_rank(const naive_ctr_t *a, const naive_ctr_t *b) {
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
-static int naive_cmp(const void *a, const void *b) { return naive_rank(a, b); }
+static int naive_cmp(const void *a, const void *b) {
+    return naive_rank(a, b);
+}
 
-static void naive_add(naive_ctr_t *c, size_t *n, size_t m, const char *term, size_t len,
-                      uint64_t w) {
+static void naive_add(naive_ctr_t *c, size_t *n, size_t m, const char *term, size_t len, uint64_t w) {
     for (size_t i = 0; i < *n; i++)
         if (c[i].len == len && memcmp(c[i].term, term, len) == 0) {
             c[i].count += w;
@@ -662,8 +698,7 @@ Test(topk, serialize_round_trip_is_canonical_and_behaves_the_same) {
     for (size_t i = 0; i < b.len; i++) {
         memcpy(p, b.data, b.len);
         p[i] ^= 0x10;
-        cr_assert_eq(cx_topk_deserialize(p, b.len, &d, err, sizeof err), CX_ERR_INVALID,
-                     "flip at %zu accepted", i);
+        cr_assert_eq(cx_topk_deserialize(p, b.len, &d, err, sizeof err), CX_ERR_INVALID, "flip at %zu accepted", i);
     }
     for (size_t len = 0; len < b.len; len++)
         cr_assert_eq(cx_topk_deserialize(b.data, len, &d, err, sizeof err), CX_ERR_INVALID);
@@ -686,8 +721,9 @@ Test(topk, checksummed_but_inconsistent_input_is_rejected) {
     uint8_t p[32];
 
     memcpy(p, b.data, b.len);
-    p[12] = 'a'; p[13] = 'a'; /* duplicate term "aa" */
-    p[14] = 3;                /* with equal count: the order check or duplicate check fires */
+    p[12] = 'a';
+    p[13] = 'a'; /* duplicate term "aa" */
+    p[14] = 3;   /* with equal count: the order check or duplicate check fires */
     fix_crc(p, b.len);
     cr_expect_eq(cx_topk_deserialize(p, b.len, &d, err, sizeof err), CX_ERR_INVALID);
 
@@ -770,7 +806,8 @@ Test(sketch, random_checksummed_bodies_are_refused_or_valid_never_crash) {
     char err[128];
     for (int i = 0; i < 20000; i++) {
         size_t len = 7 + (size_t)(rng_next(&seed) % (sizeof p - 7));
-        for (size_t j = 0; j < len; j++) p[j] = (uint8_t)rng_next(&seed);
+        for (size_t j = 0; j < len; j++)
+            p[j] = (uint8_t)rng_next(&seed);
         bool kll = i & 1;
         p[0] = kll ? 'K' : 'T';
         p[1] = kll ? 'L' : 'K';

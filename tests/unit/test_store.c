@@ -18,7 +18,9 @@ static void setup(void) {
     st = cx_store_open(&o, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
 }
-static void teardown(void) { cx_store_close(st); }
+static void teardown(void) {
+    cx_store_close(st);
+}
 TestSuite(store, .init = setup, .fini = teardown);
 
 static void put(uint16_t part, char tag, const char *rest, const char *val) {
@@ -75,8 +77,8 @@ Test(store, scan_of_a_tag_is_in_byte_order_within_the_partition) {
     put(1, CX_KEY_PROFILE, "alice", "");
     put(1, CX_KEY_PROFILE, "Zed", "");
     put(1, CX_KEY_PROFILE, "alice2", "");
-    put(0, CX_KEY_PROFILE, "aaa", "");  /* other partition */
-    put(2, CX_KEY_PROFILE, "aaa", "");  /* other partition */
+    put(0, CX_KEY_PROFILE, "aaa", "");   /* other partition */
+    put(2, CX_KEY_PROFILE, "aaa", "");   /* other partition */
     put(1, CX_KEY_META, "p", "");        /* other tag */
     put(1, CX_KEY_AGG, "x", "");         /* other tag */
     put(256, CX_KEY_PROFILE, "aaa", ""); /* high byte of the partition number */
@@ -91,10 +93,11 @@ Test(store, scan_of_a_tag_is_in_byte_order_within_the_partition) {
     seen_t all = {0};
     uint8_t from[1] = {0}, to[3] = {0xff, 0xff, 0xff};
     cr_assert_eq(cx_store_scan(st, from, 1, to, 3, collect, &all, err, sizeof err), CX_OK);
-    const char *want[] = {"0:P:aaa", "1:A:x", "1:M:p", "1:P:Zed", "1:P:alice", "1:P:alice2", "1:P:bob",
-                          "2:P:aaa", "256:P:aaa"};
+    const char *want[] = {"0:P:aaa",    "1:A:x",   "1:M:p",   "1:P:Zed",  "1:P:alice",
+                          "1:P:alice2", "1:P:bob", "2:P:aaa", "256:P:aaa"};
     cr_assert_eq(all.n, sizeof want / sizeof *want);
-    for (size_t i = 0; i < all.n; i++) cr_assert_str_eq(all.keys[i], want[i]);
+    for (size_t i = 0; i < all.n; i++)
+        cr_assert_str_eq(all.keys[i], want[i]);
 }
 
 Test(store, scan_stops_when_the_callback_says_so) {
@@ -210,7 +213,8 @@ Test(store, dropping_a_partition_leaves_its_neighbours) {
     uint8_t from[1] = {0}, to[3] = {0xff, 0xff, 0xff};
     cr_assert_eq(cx_store_scan(st, from, 1, to, 3, collect, &s, err, sizeof err), CX_OK);
     cr_assert_eq(s.n, 4u * 5, "four keys in each of the five other partitions");
-    for (size_t i = 0; i < s.n; i++) cr_assert(strncmp(s.keys[i], "5:", 2) != 0, "%s survived", s.keys[i]);
+    for (size_t i = 0; i < s.n; i++)
+        cr_assert(strncmp(s.keys[i], "5:", 2) != 0, "%s survived", s.keys[i]);
     char out[8];
     cr_assert(get(4, CX_KEY_PROFILE, "c", out, sizeof out));
     cr_assert(get(6, CX_KEY_PROFILE, "c", out, sizeof out));

@@ -32,22 +32,23 @@ static void expect_tokens(const char *text, size_t len, const char *const *want)
     cr_assert_not_null(c);
     size_t n = cx_themes_tokenize(text, len, collect, c);
     size_t nw = 0;
-    while (want[nw]) nw++;
+    while (want[nw])
+        nw++;
     cr_assert_eq(n, c->n, "return value %zu vs callbacks %zu", n, c->n);
-    cr_assert_eq(c->n, nw, "got %zu tokens, want %zu (first: %s)", c->n, nw,
-                 c->n ? c->tok[0] : "-");
-    for (size_t i = 0; i < nw; i++) cr_assert_str_eq(c->tok[i], want[i], "token %zu", i);
+    cr_assert_eq(c->n, nw, "got %zu tokens, want %zu (first: %s)", c->n, nw, c->n ? c->tok[0] : "-");
+    for (size_t i = 0; i < nw; i++)
+        cr_assert_str_eq(c->tok[i], want[i], "token %zu", i);
     free(c);
 }
-#define EXPECT(text, ...)                                                                          \
-    do {                                                                                           \
-        const char *const want_[] = {__VA_ARGS__, NULL};                                           \
-        expect_tokens((text), sizeof(text) - 1, want_);                                            \
+#define EXPECT(text, ...)                                \
+    do {                                                 \
+        const char *const want_[] = {__VA_ARGS__, NULL}; \
+        expect_tokens((text), sizeof(text) - 1, want_);  \
     } while (0)
-#define EXPECT_NONE(text)                                                                          \
-    do {                                                                                           \
-        const char *const want_[] = {NULL};                                                        \
-        expect_tokens((text), sizeof(text) - 1, want_);                                            \
+#define EXPECT_NONE(text)                               \
+    do {                                                \
+        const char *const want_[] = {NULL};             \
+        expect_tokens((text), sizeof(text) - 1, want_); \
     } while (0)
 
 Test(themes, english_comment_is_lowercased_and_loses_stop_words_and_punctuation) {
@@ -55,13 +56,12 @@ Test(themes, english_comment_is_lowercased_and_loses_stop_words_and_punctuation)
 }
 
 Test(themes, swedish_capitals_are_lowercased_and_och_is_dropped) {
-    EXPECT("Förfärligt LÅNGSAM uppspelning, och dålig ljud", "förfärligt", "långsam", "uppspelning",
-           "dålig", "ljud");
+    EXPECT("Förfärligt LÅNGSAM uppspelning, och dålig ljud", "förfärligt", "långsam", "uppspelning", "dålig", "ljud");
 }
 
 Test(themes, latin1_and_extended_a_capitals_fold_to_lowercase) {
-    EXPECT("ÅÄÖ ÉCRAN ÜBER Ñandú ŁÓDŹ ŒUVRE ĞÜL İSTANBUL Ÿves GROẞ ẠB", "åäö", "écran", "über",
-           "ñandú", "łódź", "œuvre", "ğül", "istanbul", "ÿves", "groß", "ạb");
+    EXPECT("ÅÄÖ ÉCRAN ÜBER Ñandú ŁÓDŹ ŒUVRE ĞÜL İSTANBUL Ÿves GROẞ ẠB", "åäö", "écran", "über", "ñandú", "łódź",
+           "œuvre", "ğül", "istanbul", "ÿves", "groß", "ạb");
 }
 
 Test(themes, greek_and_cyrillic_are_letters_and_fold) {
@@ -76,11 +76,15 @@ Test(themes, emoji_and_symbols_are_separators) {
 
 Test(themes, lone_lead_byte_is_a_separator_and_neighbours_survive) {
     EXPECT("bra\xC3 ljud", "bra", "ljud");
-    EXPECT("ab\xC3" "cd", "ab", "cd");
+    EXPECT("ab\xC3"
+           "cd",
+           "ab", "cd");
 }
 
 Test(themes, byte_ff_is_a_separator) {
-    EXPECT("\xFFhej\xFF" "bild\xFF", "hej", "bild");
+    EXPECT("\xFFhej\xFF"
+           "bild\xFF",
+           "hej", "bild");
 }
 
 Test(themes, truncated_four_byte_sequence_at_the_end_is_dropped) {
@@ -131,9 +135,11 @@ Test(themes, multibyte_token_at_the_limit_is_not_split) {
     /* 24 × "ö" = 48 bytes: kept whole; 25 × "Ö" = 50 bytes: dropped, not cut in a code point. */
     char buf[256];
     size_t n = 0;
-    for (int i = 0; i < 24; i++) buf[n++] = '\xC3', buf[n++] = '\xB6';
+    for (int i = 0; i < 24; i++)
+        buf[n++] = '\xC3', buf[n++] = '\xB6';
     buf[n++] = ' ';
-    for (int i = 0; i < 25; i++) buf[n++] = '\xC3', buf[n++] = '\x96';
+    for (int i = 0; i < 25; i++)
+        buf[n++] = '\xC3', buf[n++] = '\x96';
     buf[n++] = ' ';
     buf[n++] = 'o';
     buf[n++] = 'k';
@@ -146,8 +152,8 @@ Test(themes, multibyte_token_at_the_limit_is_not_split) {
 }
 
 Test(themes, stop_words_in_either_language_are_recognised) {
-    const char *stops[] = {"the", "and", "dont", "och", "att", "det", "som", "en", "är", "på",
-                           "för", "inte", "jag", "med", "har", "av", "till", "den", "så", "om"};
+    const char *stops[] = {"the", "and",  "dont", "och", "att", "det", "som",  "en",  "är", "på",
+                           "för", "inte", "jag",  "med", "har", "av",  "till", "den", "så", "om"};
     for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
         cr_assert(cx_themes_is_stopword(stops[i], strlen(stops[i])), "%s", stops[i]);
     const char *content[] = {"buffering", "ljud", "långsam", "th", "thee", "ä", "", "pa"};
@@ -198,16 +204,17 @@ static void check_doc_lists(const char *doc, const char *lang) {
     size_t n = 0, seen = 0;
     const char *const *w = cx_themes_stopwords(lang, &n);
     while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\n')) p++;
+        while (p < end && (*p == ' ' || *p == '\n'))
+            p++;
         const char *q = p;
-        while (q < end && *q != ' ' && *q != '\n') q++;
+        while (q < end && *q != ' ' && *q != '\n')
+            q++;
         if (q > p) {
             size_t len = (size_t)(q - p);
             bool found = false;
             for (size_t i = 0; i < n && !found; i++)
                 found = strlen(w[i]) == len && !memcmp(w[i], p, len);
-            cr_assert(found, "docs/voc.md lists %.*s, not a %s stop word in the code", (int)len, p,
-                      lang);
+            cr_assert(found, "docs/voc.md lists %.*s, not a %s stop word in the code", (int)len, p, lang);
             seen++;
         }
         p = q;
@@ -244,9 +251,9 @@ static void check_fixed_point(void *opaque, const char *tok, size_t len) {
 Test(themes, random_bytes_yield_only_well_formed_lowercase_tokens) {
     /* Bytes biased towards UTF-8 lead and continuation bytes so that valid sequences, truncated
      * ones and letters of every accepted range all occur. Fixed seed: reproducible. */
-    static const unsigned char alphabet[] = {'a', 'B', 'z', '0', '9', ' ', '\'', 0xC3, 0xC4, 0xC5,
-                                             0xCE, 0xD0, 0xE1, 0xB8, 0x80, 0x96, 0xA5, 0xBF, 0xED,
-                                             0xF0, 0x9F, 0xE2, 0x80, 0x99, 0xFF, 0x00};
+    static const unsigned char alphabet[] = {'a',  'B',  'z',  '0',  '9',  ' ',  '\'', 0xC3, 0xC4,
+                                             0xC5, 0xCE, 0xD0, 0xE1, 0xB8, 0x80, 0x96, 0xA5, 0xBF,
+                                             0xED, 0xF0, 0x9F, 0xE2, 0x80, 0x99, 0xFF, 0x00};
     uint64_t x = 0x9E3779B97F4A7C15u;
     size_t len = 1 << 18, count = 0;
     unsigned char *b = malloc(len);
@@ -272,7 +279,8 @@ static double cpu_seconds(void) {
 static char *repeat(const char *pat, size_t patlen, size_t total) {
     char *b = malloc(total);
     cr_assert_not_null(b);
-    for (size_t i = 0; i < total; i++) b[i] = pat[i % patlen];
+    for (size_t i = 0; i < total; i++)
+        b[i] = pat[i % patlen];
     return b;
 }
 

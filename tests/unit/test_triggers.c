@@ -13,10 +13,10 @@
 #include "pipeline.h"
 #include "triggers.h"
 
-#define D0 INT64_C(20000) /* 2024-10-04 */
-#define DAY(d) ((D0 + (d)) * CX_DAY_MS)
+#define D0         INT64_C(20000) /* 2024-10-04 */
+#define DAY(d)     ((D0 + (d)) * CX_DAY_MS)
 #define EVENING(d) (DAY(d) + 20 * 3600 * INT64_C(1000))
-#define MAX_OUT 64
+#define MAX_OUT    64
 
 typedef struct capture {
     cx_trigger_t trig[MAX_OUT];
@@ -126,7 +126,8 @@ static void advance(int64_t wm) {
 
 /* Plays every evening of days [first, last]. */
 static void daily(const char *cid, int first, int last) {
-    for (int d = first; d <= last; d++) play(cid, EVENING(d), "drama");
+    for (int d = first; d <= last; d++)
+        play(cid, EVENING(d), "drama");
 }
 
 static void set(const char *key, const char *value) {
@@ -165,7 +166,8 @@ Test(triggers, stopped_streaming_fires_exactly_at_last_play_day_plus_min_days) {
 }
 
 Test(triggers, stopped_streaming_uses_k_times_the_usual_gap_when_longer) {
-    for (int w = 0; w < 6; w++) play("c1", EVENING(7 * w), NULL); /* weekly: 3 x 7 = 21 > 14 */
+    for (int w = 0; w < 6; w++)
+        play("c1", EVENING(7 * w), NULL); /* weekly: 3 x 7 = 21 > 14 */
     advance(DAY(35 + 21) - 1);
     cr_assert_eq(cap.n_trig, 0);
     advance(DAY(35 + 21));
@@ -180,7 +182,8 @@ Test(triggers, no_stopped_streaming_below_min_play_days) {
     play("c1", EVENING(0), NULL);
     play("c1", EVENING(1), NULL); /* 2 play days < inactivity.min_play_days = 3 */
     advance(DAY(60));
-    for (int i = 0; i < cap.n_trig; i++) cr_assert_neq(cap.trig[i].kind, CX_TRIG_STOPPED_STREAMING);
+    for (int i = 0; i < cap.n_trig; i++)
+        cr_assert_neq(cap.trig[i].kind, CX_TRIG_STOPPED_STREAMING);
 }
 
 Test(triggers, a_new_play_rearms_stopped_streaming) {
@@ -198,7 +201,8 @@ Test(triggers, usual_gap_is_robust_to_a_single_binge) {
     cx_profile_t p;
     cx_profile_init(&p, "c1");
     int days[] = {0, 7, 14, 15, 16, 17, 21, 28, 35, 42}; /* a weekly viewer with one binge */
-    for (int i = 0; i < 10; i++) p.play_days[i] = 20000 + days[i];
+    for (int i = 0; i < 10; i++)
+        p.play_days[i] = 20000 + days[i];
     p.n_play_days = 10;
     p.play_days_total = 10;
     double gap, cv;
@@ -245,7 +249,8 @@ Test(triggers, cooldown_ends_exactly_after_cooldown_days) {
  * 0.3 x 4 x 7 = 8.4 at day 136 (4 daily days 108..111 + 116, 121, 126, 131 = 8). */
 Test(triggers, engagement_drop_fires_on_the_first_day_below_the_threshold) {
     daily("c1", 0, 111);
-    for (int d = 116; d <= 131; d += 5) play("c1", EVENING(d), NULL);
+    for (int d = 116; d <= 131; d += 5)
+        play("c1", EVENING(d), NULL);
     advance(DAY(136) - 1);
     cr_assert_eq(cap.n_trig, 0);
     advance(DAY(136));
@@ -257,14 +262,17 @@ Test(triggers, engagement_drop_fires_on_the_first_day_below_the_threshold) {
 
 Test(triggers, engagement_drop_needs_eight_weeks_of_history) {
     daily("c1", 0, 48); /* 7 weeks of history before the recent window at most */
-    for (int d = 53; d <= 68; d += 5) play("c1", EVENING(d), NULL);
+    for (int d = 53; d <= 68; d += 5)
+        play("c1", EVENING(d), NULL);
     advance(DAY(80));
-    for (int i = 0; i < cap.n_trig; i++) cr_assert_neq(cap.trig[i].kind, CX_TRIG_ENGAGEMENT_DROP);
+    for (int i = 0; i < cap.n_trig; i++)
+        cr_assert_neq(cap.trig[i].kind, CX_TRIG_ENGAGEMENT_DROP);
 }
 
 Test(triggers, engagement_drop_at_a_day_start_matches_the_pure_rule) {
     daily("c1", 0, 111);
-    for (int d = 116; d <= 131; d += 5) play("c1", EVENING(d), NULL);
+    for (int d = 116; d <= 131; d += 5)
+        play("c1", EVENING(d), NULL);
     cx_profile_out_t o;
     bool found;
     cr_assert_eq(cx_pipeline_profile(pipe_, 0, "c1", &o, &found, err, sizeof err), CX_OK);

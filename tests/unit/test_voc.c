@@ -14,8 +14,12 @@
 #include "voc.h"
 
 #define DAY0 19723 /* 2024-01-01 */
-static int64_t at(int32_t day, int hour) { return (int64_t)(DAY0 + day) * CX_DAY_MS + (int64_t)hour * 3600000; }
-static int64_t midnight(int32_t day) { return (int64_t)(DAY0 + day) * CX_DAY_MS; }
+static int64_t at(int32_t day, int hour) {
+    return (int64_t)(DAY0 + day) * CX_DAY_MS + (int64_t)hour * 3600000;
+}
+static int64_t midnight(int32_t day) {
+    return (int64_t)(DAY0 + day) * CX_DAY_MS;
+}
 
 static char err[512];
 
@@ -178,7 +182,8 @@ Test(voc, customer_without_segment_counts_in_touchpoints_and_joins_a_segment_lat
     fx_open(&f);
     cx_survey_t s = survey(5, "general", NULL);
     cx_voc_survey(f.v, 0, &f.pr, &s, at(0, 1));
-    for (int i = 0; i < (int)f.cfg->n_segments; i++) cr_assert_eq(seg_n(f.v, i), 0);
+    for (int i = 0; i < (int)f.cfg->n_segments; i++)
+        cr_assert_eq(seg_n(f.v, i), 0);
     cr_assert_eq(tp_fig(f.v, "general").detractors, 1);
     f.pr.segment = (int8_t)f.champions; /* first transaction */
     cx_voc_rescored(f.v, 0, &f.pr, -1, 12345, 678);
@@ -251,8 +256,7 @@ Test(voc, themes_top_terms_per_segment_and_category) {
     size_t n;
     uint64_t total;
     bool found;
-    cr_assert_eq(cx_voc_themes(f.v, CX_VOC_BY_SEGMENT, "At Risk", CX_VOC_DETRACTORS, it, 8, &n, &total, &found),
-                 CX_OK);
+    cr_assert_eq(cx_voc_themes(f.v, CX_VOC_BY_SEGMENT, "At Risk", CX_VOC_DETRACTORS, it, 8, &n, &total, &found), CX_OK);
     cr_assert(found);
     cr_assert_geq(n, 1);
     cr_assert_str_eq(it[0].term, "buffering", "what At Risk detractors complain about");
@@ -260,8 +264,7 @@ Test(voc, themes_top_terms_per_segment_and_category) {
     cr_assert(has_term(it, n, "långsam", 1));
     cr_assert(!has_term(it, n, "great", 1), "promoters' terms are counted separately");
     cr_assert_eq(total, 7, "buffering x3, time, långsam, dålig, ljud");
-    cr_assert_eq(cx_voc_themes(f.v, CX_VOC_BY_SEGMENT, "At Risk", CX_VOC_PROMOTERS, it, 8, &n, &total, &found),
-                 CX_OK);
+    cr_assert_eq(cx_voc_themes(f.v, CX_VOC_BY_SEGMENT, "At Risk", CX_VOC_PROMOTERS, it, 8, &n, &total, &found), CX_OK);
     cr_assert_str_eq(it[0].term, "great");
     cr_assert_eq(it[0].count, 2);
     cr_assert(!has_term(it, n, "passive", 1), "passives' comments are not counted");
@@ -272,8 +275,7 @@ Test(voc, themes_top_terms_per_segment_and_category) {
                  CX_OK);
     cr_assert(found);
     cr_assert_eq(n, 0);
-    cr_assert_eq(cx_voc_themes(f.v, CX_VOC_BY_SEGMENT, "No Such", CX_VOC_DETRACTORS, it, 8, &n, &total, &found),
-                 CX_OK);
+    cr_assert_eq(cx_voc_themes(f.v, CX_VOC_BY_SEGMENT, "No Such", CX_VOC_DETRACTORS, it, 8, &n, &total, &found), CX_OK);
     cr_assert(!found);
     fx_close(&f);
 }
@@ -298,12 +300,14 @@ Test(voc, touchpoints_beyond_the_cap_are_pooled_under_other) {
 
 static void pl_event(cx_pipeline_t *p, const cx_config_t *cfg, cx_event_t *ev) {
     bool more = true;
-    while (more) cr_assert_eq(cx_pipeline_advance(p, 0, ev->ts_ms - cfg->watermark_lateness_ms, &more, err, sizeof err), CX_OK);
+    while (more)
+        cr_assert_eq(cx_pipeline_advance(p, 0, ev->ts_ms - cfg->watermark_lateness_ms, &more, err, sizeof err), CX_OK);
     cr_assert_eq(cx_pipeline_event(p, 0, ev, -1, err, sizeof err), CX_OK, "%s", err);
 }
 
 static void pl_advance(cx_pipeline_t *p, int64_t wm) {
-    for (bool more = true; more;) cr_assert_eq(cx_pipeline_advance(p, 0, wm, &more, err, sizeof err), CX_OK, "%s", err);
+    for (bool more = true; more;)
+        cr_assert_eq(cx_pipeline_advance(p, 0, wm, &more, err, sizeof err), CX_OK, "%s", err);
 }
 
 static cx_pipeline_t *pl_open(const cx_config_t *cfg, cx_store_t *st) {
@@ -364,7 +368,8 @@ Test(voc, pipeline_moves_the_score_on_a_timer_segment_change_and_expires_it_afte
     pl_advance(p, midnight(91) - 1);
     cr_assert_eq(seg_n(v, seg_index(cfg, "About To Sleep")), 1, "still counted on day 90");
     pl_advance(p, midnight(91)); /* day 1 + 90 */
-    for (size_t i = 0; i < cfg->n_segments; i++) cr_assert_eq(seg_n(v, (int)i), 0, "segment %zu", i);
+    for (size_t i = 0; i < cfg->n_segments; i++)
+        cr_assert_eq(seg_n(v, (int)i), 0, "segment %zu", i);
     cr_assert_eq(tp_fig(v, "support").detractors, 0);
     cx_profile_out_t o;
     cr_assert_eq(cx_pipeline_profile(p, 0, "c1", &o, &found, err, sizeof err), CX_OK);

@@ -294,6 +294,36 @@ cx_err_t cx_metrics_collect_pipeline(cx_buf_t *b, const cx_config_t *cfg, cx_pip
     return CX_OK;
 }
 
+cx_err_t cx_metrics_collect_restore(cx_buf_t *b, const cx_runner_restore_t *rs) {
+    cx_err_t rc;
+    /* the partition being read counts as of its latest progress report (about every 50,000 records) */
+    const cx_restore_progress_t *cur = &rs->current;
+    uint64_t records = rs->records_total + (rs->active ? cur->records : 0);
+    double seconds = rs->seconds_total + (rs->active ? cur->seconds : 0);
+    double rate = rs->active && cur->seconds > 0 ? (double)cur->records / cur->seconds : 0;
+    int64_t remaining = rs->active && cur->end >= 0 && cur->position < cur->end ? cur->end - cur->position : 0;
+    TRY(cx_metrics_family(b, "cxstream_restoring_partitions", CX_METRIC_GAUGE,
+                          "Partitions of the current assignment not yet restored from the changelog (the one "
+                          "being read included)."));
+    TRY(cx_metrics_sample(b, "cxstream_restoring_partitions", rs->pending > 0 ? rs->pending : 0, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_restored_partitions_total", CX_METRIC_COUNTER,
+                          "Partitions restored from the changelog (tail or full) since start."));
+    TRY(cx_metrics_sample_u64(b, "cxstream_restored_partitions_total", rs->partitions_restored, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_restore_records_total", CX_METRIC_COUNTER,
+                          "Changelog records applied to local state by restores since start."));
+    TRY(cx_metrics_sample_u64(b, "cxstream_restore_records_total", records, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_restore_seconds_total", CX_METRIC_COUNTER,
+                          "Time spent restoring partitions from the changelog since start."));
+    TRY(cx_metrics_sample(b, "cxstream_restore_seconds_total", seconds, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_restore_records_per_second", CX_METRIC_GAUGE,
+                          "Records per second of the restore in progress (0 when none)."));
+    TRY(cx_metrics_sample(b, "cxstream_restore_records_per_second", rate, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_restore_remaining_records", CX_METRIC_GAUGE,
+                          "Changelog offsets left to read by the restore in progress (0 when none)."));
+    TRY(cx_metrics_sample(b, "cxstream_restore_remaining_records", (double)remaining, (char *)NULL));
+    return CX_OK;
+}
+
 cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const cx_config_t *cfg, cx_runner_t *r, int64_t now_ms) {
     cx_err_t rc;
     bool started = cx_runner_started(r);
@@ -369,5 +399,7 @@ cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const cx_config_t *cfg, cx_runne
                           "Approximate size of the local RocksDB state (SST files and memtables)."));
     TRY(cx_metrics_sample(b, "cxstream_state_size_bytes", (double)cx_store_size_bytes(cx_runner_store(r)),
                           (char *)NULL));
+    cx_runner_restore_t rs = cx_runner_restore_status(r);
+    TRY(cx_metrics_collect_restore(b, &rs));
     return cx_metrics_collect_pipeline(b, cfg, pl, now_ms);
 }

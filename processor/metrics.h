@@ -76,8 +76,12 @@ struct cx_runner;
 /* Pipeline families: events, duplicates, late events, timers, outputs by topic, flushes, cache,
  * customers per segment, watermark per owned partition. now_ms: wall clock for the watermark lag. */
 cx_err_t cx_metrics_collect_pipeline(cx_buf_t *b, const struct cx_config *cfg, struct cx_pipeline *p, int64_t now_ms);
+/* Changelog restore families (restored and restoring partitions, records, seconds, the current
+ * restore's rate and remaining records) from the runner's restore status (runner.h). */
+struct cx_runner_restore;
+cx_err_t cx_metrics_collect_restore(cx_buf_t *b, const struct cx_runner_restore *rs);
 /* Everything: cxstream_info, the runner's families (consumed, DLQ, produced, delivery errors,
- * commits and their latency, rebalances, partitions, consumer lag, state size), then the
+ * commits and their latency, rebalances, partitions, consumer lag, state size, restore), then the
  * pipeline's. Call with the runner lock held. */
 cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const struct cx_config *cfg, struct cx_runner *r, int64_t now_ms);
 

@@ -373,3 +373,53 @@ Test(metrics, runner_before_start_exposes_only_info_and_started) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* ---------- changelog restore ---------- */
+
+Test(metrics, restore_families_count_finished_and_running_restores) {
+    cx_runner_restore_t rs = {0};
+    cx_buf_t b = CX_BUF_INIT;
+    cr_assert_eq(cx_metrics_collect_restore(&b, &rs), CX_OK);
+    expect_valid(&b);
+    cx_buf_putc(&b, 0);
+    const char *s = (const char *)b.data;
+    cr_assert(strstr(s, "\ncxstream_restoring_partitions 0\n"), "%s", s);
+    cr_assert(strstr(s, "\ncxstream_restore_records_total 0\n"), "%s", s);
+    cr_assert(strstr(s, "\ncxstream_restore_records_per_second 0\n"), "%s", s);
+
+    /* two partitions done (1,000 records in 2 s), one of two pending is being read */
+    rs.partitions_restored = 2;
+    rs.records_total = 1000;
+    rs.seconds_total = 2;
+    rs.pending = 2;
+    rs.active = true;
+    rs.current = (cx_restore_progress_t){
+        .part = 3, .from = 0, .end = 200000, .position = 150000, .records = 100000, .seconds = 4};
+    cx_buf_reset(&b);
+    cr_assert_eq(cx_metrics_collect_restore(&b, &rs), CX_OK);
+    expect_valid(&b);
+    cx_buf_putc(&b, 0);
+    s = (const char *)b.data;
+    cr_assert(strstr(s, "\ncxstream_restoring_partitions 2\n"), "%s", s);
+    cr_assert(strstr(s, "\ncxstream_restored_partitions_total 2\n"), "%s", s);
+    cr_assert(strstr(s, "\ncxstream_restore_records_total 101000\n"), "%s", s);
+    cr_assert(strstr(s, "\ncxstream_restore_seconds_total 6\n"), "%s", s);
+    cr_assert(strstr(s, "\ncxstream_restore_records_per_second 25000\n"), "%s", s);
+    cr_assert(strstr(s, "\ncxstream_restore_remaining_records 50000\n"), "%s", s);
+
+    /* finished: the running restore's records move into the total, the rate goes back to 0 */
+    rs.active = false;
+    rs.pending = 0;
+    rs.partitions_restored = 3;
+    rs.records_total = 1000 + 130000;
+    rs.seconds_total = 2 + 5;
+    cx_buf_reset(&b);
+    cr_assert_eq(cx_metrics_collect_restore(&b, &rs), CX_OK);
+    expect_valid(&b);
+    cx_buf_putc(&b, 0);
+    s = (const char *)b.data;
+    cr_assert(strstr(s, "\ncxstream_restore_records_total 131000\n"), "%s", s);
+    cr_assert(strstr(s, "\ncxstream_restore_records_per_second 0\n"), "%s", s);
+    cr_assert(strstr(s, "\ncxstream_restore_remaining_records 0\n"), "%s", s);
+    cx_buf_free(&b);
+}

@@ -132,7 +132,7 @@ cx_restorer_t *cx_restorer_new(cx_store_t *store, uint16_t part) {
     r->n_slots = 2 * RESTORE_BATCH;
     r->batch = cx_store_batch_new();
     r->slots = calloc(r->n_slots, sizeof *r->slots);
-    cx_profile_init(&r->prof, "");
+    cx_profile_init_lean(&r->prof, "");
     if (!r->batch || !r->slots) {
         cx_restorer_destroy(r);
         return NULL;

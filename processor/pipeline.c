@@ -658,6 +658,7 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
         const cx_campaign_t *camp = campaign_find(p, ev->u.email_send.campaign_id);
         if ((rc = cx_campaigns_send(p->camps, part, pr, ev)) != CX_OK) return rc;
         if (ev->u.email_send.group == CX_GROUP_TEST) {
+            if ((rc = cx_profile_campaigns(pr)) != CX_OK) return rc; /* the lazily allocated block */
             add_contact(pr, ev, camp);
             if (camp && camp->type == CX_CT_NEWSLETTER) pr->newsletter_recipient = true;
         }
@@ -872,7 +873,7 @@ cx_err_t cx_pipeline_each_profile(cx_pipeline_t *p, uint16_t part, void (*cb)(vo
     cx_err_t rc = cx_pipeline_flush(p, part, errstr, errstr_size);
     if (rc != CX_OK) return rc;
     each_ctx_t c = {.p = p, .P = P, .cb = cb, .opaque = opaque, .errstr = errstr, .errstr_size = errstr_size};
-    cx_profile_init(&c.prof, NULL);
+    cx_profile_init_lean(&c.prof, NULL);
     rc = cx_store_scan_tag(p->store, part, CX_KEY_PROFILE, each_cb, &c, errstr, errstr_size);
     cx_profile_clear(&c.prof);
     return rc != CX_OK ? rc : c.rc;
@@ -1030,7 +1031,7 @@ static cx_err_t rescore_partition(cx_pipeline_t *p, uint16_t part, int64_t at_ms
                        .errstr = errstr,
                        .errstr_size = errstr_size};
     snprintf(c.cause, sizeof c.cause, "rescore:%" PRId64, at_ms);
-    cx_profile_init(&c.tmp, NULL);
+    cx_profile_init_lean(&c.tmp, NULL);
     if (rc == CX_OK) rc = rescore_pass(&c);
     cx_kll_t *merged[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3 && rc == CX_OK; i++) {

@@ -138,7 +138,7 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
     else if (!(e = malloc(sizeof *e)))
         return CX_ERR_NOMEM;
     memset(e, 0, sizeof *e);
-    cx_profile_init(&e->prof, cid);
+    cx_profile_init_lean(&e->prof, cid);
     if (found) {
         rc = cx_profile_decode(&e->prof, cid, c->val.data, c->val.len, errstr, errstr_size);
         if (rc != CX_OK) {

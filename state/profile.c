@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void cx_profile_init(cx_profile_t *p, const char *customer_id) {
+void cx_profile_init_lean(cx_profile_t *p, const char *customer_id) {
     memset(p, 0, sizeof *p);
     p->segment = -1;
     if (customer_id) {
@@ -21,16 +21,46 @@ void cx_profile_init(cx_profile_t *p, const char *customer_id) {
     }
 }
 
+static void camp_point(cx_profile_t *p) {
+    p->contacts = p->camp ? p->camp->contacts : NULL;
+    p->latest_by_type = p->camp ? p->camp->latest_by_type : NULL;
+    p->sends = p->camp ? p->camp->sends : NULL;
+}
+
+cx_err_t cx_profile_campaigns(cx_profile_t *p) {
+    if (p->camp) return CX_OK;
+    if (!(p->camp = calloc(1, sizeof *p->camp))) return CX_ERR_NOMEM;
+    camp_point(p);
+    return CX_OK;
+}
+
+void cx_profile_init(cx_profile_t *p, const char *customer_id) {
+    cx_profile_init_lean(p, customer_id);
+    (void)cx_profile_campaigns(p);
+}
+
 void cx_profile_clear(cx_profile_t *p) {
     if (!p) return;
     free(p->buckets);
-    cx_profile_init(p, NULL);
+    free(p->camp);
+    cx_profile_init_lean(p, NULL);
 }
 
 cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src) {
     *dst = *src;
     dst->buckets = NULL;
     dst->cap_buckets = 0;
+    dst->camp = NULL;
+    if (src->camp) {
+        if (!(dst->camp = malloc(sizeof *dst->camp))) {
+            camp_point(dst);
+            dst->n_contacts = dst->n_sends = dst->has_latest_by_type = 0;
+            dst->n_buckets = 0;
+            return CX_ERR_NOMEM;
+        }
+        *dst->camp = *src->camp;
+    }
+    camp_point(dst);
     if (src->n_buckets) {
         dst->buckets = malloc(src->n_buckets * sizeof(cx_bucket_t));
         if (!dst->buckets) {
@@ -321,10 +351,17 @@ static void get_contact(rd_t *r, cx_contact_t *c) {
     c->ts_ms = gets(r);
 }
 
+/* The campaign block for a non-empty section; false (p cleared) if it cannot be allocated. */
+static bool camp_need(cx_profile_t *p, const rd_t *r) {
+    if (r->bad || cx_profile_campaigns(p) == CX_OK) return true;
+    cx_profile_clear(p);
+    return false;
+}
+
 cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void *buf, size_t len, char *errstr,
                            size_t errstr_size) {
     cx_profile_clear(p);
-    cx_profile_init(p, customer_id);
+    cx_profile_init_lean(p, customer_id);
     rd_t r = {buf, len, false};
     uint64_t version = getu(&r);
     if (version != CX_PROFILE_VERSION) {
@@ -414,16 +451,22 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     uint64_t nc = getu(&r);
     if (nc > CX_CONTACTS_KEPT)
         r.bad = true;
+    else if (nc && !camp_need(p, &r))
+        return CX_ERR_NOMEM;
     else
         p->n_contacts = (uint8_t)nc;
     for (unsigned i = 0; i < p->n_contacts && !r.bad; i++)
         get_contact(&r, &p->contacts[i]);
-    p->has_latest_by_type = (uint8_t)getu(&r);
+    uint64_t lbt = getu(&r);
+    if (lbt && !r.bad && !camp_need(p, &r)) return CX_ERR_NOMEM;
+    if (!r.bad) p->has_latest_by_type = (uint8_t)lbt;
     for (int t = 0; t < CX_CT__COUNT && !r.bad; t++)
         if (p->has_latest_by_type & (1u << t)) get_contact(&r, &p->latest_by_type[t]);
     uint64_t ns = getu(&r);
     if (ns > CX_OPEN_SENDS_MAX)
         r.bad = true;
+    else if (ns && !camp_need(p, &r))
+        return CX_ERR_NOMEM;
     else
         p->n_sends = (uint8_t)ns;
     for (unsigned i = 0; i < p->n_sends && !r.bad; i++) {

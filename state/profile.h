@@ -7,8 +7,11 @@
  * sends and the customer's next timer. The encoding (version byte + varints, day numbers
  * delta-coded) keeps a typical customer well under 300 bytes in RocksDB.
  *
- * Ownership: cx_profile_t owns its bucket array (grown on demand, freed by cx_profile_clear()).
- * Everything else is inline and bounded.
+ * Ownership: cx_profile_t owns its bucket array (grown on demand) and its campaign block (contacts,
+ * latest contact per type, open sends: 5.3 KB that most customers never use), both freed by
+ * cx_profile_clear(). `contacts`, `latest_by_type` and `sends` point into the campaign block, or are
+ * NULL while it is absent (then n_contacts, has_latest_by_type and n_sends are 0): call
+ * cx_profile_campaigns() before the first write to them. Everything else is inline and bounded.
  */
 #ifndef CX_PROFILE_H
 #define CX_PROFILE_H
@@ -55,6 +58,13 @@ typedef struct cx_touchpoint_score {
     int64_t ts_ms;
 } cx_touchpoint_score_t;
 
+/* The campaign block: allocated on a customer's first contact or send (cx_profile_campaigns). */
+typedef struct cx_profile_camp {
+    cx_contact_t contacts[CX_CONTACTS_KEPT];
+    cx_contact_t latest_by_type[CX_CT__COUNT];
+    cx_open_send_t sends[CX_OPEN_SENDS_MAX];
+} cx_profile_camp_t;
+
 typedef struct cx_profile {
     char customer_id[CX_ID_MAX + 1];
 
@@ -99,11 +109,12 @@ typedef struct cx_profile {
     bool has_acquisition;
     char acquisition_campaign_id[CX_ID_MAX + 1];
     bool newsletter_recipient;
-    cx_contact_t contacts[CX_CONTACTS_KEPT]; /* newest last */
+    cx_profile_camp_t *camp; /* NULL until the first contact or send; owns the three arrays below */
+    cx_contact_t *contacts;  /* camp->contacts or NULL; [CX_CONTACTS_KEPT], newest last */
     uint8_t n_contacts;
-    cx_contact_t latest_by_type[CX_CT__COUNT];
-    uint8_t has_latest_by_type; /* bit per cx_campaign_type_t */
-    cx_open_send_t sends[CX_OPEN_SENDS_MAX];
+    cx_contact_t *latest_by_type; /* camp->latest_by_type or NULL; [CX_CT__COUNT] */
+    uint8_t has_latest_by_type;   /* bit per cx_campaign_type_t */
+    cx_open_send_t *sends;        /* camp->sends or NULL; [CX_OPEN_SENDS_MAX] */
     uint8_t n_sends;
 
     /* duplicates: fingerprints of the last accepted event ids, ring */
@@ -122,8 +133,14 @@ typedef struct cx_profile {
     int64_t voc_monetary_minor, voc_clv_minor;
 } cx_profile_t;
 
-void cx_profile_init(cx_profile_t *p, const char *customer_id); /* zeroed, segment -1 */
-void cx_profile_clear(cx_profile_t *p);                         /* frees buckets, keeps nothing */
+/* Zeroed, segment -1, with the campaign block allocated (every field writable at once; should the
+ * allocation fail, the block is absent and cx_profile_campaigns() reports it). */
+void cx_profile_init(cx_profile_t *p, const char *customer_id);
+/* The same without the campaign block (the cache's and the decoder's form). */
+void cx_profile_init_lean(cx_profile_t *p, const char *customer_id);
+/* Allocates the (zeroed) campaign block unless present. CX_ERR_NOMEM on failure. */
+cx_err_t cx_profile_campaigns(cx_profile_t *p);
+void cx_profile_clear(cx_profile_t *p); /* frees buckets and the campaign block; lean afterwards */
 /* Deep copy; dst must be cleared or freshly initialised. */
 cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src);
 

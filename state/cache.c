@@ -41,6 +41,7 @@ cx_cache_t *cx_cache_new(cx_store_t *store, size_t max_entries) {
     if (!c) return NULL;
     c->store = store;
     c->max_entries = max_entries ? max_entries : 1;
+    /* load factor <= 1 while at most max_entries are held (a flush is due at max_entries dirty) */
     c->nbuckets = 1024;
     while (c->nbuckets < c->max_entries)
         c->nbuckets <<= 1;
@@ -114,7 +115,7 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
     uint64_t h = cx_hash64(cid, len);
     *out = NULL;
     for (cx_cache_entry_t *e = c->table[h & (c->nbuckets - 1)]; e; e = e->hnext) {
-        if (e->hash == h && e->part == part && strcmp(e->prof.customer_id, cid) == 0) {
+        if (e->hash == h && e->cid_len == len && e->part == part && memcmp(e->prof.customer_id, cid, len) == 0) {
             c->st.hits++;
             if (!e->dirty) { /* move to front of LRU */
                 list_unlink(e);
@@ -152,6 +153,7 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
     }
     e->part = part;
     e->hash = h;
+    e->cid_len = (uint16_t)strlen(e->prof.customer_id);
     e->hnext = c->table[h & (c->nbuckets - 1)];
     c->table[h & (c->nbuckets - 1)] = e;
     c->n++;
@@ -162,9 +164,11 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
 }
 
 cx_cache_entry_t *cx_cache_peek(cx_cache_t *c, uint16_t part, const char *cid) {
-    uint64_t h = cx_hash64(cid, strlen(cid));
+    size_t len = strlen(cid);
+    uint64_t h = cx_hash64(cid, len);
     for (cx_cache_entry_t *e = c->table[h & (c->nbuckets - 1)]; e; e = e->hnext)
-        if (e->hash == h && e->part == part && strcmp(e->prof.customer_id, cid) == 0) return e;
+        if (e->hash == h && e->cid_len == len && e->part == part && memcmp(e->prof.customer_id, cid, len) == 0)
+            return e;
     return NULL;
 }
 

@@ -18,14 +18,16 @@
 #include "store.h"
 
 typedef struct cx_cache_entry {
-    cx_profile_t prof;
-    uint16_t part;
-    bool dirty;
-    bool in_store;          /* the profile key exists in RocksDB */
-    int64_t indexed_due_ms; /* timer key present in RocksDB for this customer (0: none) */
+    /* what a lookup compares, first: a chain walk touches one cache line per entry */
     uint64_t hash;
     struct cx_cache_entry *hnext;
+    uint16_t part;
+    uint16_t cid_len; /* strlen(prof.customer_id) */
+    bool dirty;
+    bool in_store;                      /* the profile key exists in RocksDB */
+    int64_t indexed_due_ms;             /* timer key present in RocksDB for this customer (0: none) */
     struct cx_cache_entry *prev, *next; /* LRU list (clean) or dirty list */
+    cx_profile_t prof;
 } cx_cache_entry_t;
 
 typedef struct cx_cache cx_cache_t;

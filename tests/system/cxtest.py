@@ -96,15 +96,23 @@ def cxstream_binary():
 def wait_for(cond, timeout_s=30.0, interval_s=0.1, what=None):
     """Call cond() until it returns something truthy; return that value.
 
-    Raises TimeoutError (naming `what`, or cond) after timeout_s."""
+    A transient Kafka error raised by cond() (a coordinator moving or still loading, a leader
+    election) counts as "not yet"; other exceptions propagate. Raises TimeoutError (naming `what`,
+    or cond, and the last Kafka error) after timeout_s."""
+    from confluent_kafka import KafkaException
     deadline = time.monotonic() + timeout_s
+    last_err = None
     while True:
-        v = cond()
+        try:
+            v = cond()
+        except KafkaException as e:
+            v, last_err = None, e
         if v:
             return v
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout_s:g} s waiting for "
-                               f"{what or getattr(cond, '__name__', 'condition')}")
+                               f"{what or getattr(cond, '__name__', 'condition')}"
+                               + (f" (last Kafka error: {last_err})" if last_err else ""))
         time.sleep(interval_s)
 
 

@@ -160,6 +160,10 @@ def config(env, name):
         # after a kill -9 the dead member holds its partitions until its session times out: keep
         # that short so the restart does not wait the default 45 s
         "kafka.session.timeout.ms": 6000,
+        # each run is a separate application on the shared broker: its own changelog and partials
+        # (restoring another group's changelog would import that group's state and offsets)
+        "topic.changelog": f"cx.changelog.{name}",
+        "topic.partials": f"cx.partials.{name}",
     })
     return path, f"cx-foundation-{name}"
 

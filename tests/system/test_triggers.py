@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 from cxtest import Broker, CxProcess, consume_all, run_cxstream, wait_for, write_config
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 sys.path.insert(0, os.path.join(cxtest.SOURCE_DIR, "tests", "scenarios"))
 import test_trigger_quality as quality  # noqa: E402
@@ -76,7 +76,11 @@ def test_stopped_streaming_precision_and_recall_on_a_real_broker():
                 def done():
                     if not proc.alive():
                         raise RuntimeError(f"cxstream run exited {proc.proc.returncode}:\n{proc.log()[-4000:]}")
-                    got = _offsets(b.bootstrap, group, committed=True)
+                    try:
+                        got = _offsets(b.bootstrap, group, committed=True)
+                    except KafkaException as e:  # coordinator moving or loading: ask again
+                        log(f"committed offsets not available yet: {e}")
+                        return False
                     return all(got[k] == v for k, v in hw.items())
                 wait_for(done, timeout_s=DONE_TIMEOUT_S, interval_s=0.5, what="all input committed")
             finally:

@@ -232,7 +232,7 @@ cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch) {
     size_t k = 0;
     for (cx_cache_entry_t *e = c->dirty.next; e != &c->dirty; e = e->next)
         if (part < 0 || e->part == part) c->sort[k++] = e;
-    qsort(c->sort, n, sizeof *c->sort, cmp_entry);
+    if (n > 1) qsort(c->sort, n, sizeof *c->sort, cmp_entry); /* qsort(NULL, 0) is undefined */
     for (size_t i = 0; i < n; i++) {
         cx_err_t rc = flush_entry(c, c->sort[i], batch);
         if (rc != CX_OK) return rc;

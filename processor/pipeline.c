@@ -1020,7 +1020,7 @@ static cx_err_t rescore_partition(cx_pipeline_t *p, uint16_t part, int64_t at_ms
     fresh_list_t f = {.part = part};
     cx_cache_each_dirty(p->cache, part, collect_fresh, &f);
     cx_err_t rc = f.nomem ? CX_ERR_NOMEM : CX_OK;
-    if (rc == CX_OK) qsort(f.ids, f.n, sizeof *f.ids, cmp_str);
+    if (rc == CX_OK && f.n > 1) qsort(f.ids, f.n, sizeof *f.ids, cmp_str);
     rescore_ctx_t c = {.p = p,
                        .P = P,
                        .part = part,

@@ -278,7 +278,7 @@ int cx_cmd_replay(int argc, char **argv) {
             fprintf(stderr, "cxstream replay: profiles: %s\n", err[0] ? err : cx_err2str(plines.rc));
             goto done;
         }
-    qsort(plines.lines, plines.n, sizeof *plines.lines, cmp_lines);
+    if (plines.n > 1) qsort(plines.lines, plines.n, sizeof *plines.lines, cmp_lines);
     {
         char path[4096];
         snprintf(path, sizeof path, "%s/profiles.jsonl", outdir);

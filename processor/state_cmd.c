@@ -191,7 +191,7 @@ static int cmd_dump(state_ctx_t *s, const char *output, char *err, size_t errsz)
                     d.rc != CX_OK ? cx_err2str(d.rc) : err);
             goto done;
         }
-    qsort(d.lines, d.n, sizeof *d.lines, cmp_lines);
+    if (d.n > 1) qsort(d.lines, d.n, sizeof *d.lines, cmp_lines);
     out = output && strcmp(output, "-") != 0 ? fopen(output, "w") : stdout;
     if (!out) {
         fprintf(stderr, "cxstream state dump: cannot write --output %s: %s\n", output, strerror(errno));

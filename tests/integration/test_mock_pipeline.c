@@ -440,7 +440,7 @@ static void run_with_fault(run_t *x, fault_t *f) {
 Test(mock, broker_down_mid_stream_changes_no_output_and_no_offset) {
     run_t clean, faulty;
     run_clean(&clean, true);
-    fault_t f = {.inject = inject_broker_down, .down_ms = 3000};
+    fault_t f = {.inject = inject_broker_down, .down_ms = 10000}; /* issue 6: down for 10 s */
     run_with_fault(&faulty, &f);
     assert_same_outputs(&clean, &faulty);
     run_free(&clean);

@@ -22,6 +22,7 @@
 #include "embedded.h"
 #include "http.h"
 #include "metrics.h"
+#include "owners.h"
 #include "runner.h"
 #include "voc.h"
 
@@ -71,6 +72,35 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, con
 
 static enum MHD_Result send_busy(struct MHD_Connection *c) {
     return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "processor busy: state lock not obtained in time", NULL);
+}
+
+/* A customer of partition `part` owned elsewhere (interactive queries): 307 to the owner's
+ * /customers/{id} when its address is known (cx.partials owner records, owners.h), else 503 (not
+ * 404: the customer may well exist on the owner). */
+static enum MHD_Result send_not_owned(struct MHD_Connection *c, const char *cid, int32_t part, const char *owner) {
+    cx_buf_t b = CX_BUF_INIT;
+    if (!owner) {
+        cx_buf_appendf(&b, "{\"error\":\"owner unknown\",\"partition\":%" PRId32 "}", part);
+        return send_json(c, MHD_HTTP_SERVICE_UNAVAILABLE, &b);
+    }
+    cx_buf_appendf(&b, "{\"error\":\"not owned here\",\"partition\":%" PRId32 ",\"owner\":", part);
+    cx_buf_json_str(&b, owner, strlen(owner));
+    cx_buf_putc(&b, '}');
+    /* cid passed cx_id_valid and owner cx_owners_addr_valid: both are safe in a header */
+    char loc[CX_OWNER_ADDR_MAX + CX_ID_MAX + 32];
+    snprintf(loc, sizeof loc, "http://%s/customers/%s", owner, cid);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        cx_buf_free(&b);
+        return MHD_NO;
+    }
+    b = (cx_buf_t)CX_BUF_INIT; /* the response owns the bytes now */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+    enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_TEMPORARY_REDIRECT, resp);
+    MHD_destroy_response(resp);
+    return r;
 }
 
 /* ---------- handlers ---------- */
@@ -129,12 +159,12 @@ static enum MHD_Result h_customer(cx_http_t *h, struct MHD_Connection *c, const 
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL);
     }
     int32_t part = cx_murmur2_partition(cid, len, np);
-    char members[96];
-    snprintf(members, sizeof members, "\"partition\":%" PRId32 ",\"owner\":null", part);
     if (!cx_pipeline_owns(pl, (uint16_t)part)) {
+        char owner[CX_OWNER_ADDR_MAX + 1] = "";
+        bool known = h->prov.owner && h->prov.owner(h->prov.opaque, part, owner, sizeof owner) &&
+                     cx_owners_addr_valid(owner, strlen(owner));
         h->prov.unlock(h->prov.opaque);
-        /* Interactive queries across instances come later: the owner is not known here yet. */
-        return send_error(c, MHD_HTTP_NOT_FOUND, "customer's partition is not owned by this instance", members);
+        return send_not_owned(c, cid, part, known ? owner : NULL);
     }
     cx_profile_out_t prof;
     bool found = false;
@@ -565,6 +595,11 @@ static int32_t rp_partitions(void *o) {
     return cx_runner_started(rp->r) ? cx_runner_partition_count(rp->r) : 0;
 }
 
+static bool rp_owner(void *o, int32_t part, char *addr, size_t addr_size) {
+    runner_prov_t *rp = o;
+    return cx_runner_started(rp->r) && cx_runner_owner(rp->r, part, addr, addr_size);
+}
+
 static cx_err_t rp_metrics(void *o, cx_buf_t *out) {
     runner_prov_t *rp = o;
     return cx_metrics_collect_runner(out, rp->cfg, rp->r, cx_wall_ms());
@@ -586,6 +621,7 @@ cx_http_t *cx_http_start_runner(const cx_config_t *cfg, cx_runner_t *r, char *er
                                .pipeline = rp_pipeline,
                                .partitions = rp_partitions,
                                .metrics = rp_metrics,
+                               .owner = rp_owner,
                                .campaigns = NULL};
     cx_http_opts_t o = {.bind = cfg->http_bind, .port = (uint16_t)cfg->http_port};
     cx_http_t *h = cx_http_start(cfg, &o, &prov, errstr, n);

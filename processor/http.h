@@ -47,6 +47,10 @@ typedef struct cx_http_provider {
      * JSON, [] and 404 while the pipeline is NULL). With the lock: id NULL appends a JSON array of
      * KPI objects; otherwise one JSON object, *found false for an unknown campaign. */
     cx_err_t (*campaigns)(void *opaque, const char *id, cx_buf_t *out, bool *found);
+    /* Optional; NULL: owners are never known. With the lock: the advertised address (host:port) of
+     * the instance owning input partition `part` into addr; false when unknown. A customer of a
+     * partition owned elsewhere gets 307 to http://<owner>/customers/{id}, or 503 when unknown. */
+    bool (*owner)(void *opaque, int32_t part, char *addr, size_t addr_size);
 } cx_http_provider_t;
 
 typedef struct cx_http_opts {

@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "http.h"
+#include "owners.h"
 #include "registry.h"
 #include "runner.h"
 
@@ -80,6 +81,11 @@ struct cx_runner {
     bool recover;                  /* the last flush failed: drop unflushed state, seek back */
     uint64_t delivery_errors_seen; /* delivery errors already handled by a recovery */
     cx_runner_restore_t rs;
+    /* interactive queries (owners.h): partition → owner address from cx.partials "owner::<p>" */
+    cx_owners_t *owners;
+    int64_t owners_published_ms; /* CLOCK_MONOTONIC of the last publication, 0 none */
+    int64_t owners_generation;   /* assignments seen by this process */
+    bool owners_quiet;           /* revoking or closing: publish no owner records */
 };
 
 static inq_t *Q(cx_runner_t *r, int32_t p, int i) {
@@ -384,6 +390,29 @@ static void recover_all(cx_runner_t *r, const char *why) {
     rd_kafka_topic_partition_list_destroy(resume);
 }
 
+/* ---------- owner records (owners.h) ---------- */
+
+/* Publishes "owner::<p>" for every owned input partition (nothing when HTTP is off). */
+static cx_err_t publish_owners(cx_runner_t *r) {
+    char addr[CX_OWNER_ADDR_MAX + 1], key[32];
+    r->owners_published_ms = cx_mono_ms();
+    if (!cx_owners_self_address(r->cfg, addr, sizeof addr)) return CX_OK;
+    if (!cx_owners_addr_valid(addr, strlen(addr))) {
+        cx_log(CX_LOG_WARN, "owners", "not advertised: address \"%s\" is not host:port", addr);
+        return CX_OK;
+    }
+    cx_buf_t val = CX_BUF_INIT;
+    cx_err_t rc = CX_OK;
+    int64_t ts = cx_wall_ms();
+    for (int32_t p = 0; p < r->n_parts && rc == CX_OK; p++) {
+        if (!cx_pipeline_owns(r->pl, (uint16_t)p)) continue;
+        rc = cx_owners_record(p, addr, r->owners_generation, ts, key, sizeof key, &val);
+        if (rc == CX_OK) rc = produce(r, r->cfg->topic_partials, key, strlen(key), val.data, val.len, NULL);
+    }
+    cx_buf_free(&val);
+    return rc;
+}
+
 /* ---------- commit protocol ---------- */
 
 /* flush (changelog + acknowledgements or transaction, then RocksDB) → offsets (at_least_once).
@@ -392,6 +421,10 @@ static void recover_all(cx_runner_t *r, const char *why) {
 static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) {
     int64_t t0 = cx_mono_ms();
     if (r->recover) recover_all(r, "an earlier flush failed");
+    if (r->n_parts > 0 && !r->owners_quiet &&
+        (!r->owners_published_ms || t0 - r->owners_published_ms >= CX_OWNERS_REPUBLISH_MS) &&
+        publish_owners(r) != CX_OK)
+        cx_log(CX_LOG_WARN, "owners", "owner records not published (retried next cycle)");
     cx_err_t rc = cx_pipeline_flush(r->pl, -1, errstr, n);
     if (rc != CX_OK) {
         if (!r->recover || rc == CX_ERR_FATAL) {
@@ -565,10 +598,17 @@ static void on_assign(cx_runner_t *r, rd_kafka_topic_partition_list_t *parts) {
     }
     rd_kafka_assign(r->consumer, parts);
     r->st.rebalances++;
+    r->owners_generation++;
+    r->owners_quiet = false;
+    if (r->eos) /* no transaction from a rebalance callback: the next commit cycle publishes */
+        r->owners_published_ms = 0;
+    else if (!r->fatal && publish_owners(r) != CX_OK)
+        cx_log(CX_LOG_WARN, "owners", "owner records not published (retried at the next commit cycle)");
 }
 
 static void on_revoke(cx_runner_t *r, rd_kafka_topic_partition_list_t *parts) {
     char err[256];
+    r->owners_quiet = true; /* the new owner publishes */
     if (!r->fatal && commit_cycle(r, true, err, sizeof err) != CX_OK) {
         r->fatal = true;
         snprintf(r->fatal_msg, sizeof r->fatal_msg, "commit on revoke: %s", err);
@@ -731,6 +771,10 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     if (!(r->store = cx_store_open(&so, errstr, n))) goto fail;
     cx_sink_t sink = {r, sink_emit};
     if (!(r->pl = cx_pipeline_new(cfg, r->store, &sink, errstr, n))) goto fail;
+    if (!(r->owners = cx_owners_new())) {
+        cx_seterr(errstr, n, "out of memory");
+        goto fail;
+    }
 
     r->eos = cfg->guarantee == CX_GUARANTEE_EXACTLY_ONCE;
     for (int i = 0; i < CX_PARTS_MAX; i++)
@@ -818,6 +862,7 @@ void cx_runner_destroy(cx_runner_t *r) {
         rd_kafka_destroy(r->producer);
     }
     cx_pipeline_destroy(r->pl);
+    cx_owners_destroy(r->owners);
     cx_store_close(r->store);
     cx_registry_destroy(r->registry);
     cx_codec_destroy(r->codec);
@@ -908,6 +953,8 @@ static cx_err_t apply_campaign(cx_runner_t *r, const rd_kafka_message_t *m) {
 /* A cx.partials record: other instances' campaign partials and watermarks (ours are ignored). */
 static cx_err_t apply_partial(cx_runner_t *r, const rd_kafka_message_t *m) {
     if (!m->key) return CX_OK;
+    if (cx_owners_apply(r->owners, m->key, m->key_len, m->payload, m->len) == CX_ERR_INVALID)
+        cx_log(CX_LOG_WARN, "partials", "skipped=malformed owner record offset=%" PRId64, m->offset);
     cx_err_t rc = cx_campaigns_apply_partial(cx_pipeline_campaigns(r->pl), m->key, m->key_len, m->payload, m->len);
     if (rc == CX_ERR_INVALID) cx_log(CX_LOG_WARN, "partials", "skipped=malformed offset=%" PRId64, m->offset);
     return rc == CX_ERR_NOMEM ? rc : CX_OK;
@@ -1207,6 +1254,7 @@ cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) 
 
 cx_err_t cx_runner_close(cx_runner_t *r, char *errstr, size_t n) {
     cx_runner_lock(r);
+    r->owners_quiet = true;
     cx_err_t rc = r->fatal ? CX_ERR_FATAL : commit_cycle(r, true, errstr, n);
     if (r->fatal) cx_seterr(errstr, n, "%s", r->fatal_msg);
     /* on a fatal error nothing more is committed: the revoke in close must not commit either */
@@ -1267,6 +1315,10 @@ cx_runner_stats_t cx_runner_stats(const cx_runner_t *r) {
     for (int32_t p = 0; p < r->n_parts; p++)
         if (cx_pipeline_owns(r->pl, (uint16_t)p)) s.partitions++;
     return s;
+}
+
+bool cx_runner_owner(cx_runner_t *r, int32_t p, char *addr, size_t addr_size) {
+    return cx_owners_get(r->owners, p, addr, addr_size);
 }
 
 cx_pipeline_t *cx_runner_pipeline(cx_runner_t *r) {

@@ -92,5 +92,8 @@ int64_t cx_runner_partition_lag(const cx_runner_t *r, int32_t p, int input);
 cx_store_t *cx_runner_store(cx_runner_t *r);
 /* With the lock: restore status (/readyz, /metrics). The lock is free while a restore reads. */
 cx_runner_restore_t cx_runner_restore_status(const cx_runner_t *r);
+/* Any thread (the map has its own lock), once started: the advertised HTTP address of the owner of
+ * input partition p from cx.partials owner records (owners.h); false when unknown. */
+bool cx_runner_owner(cx_runner_t *r, int32_t p, char *addr, size_t addr_size);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * test_http.c — the HTTP server on an ephemeral port over a pipeline fed in process (two input
  * partitions, only partition 0 owned), driven by a raw socket client: every endpoint's status and
- * JSON validity, malformed ids, a customer of a partition owned elsewhere, a 1 MB URL, a stalled
+ * JSON validity, malformed ids, a customer of a partition owned elsewhere (307 to the owner known
+ * from cx.partials owner records, 503 while unknown), a 1 MB URL, a stalled
  * client next to a working one, and a processor that holds its lock too long.
  */
 #include <arpa/inet.h>
@@ -21,6 +22,7 @@
 #include "config.h"
 #include "http.h"
 #include "metrics.h"
+#include "owners.h"
 #include "pipeline.h"
 #include "store.h"
 
@@ -31,6 +33,7 @@ typedef struct fake {
     cx_pipeline_t *pl;
     const cx_config_t *cfg;
     bool ready;
+    cx_owners_t *owners; /* partition → owner from cx.partials owner records */
 } fake_t;
 
 static fake_t F;
@@ -67,6 +70,9 @@ static cx_pipeline_t *f_pipeline(void *o) {
 static int32_t f_partitions(void *o) {
     (void)o;
     return 2;
+}
+static bool f_owner(void *o, int32_t part, char *addr, size_t n) {
+    return cx_owners_get(((fake_t *)o)->owners, part, addr, n);
 }
 static cx_err_t f_metrics(void *o, cx_buf_t *out) {
     fake_t *f = o;
@@ -117,7 +123,10 @@ static void setup(void) {
         cr_assert_eq(cx_pipeline_advance(F.pl, 0, ev.ts_ms, &more, err, sizeof err), CX_OK, "%s", err);
     cr_assert_eq(cx_pipeline_event(F.pl, 0, &ev, -1, err, sizeof err), CX_OK, "%s", err);
 
-    cx_http_provider_t prov = {&F, f_lock, f_unlock, f_alive, f_ready, f_pipeline, f_partitions, f_metrics, NULL};
+    F.owners = cx_owners_new();
+    cr_assert(F.owners);
+    cx_http_provider_t prov = {&F,         f_lock,       f_unlock,  f_alive, f_ready,
+                               f_pipeline, f_partitions, f_metrics, NULL,    f_owner};
     cx_http_opts_t o = {.bind = "127.0.0.1", .port = 0, .conn_timeout_s = 1, .lock_timeout_ms = 300};
     http = cx_http_start(cfg, &o, &prov, err, sizeof err);
     cr_assert(http, "%s", err);
@@ -129,6 +138,7 @@ static void teardown(void) {
     cx_http_stop(http);
     cx_pipeline_destroy(F.pl);
     cx_store_close(store);
+    cx_owners_destroy(F.owners);
     cx_config_destroy(cfg);
     pthread_mutex_destroy(&F.mu);
 }
@@ -138,6 +148,7 @@ static void teardown(void) {
 typedef struct resp {
     int status; /* 0: connection closed without a status line */
     char ctype[128];
+    char location[512];
     char *body;
     size_t body_len;
 } resp_t;
@@ -176,6 +187,8 @@ static resp_t read_resp(int fd) {
     sscanf(buf, "HTTP/1.%*d %d", &r.status);
     char *ct = strcasestr(buf, "\r\nContent-Type: ");
     if (ct) sscanf(ct + 16, "%127[^\r]", r.ctype);
+    char *loc = strcasestr(buf, "\r\nLocation: ");
+    if (loc) sscanf(loc + 12, "%511[^\r]", r.location);
     char *sep = strstr(buf, "\r\n\r\n");
     if (sep) {
         r.body_len = len - (size_t)(sep + 4 - buf);
@@ -258,13 +271,38 @@ Test(http, unknown_customer_is_404_and_malformed_id_is_400) {
     json_decref(get_json(long_id, 400));
 }
 
-Test(http, customer_of_a_partition_owned_elsewhere_names_partition_and_no_owner) {
+Test(http, customer_of_a_partition_owned_elsewhere_with_unknown_owner_is_503_not_404) {
     char path[64];
     snprintf(path, sizeof path, "/customers/%s", other_id);
-    json_t *j = get_json(path, 404);
+    json_t *j = get_json(path, 503);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "owner unknown");
     cr_assert_eq(json_integer_value(json_object_get(j, "partition")), 1);
-    cr_assert(json_is_null(json_object_get(j, "owner")));
     json_decref(j);
+}
+
+Test(http, customer_of_a_partition_owned_elsewhere_redirects_to_the_known_owner) {
+    const char *other_owner = "{\"owner\":\"10.0.0.7:8081\",\"generation\":3,\"ts\":1700000000000}";
+    cr_assert_eq(cx_owners_apply(F.owners, "owner::1", 8, other_owner, strlen(other_owner)), CX_OK);
+    char path[64], want[128];
+    snprintf(path, sizeof path, "/customers/%s", other_id);
+    resp_t r = request("GET", path);
+    cr_assert_eq(r.status, 307, "status %d body %s", r.status, r.body ? r.body : "");
+    snprintf(want, sizeof want, "http://10.0.0.7:8081/customers/%s", other_id);
+    cr_assert_str_eq(r.location, want);
+    cr_assert(strstr(r.ctype, "application/json"));
+    json_error_t je;
+    json_t *j = json_loadb(r.body, r.body_len, 0, &je);
+    cr_assert(j, "invalid JSON: %s", r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "not owned here");
+    cr_assert_eq(json_integer_value(json_object_get(j, "partition")), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "owner")), "10.0.0.7:8081");
+    json_decref(j);
+    free(r.body);
+    /* an owner record of the owned partition changes nothing: the profile is served here */
+    const char *self = "{\"owner\":\"10.0.0.9:8081\",\"generation\":1,\"ts\":1700000000000}";
+    cr_assert_eq(cx_owners_apply(F.owners, "owner::0", 8, self, strlen(self)), CX_OK);
+    snprintf(path, sizeof path, "/customers/%s", owned_id);
+    json_decref(get_json(path, 200));
 }
 
 Test(http, segments_list_every_rule_with_counts_and_shares) {

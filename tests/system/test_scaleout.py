@@ -4,13 +4,16 @@ and loses one to SIGKILL after about two thirds; partitions that move are restor
 changelog. Each run has its own output and internal topics (prefix single./multi.). The final
 per-customer state (each partition taken from an instance whose stored offsets reached the end;
 copies held by several instances must agree) and the latest KPI record per campaign must equal the
-single-instance run's.
+single-instance run's. Interactive queries (issue 5): once the group has settled, a customer asked
+of the instance that does not own its partition answers 307 to the owner's http.advertised
+address, and following it gives the profile.
 
 Scale: the issue asks for 2,000,000 events; CI uses CX_SCALEOUT_CUSTOMERS x CX_SCALEOUT_DAYS
 (default 10000 x 60, about 0.5 M events) so that the test stays within a few minutes on two shared
 cores; set CX_SCALEOUT_CUSTOMERS=40000 CX_SCALEOUT_DAYS=60 for the full size."""
 import cxtest  # first: re-execs under .venv/bin/python when needed
 
+import http.client
 import json
 import os
 import shutil
@@ -56,6 +59,47 @@ def latest_kpis(bootstrap, topic):
     return latest
 
 
+def get_no_redirect(port, path):
+    """(status, Location header, JSON body) without following redirects."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        return r.status, r.getheader("Location"), json.loads(body) if body else None
+    finally:
+        c.close()
+
+
+def check_interactive_queries(ports, customer_ids, partitions):
+    """Each customer: its owner answers 200, the other instance 307 to the owner; following the
+    Location gives the same profile. Retried until the owner records of the last rebalance are in."""
+    by_addr = {f"127.0.0.1:{p}": n for n, p in ports.items()}
+    seen = {}
+
+    def settled():
+        for cid in customer_ids:
+            got = {n: get_no_redirect(p, f"/customers/{cid}") for n, p in ports.items()}
+            owners = [n for n, g in got.items() if g[0] == 200]
+            if len(owners) != 1:
+                return False
+            owner = owners[0]
+            for n, (status, location, body) in got.items():
+                if n == owner:
+                    continue
+                if status != 307 or location != f"http://127.0.0.1:{ports[owner]}/customers/{cid}":
+                    return False
+                assert body["error"] == "not owned here" and body["owner"] == f"127.0.0.1:{ports[owner]}", body
+                assert body["partition"] == cxtest.partition_of(cid, partitions), body
+                follow = location.split("/", 3)[2]
+                status2, _, prof = get_no_redirect(int(follow.split(":")[1]), f"/customers/{cid}")
+                assert by_addr[follow] == owner and status2 == 200 and prof["customer_id"] == cid, (status2, prof)
+            seen[cid] = owner
+        return True
+    cxtest.wait_for(settled, timeout_s=30, interval_s=0.3, what="307 from the non-owner to the owner")
+    return seen
+
+
 def test_two_instances_then_a_third_joins_then_one_is_killed_equal_a_single_instance():
     env = setup()
     b, hw = env["broker"], env["hw"]
@@ -75,7 +119,10 @@ def test_two_instances_then_a_third_joins_then_one_is_killed_equal_a_single_inst
         f"{len(ref_kpis)} campaigns with KPIs")
 
     t0 = time.monotonic()
-    cfgs = {n: run_config(env, "multi", n) for n in ("a", "b", "c")}
+    ports = {n: opstest.free_port() for n in ("a", "b", "c")}
+    cfgs = {n: run_config(env, "multi", n, {"http.port": ports[n], "http.bind": "127.0.0.1",
+                                             "http.advertised": f"127.0.0.1:{ports[n]}"})
+            for n in ("a", "b", "c")}
     procs = {n: opstest.start(env, cfgs[n], f"multi-{n}") for n in ("a", "b")}
     try:
         def progressed(frac):
@@ -93,6 +140,12 @@ def test_two_instances_then_a_third_joins_then_one_is_killed_equal_a_single_inst
         procs["b"].kill()
         log(f"instance b killed (SIGKILL) at {at_kill} of {total} committed")
         opstest.wait_done(env, "cx-multi", [procs["a"], procs["c"]], TIMEOUT_S)
+        # one customer per partition, so both survivors are asked about partitions they do not own
+        picks = {}
+        for cid in sorted(reference):
+            picks.setdefault(cxtest.partition_of(cid, env["partitions"]), cid)
+        iq = check_interactive_queries({n: ports[n] for n in ("a", "c")}, list(picks.values()), env["partitions"])
+        log(f"interactive queries: owners {iq}; the other instance answered 307 to them")
     finally:
         codes = {n: p.stop() for n, p in procs.items()}
     assert codes["a"] == 0 and codes["c"] == 0, codes

@@ -189,7 +189,9 @@ static const cfg_key_t cfg_keys[] = {
     I32("http.port", http_port, "9464", 0, 65535, "HTTP port for /metrics, health, API and dashboard; 0 = off."),
     STR("http.bind", http_bind, "0.0.0.0", CFG_NONEMPTY, "Address the HTTP server binds to."),
     STR("http.advertised", http_advertised, "", CFG_HOSTPORT,
-        "host:port other instances and clients use to reach this one; empty = not advertised."),
+        "host:port other instances and clients use to reach this one (published in cx.partials `owner::<p>` "
+        "records for interactive queries, docs/dashboard.md); empty = `http.bind:http.port`, or "
+        "`<hostname>:http.port` when bound to 0.0.0.0."),
     STR("group.id", group_id, "cxstream", CFG_NONEMPTY,
         "Consumer group of the input topics (`kafka.group.id`, when set, wins)."),
     STR("bootstrap.servers", bootstrap_servers, "localhost:9092", CFG_NONEMPTY,

@@ -630,5 +630,6 @@ cx_http_t *cx_http_start_runner(const cx_config_t *cfg, cx_runner_t *r, char *er
         return NULL;
     }
     h->owned = rp;
+    cx_runner_http_serving(r); /* from now on the runner advertises this server (owner records) */
     return h;
 }

@@ -86,6 +86,7 @@ struct cx_runner {
     int64_t owners_published_ms; /* CLOCK_MONOTONIC of the last publication, 0 none */
     int64_t owners_generation;   /* assignments seen by this process */
     bool owners_quiet;           /* revoking or closing: publish no owner records */
+    atomic_bool http_serving;    /* cx_runner_http_serving: an HTTP server answers for this runner */
 };
 
 static inq_t *Q(cx_runner_t *r, int32_t p, int i) {
@@ -396,7 +397,7 @@ static void recover_all(cx_runner_t *r, const char *why) {
 static cx_err_t publish_owners(cx_runner_t *r) {
     char addr[CX_OWNER_ADDR_MAX + 1], key[32];
     r->owners_published_ms = cx_mono_ms();
-    if (!cx_owners_self_address(r->cfg, addr, sizeof addr)) return CX_OK;
+    if (!atomic_load(&r->http_serving) || !cx_owners_self_address(r->cfg, addr, sizeof addr)) return CX_OK;
     if (!cx_owners_addr_valid(addr, strlen(addr))) {
         cx_log(CX_LOG_WARN, "owners", "not advertised: address \"%s\" is not host:port", addr);
         return CX_OK;
@@ -1315,6 +1316,10 @@ cx_runner_stats_t cx_runner_stats(const cx_runner_t *r) {
     for (int32_t p = 0; p < r->n_parts; p++)
         if (cx_pipeline_owns(r->pl, (uint16_t)p)) s.partitions++;
     return s;
+}
+
+void cx_runner_http_serving(cx_runner_t *r) {
+    atomic_store(&r->http_serving, true);
 }
 
 bool cx_runner_owner(cx_runner_t *r, int32_t p, char *addr, size_t addr_size) {

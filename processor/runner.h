@@ -95,5 +95,8 @@ cx_runner_restore_t cx_runner_restore_status(const cx_runner_t *r);
 /* Any thread (the map has its own lock), once started: the advertised HTTP address of the owner of
  * input partition p from cx.partials owner records (owners.h); false when unknown. */
 bool cx_runner_owner(cx_runner_t *r, int32_t p, char *addr, size_t addr_size);
+/* Any thread: an HTTP server answers for this runner (cx_http_start_runner calls it), so the
+ * runner publishes owner records with its advertised address; without it, none are published. */
+void cx_runner_http_serving(cx_runner_t *r);
 
 #endif

@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "pipeline.h"
+#include "profile_lines.h"
 
 enum { OUT_SEG, OUT_TRIG, OUT_RESP, OUT_KPI, OUT_ENRICHED, OUT_DLQ, OUT__COUNT };
 
@@ -64,46 +65,6 @@ static cx_err_t write_dlq(replay_t *r, uint64_t line_no, cx_dlq_code_t code, con
     return rc == CX_OK ? write_line(r, OUT_DLQ) : rc;
 }
 
-/* profiles.jsonl: every partition's customers, merged into customer_id order */
-typedef struct prof_lines {
-    replay_t *r;
-    char **lines;
-    size_t n, cap;
-    cx_err_t rc;
-} prof_lines_t;
-
-static void collect_profile(void *opaque, const cx_profile_out_t *prof) {
-    prof_lines_t *pl = opaque;
-    if (pl->rc != CX_OK) return;
-    cx_buf_reset(&pl->r->buf);
-    if ((pl->rc = cx_codec_encode(pl->r->codec, CX_REC_PROFILE, prof, CX_FMT_JSON, &pl->r->buf)) != CX_OK) return;
-    if (pl->n == pl->cap) {
-        size_t cap = pl->cap ? pl->cap * 2 : 1024;
-        char **a = realloc(pl->lines, cap * sizeof *a);
-        if (!a) {
-            pl->rc = CX_ERR_NOMEM;
-            return;
-        }
-        pl->lines = a;
-        pl->cap = cap;
-    }
-    /* prefix with the id and a NUL so sorting compares ids exactly, then the JSON */
-    size_t idlen = strlen(prof->customer_id);
-    char *s = malloc(idlen + 1 + pl->r->buf.len + 1);
-    if (!s) {
-        pl->rc = CX_ERR_NOMEM;
-        return;
-    }
-    memcpy(s, prof->customer_id, idlen + 1);
-    memcpy(s + idlen + 1, pl->r->buf.data, pl->r->buf.len);
-    s[idlen + 1 + pl->r->buf.len] = 0;
-    pl->lines[pl->n++] = s;
-}
-
-static int cmp_lines(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void usage(FILE *f) {
     fprintf(f, "usage: cxstream replay [-c FILE] [--set key=value]... --input EVENTS.jsonl --output DIR\n"
                "                       [--until MILLIS] [--partitions N]\n"
@@ -139,7 +100,7 @@ int cx_cmd_replay(int argc, char **argv) {
     char *line = NULL;
     size_t cap = 0;
     replay_t r = {0};
-    prof_lines_t plines = {0};
+    cx_profile_lines_t plines = {0};
     cx_event_t ev;
     cx_campaign_t camp = {0};
     optind = 1;
@@ -271,14 +232,13 @@ int cx_cmd_replay(int argc, char **argv) {
                 goto done;
             }
     if (r.write_err) goto io_error;
-    plines.r = &r;
+    cx_profile_lines_init(&plines, r.codec);
     for (long p = 0; p < partitions; p++)
-        if (cx_pipeline_each_profile(pl, (uint16_t)p, collect_profile, &plines, err, sizeof err) != CX_OK ||
+        if (cx_pipeline_each_profile(pl, (uint16_t)p, cx_profile_lines_add, &plines, err, sizeof err) != CX_OK ||
             plines.rc != CX_OK) {
             fprintf(stderr, "cxstream replay: profiles: %s\n", err[0] ? err : cx_err2str(plines.rc));
             goto done;
         }
-    if (plines.n > 1) qsort(plines.lines, plines.n, sizeof *plines.lines, cmp_lines);
     {
         char path[4096];
         snprintf(path, sizeof path, "%s/profiles.jsonl", outdir);
@@ -287,12 +247,8 @@ int cx_cmd_replay(int argc, char **argv) {
             fprintf(stderr, "cxstream replay: cannot write %s: %s\n", path, strerror(errno));
             goto done;
         }
-        for (size_t i = 0; i < plines.n; i++) {
-            const char *json = plines.lines[i] + strlen(plines.lines[i]) + 1;
-            fputs(json, pf);
-            fputc('\n', pf);
-        }
-        if (fclose(pf) != 0) goto io_error;
+        cx_err_t wrc = cx_profile_lines_write(&plines, pf);
+        if (fclose(pf) != 0 || wrc != CX_OK) goto io_error;
     }
     cx_pipeline_stats_t st = cx_pipeline_stats(pl);
     cx_log(CX_LOG_INFO, "replay",
@@ -305,9 +261,7 @@ io_error:
     fprintf(stderr, "cxstream replay: writing to %s failed: %s\n", outdir, strerror(errno));
     rcode = CX_EXIT_RUNTIME;
 done:
-    for (size_t i = 0; i < plines.n; i++)
-        free(plines.lines[i]);
-    free(plines.lines);
+    cx_profile_lines_free(&plines);
     for (int i = 0; i < OUT__COUNT; i++)
         if (r.out[i] && fclose(r.out[i]) != 0 && rcode == CX_EXIT_OK) rcode = CX_EXIT_RUNTIME;
     cx_buf_free(&r.buf);

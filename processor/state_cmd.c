@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "codec.h"
+#include "profile_lines.h"
 #include "pipeline.h"
 
 typedef struct state_ctx {
@@ -138,82 +139,38 @@ static int cmd_offsets(state_ctx_t *s) {
 
 /* ---------- state dump ---------- */
 
-typedef struct dump_lines {
-    cx_codec_t *codec;
-    cx_buf_t buf;
-    char **lines; /* "<customer_id>\0<json>" so sorting compares ids exactly */
-    size_t n, cap;
-    cx_err_t rc;
-} dump_lines_t;
-
-static void collect(void *opaque, const cx_profile_out_t *prof) {
-    dump_lines_t *d = opaque;
-    if (d->rc != CX_OK) return;
-    cx_buf_reset(&d->buf);
-    if ((d->rc = cx_codec_encode(d->codec, CX_REC_PROFILE, prof, CX_FMT_JSON, &d->buf)) != CX_OK) return;
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 4096;
-        char **a = realloc(d->lines, cap * sizeof *a);
-        if (!a) {
-            d->rc = CX_ERR_NOMEM;
-            return;
-        }
-        d->lines = a;
-        d->cap = cap;
-    }
-    size_t idlen = strlen(prof->customer_id);
-    char *line = malloc(idlen + 1 + d->buf.len + 1);
-    if (!line) {
-        d->rc = CX_ERR_NOMEM;
-        return;
-    }
-    memcpy(line, prof->customer_id, idlen + 1);
-    memcpy(line + idlen + 1, d->buf.data, d->buf.len);
-    line[idlen + 1 + d->buf.len] = 0;
-    d->lines[d->n++] = line;
-}
-
-static int cmp_lines(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int cmd_dump(state_ctx_t *s, const char *output, char *err, size_t errsz) {
     int rcode = CX_EXIT_RUNTIME;
     FILE *out = NULL;
-    dump_lines_t d = {0};
-    if (!(d.codec = cx_codec_new(err, errsz))) {
+    cx_codec_t *codec = cx_codec_new(err, errsz);
+    cx_profile_lines_t d;
+    cx_profile_lines_init(&d, codec);
+    if (!codec) {
         fprintf(stderr, "cxstream state dump: %s\n", err);
         goto done;
     }
     for (int k = 0; k < s->n_parts; k++)
-        if (cx_pipeline_each_profile(s->pl, s->parts[k], collect, &d, err, errsz) != CX_OK || d.rc != CX_OK) {
+        if (cx_pipeline_each_profile(s->pl, s->parts[k], cx_profile_lines_add, &d, err, errsz) != CX_OK ||
+            d.rc != CX_OK) {
             fprintf(stderr, "cxstream state dump: partition %u: %s\n", s->parts[k],
                     d.rc != CX_OK ? cx_err2str(d.rc) : err);
             goto done;
         }
-    if (d.n > 1) qsort(d.lines, d.n, sizeof *d.lines, cmp_lines);
     out = output && strcmp(output, "-") != 0 ? fopen(output, "w") : stdout;
     if (!out) {
         fprintf(stderr, "cxstream state dump: cannot write --output %s: %s\n", output, strerror(errno));
         goto done;
     }
-    for (size_t i = 0; i < d.n; i++) {
-        const char *json = d.lines[i] + strlen(d.lines[i]) + 1;
-        if (fputs(json, out) == EOF || fputc('\n', out) == EOF) goto write_error;
+    if (cx_profile_lines_write(&d, out) != CX_OK) {
+        fprintf(stderr, "cxstream state dump: writing %s failed: %s\n", output ? output : "stdout", strerror(errno));
+        goto done;
     }
-    if (fflush(out) != 0) goto write_error;
     cx_log(CX_LOG_INFO, "state", "dumped customers=%zu partitions=%d dir=%s", d.n, s->n_parts, s->cfg->state_dir);
     rcode = CX_EXIT_OK;
-    goto done;
-write_error:
-    fprintf(stderr, "cxstream state dump: writing %s failed: %s\n", output ? output : "stdout", strerror(errno));
 done:
     if (out && out != stdout && fclose(out) != 0 && rcode == CX_EXIT_OK) rcode = CX_EXIT_RUNTIME;
-    for (size_t i = 0; i < d.n; i++)
-        free(d.lines[i]);
-    free(d.lines);
-    cx_buf_free(&d.buf);
-    cx_codec_destroy(d.codec);
+    cx_profile_lines_free(&d);
+    cx_codec_destroy(codec);
     return rcode;
 }
 

@@ -15,7 +15,10 @@ static double lgam(double v) {
 
 double cx_gg_expected_spend(const cx_gg_params_t *g, double x, double m) {
     if (!g || !(g->p > 0 && g->q > 0 && g->gamma > 0)) return NAN;
-    if (x <= 0.0 || !(m > 0.0)) return g->q > 1.0 ? g->p * g->gamma / (g->q - 1.0) : NAN;
+    if (!(x > 0.0)) return g->q > 1.0 ? g->p * g->gamma / (g->q - 1.0) : NAN;
+    /* m = 0 is data, not "unknown": repeat transactions that brought no money (plays inside a
+     * subscription) pull the posterior towards 0. Negative m (refunds) counts as 0. */
+    if (!(m > 0.0)) m = 0.0;
     double den = g->p * x + g->q - 1.0;
     if (!(den > 0.0)) return NAN;
     return g->p * (g->gamma + x * m) / den;

@@ -15,8 +15,8 @@ typedef struct cx_gg_params {
     double gamma; /* scale of that heterogeneity (money unit) */
 } cx_gg_params_t;
 
-/* E[M | x, m] = p (gamma + x m) / (p x + q - 1). For x = 0 (or m unknown) the population mean
- * p gamma / (q - 1). The mean exists only for q > 1 (and p x + q > 1): otherwise NAN, which
+/* E[M | x, m] = p (gamma + x m) / (p x + q - 1), also for m = 0 (m < 0 counts as 0). For x = 0
+ * the population mean p gamma / (q - 1). The mean exists only for q > 1 (and p x + q > 1): otherwise NAN, which
  * callers must treat as "no estimate". */
 double cx_gg_expected_spend(const cx_gg_params_t *g, double x, double m);
 

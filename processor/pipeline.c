@@ -799,10 +799,7 @@ static void profile_out(const cx_pipeline_t *p, const part_t *P, const cx_profil
         o->has_p_alive = true;
         o->p_alive = cx_bgnbd_p_alive(&p->bg, (double)x, tx, Tu);
         o->expected_transactions_90d = cx_bgnbd_expected(&p->bg, (double)x, tx, Tu, 90.0 / unit);
-        double m = x > 0 ? (double)o->repeat_revenue_minor / (double)x : 0.0;
-        double spend = cx_gg_expected_spend(&p->gg, x > 0 && m > 0 ? (double)x : 0.0, m);
-        double n_h = cx_bgnbd_expected(&p->bg, (double)x, tx, Tu, (double)p->cfg->clv_horizon_days / unit);
-        o->clv_minor = (int64_t)(n_h * spend);
+        o->clv_minor = cx_triggers_clv_minor(pr, p->cfg, &p->bg, &p->gg, day);
     }
     o->has_last_play_ts = pr->has_play;
     o->last_play_ts = pr->last_play_ts_ms;

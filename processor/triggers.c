@@ -155,7 +155,10 @@ int64_t cx_triggers_clv_minor(const cx_profile_t *p, const cx_config_t *cfg, con
     double T = (double)day - p->first_tx_day;
     if (T < t_x) T = t_x;
     double m = x > 0 ? (double)(p->revenue_total_minor - p->first_day_revenue_minor) / (double)x : 0.0;
-    double spend = cx_gg_expected_spend(gg, x > 0 && m > 0 ? (double)x : 0.0, m);
+    /* x > 0: the Gamma-Gamma posterior mean p(gamma + x m)/(p x + q - 1), also when m = 0 (repeat
+     * transactions that were all plays inside a subscription pull the spend towards 0); only a
+     * customer without repeat days gets the population mean */
+    double spend = cx_gg_expected_spend(gg, (double)x, m);
     double n_h = cx_bgnbd_expected(bg, (double)x, t_x / unit, T / unit, (double)cfg->clv_horizon_days / unit);
     return (int64_t)(n_h * spend);
 }

@@ -428,3 +428,27 @@ Test(triggers, segment_changes_carry_p_alive_and_clv) {
         cr_assert_geq(cap.sc[i].clv_minor, 0);
     }
 }
+
+/* A streamer whose repeat transactions are all plays (no money after the first day) must not be
+ * valued at the population mean spend per transaction: the Gamma-Gamma posterior with m = 0 pulls
+ * the spend towards 0 as x grows. */
+Test(triggers, clv_of_a_non_paying_streamer_uses_the_posterior_spend_not_the_population_mean) {
+    cx_profile_t p;
+    cx_profile_init(&p, "c1");
+    p.has_tx = true;
+    p.first_tx_day = 20000;
+    p.last_tx_day = 20030;
+    p.tx_days = 31; /* x = 30 repeat days */
+    p.revenue_total_minor = 999;
+    p.first_day_revenue_minor = 999; /* all revenue on the first day: m = 0 */
+    cx_bgnbd_params_t bg = {cfg->bgnbd_r, cfg->bgnbd_alpha, cfg->bgnbd_a, cfg->bgnbd_b};
+    cx_gg_params_t gg = {cfg->gammagamma_p, cfg->gammagamma_q, cfg->gammagamma_gamma};
+    int64_t clv = cx_triggers_clv_minor(&p, cfg, &bg, &gg, 20031);
+    double unit = cfg->bgnbd_unit_days;
+    double n_h = cx_bgnbd_expected(&bg, 30, 30 / unit, 31 / unit, cfg->clv_horizon_days / unit);
+    double posterior = gg.p * gg.gamma / (gg.p * 30 + gg.q - 1); /* m = 0 */
+    double population = gg.p * gg.gamma / (gg.q - 1);
+    cr_assert_eq(clv, (int64_t)(n_h * posterior), "clv %" PRId64 " vs %f", clv, n_h * posterior);
+    cr_assert_lt((double)clv, 0.05 * n_h * population, "clv %" PRId64 " near the population-mean value", clv);
+    cx_profile_clear(&p);
+}

@@ -6,6 +6,7 @@ import cxtest  # first: re-execs under .venv/bin/python when needed
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 import urllib.request
@@ -15,6 +16,10 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from cxtest import Broker, CxProcess, run_cxstream, wait_for, write_config
 
 PARTITIONS = 4
+# Output and internal topics a test run may rename with a prefix (topic.<name>=<prefix>.<name>), so
+# several runs on one broker never share a changelog or partials.
+OUT_TOPICS = ["segment_changes", "disengagement_triggers", "campaign_responses", "campaign_kpis", "enriched",
+              "dlq", "changelog", "partials"]
 
 
 def log(msg):
@@ -36,6 +41,16 @@ def generate(customers, days, seed=11, partitions=PARTITIONS, extra=()):
         f"in {time.monotonic() - t0:.1f} s")
     return {"broker": b, "tmp": tmp, "truth": truth, "hw": hw, "events": sum(hw.values()),
             "partitions": partitions}
+
+
+def teardown(env):
+    """Stops the broker of a generate()d environment and removes its temp dir (kept when
+    CX_KEEP_FAILED=1)."""
+    if "broker" in env:
+        env["broker"].stop()
+    if "tmp" in env and os.environ.get("CX_KEEP_FAILED") != "1":
+        shutil.rmtree(env["tmp"], ignore_errors=True)
+    env.clear()
 
 
 def _consumer(bootstrap, group="cx-ops-admin"):

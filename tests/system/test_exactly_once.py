@@ -13,7 +13,6 @@ Scale: CX_EOS_CUSTOMERS x CX_EOS_DAYS (default 6000 x 60, about 0.3 M events); C
 import cxtest  # first: re-execs under .venv/bin/python when needed
 
 import os
-import shutil
 import time
 from collections import Counter
 
@@ -25,8 +24,7 @@ DAYS = int(os.environ.get("CX_EOS_DAYS", "60"))
 KILL_EVERY_S = float(os.environ.get("CX_EOS_KILL_EVERY_S", "4"))
 MAX_KILLS = int(os.environ.get("CX_EOS_MAX_KILLS", "8"))
 TIMEOUT_S = float(os.environ.get("CX_EOS_TIMEOUT_S", "240"))
-OUT_TOPICS = ["segment_changes", "disengagement_triggers", "campaign_responses", "campaign_kpis", "enriched",
-              "dlq", "changelog", "partials"]
+OUT_TOPICS = opstest.OUT_TOPICS
 GROUP = "cx-eos"
 
 _env = {}
@@ -39,11 +37,7 @@ def setup():
 
 
 def teardown():
-    if "broker" in _env:
-        _env["broker"].stop()
-    if "tmp" in _env and os.environ.get("CX_KEEP_FAILED") != "1":
-        shutil.rmtree(_env["tmp"], ignore_errors=True)
-    _env.clear()
+    opstest.teardown(_env)
 
 
 def duplicates(bootstrap, topic, ident, read_committed):

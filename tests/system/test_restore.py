@@ -32,11 +32,7 @@ def setup():
 
 
 def teardown():
-    if "broker" in _env:
-        _env["broker"].stop()
-    if "tmp" in _env and os.environ.get("CX_KEEP_FAILED") != "1":
-        shutil.rmtree(_env["tmp"], ignore_errors=True)
-    _env.clear()
+    opstest.teardown(_env)
 
 
 def stored_offsets_equal_high_watermarks(cfg_path, hw):

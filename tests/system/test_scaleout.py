@@ -16,7 +16,6 @@ import cxtest  # first: re-execs under .venv/bin/python when needed
 import http.client
 import json
 import os
-import shutil
 import time
 
 import opstest
@@ -25,8 +24,7 @@ from opstest import log
 CUSTOMERS = int(os.environ.get("CX_SCALEOUT_CUSTOMERS", "10000"))
 DAYS = int(os.environ.get("CX_SCALEOUT_DAYS", "60"))
 TIMEOUT_S = float(os.environ.get("CX_SCALEOUT_TIMEOUT_S", "240"))
-OUT_TOPICS = ["segment_changes", "disengagement_triggers", "campaign_responses", "campaign_kpis", "enriched",
-              "dlq", "changelog", "partials"]
+OUT_TOPICS = opstest.OUT_TOPICS
 
 _env = {}
 
@@ -38,11 +36,7 @@ def setup():
 
 
 def teardown():
-    if "broker" in _env:
-        _env["broker"].stop()
-    if "tmp" in _env and os.environ.get("CX_KEEP_FAILED") != "1":
-        shutil.rmtree(_env["tmp"], ignore_errors=True)
-    _env.clear()
+    opstest.teardown(_env)
 
 
 def run_config(env, run, name, extra=None):

@@ -1,9 +1,11 @@
 /*
- * cli.c — configuration assembly shared by run, demo and replay.
+ * cli.c — configuration assembly and stop-signal handling shared by run, demo and replay.
  */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 
 int cx_cli_add_set(cx_cli_conf_t *cc, const char *kv) {
     if (cc->n_sets == cc->cap_sets) {
@@ -40,4 +42,12 @@ cx_config_t *cx_cli_config(const cx_cli_conf_t *cc, char *errstr, size_t errstr_
 fail:
     cx_config_destroy(cfg);
     return NULL;
+}
+
+void cx_cli_catch_stop_signals(void (*handler)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }

@@ -24,6 +24,9 @@ void cx_cli_conf_free(cx_cli_conf_t *cc);
  * and log.format. NULL with errstr on failure (exit 2). */
 cx_config_t *cx_cli_config(const cx_cli_conf_t *cc, char *errstr, size_t errstr_size);
 
+/* Installs `handler` for SIGINT and SIGTERM (it should only set a volatile sig_atomic_t flag). */
+void cx_cli_catch_stop_signals(void (*handler)(int));
+
 int cx_cmd_replay(int argc, char **argv);
 int cx_cmd_run(int argc, char **argv);
 int cx_cmd_demo(int argc, char **argv);

@@ -253,11 +253,7 @@ int cx_cmd_demo(int argc, char **argv) {
         goto done;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cx_cli_catch_stop_signals(on_signal);
 
     /* the processor: joins the group before the generator starts, so it sees the stream from 0 */
     cx_runner_opts_t ro = {.create_topics = false};

@@ -1399,11 +1399,7 @@ int cx_cmd_run(int argc, char **argv) {
         fprintf(stderr, "cxstream run: %s\n", err);
         goto done;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cx_cli_catch_stop_signals(on_signal);
     cx_runner_opts_t ro = {.create_topics = true};
     if (!(r = cx_runner_new(cfg, &ro, err, sizeof err))) {
         fprintf(stderr, "cxstream run: %s\n", err);

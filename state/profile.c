@@ -304,16 +304,8 @@ static uint64_t getu(rd_t *r) {
 }
 
 static int64_t gets(rd_t *r) {
-    int64_t v = 0;
-    if (r->bad) return 0;
-    size_t k = cx_get_svarint(r->p, r->n, &v);
-    if (!k) {
-        r->bad = true;
-        return 0;
-    }
-    r->p += k;
-    r->n -= k;
-    return v;
+    uint64_t u = getu(r); /* zigzag, as cx_get_svarint */
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 }
 
 /* base + a signed varint delta, refused (r->bad) unless delta and sum fit: corrupt input must not

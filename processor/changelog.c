@@ -1,7 +1,7 @@
 /*
  * changelog.c — mirroring flush batches to cx.changelog and restoring a partition from it
  * (changelog.h). A restored profile replaces the local one; its timer index key is recomputed from
- * timer_due_ms, and the key of the profile it replaces (found in the records applied earlier in the
+ * index_due_ms, and the key of the profile it replaces (found in the records applied earlier in the
  * same batch, else in RocksDB) is deleted, so no stale index key survives a restore.
  */
 #include "changelog.h"
@@ -115,7 +115,7 @@ struct cx_restorer {
     uint16_t part;
     cx_store_batch_t *batch;
     size_t pending; /* records in batch */
-    /* timer_due_ms of the profiles put in the pending batch (they are not readable from RocksDB yet) */
+    /* index_due_ms of the profiles put in the pending batch (they are not readable from RocksDB yet) */
     due_slot_t *slots;
     size_t n_slots;
     cx_buf_t cids;
@@ -198,7 +198,7 @@ static cx_err_t old_due(cx_restorer_t *r, const char *cid, size_t len, due_slot_
     memcpy(id, cid, len);
     id[len] = 0;
     if ((rc = cx_profile_decode(&r->prof, id, r->val.data, r->val.len, errstr, n)) != CX_OK) return rc;
-    *due = r->prof.timer_due_ms;
+    *due = r->prof.index_due_ms;
     return CX_OK;
 }
 
@@ -240,7 +240,7 @@ cx_err_t cx_restorer_apply(cx_restorer_t *r, const void *key, size_t kl, const v
         if ((rc = old_due(r, cid, kl, s, in_batch, &before, errstr, n)) != CX_OK) return rc;
         if (val) {
             if ((rc = cx_profile_decode(&r->prof, cid, val, vl, errstr, n)) != CX_OK) return rc;
-            after = r->prof.timer_due_ms;
+            after = r->prof.index_due_ms;
         }
         s->due = after;
         if (before != after && before) {

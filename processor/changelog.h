@@ -7,7 +7,7 @@
  *   - the customer_id for a profile ('P'): value = the profile encoding (profile.h, versioned),
  *   - 0x00, tag, rest for every other mirrored key (partition meta 'M', aggregates 'A'): value =
  *     the store value (each carries its own version).
- * The timer index ('T') is not mirrored: restore derives it from each profile's timer_due_ms. The
+ * The timer index ('T') is not mirrored: restore derives it from each profile's index_due_ms. The
  * changelog checkpoint is local only: store key [part]['M']"c" = the next changelog offset not yet
  * reflected in local state (8 bytes LE), written in the same batch as the state it covers. The
  * record format is documented in docs/topics.md.

@@ -47,6 +47,8 @@ typedef struct part {
     bool db_valid;           /* buffer reflects the store since the last flush */
     bool db_exhausted;       /* the last scan found no more keys */
     cx_buf_t db_resume;      /* key to resume the scan after (exclusive) */
+    cx_buf_t cursor;         /* the last index key consumed: where a new scan resumes (exclusive) */
+    cx_buf_t dels;           /* index keys consumed since the last flush, which deletes them: [u8 len][key] */
     int64_t next_rescore_ms; /* quantile scoring: next re-scoring instant (0: not yet known) */
     cx_kll_t *sk[3];         /* quantile scoring: this partition's R, F, M sketches at its last re-scoring */
 } part_t;
@@ -71,6 +73,7 @@ struct cx_pipeline {
     cx_campaigns_t *camps; /* open sends, responses, KPI partials (campaigns.h) */
     cx_voc_t *voc;         /* NPS, comment terms and economics per segment/touchpoint (voc.h) */
     cx_buf_t key, val;
+    int64_t min_put_due[CX_PARTS_MAX]; /* flush scratch: earliest timer key put, per partition */
     cx_pipeline_stats_t st;
     int32_t keep_days;          /* bucket horizon: max(rfm window, 16 weeks for ENGAGEMENT_DROP) */
     cx_flush_hook_t flush_hook; /* the driver's changelog / transaction step of a flush */
@@ -189,6 +192,14 @@ static bool scan_cb(void *opaque, const void *k, size_t kl, const void *v, size_
     return s->P->db_n < DB_TIMER_BUF;
 }
 
+/* The due time of the cursor key (part, tag, 8-byte due, customer id; the id may be empty). */
+static int64_t cursor_due(const part_t *P) {
+    uint64_t u = 0;
+    for (int i = 0; i < 8 && 3 + i < (int)P->cursor.len; i++)
+        u = (u << 8) | P->cursor.data[3 + i];
+    return (int64_t)(u ^ (UINT64_C(1) << 63));
+}
+
 /* The next buffered RocksDB timer, refilling the buffer from the store when it runs dry. */
 static cx_err_t db_head(cx_pipeline_t *p, uint16_t part, db_timer_t **out, char *errstr, size_t n) {
     part_t *P = p->parts[part];
@@ -198,6 +209,7 @@ static cx_err_t db_head(cx_pipeline_t *p, uint16_t part, db_timer_t **out, char 
         P->db_n = P->db_pos = 0;
         P->db_exhausted = false;
         cx_buf_reset(&P->db_resume);
+        if (P->cursor.len && cx_buf_append(&P->db_resume, P->cursor.data, P->cursor.len) != CX_OK) return CX_ERR_NOMEM;
         P->db_valid = true;
     }
     if (P->db_pos < P->db_n) {
@@ -350,6 +362,8 @@ static void part_free(part_t *P) {
     free(P->heap);
     free(P->db);
     cx_buf_free(&P->db_resume);
+    cx_buf_free(&P->cursor);
+    cx_buf_free(&P->dels);
     free(P);
 }
 
@@ -425,6 +439,8 @@ cx_err_t cx_pipeline_assign(cx_pipeline_t *p, uint16_t part, int64_t next_offset
     } else {
         P->heap_n = 0;
         P->db_valid = false;
+        cx_buf_reset(&P->cursor);
+        cx_buf_reset(&P->dels);
         memset(P->seg_counts, 0, sizeof P->seg_counts);
     }
     P->owned = true;
@@ -460,6 +476,8 @@ void cx_pipeline_revoke(cx_pipeline_t *p, uint16_t part) {
     cx_voc_revoke(p->voc, part);
     P->heap_n = 0;
     P->db_valid = false;
+    cx_buf_reset(&P->cursor);
+    cx_buf_reset(&P->dels);
 }
 
 bool cx_pipeline_owns(const cx_pipeline_t *p, uint16_t part) {
@@ -515,10 +533,23 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
             e = h->e;
             heap_pop(P);
         } else {
+            /* the key is consumed whatever it finds: the next flush deletes it, and a customer whose
+             * due moved on (the key was kept lazily, cache.h) is re-indexed at that due */
             P->db_pos++;
+            if ((rc = cx_store_timer_key(&P->cursor, part, due, d->cid)) != CX_OK) return rc;
+            uint8_t kl = (uint8_t)P->cursor.len;
+            if ((rc = cx_buf_append(&P->dels, &kl, 1)) != CX_OK ||
+                (rc = cx_buf_append(&P->dels, P->cursor.data, P->cursor.len)) != CX_OK)
+                return rc;
             rc = cx_cache_get(p->cache, part, d->cid, false, &e, errstr, errstr_size);
             if (rc != CX_OK) return rc;
-            if (!e || e->prof.timer_due_ms != due) continue; /* stale index key */
+            if (!e || e->prof.index_due_ms != due) continue; /* an orphan key */
+            e->prof.index_due_ms = 0;
+            cx_cache_mark_dirty(p->cache, e);
+            if (e->prof.timer_due_ms != due) { /* kept lazily: the due is later, or none */
+                if (e->prof.timer_due_ms && (rc = heap_push(P, e->prof.timer_due_ms, e)) != CX_OK) return rc;
+                continue;
+            }
         }
         if ((rc = fire(p, P, e, due)) != CX_OK) return rc;
     }
@@ -734,7 +765,16 @@ void cx_pipeline_set_flush_hook(cx_pipeline_t *p, cx_flush_hook_t hook, void *op
 
 cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errstr_size) {
     cx_store_batch_clear(p->batch);
-    cx_err_t rc = cx_cache_flush(p->cache, part, p->batch);
+    for (int i = 0; i < CX_PARTS_MAX; i++) {
+        part_t *P = p->parts[i];
+        p->min_put_due[i] = INT64_MAX;
+        if (!P || !P->owned || (part >= 0 && part != i)) continue;
+        /* consumed index keys first: a key re-put by the cache below must survive */
+        for (size_t o = 0; o < P->dels.len; o += 1 + P->dels.data[o])
+            cx_store_batch_delete(p->batch, P->dels.data + o + 1, P->dels.data[o]);
+        cx_buf_reset(&P->dels);
+    }
+    cx_err_t rc = cx_cache_flush(p->cache, part, p->batch, p->min_put_due, CX_PARTS_MAX);
     if (rc == CX_OK) rc = cx_campaigns_flush(p->camps, part, p->batch); /* KPI partials, same batch */
     if (rc == CX_OK) rc = cx_voc_flush(p->voc, part, p->batch);         /* NPS, terms, economics */
     for (int i = 0; i < CX_PARTS_MAX && rc == CX_OK; i++) {
@@ -745,7 +785,10 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
         if ((rc = cx_store_key(&p->key, (uint16_t)i, CX_KEY_META, "p", 1)) != CX_OK) break;
         cx_store_batch_put(p->batch, p->key.data, p->key.len, p->val.data, p->val.len);
         P->heap_n = 0;       /* pending timers are now in the store's index */
-        P->db_valid = false; /* and the index changed */
+        P->db_valid = false; /* and the index changed: the scan resumes after the cursor, or earlier */
+        if (p->min_put_due[i] != INT64_MAX && P->cursor.len && p->min_put_due[i] <= cursor_due(P) &&
+            (rc = cx_store_timer_key(&P->cursor, (uint16_t)i, p->min_put_due[i], "")) != CX_OK)
+            break;
     }
     if (rc != CX_OK)
         cx_seterr(errstr, errstr_size, "flush: %s", cx_err2str(rc));

@@ -76,7 +76,7 @@ static cx_err_t drain(cx_pipeline_t *pl, uint16_t part, int64_t wm, char *err, s
     for (bool more = true; more;) {
         cx_err_t rc = cx_pipeline_advance(pl, part, wm, &more, err, n);
         if (rc != CX_OK) return rc;
-        if ((more || cx_pipeline_needs_flush(pl)) && (rc = cx_pipeline_flush(pl, -1, err, n)) != CX_OK) return rc;
+        if (cx_pipeline_needs_flush(pl) && (rc = cx_pipeline_flush(pl, -1, err, n)) != CX_OK) return rc;
     }
     return CX_OK;
 }

@@ -1196,7 +1196,13 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
         uint64_t recoveries = r->st.recoveries; /* a recovery inside commit_cycle cleared the queues */
         while (more && rc == CX_OK) {
             rc = cx_pipeline_advance(r->pl, (uint16_t)p, q->ev.ts_ms - cfg->watermark_lateness_ms, &more, errstr, n);
-            if (rc == CX_OK && (more || cx_pipeline_needs_flush(r->pl))) rc = commit_cycle(r, false, errstr, n);
+            /* a storm of due timers is cut into batches; between them the state is written only when
+             * the cache is full or the commit interval has passed (a flush per batch of 4,096 timers
+             * was 247 flushes for 1 M events in bench_core) */
+            if (rc == CX_OK && (cx_pipeline_needs_flush(r->pl) ||
+                                (more && cx_mono_ms() - r->last_commit_ms >= cfg->commit_interval_ms)))
+                rc = commit_cycle(r, false, errstr, n);
+            if (rc == CX_OK && more) rd_kafka_poll(r->producer, 0); /* delivery reports */
             if (r->st.recoveries != recoveries) return rc;
         }
         if (rc == CX_OK) rc = cx_pipeline_event(r->pl, (uint16_t)p, &q->ev, m->offset, errstr, n);

@@ -148,7 +148,6 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
             return rc;
         }
         e->in_store = true;
-        e->indexed_due_ms = e->prof.timer_due_ms;
         c->st.loads_found++;
     }
     e->part = part;
@@ -190,24 +189,27 @@ static int cmp_entry(const void *a, const void *b) {
     return strcmp(x->prof.customer_id, y->prof.customer_id);
 }
 
-static cx_err_t flush_entry(cx_cache_t *c, cx_cache_entry_t *e, cx_store_batch_t *batch) {
-    cx_buf_reset(&c->enc);
-    cx_err_t rc = cx_profile_encode(&e->prof, &c->enc);
-    if (rc == CX_OK)
-        rc = cx_store_key(&c->key, e->part, CX_KEY_PROFILE, e->prof.customer_id, strlen(e->prof.customer_id));
-    if (rc != CX_OK) return rc;
-    cx_store_batch_put(batch, c->key.data, c->key.len, c->enc.data, c->enc.len);
-    if (e->indexed_due_ms != e->prof.timer_due_ms) {
-        if (e->indexed_due_ms) {
-            if ((rc = cx_store_timer_key(&c->key, e->part, e->indexed_due_ms, e->prof.customer_id))) return rc;
+static cx_err_t flush_entry(cx_cache_t *c, cx_cache_entry_t *e, cx_store_batch_t *batch, int64_t *min_put_due,
+                            size_t n_parts) {
+    cx_profile_t *pr = &e->prof;
+    cx_err_t rc = CX_OK;
+    /* the key moves only when it is absent or later than the due (see cache.h) */
+    if (pr->timer_due_ms && (!pr->index_due_ms || pr->timer_due_ms < pr->index_due_ms)) {
+        if (pr->index_due_ms) {
+            if ((rc = cx_store_timer_key(&c->key, e->part, pr->index_due_ms, pr->customer_id))) return rc;
             cx_store_batch_delete(batch, c->key.data, c->key.len);
         }
-        if (e->prof.timer_due_ms) {
-            if ((rc = cx_store_timer_key(&c->key, e->part, e->prof.timer_due_ms, e->prof.customer_id))) return rc;
-            cx_store_batch_put(batch, c->key.data, c->key.len, "", 0);
-        }
-        e->indexed_due_ms = e->prof.timer_due_ms;
+        if ((rc = cx_store_timer_key(&c->key, e->part, pr->timer_due_ms, pr->customer_id))) return rc;
+        cx_store_batch_put(batch, c->key.data, c->key.len, "", 0);
+        pr->index_due_ms = pr->timer_due_ms;
+        if (min_put_due && e->part < n_parts && pr->timer_due_ms < min_put_due[e->part])
+            min_put_due[e->part] = pr->timer_due_ms;
     }
+    cx_buf_reset(&c->enc);
+    if ((rc = cx_profile_encode(pr, &c->enc)) == CX_OK)
+        rc = cx_store_key(&c->key, e->part, CX_KEY_PROFILE, pr->customer_id, strlen(pr->customer_id));
+    if (rc != CX_OK) return rc;
+    cx_store_batch_put(batch, c->key.data, c->key.len, c->enc.data, c->enc.len);
     e->in_store = true;
     e->dirty = false;
     c->ndirty--;
@@ -219,7 +221,7 @@ static cx_err_t flush_entry(cx_cache_t *c, cx_cache_entry_t *e, cx_store_batch_t
 
 /* Dirty entries go into the batch in key order: RocksDB's memtable inserts (the largest cost of a
  * flush) are much cheaper in order than at random. */
-cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch) {
+cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch, int64_t *min_put_due, size_t n_parts) {
     size_t n = 0;
     for (cx_cache_entry_t *e = c->dirty.next; e != &c->dirty; e = e->next)
         if (part < 0 || e->part == part) n++;
@@ -234,7 +236,7 @@ cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch) {
         if (part < 0 || e->part == part) c->sort[k++] = e;
     if (n > 1) qsort(c->sort, n, sizeof *c->sort, cmp_entry); /* qsort(NULL, 0) is undefined */
     for (size_t i = 0; i < n; i++) {
-        cx_err_t rc = flush_entry(c, c->sort[i], batch);
+        cx_err_t rc = flush_entry(c, c->sort[i], batch, min_put_due, n_parts);
         if (rc != CX_OK) return rc;
     }
     evict(c, NULL);

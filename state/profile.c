@@ -1,7 +1,7 @@
 /*
  * profile.c — profile initialisation, sparse day buckets, dedup ring and the compact encoding.
  *
- * Encoding (version 1): a version byte, then the fields in declaration order as varints (signed
+ * Encoding (version 2; version 1 lacked the last field, index_due_ms): a version byte, then the fields in declaration order as varints (signed
  * values zigzag), strings as length + bytes, optional groups behind a presence bitmap. Day numbers
  * of buckets and play days are delta-coded from the previous one; timestamps that usually sit near
  * last_tx_ts are stored as plain signed varints (ms since epoch fits in 6 bytes).
@@ -279,6 +279,7 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
     PUTS(p->nps_due_ms);
     PUTS(p->voc_monetary_minor);
     PUTS(p->voc_clv_minor);
+    PUTS(p->index_due_ms);
     return CX_OK;
 }
 
@@ -356,7 +357,7 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     cx_profile_init_lean(p, customer_id);
     rd_t r = {buf, len, false};
     uint64_t version = getu(&r);
-    if (version != CX_PROFILE_VERSION) {
+    if (version != CX_PROFILE_VERSION && version != 1) {
         cx_seterr(errstr, errstr_size, "profile %s: unknown encoding version %llu", customer_id,
                   (unsigned long long)version);
         return CX_ERR_STATE;
@@ -491,6 +492,8 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     p->nps_due_ms = gets(&r);
     p->voc_monetary_minor = gets(&r);
     p->voc_clv_minor = gets(&r);
+    /* version 1 had no index_due_ms: its index key was exactly at timer_due_ms */
+    p->index_due_ms = version == 1 ? p->timer_due_ms : gets(&r);
     if (r.bad || r.n != 0) {
         cx_seterr(errstr, errstr_size, "profile %s: corrupt encoding (%zu bytes)", customer_id, len);
         cx_profile_clear(p);

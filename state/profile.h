@@ -20,7 +20,7 @@
 #include "cx.h"
 #include "event.h"
 
-#define CX_PROFILE_VERSION  1
+#define CX_PROFILE_VERSION  2  /* 2 added index_due_ms; 1 is still read */
 #define CX_PLAY_DAYS_KEPT   10 /* last play days kept for the usual-gap estimator */
 #define CX_DEDUP_MAX        32 /* upper bound of dedup.per_customer */
 #define CX_CONTACTS_KEPT    8  /* last contacts kept, besides the latest per campaign type */
@@ -123,6 +123,10 @@ typedef struct cx_profile {
 
     /* timers: the customer's earliest due time (0: none); per kind below */
     int64_t timer_due_ms;
+    /* due time of this customer's key in the store's timer index (0: none). Kept lazily: a due that
+     * moves later leaves the key where it is (never later than timer_due_ms when both are set); the
+     * key is consumed when the scan reaches it and re-put at the then current due (cache.h). */
+    int64_t index_due_ms;
     int64_t rfm_due_ms;   /* next day on which R, F or M may change */
     int64_t stop_due_ms;  /* STOPPED_STREAMING */
     int64_t drop_due_ms;  /* ENGAGEMENT_DROP */

@@ -138,8 +138,7 @@ static cx_err_t drain(run_t *r, uint16_t part, int64_t wm) {
     for (bool more = true; more;) {
         cx_err_t rc = cx_pipeline_advance(r->pl, part, wm, &more, r->err, sizeof r->err);
         if (rc != CX_OK) return rc;
-        if ((more || cx_pipeline_needs_flush(r->pl)) &&
-            (rc = cx_pipeline_flush(r->pl, -1, r->err, sizeof r->err)) != CX_OK)
+        if (cx_pipeline_needs_flush(r->pl) && (rc = cx_pipeline_flush(r->pl, -1, r->err, sizeof r->err)) != CX_OK)
             return rc;
     }
     return CX_OK;

@@ -30,7 +30,7 @@ static cx_cache_entry_t *get(cx_cache_t *c, uint16_t part, const char *cid, bool
 
 static void flush(cx_cache_t *c, int part) {
     cx_store_batch_t *b = cx_store_batch_new();
-    cr_assert_eq(cx_cache_flush(c, part, b), CX_OK);
+    cr_assert_eq(cx_cache_flush(c, part, b, NULL, 0), CX_OK);
     cr_assert_eq(cx_store_write(st, b, err, sizeof err), CX_OK, "%s", err);
     cx_store_batch_destroy(b);
 }
@@ -153,34 +153,55 @@ Test(cache, a_recent_hit_protects_an_entry_from_eviction) {
     cx_cache_destroy(c2);
 }
 
-Test(cache, flush_moves_the_timer_key_with_the_profile) {
+Test(cache, flush_moves_the_timer_key_only_earlier) {
     cx_cache_t *c = cx_cache_new(st, 100);
     cx_cache_entry_t *e = get(c, 3, "cust", true);
-    e->prof.timer_due_ms = 86400000;
+    e->prof.timer_due_ms = 2 * 86400000;
     cx_cache_mark_dirty(c, e);
     cx_cache_entry_t *f = get(c, 3, "other", true);
     f->prof.purchases_total = 1; /* dirty without a timer */
     cx_cache_mark_dirty(c, f);
     cr_assert_eq(timers(3).n, 0u, "nothing before the flush");
-    flush(c, 3);
+    int64_t min_put[4] = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
+    cx_store_batch_t *b = cx_store_batch_new();
+    cr_assert_eq(cx_cache_flush(c, 3, b, min_put, 4), CX_OK);
+    cr_assert_eq(cx_store_write(st, b, err, sizeof err), CX_OK, "%s", err);
+    cx_store_batch_destroy(b);
+    cr_assert_eq(min_put[3], 2 * 86400000, "the earliest key put is reported per partition");
+    cr_assert_eq(min_put[0], INT64_MAX);
     timer_list_t t = timers(3);
     cr_assert_eq(t.n, 1u);
-    cr_assert_str_eq(t.s[0], "3/86400000/cust");
-    cr_assert_eq(e->indexed_due_ms, 86400000);
-    /* the due moves: the old key goes, the new one comes, in the same flush */
+    cr_assert_str_eq(t.s[0], "3/172800000/cust");
+    cr_assert_eq(e->prof.index_due_ms, 2 * 86400000);
+    /* the due moves earlier: the old key goes, the new one comes, in the same flush */
     e = get(c, 3, "cust", false);
-    e->prof.timer_due_ms = 2 * 86400000;
+    e->prof.timer_due_ms = 86400000;
     cx_cache_mark_dirty(c, e);
     flush(c, 3);
     t = timers(3);
     cr_assert_eq(t.n, 1u);
-    cr_assert_str_eq(t.s[0], "3/172800000/cust");
-    /* no timer: the key goes */
+    cr_assert_str_eq(t.s[0], "3/86400000/cust");
+    /* later, or none: the key stays where it is (the pipeline re-indexes when its scan gets there) */
     e = get(c, 3, "cust", false);
+    e->prof.timer_due_ms = 5 * 86400000;
+    cx_cache_mark_dirty(c, e);
+    flush(c, 3);
+    t = timers(3);
+    cr_assert_eq(t.n, 1u);
+    cr_assert_str_eq(t.s[0], "3/86400000/cust");
+    cr_assert_eq(e->prof.index_due_ms, 86400000);
     e->prof.timer_due_ms = 0;
     cx_cache_mark_dirty(c, e);
     flush(c, 3);
-    cr_assert_eq(timers(3).n, 0u);
+    cr_assert_eq(timers(3).n, 1u);
+    /* consumed by the scan (index_due_ms 0), then a new due: put without a delete */
+    e->prof.index_due_ms = 0;
+    e->prof.timer_due_ms = 7 * 86400000;
+    cx_cache_mark_dirty(c, e);
+    flush(c, 3);
+    t = timers(3);
+    cr_assert_eq(t.n, 2u, "the consumed key is the pipeline's to delete");
+    cr_assert_str_eq(t.s[1], "3/604800000/cust");
     cx_cache_destroy(c);
 }
 
@@ -193,14 +214,14 @@ Test(cache, a_loaded_profile_knows_its_indexed_timer) {
     get(c, 0, "u", true); /* evicts t */
     cr_assert_eq(cx_cache_stats(c).evictions, 1u);
     e = get(c, 0, "t", false); /* reloaded */
-    cr_assert_eq(e->indexed_due_ms, 5000);
+    cr_assert_eq(e->prof.index_due_ms, 5000);
     cr_assert(e->in_store);
-    e->prof.timer_due_ms = 9000;
+    e->prof.timer_due_ms = 3000;
     cx_cache_mark_dirty(c, e);
     flush(c, -1);
     timer_list_t t = timers(0);
-    cr_assert_eq(t.n, 1u, "the stale key of the reloaded profile was deleted");
-    cr_assert_str_eq(t.s[0], "0/9000/t");
+    cr_assert_eq(t.n, 1u, "the later key of the reloaded profile was deleted");
+    cr_assert_str_eq(t.s[0], "0/3000/t");
     cx_cache_destroy(c);
 }
 

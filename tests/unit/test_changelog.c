@@ -345,7 +345,7 @@ Test(changelog, profile_tombstone_removes_profile_and_its_timer_key) {
         cid[rec->kl] = 0;
         cx_profile_init(&prof, cid);
         cr_assert_eq(cx_profile_decode(&prof, cid, rec->val, rec->vl, err, sizeof err), CX_OK, "%s", err);
-        if (prof.timer_due_ms)
+        if (prof.index_due_ms)
             last = rec;
         else
             cx_profile_clear(&prof);
@@ -362,9 +362,9 @@ Test(changelog, profile_tombstone_removes_profile_and_its_timer_key) {
     cx_buf_free(&d.text);
     cx_buf_t tk = CX_BUF_INIT, v = CX_BUF_INIT;
     bool found = false;
-    cr_assert_eq(cx_store_timer_key(&tk, last->part, prof.timer_due_ms, prof.customer_id), CX_OK);
+    cr_assert_eq(cx_store_timer_key(&tk, last->part, prof.index_due_ms, prof.customer_id), CX_OK);
     cr_assert_eq(cx_store_get(s, tk.data, tk.len, &v, &found, err, sizeof err), CX_OK, "%s", err);
-    cr_assert(found, "the timer index key is derived from timer_due_ms");
+    cr_assert(found, "the timer index key is derived from index_due_ms");
 
     cr_assert_eq(cx_restorer_apply(r, last->key, last->kl, NULL, 0, err, sizeof err), CX_OK, "%s", err);
     cr_assert_eq(cx_restorer_finish(r, 2, err, sizeof err), CX_OK, "%s", err);

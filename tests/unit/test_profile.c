@@ -103,6 +103,7 @@ static void make_max(cx_profile_t *p) {
     p->n_dedup = CX_DEDUP_MAX;
     p->dedup_next = 17;
     p->timer_due_ms = INT64_C(1700006400000);
+    p->index_due_ms = INT64_C(1699906400000);
     p->rfm_due_ms = INT64_C(1700006400000);
     p->stop_due_ms = INT64_C(1701006400000);
     p->drop_due_ms = INT64_C(1702006400000);
@@ -195,6 +196,7 @@ static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
     for (unsigned i = 0; i < a->n_dedup; i++)
         cr_assert_eq(a->dedup[i], b->dedup[i]);
     cr_assert_eq(a->timer_due_ms, b->timer_due_ms);
+    cr_assert_eq(a->index_due_ms, b->index_due_ms);
     cr_assert_eq(a->rfm_due_ms, b->rfm_due_ms);
     cr_assert_eq(a->stop_due_ms, b->stop_due_ms);
     cr_assert_eq(a->drop_due_ms, b->drop_due_ms);
@@ -378,12 +380,32 @@ Test(profile, every_truncation_is_refused) {
     cx_profile_clear(&q);
 }
 
+Test(profile, version_1_without_index_due_is_read_as_keyed_at_timer_due) {
+    cx_profile_t p, q;
+    make_typical(&p);
+    p.index_due_ms = 0; /* encodes as the single last byte 0 */
+    cx_buf_t enc = CX_BUF_INIT;
+    cr_assert_eq(cx_profile_encode(&p, &enc), CX_OK);
+    cr_assert_eq(enc.data[0], CX_PROFILE_VERSION);
+    cr_assert_eq(enc.data[enc.len - 1], 0);
+    enc.data[0] = 1;
+    cx_profile_init(&q, NULL);
+    char err[256] = "";
+    cr_assert_eq(cx_profile_decode(&q, "c", enc.data, enc.len - 1, err, sizeof err), CX_OK, "%s", err);
+    cr_assert_neq(p.timer_due_ms, 0);
+    cr_assert_eq(q.index_due_ms, p.timer_due_ms);
+    cr_assert_eq(q.timer_due_ms, p.timer_due_ms);
+    cx_buf_free(&enc);
+    cx_profile_clear(&p);
+    cx_profile_clear(&q);
+}
+
 Test(profile, unknown_version_is_refused_with_detail) {
-    uint8_t v2[] = {2, 0};
+    uint8_t v9[] = {9, 0};
     cx_profile_t q;
     cx_profile_init(&q, NULL);
     char err[256] = "";
-    cr_assert_eq(cx_profile_decode(&q, "c", v2, sizeof v2, err, sizeof err), CX_ERR_STATE);
+    cr_assert_eq(cx_profile_decode(&q, "c", v9, sizeof v9, err, sizeof err), CX_ERR_STATE);
     cr_assert(strstr(err, "version") != NULL, "%s", err);
     cx_profile_clear(&q);
 }

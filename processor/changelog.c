@@ -269,9 +269,24 @@ cx_err_t cx_restorer_finish(cx_restorer_t *r, int64_t next_offset, char *errstr,
 
 /* ---------- reading from Kafka ---------- */
 
-cx_err_t cx_changelog_restore(rd_kafka_t *rk, const char *topic, cx_store_t *store, uint16_t part, int64_t from_offset,
-                              void (*progress)(void *opaque, const cx_restore_progress_t *pr), void *opaque,
-                              cx_restore_progress_t *result, char *errstr, size_t n) {
+bool cx_changelog_foreign_group(const rd_kafka_message_t *m, const char *group, char *other, size_t other_size) {
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    size_t vl = 0;
+    if (rd_kafka_message_headers(m, &h) || !h || rd_kafka_header_get_last(h, CX_GROUP_HEADER, &v, &vl) || !v)
+        return false;
+    if (vl == strlen(group) && memcmp(v, group, vl) == 0) return false;
+    if (other_size) {
+        size_t k = vl < other_size - 1 ? vl : other_size - 1;
+        memcpy(other, v, k);
+        other[k] = 0;
+    }
+    return true;
+}
+
+cx_err_t cx_changelog_restore(rd_kafka_t *rk, const char *topic, const char *group, cx_store_t *store, uint16_t part,
+                              int64_t from_offset, void (*progress)(void *opaque, const cx_restore_progress_t *pr),
+                              void *opaque, cx_restore_progress_t *result, char *errstr, size_t n) {
     cx_restore_progress_t pr = {.part = part, .from = from_offset, .end = -1, .position = from_offset};
     cx_err_t rc = CX_OK;
     double t0 = cx_mono_s();
@@ -322,7 +337,14 @@ cx_err_t cx_changelog_restore(rd_kafka_t *rk, const char *topic, cx_store_t *sto
                 rd_kafka_message_destroy(m);
                 continue;
             }
-            if (m->partition == part) {
+            char other[256];
+            if (m->partition == part && cx_changelog_foreign_group(m, group, other, sizeof other)) {
+                cx_seterr(errstr, n,
+                          "changelog %s[%u] offset %" PRId64 " was written by group \"%s\", not \"%s\": each "
+                          "application needs its own changelog (set topic.changelog and topic.partials)",
+                          topic, part, m->offset, other, group);
+                rc = CX_ERR_STATE;
+            } else if (m->partition == part) {
                 rc = cx_restorer_apply(r, m->key, m->key_len, m->payload, m->payload ? m->len : 0, errstr, n);
                 pr.position = m->offset + 1;
                 pr.records = cx_restorer_records(r);

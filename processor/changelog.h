@@ -28,7 +28,8 @@
 #include "cx.h"
 #include "store.h"
 
-#define CX_CHANGELOG_INTERNAL 0x00 /* first key byte of a non-profile record */
+#define CX_CHANGELOG_INTERNAL 0x00       /* first key byte of a non-profile record */
+#define CX_GROUP_HEADER       "cx.group" /* header of changelog and partials records: the writer's group.id */
 
 /* The changelog record of a store key: partition and key into *out. false when the key is not
  * mirrored (timer index, checkpoint, unknown tags). */
@@ -70,9 +71,15 @@ typedef struct cx_restore_progress {
 /* Restores `part` from `topic` starting at from_offset (>= 0, or RD_KAFKA_OFFSET_BEGINNING) to the
  * partition's end (read_committed end when rk is configured so). rk: a consumer outside any group
  * with enable.partition.eof=true. `progress` (may be NULL) is called about every 50,000 records and
- * at the end. The final checkpoint is written even when nothing was read. */
-cx_err_t cx_changelog_restore(rd_kafka_t *rk, const char *topic, cx_store_t *store, uint16_t part, int64_t from_offset,
-                              void (*progress)(void *opaque, const cx_restore_progress_t *pr), void *opaque,
-                              cx_restore_progress_t *result, char *errstr, size_t errstr_size);
+ * at the end. The final checkpoint is written even when nothing was read. A record whose cx.group
+ * header names another group than `group` stops the restore with an error (two applications on one
+ * changelog topic would restore each other's customers; records without the header are accepted). */
+cx_err_t cx_changelog_restore(rd_kafka_t *rk, const char *topic, const char *group, cx_store_t *store, uint16_t part,
+                              int64_t from_offset, void (*progress)(void *opaque, const cx_restore_progress_t *pr),
+                              void *opaque, cx_restore_progress_t *result, char *errstr, size_t errstr_size);
+
+/* True when message m carries a cx.group header that differs from `group`; the header's value is
+ * then copied into other (NUL-terminated, truncated to other_size). */
+bool cx_changelog_foreign_group(const rd_kafka_message_t *m, const char *group, char *other, size_t other_size);
 
 #endif

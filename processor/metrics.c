@@ -372,6 +372,9 @@ cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const cx_config_t *cfg, cx_runne
                           "Duration of a commit cycle: producer flush, state flush, offset commit."));
     TRY(cx_metrics_histogram(b, "cxstream_commit_duration_seconds", &st.commit_seconds, NULL, NULL));
 
+    TRY(cx_metrics_family(b, "cxstream_partials_foreign_total", CX_METRIC_COUNTER,
+                          "cx.partials records written by another group.id, skipped."));
+    TRY(cx_metrics_sample_u64(b, "cxstream_partials_foreign_total", st.partials_foreign, (char *)NULL));
     TRY(cx_metrics_family(b, "cxstream_rebalances_total", CX_METRIC_COUNTER,
                           "Consumer group rebalance callbacks (assign and revoke)."));
     TRY(cx_metrics_sample_u64(b, "cxstream_rebalances_total", st.rebalances, (char *)NULL));

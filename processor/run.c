@@ -164,11 +164,18 @@ static cx_err_t produce(cx_runner_t *r, const char *topic, const void *key, size
     }
 }
 
+/* The cx.group header of changelog and partials records (NULL, i.e. none, if out of memory). */
+static rd_kafka_headers_t *group_header(const cx_runner_t *r) {
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    if (h) rd_kafka_header_add(h, CX_GROUP_HEADER, -1, r->cfg->group_id, -1);
+    return h;
+}
+
 static cx_err_t sink_emit(void *opaque, cx_record_kind_t kind, const char *key, const void *rec) {
     cx_runner_t *r = opaque;
     if (kind == CX_REC_PARTIAL) { /* internal: raw JSON value (docs/topics.md, cx.partials) */
         const cx_partial_rec_t *pr = rec;
-        return produce(r, r->cfg->topic_partials, key, strlen(key), pr->value, pr->len, NULL);
+        return produce(r, r->cfg->topic_partials, key, strlen(key), pr->value, pr->len, group_header(r));
     }
     const char *topic = topic_of_kind(r, kind);
     if (!topic) return CX_OK;
@@ -217,10 +224,11 @@ static void txn_begin(cx_runner_t *r) {
 static cx_err_t changelog_produce(void *opaque, uint16_t part, const void *key, size_t kl, const void *val, size_t vl) {
     cx_runner_t *r = opaque;
     for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(r->producer, RD_KAFKA_V_TOPIC(r->cfg->topic_changelog),
-                                                    RD_KAFKA_V_PARTITION((int32_t)part), RD_KAFKA_V_KEY(key, kl),
-                                                    RD_KAFKA_V_VALUE((void *)val, vl),
-                                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        /* cx.group names the application: a restore refuses another group's records (changelog.h) */
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            r->producer, RD_KAFKA_V_TOPIC(r->cfg->topic_changelog), RD_KAFKA_V_PARTITION((int32_t)part),
+            RD_KAFKA_V_KEY(key, kl), RD_KAFKA_V_VALUE((void *)val, vl), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADER(CX_GROUP_HEADER, r->cfg->group_id, -1), RD_KAFKA_V_END);
         if (!err) {
             r->st.changelog_records++;
             return CX_OK;
@@ -408,7 +416,7 @@ static cx_err_t publish_owners(cx_runner_t *r) {
     for (int32_t p = 0; p < r->n_parts && rc == CX_OK; p++) {
         if (!cx_pipeline_owns(r->pl, (uint16_t)p)) continue;
         rc = cx_owners_record(p, addr, r->owners_generation, ts, key, sizeof key, &val);
-        if (rc == CX_OK) rc = produce(r, r->cfg->topic_partials, key, strlen(key), val.data, val.len, NULL);
+        if (rc == CX_OK) rc = produce(r, r->cfg->topic_partials, key, strlen(key), val.data, val.len, group_header(r));
     }
     cx_buf_free(&val);
     return rc;
@@ -490,8 +498,8 @@ static cx_err_t restore_partition(cx_runner_t *r, int32_t p, int64_t from, char 
     r->rs.active = true;
     r->rs.current = (cx_restore_progress_t){.part = (uint16_t)p, .from = from, .end = -1, .position = from};
     cx_runner_unlock(r);
-    cx_err_t rc = cx_changelog_restore(r->restorer, r->cfg->topic_changelog, r->store, (uint16_t)p, from,
-                                       restore_progress, r, &res, err, n);
+    cx_err_t rc = cx_changelog_restore(r->restorer, r->cfg->topic_changelog, r->cfg->group_id, r->store, (uint16_t)p,
+                                       from, restore_progress, r, &res, err, n);
     cx_runner_lock(r);
     r->rs.active = false;
     if (rc != CX_OK) return rc;
@@ -954,6 +962,16 @@ static cx_err_t apply_campaign(cx_runner_t *r, const rd_kafka_message_t *m) {
 /* A cx.partials record: other instances' campaign partials and watermarks (ours are ignored). */
 static cx_err_t apply_partial(cx_runner_t *r, const rd_kafka_message_t *m) {
     if (!m->key) return CX_OK;
+    char other[256];
+    if (cx_changelog_foreign_group(m, r->cfg->group_id, other, sizeof other)) {
+        /* another application shares this topic: its partials are not ours to merge */
+        if (!r->st.partials_foreign++)
+            cx_log(CX_LOG_WARN, "partials",
+                   "skipped=foreign_group topic=%s group=%s (this is %s; give each application its own "
+                   "topic.partials and topic.changelog)",
+                   r->cfg->topic_partials, other, r->cfg->group_id);
+        return CX_OK;
+    }
     if (cx_owners_apply(r->owners, m->key, m->key_len, m->payload, m->len) == CX_ERR_INVALID)
         cx_log(CX_LOG_WARN, "partials", "skipped=malformed owner record offset=%" PRId64, m->offset);
     cx_err_t rc = cx_campaigns_apply_partial(cx_pipeline_campaigns(r->pl), m->key, m->key_len, m->payload, m->len);

@@ -44,6 +44,7 @@ typedef struct cx_runner_stats {
     uint64_t changelog_records;       /* records produced to the changelog */
     uint64_t recoveries;              /* failed commit cycles recovered from (state dropped, offsets sought back) */
     uint64_t txn_commits, txn_aborts; /* exactly_once */
+    uint64_t partials_foreign;        /* cx.partials records of another group.id, skipped */
 } cx_runner_stats_t;
 
 /* Changelog restore (changelog.h) of the partitions of the current assignment. */

@@ -158,8 +158,10 @@ def main():
         shutil.rmtree(sdir, ignore_errors=True)
         conf = "/tmp/cxbench-run-%d.conf" % i
         with open(conf, "w") as f:
+            # its own changelog and partials topics, as Kafka Streams names them after the application
+            # id: with the shared cx.changelog every run restored the earlier runs' state first
             f.write("bootstrap.servers=%s\ngroup.id=%s\nstate.dir=%s\nenriched.enabled=false\nlog.level=warn\n"
-                    % (BROKERS, group, sdir))
+                    "topic.changelog=%s.changelog\ntopic.partials=%s.partials\n" % (BROKERS, group, sdir, group, group))
         log("end to end cxstream run %d" % (i + 1))
         cx.append(timed_group([os.path.join(BUILD, "cxstream"), "run", "-c", conf], group, INPUTS))
         shutil.rmtree(sdir, ignore_errors=True)

@@ -3,7 +3,9 @@ set to the end and stops (SIGTERM); its state dump is the reference. (1) A warm 
 state dir reads only the changelog tail after each partition's checkpoint. (2) With the state dir
 deleted, a restart rebuilds every partition from cx.changelog: the state dump equals the reference
 exactly and the stored offsets equal the input high watermarks (nothing is processed again). The
-restore speed (records/s) is printed; /readyz reports the restoring partitions while it runs.
+restore speed (records/s) is printed; /readyz reports the restoring partitions while it runs. (3) An
+instance of another group.id, without local state, on the same cx.changelog stops with an error
+naming both groups instead of restoring this group's customers.
 
 Scale: CX_RESTORE_CUSTOMERS / CX_RESTORE_DAYS (default 8000 x 60)."""
 import cxtest  # first: re-execs under .venv/bin/python when needed
@@ -119,6 +121,21 @@ def test_warm_restart_reads_only_the_tail_and_deleted_state_is_rebuilt_exactly()
         assert body["restoring_partitions"] >= 1 and "restore" in body, body
     # nothing was processed again: no new event was applied after the restore
     assert "stopped consumed=0 " in text, [line for line in text.splitlines() if "stopped consumed" in line]
+
+    # (3) another application (group) on the same cx.changelog, without local state: it must refuse
+    # to restore this group's customers, not adopt them
+    other = opstest.config(env, "other", GROUP + "-other")
+    proc = opstest.start(env, other, "other")
+    try:
+        cxtest.wait_for(lambda: not proc.alive(), timeout_s=90, what="the other group's instance to stop")
+    finally:
+        text = proc.log()
+        rc = proc.stop()
+    assert rc != 0, f"another group restored from this group's changelog (exit {rc}):\n{text[-2000:]}"
+    assert f'was written by group "{GROUP}", not "{GROUP}-other"' in text, text[-3000:]
+    assert "topic.changelog" in text, text[-3000:]
+    log("another group on the same changelog stopped with: " +
+        next(line for line in text.splitlines() if "was written by group" in line)[-200:])
 
 
 if __name__ == "__main__":

@@ -306,7 +306,8 @@ static unsigned alloc_send(cx_profile_t *pr) {
 
 cx_err_t cx_campaigns_send(cx_campaigns_t *k, uint16_t part, cx_profile_t *pr, const cx_event_t *ev) {
     const cx_email_send_t *es = &ev->u.email_send;
-    cx_err_t rc = cx_profile_campaigns(pr); /* the send goes into the lazily allocated block */
+    /* room for one more send in the lazily allocated block, before any pointer into it is taken */
+    cx_err_t rc = cx_profile_camp_reserve(pr, 0, pr->n_sends + 1u);
     if (rc == CX_OK) rc = resolve_waiting(k, part, pr, ev->ts_ms);
     if (rc != CX_OK) return rc;
     kpi_entry_t *e;

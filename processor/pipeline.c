@@ -589,7 +589,9 @@ static void count_genre(cx_profile_t *pr, const char *genre) {
     pr->genres[slot].count++;
 }
 
-static void add_contact(cx_profile_t *pr, const cx_event_t *ev, const cx_campaign_t *camp) {
+static cx_err_t add_contact(cx_profile_t *pr, const cx_event_t *ev, const cx_campaign_t *camp) {
+    cx_err_t rc = cx_profile_camp_reserve(pr, pr->n_contacts + 1u, 0);
+    if (rc != CX_OK) return rc;
     cx_contact_t c;
     memset(&c, 0, sizeof c);
     memcpy(c.campaign_id, ev->u.email_send.campaign_id, sizeof c.campaign_id);
@@ -605,6 +607,7 @@ static void add_contact(cx_profile_t *pr, const cx_event_t *ev, const cx_campaig
     cx_contact_t *latest = &pr->latest_by_type[c.campaign_type];
     if (!(pr->has_latest_by_type & (1u << c.campaign_type)) || latest->ts_ms <= c.ts_ms) *latest = c;
     pr->has_latest_by_type |= (uint8_t)(1u << c.campaign_type);
+    return CX_OK;
 }
 
 static void fill_enriched(const cx_pipeline_t *p, const cx_profile_t *pr, const cx_event_t *ev, int32_t day,
@@ -689,8 +692,7 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
         const cx_campaign_t *camp = campaign_find(p, ev->u.email_send.campaign_id);
         if ((rc = cx_campaigns_send(p->camps, part, pr, ev)) != CX_OK) return rc;
         if (ev->u.email_send.group == CX_GROUP_TEST) {
-            if ((rc = cx_profile_campaigns(pr)) != CX_OK) return rc; /* the lazily allocated block */
-            add_contact(pr, ev, camp);
+            if ((rc = add_contact(pr, ev, camp)) != CX_OK) return rc; /* grows the lazily allocated block */
             if (camp && camp->type == CX_CT_NEWSLETTER) pr->newsletter_recipient = true;
         }
         break;

@@ -21,22 +21,54 @@ void cx_profile_init_lean(cx_profile_t *p, const char *customer_id) {
     }
 }
 
+/* The block is [cx_profile_camp_t][contacts: cap_contacts][sends: cap_sends] (all 8-byte aligned). */
+static size_t camp_size(unsigned cap_contacts, unsigned cap_sends) {
+    return sizeof(cx_profile_camp_t) + cap_contacts * sizeof(cx_contact_t) + cap_sends * sizeof(cx_open_send_t);
+}
+
 static void camp_point(cx_profile_t *p) {
-    p->contacts = p->camp ? p->camp->contacts : NULL;
-    p->latest_by_type = p->camp ? p->camp->latest_by_type : NULL;
-    p->sends = p->camp ? p->camp->sends : NULL;
+    cx_profile_camp_t *c = p->camp;
+    p->latest_by_type = c ? c->latest_by_type : NULL;
+    p->contacts = c && c->cap_contacts ? (cx_contact_t *)(void *)(c + 1) : NULL;
+    p->sends =
+        c && c->cap_sends ? (cx_open_send_t *)(void *)((char *)(c + 1) + c->cap_contacts * sizeof(cx_contact_t)) : NULL;
 }
 
 cx_err_t cx_profile_campaigns(cx_profile_t *p) {
     if (p->camp) return CX_OK;
-    if (!(p->camp = calloc(1, sizeof *p->camp))) return CX_ERR_NOMEM;
+    if (!(p->camp = calloc(1, camp_size(0, 0)))) return CX_ERR_NOMEM;
+    camp_point(p);
+    return CX_OK;
+}
+
+cx_err_t cx_profile_camp_reserve(cx_profile_t *p, unsigned contacts, unsigned sends) {
+    if (contacts > CX_CONTACTS_KEPT) contacts = CX_CONTACTS_KEPT;
+    if (sends > CX_OPEN_SENDS_MAX) sends = CX_OPEN_SENDS_MAX;
+    cx_err_t rc = cx_profile_campaigns(p);
+    if (rc != CX_OK) return rc;
+    unsigned oc = p->camp->cap_contacts, os = p->camp->cap_sends;
+    if (contacts <= oc && sends <= os) return CX_OK;
+    /* grow in steps of two (contacts usually fill up over time; open sends are few) */
+    unsigned nc = contacts > oc ? (contacts + 1) & ~1u : oc, ns = sends > os ? (sends + 1) & ~1u : os;
+    if (nc > CX_CONTACTS_KEPT) nc = CX_CONTACTS_KEPT;
+    if (ns > CX_OPEN_SENDS_MAX) ns = CX_OPEN_SENDS_MAX;
+    cx_profile_camp_t *c = realloc(p->camp, camp_size(nc, ns));
+    if (!c) return CX_ERR_NOMEM;
+    char *base = (char *)(c + 1);
+    /* the sends move up by the contacts' growth; new room is zeroed */
+    memmove(base + nc * sizeof(cx_contact_t), base + oc * sizeof(cx_contact_t), os * sizeof(cx_open_send_t));
+    memset(base + oc * sizeof(cx_contact_t), 0, (nc - oc) * sizeof(cx_contact_t));
+    memset(base + nc * sizeof(cx_contact_t) + os * sizeof(cx_open_send_t), 0, (ns - os) * sizeof(cx_open_send_t));
+    c->cap_contacts = (uint8_t)nc;
+    c->cap_sends = (uint8_t)ns;
+    p->camp = c;
     camp_point(p);
     return CX_OK;
 }
 
 void cx_profile_init(cx_profile_t *p, const char *customer_id) {
     cx_profile_init_lean(p, customer_id);
-    (void)cx_profile_campaigns(p);
+    (void)cx_profile_camp_reserve(p, CX_CONTACTS_KEPT, CX_OPEN_SENDS_MAX);
 }
 
 void cx_profile_clear(cx_profile_t *p) {
@@ -52,13 +84,14 @@ cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src) {
     dst->cap_buckets = 0;
     dst->camp = NULL;
     if (src->camp) {
-        if (!(dst->camp = malloc(sizeof *dst->camp))) {
+        size_t sz = camp_size(src->camp->cap_contacts, src->camp->cap_sends);
+        if (!(dst->camp = malloc(sz))) {
             camp_point(dst);
             dst->n_contacts = dst->n_sends = dst->has_latest_by_type = 0;
             dst->n_buckets = 0;
             return CX_ERR_NOMEM;
         }
-        *dst->camp = *src->camp;
+        memcpy(dst->camp, src->camp, sz);
     }
     camp_point(dst);
     if (src->n_buckets) {
@@ -344,9 +377,9 @@ static void get_contact(rd_t *r, cx_contact_t *c) {
     c->ts_ms = gets(r);
 }
 
-/* The campaign block for a non-empty section; false (p cleared) if it cannot be allocated. */
-static bool camp_need(cx_profile_t *p, const rd_t *r) {
-    if (r->bad || cx_profile_campaigns(p) == CX_OK) return true;
+/* The campaign block with room for a non-empty section; false (p cleared) if it cannot be allocated. */
+static bool camp_need(cx_profile_t *p, const rd_t *r, unsigned contacts, unsigned sends) {
+    if (r->bad || cx_profile_camp_reserve(p, contacts, sends) == CX_OK) return true;
     cx_profile_clear(p);
     return false;
 }
@@ -444,21 +477,21 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     uint64_t nc = getu(&r);
     if (nc > CX_CONTACTS_KEPT)
         r.bad = true;
-    else if (nc && !camp_need(p, &r))
+    else if (nc && !camp_need(p, &r, (unsigned)nc, 0))
         return CX_ERR_NOMEM;
     else
         p->n_contacts = (uint8_t)nc;
     for (unsigned i = 0; i < p->n_contacts && !r.bad; i++)
         get_contact(&r, &p->contacts[i]);
     uint64_t lbt = getu(&r);
-    if (lbt && !r.bad && !camp_need(p, &r)) return CX_ERR_NOMEM;
+    if (lbt && !r.bad && !camp_need(p, &r, 0, 0)) return CX_ERR_NOMEM;
     if (!r.bad) p->has_latest_by_type = (uint8_t)lbt;
     for (int t = 0; t < CX_CT__COUNT && !r.bad; t++)
         if (p->has_latest_by_type & (1u << t)) get_contact(&r, &p->latest_by_type[t]);
     uint64_t ns = getu(&r);
     if (ns > CX_OPEN_SENDS_MAX)
         r.bad = true;
-    else if (ns && !camp_need(p, &r))
+    else if (ns && !camp_need(p, &r, 0, (unsigned)ns))
         return CX_ERR_NOMEM;
     else
         p->n_sends = (uint8_t)ns;

@@ -58,11 +58,13 @@ typedef struct cx_touchpoint_score {
     int64_t ts_ms;
 } cx_touchpoint_score_t;
 
-/* The campaign block: allocated on a customer's first contact or send (cx_profile_campaigns). */
+/* The campaign block: allocated on a customer's first contact or send (cx_profile_campaigns), in one
+ * allocation with room for cap_contacts contacts and cap_sends sends after it, grown on demand
+ * (cx_profile_camp_reserve): a customer with one open send holds ~1.4 KB instead of the 5.3 KB of
+ * full arrays. */
 typedef struct cx_profile_camp {
-    cx_contact_t contacts[CX_CONTACTS_KEPT];
     cx_contact_t latest_by_type[CX_CT__COUNT];
-    cx_open_send_t sends[CX_OPEN_SENDS_MAX];
+    uint8_t cap_contacts, cap_sends;
 } cx_profile_camp_t;
 
 typedef struct cx_profile {
@@ -110,11 +112,11 @@ typedef struct cx_profile {
     char acquisition_campaign_id[CX_ID_MAX + 1];
     bool newsletter_recipient;
     cx_profile_camp_t *camp; /* NULL until the first contact or send; owns the three arrays below */
-    cx_contact_t *contacts;  /* camp->contacts or NULL; [CX_CONTACTS_KEPT], newest last */
+    cx_contact_t *contacts;  /* in the camp allocation or NULL; [camp->cap_contacts], newest last */
     uint8_t n_contacts;
     cx_contact_t *latest_by_type; /* camp->latest_by_type or NULL; [CX_CT__COUNT] */
     uint8_t has_latest_by_type;   /* bit per cx_campaign_type_t */
-    cx_open_send_t *sends;        /* camp->sends or NULL; [CX_OPEN_SENDS_MAX] */
+    cx_open_send_t *sends;        /* in the camp allocation or NULL; [camp->cap_sends] */
     uint8_t n_sends;
 
     /* duplicates: fingerprints of the last accepted event ids, ring */
@@ -137,13 +139,18 @@ typedef struct cx_profile {
     int64_t voc_monetary_minor, voc_clv_minor;
 } cx_profile_t;
 
-/* Zeroed, segment -1, with the campaign block allocated (every field writable at once; should the
- * allocation fail, the block is absent and cx_profile_campaigns() reports it). */
+/* Zeroed, segment -1, with the campaign block allocated at full capacity (every field writable at
+ * once; should the allocation fail, the block is absent and cx_profile_campaigns() reports it). */
 void cx_profile_init(cx_profile_t *p, const char *customer_id);
 /* The same without the campaign block (the cache's and the decoder's form). */
 void cx_profile_init_lean(cx_profile_t *p, const char *customer_id);
-/* Allocates the (zeroed) campaign block unless present. CX_ERR_NOMEM on failure. */
+/* Allocates the (zeroed) campaign block unless present, without room for contacts or sends.
+ * CX_ERR_NOMEM on failure. */
 cx_err_t cx_profile_campaigns(cx_profile_t *p);
+/* Room for at least `contacts` contacts and `sends` sends (capped at CX_CONTACTS_KEPT and
+ * CX_OPEN_SENDS_MAX), allocating or growing the block; pointers into contacts/sends are invalid
+ * afterwards. CX_ERR_NOMEM on failure (the block is unchanged). */
+cx_err_t cx_profile_camp_reserve(cx_profile_t *p, unsigned contacts, unsigned sends);
 void cx_profile_clear(cx_profile_t *p); /* frees buckets and the campaign block; lean afterwards */
 /* Deep copy; dst must be cleared or freshly initialised. */
 cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src);

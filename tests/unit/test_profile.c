@@ -571,3 +571,44 @@ Test(profile, hostile_deltas_are_refused_without_overflow) {
     cx_profile_clear(&q);
     cx_profile_clear(&p);
 }
+
+Test(profile, campaign_block_grows_on_demand_and_keeps_its_contents) {
+    cx_profile_t p;
+    cx_profile_init_lean(&p, "c");
+    cr_assert_null(p.camp);
+    cr_assert_eq(cx_profile_camp_reserve(&p, 0, 1), CX_OK);
+    cr_assert_not_null(p.sends);
+    cr_assert_null(p.contacts, "no room asked for contacts");
+    strcpy(p.sends[0].campaign_id, "s0");
+    p.sends[0].ts_ms = 7;
+    p.n_sends = 1;
+    /* contacts grow in front of the sends: the send moves with its contents */
+    for (unsigned i = 0; i < CX_CONTACTS_KEPT + 3; i++) {
+        cr_assert_eq(cx_profile_camp_reserve(&p, p.n_contacts + 1u, 0), CX_OK);
+        if (p.n_contacts < CX_CONTACTS_KEPT) {
+            snprintf(p.contacts[p.n_contacts].campaign_id, CX_ID_MAX + 1, "c%u", i);
+            p.n_contacts++;
+        }
+    }
+    cr_assert_eq(p.camp->cap_contacts, CX_CONTACTS_KEPT, "capped at CX_CONTACTS_KEPT");
+    cr_assert_str_eq(p.sends[0].campaign_id, "s0");
+    cr_assert_eq(p.sends[0].ts_ms, 7);
+    cr_assert_str_eq(p.contacts[CX_CONTACTS_KEPT - 1].campaign_id, "c7");
+    cr_assert_eq(cx_profile_camp_reserve(&p, 0, CX_OPEN_SENDS_MAX + 5), CX_OK);
+    cr_assert_eq(p.camp->cap_sends, CX_OPEN_SENDS_MAX);
+    cr_assert_str_eq(p.sends[0].campaign_id, "s0");
+    cr_assert_str_eq(p.sends[CX_OPEN_SENDS_MAX - 1].campaign_id, "", "new room is zeroed");
+    /* a decoded profile holds just the room its sections need */
+    cx_buf_t enc = CX_BUF_INIT;
+    cr_assert_eq(cx_profile_encode(&p, &enc), CX_OK);
+    cx_profile_t q;
+    cx_profile_init_lean(&q, NULL);
+    char err[256] = "";
+    cr_assert_eq(cx_profile_decode(&q, "c", enc.data, enc.len, err, sizeof err), CX_OK, "%s", err);
+    cr_assert_eq(q.camp->cap_contacts, CX_CONTACTS_KEPT);
+    cr_assert_eq(q.camp->cap_sends, 2, "one send, room rounded up to a step of two");
+    cr_assert_str_eq(q.sends[0].campaign_id, "s0");
+    cx_buf_free(&enc);
+    cx_profile_clear(&p);
+    cx_profile_clear(&q);
+}

@@ -1,7 +1,8 @@
 /*
  * cache.h — the write-back profile cache. A customer's many events between two flushes cost one
- * RocksDB read (on first touch) and one write (at flush). Clean entries are evicted least recently
- * used first once more than `max_entries` are held; dirty entries stay until the next flush, and
+ * RocksDB read (on first touch) and one write (at flush). Clean entries are evicted in CLOCK order
+ * (least recently used, approximately: a used entry gets a second chance) once more than
+ * `max_entries` are held; dirty entries stay until the next flush, and
  * cx_cache_needs_flush() tells the pipeline when the dirty set alone has reached the bound (memory
  * is bounded by configuration, not by the number of customers).
  *
@@ -29,7 +30,8 @@ typedef struct cx_cache_entry {
     uint16_t cid_len; /* strlen(prof.customer_id) */
     bool dirty;
     bool in_store;                      /* the profile key exists in RocksDB */
-    struct cx_cache_entry *prev, *next; /* LRU list (clean) or dirty list */
+    bool ref;                           /* used since it last reached the clean list's tail (evict) */
+    struct cx_cache_entry *prev, *next; /* clean list (CLOCK order) or dirty list */
     cx_profile_t prof;
 } cx_cache_entry_t;
 

@@ -309,6 +309,98 @@ Test(pipeline, flushes_between_timer_batches_and_a_small_cache_change_no_output)
     run_close(&c);
 }
 
+/* The timer index of partition 0: every key, and the profiles' index_due_ms / timer_due_ms. */
+typedef struct index_check {
+    int keys, profiles_with_timer, dup_keys, early; /* early: keys kept lazily before the due */
+    char last_cid[CX_ID_MAX + 1];
+    int64_t key_due[64];
+    char key_cid[64][CX_ID_MAX + 1];
+} index_check_t;
+
+static bool collect_timer_key(void *opaque, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    index_check_t *ic = opaque;
+    uint16_t part;
+    int64_t due;
+    const char *cid;
+    size_t cl;
+    cr_assert(cx_store_timer_key_parse(k, kl, &part, &due, &cid, &cl));
+    for (int i = 0; i < ic->keys && i < 64; i++)
+        if (strlen(ic->key_cid[i]) == cl && memcmp(ic->key_cid[i], cid, cl) == 0) ic->dup_keys++;
+    if (ic->keys < 64) {
+        memcpy(ic->key_cid[ic->keys], cid, cl);
+        ic->key_cid[ic->keys][cl] = 0;
+        ic->key_due[ic->keys] = due;
+    }
+    ic->keys++;
+    return true;
+}
+
+static bool check_profile_index(void *opaque, const void *k, size_t kl, const void *v, size_t vl) {
+    index_check_t *ic = opaque;
+    char cid[CX_ID_MAX + 1], err[256];
+    memcpy(cid, (const char *)k + 3, kl - 3);
+    cid[kl - 3] = 0;
+    cx_profile_t pr;
+    cx_profile_init_lean(&pr, cid);
+    cr_assert_eq(cx_profile_decode(&pr, cid, v, vl, err, sizeof err), CX_OK, "%s", err);
+    int found = -1;
+    for (int i = 0; i < ic->keys && i < 64; i++)
+        if (strcmp(ic->key_cid[i], cid) == 0) found = i;
+    if (pr.timer_due_ms) {
+        ic->profiles_with_timer++;
+        cr_assert_geq(found, 0, "%s has a due timer (%" PRId64 ") but no index key", cid, pr.timer_due_ms);
+        cr_assert_eq(ic->key_due[found], pr.index_due_ms, "%s: key at %" PRId64 ", index_due_ms %" PRId64, cid,
+                     ic->key_due[found], pr.index_due_ms);
+        cr_assert_leq(pr.index_due_ms, pr.timer_due_ms, "%s: the key may only be early", cid);
+        if (pr.index_due_ms < pr.timer_due_ms) ic->early++;
+    } else if (found >= 0) {
+        cr_assert_eq(ic->key_due[found], pr.index_due_ms, "%s: a lazily kept key is the recorded one", cid);
+    }
+    cx_profile_clear(&pr);
+    return true;
+}
+
+Test(pipeline, the_timer_index_is_kept_lazily_one_key_per_customer_never_late) {
+    run_t a, b;
+    run_open(&a, NULL);
+    run_open(&b, NULL);
+    /* 20 customers buy every other day for 60 days; a flushes after every day (its dues move later
+     * between flushes, so keys are kept lazily and consumed by the scan), b only at the end */
+    char cid[16], eid[24];
+    int early = 0;
+    for (int day = 0; day < 60; day += 2) {
+        for (int c = 0; c < 20; c++) {
+            if ((c + day) % 3 == 0) continue; /* some skip a purchase: their dues move less */
+            snprintf(cid, sizeof cid, "k%02d", c);
+            snprintf(eid, sizeof eid, "k%02d-%d", c, day);
+            buy(&a, cid, eid, at(day, 8 + c % 10), 1000 + c * 100);
+            buy(&b, cid, eid, at(day, 8 + c % 10), 1000 + c * 100);
+        }
+        flush(&a);
+        index_check_t ic = {0};
+        cr_assert_eq(cx_store_scan_tag(a.st, 0, CX_KEY_TIMER, collect_timer_key, &ic, a.err, sizeof a.err), CX_OK);
+        cr_assert_eq(ic.dup_keys, 0, "day %d: a customer with two index keys", day);
+        cr_assert_eq(cx_store_scan_tag(a.st, 0, CX_KEY_PROFILE, check_profile_index, &ic, a.err, sizeof a.err), CX_OK);
+        cr_assert_gt(ic.profiles_with_timer, 0);
+        early += ic.early;
+    }
+    cr_assert_gt(early, 0, "no key was ever kept lazily: the test does not test the lazy index");
+    /* then a year of silence: every decay timer fires, from keys that were kept early */
+    advance(&a, midnight(420), true);
+    advance(&b, midnight(420), false);
+    cr_assert_gt(cx_pipeline_stats(a.p).timers_fired, 40u);
+    cr_assert_str_eq(text(&a.out), text(&b.out), "flushing (and so lazy index keys) changed the outputs");
+    flush(&a);
+    index_check_t ic = {0};
+    cr_assert_eq(cx_store_scan_tag(a.st, 0, CX_KEY_TIMER, collect_timer_key, &ic, a.err, sizeof a.err), CX_OK);
+    cr_assert_eq(ic.dup_keys, 0);
+    cr_assert_eq(cx_store_scan_tag(a.st, 0, CX_KEY_PROFILE, check_profile_index, &ic, a.err, sizeof a.err), CX_OK);
+    run_close(&a);
+    run_close(&b);
+}
+
 static void restart(run_t *r) {
     flush(r);
     cx_pipeline_destroy(r->p);

@@ -26,6 +26,7 @@
 
 typedef struct heap_item {
     int64_t due;
+    uint64_t id8;        /* the customer id's first 8 bytes, big-endian: ties without touching the entry */
     cx_cache_entry_t *e; /* dirty entry: not evicted before the next flush, which clears the heap */
 } heap_item_t;
 
@@ -116,10 +117,24 @@ static cx_err_t camp_emit(void *opaque, cx_record_kind_t kind, const char *key, 
 
 static bool item_less(const heap_item_t *a, const heap_item_t *b) {
     if (a->due != b->due) return a->due < b->due;
+    if (a->id8 != b->id8) return a->id8 < b->id8;
     return strcmp(a->e->prof.customer_id, b->e->prof.customer_id) < 0;
 }
 
+static uint64_t id8_of(const char *cid) {
+    uint64_t v = 0;
+    int i = 0;
+    for (; i < 8 && cid[i]; i++)
+        v = (v << 8) | (uint8_t)cid[i];
+    return i == 0 ? 0 : v << (8 * (8 - i)); /* byte order = strcmp order on the first 8 bytes */
+}
+
+/* Pushes are lazy, like the RocksDB index: an entry has at most one live item, at its earliest due;
+ * a due that moves later keeps the item, which heap_top() moves on when it comes up. (One item per
+ * due change made the heap grow with the events between flushes, and its ties compared ids in
+ * scattered entries.) */
 static cx_err_t heap_push(part_t *P, int64_t due, cx_cache_entry_t *e) {
+    if (e->heap_due && e->heap_due <= due) return CX_OK;
     if (P->heap_n == P->heap_cap) {
         size_t cap = P->heap_cap ? P->heap_cap * 2 : 256;
         heap_item_t *h = realloc(P->heap, cap * sizeof *h);
@@ -128,7 +143,8 @@ static cx_err_t heap_push(part_t *P, int64_t due, cx_cache_entry_t *e) {
         P->heap_cap = cap;
     }
     size_t i = P->heap_n++;
-    P->heap[i] = (heap_item_t){due, e};
+    P->heap[i] = (heap_item_t){due, id8_of(e->prof.customer_id), e};
+    e->heap_due = due;
     while (i > 0) {
         size_t up = (i - 1) / 2;
         if (!item_less(&P->heap[i], &P->heap[up])) break;
@@ -155,11 +171,29 @@ static void heap_pop(part_t *P) {
     }
 }
 
-/* Top of the heap after dropping stale items (the customer's due moved since the push). */
-static heap_item_t *heap_top(part_t *P) {
-    while (P->heap_n && P->heap[0].e->prof.timer_due_ms != P->heap[0].due)
+/* Top of the heap: an item superseded by an earlier push for its entry is dropped; an item whose
+ * entry's due moved later is moved to that due; a due now gone drops it. */
+static cx_err_t heap_top(part_t *P, heap_item_t **out) {
+    *out = NULL;
+    while (P->heap_n) {
+        heap_item_t top = P->heap[0];
+        cx_cache_entry_t *e = top.e;
+        if (e->heap_due != top.due) { /* superseded */
+            heap_pop(P);
+            continue;
+        }
+        if (e->prof.timer_due_ms == top.due) {
+            *out = &P->heap[0];
+            return CX_OK;
+        }
         heap_pop(P);
-    return P->heap_n ? &P->heap[0] : NULL;
+        e->heap_due = 0;
+        if (e->prof.timer_due_ms > top.due) {
+            cx_err_t rc = heap_push(P, e->prof.timer_due_ms, e);
+            if (rc != CX_OK) return rc;
+        }
+    }
+    return CX_OK;
 }
 
 /* ---------- timers in RocksDB ---------- */
@@ -504,9 +538,11 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
     *more = false;
     if (P->wm == INT64_MIN) return CX_OK;
     for (int fired = 0;; fired++) {
-        heap_item_t *h = heap_top(P);
+        heap_item_t *h;
+        cx_err_t rc = heap_top(P, &h);
+        if (rc != CX_OK) return rc;
         db_timer_t *d = NULL;
-        cx_err_t rc = db_head(p, part, &d, errstr, errstr_size);
+        rc = db_head(p, part, &d, errstr, errstr_size);
         if (rc != CX_OK) return rc;
         int64_t hdue = h ? h->due : INT64_MAX, ddue = d ? d->due : INT64_MAX;
         int64_t due = hdue < ddue ? hdue : ddue;
@@ -532,6 +568,7 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
         if (use_heap) {
             e = h->e;
             heap_pop(P);
+            e->heap_due = 0;
         } else {
             /* the key is consumed whatever it finds: the next flush deletes it, and a customer whose
              * due moved on (the key was kept lazily, cache.h) is re-indexed at that due */
@@ -771,6 +808,9 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
         part_t *P = p->parts[i];
         p->min_put_due[i] = INT64_MAX;
         if (!P || !P->owned || (part >= 0 && part != i)) continue;
+        /* the heap is cleared below: its entries (dirty until now, so alive) forget their items */
+        for (size_t k = 0; k < P->heap_n; k++)
+            P->heap[k].e->heap_due = 0;
         /* consumed index keys first: a key re-put by the cache below must survive */
         for (size_t o = 0; o < P->dels.len; o += 1 + P->dels.data[o])
             cx_store_batch_delete(p->batch, P->dels.data + o + 1, P->dels.data[o]);

@@ -29,8 +29,9 @@ typedef struct cx_cache_entry {
     uint16_t part;
     uint16_t cid_len; /* strlen(prof.customer_id) */
     bool dirty;
-    bool in_store;                      /* the profile key exists in RocksDB */
-    bool ref;                           /* used since it last reached the clean list's tail (evict) */
+    bool in_store;    /* the profile key exists in RocksDB */
+    bool ref;         /* used since it last reached the clean list's tail (evict) */
+    int64_t heap_due; /* the pipeline's: due of this entry's earliest item in its timer heap (0: none) */
     struct cx_cache_entry *prev, *next; /* clean list (CLOCK order) or dirty list */
     cx_profile_t prof;
 } cx_cache_entry_t;

@@ -264,7 +264,7 @@ typedef struct mh_rec {
     char *key; /* NUL-terminated copy */
     uint8_t *val;
     size_t vlen;
-    char *hdr_error, *hdr_detail, *hdr_topic, *hdr_partition, *hdr_offset; /* NULL when absent */
+    char *hdr_error, *hdr_detail, *hdr_topic, *hdr_partition, *hdr_offset, *hdr_group; /* NULL when absent */
 } mh_rec_t;
 
 typedef struct mh_recs {
@@ -341,6 +341,7 @@ static void mh_read_topic(const char *bootstraps, const char *topic, mh_recs_t *
         r->hdr_topic = mh_hdr(h, "cx.source.topic");
         r->hdr_partition = mh_hdr(h, "cx.source.partition");
         r->hdr_offset = mh_hdr(h, "cx.source.offset");
+        r->hdr_group = mh_hdr(h, "cx.group");
         remaining--;
         rd_kafka_message_destroy(m);
     }
@@ -369,6 +370,7 @@ static void mh_recs_free(mh_recs_t *rs) {
         free(r->hdr_topic);
         free(r->hdr_partition);
         free(r->hdr_offset);
+        free(r->hdr_group);
     }
     free(rs->v);
     memset(rs, 0, sizeof *rs);

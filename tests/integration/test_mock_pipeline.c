@@ -500,3 +500,42 @@ Test(mock, fatal_produce_error_stops_without_commit_and_a_restart_completes_the_
     run_free(&clean);
     run_free(&x);
 }
+
+/* ---------- the group guard of internal topics ---------- */
+
+Test(mock, internal_records_name_their_group_and_another_groups_partials_are_skipped) {
+    run_t x;
+    run_open(&x, false, NULL);
+    /* a KPI partial of another application that shares cx.partials by mistake, and one without the
+     * header (written before it existed): only the first is foreign */
+    rd_kafka_t *p = mh_producer_new(x.cl.bootstraps);
+    const char *val = "{\"sent_test\":1000,\"sent_control\":0,\"responders_test_any\":900,"
+                      "\"responders_test_hard\":0,\"responders_control_any\":0,\"responders_control_hard\":0,"
+                      "\"retrievals\":0,\"purchases\":0,\"turnover_minor\":0,\"max_window_end_ts\":0}";
+    mh_sent_t sent = {0};
+    cr_assert_eq(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(x.cfg->topic_partials),
+                                   RD_KAFKA_V_KEY("campaign:C-other:0", strlen("campaign:C-other:0")),
+                                   RD_KAFKA_V_VALUE((void *)val, strlen(val)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                   RD_KAFKA_V_HEADER("cx.group", "another-app", -1), RD_KAFKA_V_OPAQUE(&sent),
+                                   RD_KAFKA_V_END),
+                 RD_KAFKA_RESP_ERR_NO_ERROR);
+    cr_assert_eq(rd_kafka_flush(p, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    cr_assert(sent.done && !sent.err);
+    mh_produce(p, x.cfg->topic_partials, "campaign:C-old:0", val, strlen(val), NULL);
+    rd_kafka_destroy(p);
+    char err[768];
+    x.r = runner_start(&x);
+    cr_assert_eq(mh_drive(x.r, x.cfg, x.cl.bootstraps, 60000, NULL, NULL, err, sizeof err), CX_OK, "%s", err);
+    run_finish(&x);
+    cr_assert_eq(x.st.partials_foreign, 1, "foreign partials skipped: %" PRIu64, x.st.partials_foreign);
+    /* every changelog record says whose it is */
+    mh_recs_t cl;
+    mh_read_topic(x.cl.bootstraps, x.cfg->topic_changelog, &cl);
+    cr_assert_gt(cl.n, 0, "no changelog records");
+    for (size_t i = 0; i < cl.n; i++) {
+        cr_assert_not_null(cl.v[i].hdr_group, "changelog record %zu without cx.group", i);
+        cr_assert_str_eq(cl.v[i].hdr_group, x.cfg->group_id);
+    }
+    mh_recs_free(&cl);
+    run_free(&x);
+}

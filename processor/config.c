@@ -1151,3 +1151,24 @@ cx_err_t cx_config_write_reference(FILE *out) {
     }
     return ferror(out) ? CX_ERR_IO : CX_OK;
 }
+
+size_t cx_config_topics(const cx_config_t *c, cx_topic_use_t out[CX_TOPICS_MAX]) {
+    const cx_topic_use_t t[] = {
+        {c->topic_play, true, false, false},
+        {c->topic_purchase, true, false, false},
+        {c->topic_email_send, true, false, false},
+        {c->topic_survey, true, false, false},
+        {c->topic_campaigns, false, true, true},
+        {c->topic_segment_changes, false, false, false},
+        {c->topic_disengagement_triggers, false, false, false},
+        {c->topic_campaign_responses, false, false, false},
+        {c->topic_campaign_kpis, false, false, true},
+        {c->topic_enriched, false, false, false},
+        {c->topic_dlq, false, false, false},
+        {c->topic_changelog, false, false, true},
+        {c->topic_partials, false, true, true},
+    };
+    _Static_assert(sizeof t / sizeof t[0] <= CX_TOPICS_MAX, "CX_TOPICS_MAX");
+    memcpy(out, t, sizeof t);
+    return sizeof t / sizeof t[0];
+}

@@ -184,4 +184,15 @@ const char *cx_config_bootstrap_servers(const cx_config_t *cfg);
 /* True when currency.allowed is empty or lists `code` (3 letters, NUL-terminated). */
 bool cx_config_currency_allowed(const cx_config_t *cfg, const char *code);
 
+/* One topic cxstream reads or writes (DESIGN §3). */
+typedef struct cx_topic_use {
+    const char *name;
+    bool input;   /* one of the four input topics */
+    bool global;  /* one partition (a table read whole by every instance), else partitioned like the inputs */
+    bool compact; /* cleanup.policy=compact */
+} cx_topic_use_t;
+#define CX_TOPICS_MAX 16
+/* Every topic of cfg, inputs first; returns how many were written to out. */
+size_t cx_config_topics(const cx_config_t *cfg, cx_topic_use_t out[CX_TOPICS_MAX]);
+
 #endif

@@ -90,26 +90,10 @@ static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
 /* Creates every topic the runner reads or writes on the mock (inputs and per-customer outputs
  * with the input partition count; global tables with one partition). */
 static cx_err_t create_topics(rd_kafka_mock_cluster_t *mc, const cx_config_t *c, char *errstr, size_t n) {
-    const struct {
-        const char *name;
-        int parts;
-    } t[] = {
-        {c->topic_play, DEMO_PARTITIONS},
-        {c->topic_purchase, DEMO_PARTITIONS},
-        {c->topic_email_send, DEMO_PARTITIONS},
-        {c->topic_survey, DEMO_PARTITIONS},
-        {c->topic_campaigns, 1},
-        {c->topic_segment_changes, DEMO_PARTITIONS},
-        {c->topic_disengagement_triggers, DEMO_PARTITIONS},
-        {c->topic_campaign_responses, DEMO_PARTITIONS},
-        {c->topic_campaign_kpis, DEMO_PARTITIONS},
-        {c->topic_enriched, DEMO_PARTITIONS},
-        {c->topic_dlq, DEMO_PARTITIONS},
-        {c->topic_changelog, DEMO_PARTITIONS},
-        {c->topic_partials, 1},
-    };
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mc, t[i].name, t[i].parts, 1);
+    cx_topic_use_t t[CX_TOPICS_MAX];
+    size_t nt = cx_config_topics(c, t);
+    for (size_t i = 0; i < nt; i++) {
+        rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mc, t[i].name, t[i].global ? 1 : DEMO_PARTITIONS, 1);
         if (err) {
             cx_seterr(errstr, n, "creating topic %s on the mock cluster: %s", t[i].name, rd_kafka_err2str(err));
             return CX_ERR_KAFKA;

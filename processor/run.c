@@ -898,32 +898,19 @@ static int32_t topic_partitions(const rd_kafka_metadata_t *md, const char *topic
 }
 
 static cx_err_t create_topics(cx_runner_t *r, const rd_kafka_metadata_t *md, char *errstr, size_t n) {
-    const cx_config_t *c = r->cfg;
-    struct {
-        const char *name;
-        int parts;
-        bool compact;
-    } want[] = {
-        {c->topic_segment_changes, r->n_parts, false},
-        {c->topic_disengagement_triggers, r->n_parts, false},
-        {c->topic_campaign_responses, r->n_parts, false},
-        {c->topic_campaign_kpis, r->n_parts, true},
-        {c->topic_enriched, r->n_parts, false},
-        {c->topic_dlq, r->n_parts, false},
-        {c->topic_changelog, r->n_parts, true},
-        {c->topic_partials, 1, true},
-        {c->topic_campaigns, 1, true},
-    };
-    rd_kafka_NewTopic_t *nt[16];
+    cx_topic_use_t want[CX_TOPICS_MAX];
+    size_t n_want = cx_config_topics(r->cfg, want);
+    rd_kafka_NewTopic_t *nt[CX_TOPICS_MAX];
     int cnt = 0;
     char e2[256];
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        if (topic_partitions(md, want[i].name) > 0) continue;
-        nt[cnt] = rd_kafka_NewTopic_new(want[i].name, want[i].parts, -1, e2, sizeof e2);
+    for (size_t i = 0; i < n_want; i++) {
+        if (want[i].input || topic_partitions(md, want[i].name) > 0) continue; /* inputs are the producers' */
+        int parts = want[i].global ? 1 : r->n_parts;
+        nt[cnt] = rd_kafka_NewTopic_new(want[i].name, parts, -1, e2, sizeof e2);
         if (!nt[cnt]) continue;
         if (want[i].compact) rd_kafka_NewTopic_set_config(nt[cnt], "cleanup.policy", "compact");
         cnt++;
-        cx_log(CX_LOG_INFO, "admin", "creating topic=%s partitions=%d", want[i].name, want[i].parts);
+        cx_log(CX_LOG_INFO, "admin", "creating topic=%s partitions=%d", want[i].name, parts);
     }
     if (!cnt) return CX_OK;
     rd_kafka_queue_t *rq = rd_kafka_queue_new(r->producer);

@@ -81,27 +81,11 @@ static void mh_cluster_start(mh_cluster_t *c, const cx_config_t *cfg) {
     c->mc = rd_kafka_handle_mock_cluster(c->rk);
     cr_assert(c->mc);
     snprintf(c->bootstraps, sizeof c->bootstraps, "%s", rd_kafka_mock_cluster_bootstraps(c->mc));
-    const struct {
-        const char *name;
-        int parts;
-    } t[] = {
-        {cfg->topic_play, MH_PARTS},
-        {cfg->topic_purchase, MH_PARTS},
-        {cfg->topic_email_send, MH_PARTS},
-        {cfg->topic_survey, MH_PARTS},
-        {cfg->topic_campaigns, 1},
-        {cfg->topic_segment_changes, MH_PARTS},
-        {cfg->topic_disengagement_triggers, MH_PARTS},
-        {cfg->topic_campaign_responses, MH_PARTS},
-        {cfg->topic_campaign_kpis, MH_PARTS},
-        {cfg->topic_enriched, MH_PARTS},
-        {cfg->topic_dlq, MH_PARTS},
-        {cfg->topic_changelog, MH_PARTS},
-        {cfg->topic_partials, 1},
-    };
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        cr_assert_eq(rd_kafka_mock_topic_create(c->mc, t[i].name, t[i].parts, 1), RD_KAFKA_RESP_ERR_NO_ERROR,
-                     "create %s", t[i].name);
+    cx_topic_use_t t[CX_TOPICS_MAX];
+    size_t nt = cx_config_topics(cfg, t);
+    for (size_t i = 0; i < nt; i++)
+        cr_assert_eq(rd_kafka_mock_topic_create(c->mc, t[i].name, t[i].global ? 1 : MH_PARTS, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR, "create %s", t[i].name);
 }
 
 static void mh_cluster_stop(mh_cluster_t *c) {

@@ -226,14 +226,6 @@ static bool scan_cb(void *opaque, const void *k, size_t kl, const void *v, size_
     return s->P->db_n < DB_TIMER_BUF;
 }
 
-/* The due time of the cursor key (part, tag, 8-byte due, customer id; the id may be empty). */
-static int64_t cursor_due(const part_t *P) {
-    uint64_t u = 0;
-    for (int i = 0; i < 8 && 3 + i < (int)P->cursor.len; i++)
-        u = (u << 8) | P->cursor.data[3 + i];
-    return (int64_t)(u ^ (UINT64_C(1) << 63));
-}
-
 /* The next buffered RocksDB timer, refilling the buffer from the store when it runs dry. */
 static cx_err_t db_head(cx_pipeline_t *p, uint16_t part, db_timer_t **out, char *errstr, size_t n) {
     part_t *P = p->parts[part];
@@ -828,7 +820,8 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
         cx_store_batch_put(p->batch, p->key.data, p->key.len, p->val.data, p->val.len);
         P->heap_n = 0;       /* pending timers are now in the store's index */
         P->db_valid = false; /* and the index changed: the scan resumes after the cursor, or earlier */
-        if (p->min_put_due[i] != INT64_MAX && P->cursor.len && p->min_put_due[i] <= cursor_due(P) &&
+        if (p->min_put_due[i] != INT64_MAX && P->cursor.len &&
+            p->min_put_due[i] <= cx_store_timer_key_due(P->cursor.data) &&
             (rc = cx_store_timer_key(&P->cursor, (uint16_t)i, p->min_put_due[i], "")) != CX_OK)
             break;
     }

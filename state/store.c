@@ -116,15 +116,20 @@ cx_err_t cx_store_timer_key(cx_buf_t *out, uint16_t part, int64_t due_ms, const 
     return e == CX_OK ? cx_buf_append(out, cid, strlen(cid)) : e;
 }
 
+int64_t cx_store_timer_key_due(const void *key) {
+    const uint8_t *k = key;
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u = (u << 8) | k[3 + i];
+    return (int64_t)(u ^ (UINT64_C(1) << 63));
+}
+
 bool cx_store_timer_key_parse(const void *key, size_t len, uint16_t *part, int64_t *due_ms, const char **cid,
                               size_t *cid_len) {
     const uint8_t *k = key;
     if (len < 12 || k[2] != CX_KEY_TIMER) return false;
     *part = (uint16_t)((k[0] << 8) | k[1]);
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++)
-        u = (u << 8) | k[3 + i];
-    *due_ms = (int64_t)(u ^ (UINT64_C(1) << 63));
+    *due_ms = cx_store_timer_key_due(key);
     *cid = (const char *)k + 11;
     *cid_len = len - 11;
     return true;

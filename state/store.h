@@ -36,6 +36,8 @@ enum { CX_KEY_PROFILE = 'P', CX_KEY_TIMER = 'T', CX_KEY_OFFSET = 'O', CX_KEY_MET
 cx_err_t cx_store_key(cx_buf_t *out, uint16_t part, char tag, const void *rest, size_t rest_len);
 /* Timer key: [part]['T'][due BE, sign-flipped][customer_id]. */
 cx_err_t cx_store_timer_key(cx_buf_t *out, uint16_t part, int64_t due_ms, const char *cid);
+/* The due time of a timer key of at least 11 bytes (part, tag, due; the id may be absent). */
+int64_t cx_store_timer_key_due(const void *key);
 /* Splits a timer key; false if it is not one. cid points into key (length *cid_len). */
 bool cx_store_timer_key_parse(const void *key, size_t len, uint16_t *part, int64_t *due_ms, const char **cid,
                               size_t *cid_len);

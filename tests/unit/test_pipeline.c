@@ -312,7 +312,6 @@ Test(pipeline, flushes_between_timer_batches_and_a_small_cache_change_no_output)
 /* The timer index of partition 0: every key, and the profiles' index_due_ms / timer_due_ms. */
 typedef struct index_check {
     int keys, profiles_with_timer, dup_keys, early; /* early: keys kept lazily before the due */
-    char last_cid[CX_ID_MAX + 1];
     int64_t key_due[64];
     char key_cid[64][CX_ID_MAX + 1];
 } index_check_t;

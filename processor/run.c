@@ -1265,7 +1265,18 @@ static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t go
 cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) {
     rd_kafka_message_t *msgs[CONSUME_BATCH];
     /* the wait happens outside the lock, so HTTP handlers read the pipeline meanwhile */
-    ssize_t got = rd_kafka_consume_batch_queue(r->cq, timeout_ms, msgs, CONSUME_BATCH);
+    /* take what is queued without waiting; only when nothing is, wait for the first record: the
+     * batch call itself waits until the whole batch is filled or the timeout passes, so a merge
+     * that needed one partition's next fetch sat idle while fewer than a batch were queued */
+    ssize_t got = rd_kafka_consume_batch_queue(r->cq, 0, msgs, CONSUME_BATCH);
+    if (got == 0 && timeout_ms != 0) {
+        rd_kafka_message_t *first = rd_kafka_consume_queue(r->cq, timeout_ms);
+        if (first) {
+            msgs[0] = first;
+            got = rd_kafka_consume_batch_queue(r->cq, 0, msgs + 1, CONSUME_BATCH - 1);
+            got = got < 0 ? 1 : got + 1;
+        }
+    }
     atomic_store(&r->heartbeat_ms, cx_mono_ms());
     cx_runner_lock(r);
     cx_err_t rc = poll_batch(r, msgs, got, errstr, n);

@@ -189,17 +189,14 @@ bool cx_cache_needs_flush(const cx_cache_t *c) {
     return c->ndirty >= c->max_entries;
 }
 
-static int cmp_entry(const void *a, const void *b) {
-    const cx_cache_entry_t *x = *(cx_cache_entry_t *const *)a, *y = *(cx_cache_entry_t *const *)b;
-    if (x->part != y->part) return x->part < y->part ? -1 : 1;
-    return strcmp(x->prof.customer_id, y->prof.customer_id);
-}
-
-/* Timer index keys in key order: partition, then due, then customer id. */
+/* Keys in RocksDB order: partition, then (timer keys) due, then customer id. */
 static int cmp_timer(int64_t da, int64_t db, const cx_cache_entry_t *x, const cx_cache_entry_t *y) {
     if (x->part != y->part) return x->part < y->part ? -1 : 1;
     if (da != db) return da < db ? -1 : 1;
     return strcmp(x->prof.customer_id, y->prof.customer_id);
+}
+static int cmp_entry(const void *a, const void *b) { /* profile keys: no due */
+    return cmp_timer(0, 0, *(cx_cache_entry_t *const *)a, *(cx_cache_entry_t *const *)b);
 }
 static int cmp_index_due(const void *a, const void *b) {
     const cx_cache_entry_t *x = *(cx_cache_entry_t *const *)a, *y = *(cx_cache_entry_t *const *)b;

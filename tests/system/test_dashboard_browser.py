@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import urllib.parse
 import urllib.request
+from decimal import ROUND_HALF_UP, Decimal
 
 from cxtest import CxProcess, wait_for
 
@@ -117,11 +118,11 @@ def f_num(v):
 
 
 def f_pct(v):
-    return DASH if v is None else "%.1f %%" % (100 * v)
+    return DASH if v is None else js_fixed(100 * v, 1) + " %"
 
 
 def f_money(v):
-    return DASH if v is None else "%.2f" % (v / 100)
+    return DASH if v is None else js_fixed(v / 100, 2)
 
 
 def f_nps(g):
@@ -131,10 +132,11 @@ def f_nps(g):
 
 
 def js_fixed(v, digits):
-    """Number.toFixed rounds half away from zero on the binary value; Python's % rounds the binary
-    value too, so the two agree except for -0.0, which JS prints as 0.0."""
-    s = "%.*f" % (digits, v)
-    return s[1:] if s.startswith("-") and float(s) == 0 else s
+    """Number.prototype.toFixed: the exact binary value rounded, a tie to the larger magnitude (JS
+    86.25.toFixed(1) is "86.3" where Python's "%.1f" gives "86.2", rounding ties to even); a
+    negative value gets "-" before its magnitude's digits, -0.0 none."""
+    mag = Decimal(abs(v)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return ("-" if v < 0 else "") + format(mag, "f")
 
 
 def f_nps_js(g):

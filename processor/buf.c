@@ -123,22 +123,7 @@ cx_err_t cx_buf_json_double(cx_buf_t *b, double d) {
     return cx_buf_append(b, tmp, strlen(tmp));
 }
 
-cx_err_t cx_buf_put_uvarint(cx_buf_t *b, uint64_t v) {
-    uint8_t tmp[10];
-    size_t n = 0;
-    do {
-        uint8_t byte = v & 0x7F;
-        v >>= 7;
-        tmp[n++] = byte | (v ? 0x80 : 0);
-    } while (v);
-    return cx_buf_append(b, tmp, n);
-}
-
-cx_err_t cx_buf_put_svarint(cx_buf_t *b, int64_t v) {
-    return cx_buf_put_uvarint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-size_t cx_get_uvarint(const uint8_t *p, size_t n, uint64_t *v) {
+size_t cx_get_uvarint_long(const uint8_t *p, size_t n, uint64_t *v) {
     uint64_t r = 0;
     for (size_t i = 0; i < n && i < 10; i++) {
         r |= (uint64_t)(p[i] & 0x7F) << (7 * i);

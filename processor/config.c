@@ -183,7 +183,11 @@ static const cfg_key_t cfg_keys[] = {
     I32("clv.horizon_days", clv_horizon_days, "365", 1, 3650, "Horizon of `clv_minor` (undiscounted)."),
     I32("dedup.per_customer", dedup_per_customer, "8", 1, 32, "Recent event ids kept per customer to drop duplicates."),
     STR("state.dir", state_dir, "./cxstream-state", CFG_NONEMPTY, "RocksDB directory of local state."),
-    I64("cache.max_customers", cache_max_customers, "200000", 1, 1e9, 0, "Profiles held in the write-back cache."),
+    I64("cache.max_customers", cache_max_customers, "200000", 1, 1e9, 0,
+        "Profiles held in the write-back cache, decoded or encoded."),
+    I64("cache.max_decoded", cache_max_decoded, "200000", 1, 1e9, 0,
+        "Of those, profiles held decoded (~4 KB each); the others stay in their compact encoding (~0.2-0.5 KB) "
+        "until used."),
     I64("commit.interval_ms", commit_interval_ms, "1000", 1, 3600000, 0,
         "Wall time between flushes (state, changelog, offsets)."),
     I32("http.port", http_port, "9464", 0, 65535, "HTTP port for /metrics, health, API and dashboard; 0 = off."),

@@ -113,6 +113,7 @@ typedef struct cx_config {
     int32_t dedup_per_customer;
     char *state_dir;
     int64_t cache_max_customers;
+    int64_t cache_max_decoded;
     int64_t commit_interval_ms;
 
     /* HTTP, Kafka, logs */

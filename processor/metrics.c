@@ -262,6 +262,18 @@ cx_err_t cx_metrics_collect_pipeline(cx_buf_t *b, const cx_config_t *cfg, cx_pip
     TRY(cx_metrics_family(b, "cxstream_cache_dirty_entries", CX_METRIC_GAUGE,
                           "Cached profiles changed since the last flush."));
     TRY(cx_metrics_sample(b, "cxstream_cache_dirty_entries", (double)cs.dirty, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_cache_decoded_entries", CX_METRIC_GAUGE,
+                          "Cached profiles held decoded (at most cache.max_decoded after each event)."));
+    TRY(cx_metrics_sample(b, "cxstream_cache_decoded_entries", (double)cs.decoded, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_cache_encoded_bytes", CX_METRIC_GAUGE,
+                          "Bytes of the compact encodings held by the other cached profiles."));
+    TRY(cx_metrics_sample(b, "cxstream_cache_encoded_bytes", (double)cs.encoded_bytes, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_cache_decodes_total", CX_METRIC_COUNTER,
+                          "Cached profiles decoded again from their compact encoding on use."));
+    TRY(cx_metrics_sample_u64(b, "cxstream_cache_decodes_total", cs.decodes, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_cache_encodes_total", CX_METRIC_COUNTER,
+                          "Decoded profiles encoded to stay within cache.max_decoded."));
+    TRY(cx_metrics_sample_u64(b, "cxstream_cache_encodes_total", cs.encodes, (char *)NULL));
 
     int64_t counts[CX_SEGMENTS_MAX];
     cx_pipeline_segment_counts(p, counts, CX_SEGMENTS_MAX);

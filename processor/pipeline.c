@@ -118,7 +118,7 @@ static cx_err_t camp_emit(void *opaque, cx_record_kind_t kind, const char *key, 
 static bool item_less(const heap_item_t *a, const heap_item_t *b) {
     if (a->due != b->due) return a->due < b->due;
     if (a->id8 != b->id8) return a->id8 < b->id8;
-    return strcmp(a->e->prof.customer_id, b->e->prof.customer_id) < 0;
+    return strcmp(a->e->cid, b->e->cid) < 0;
 }
 
 static uint64_t id8_of(const char *cid) {
@@ -143,7 +143,7 @@ static cx_err_t heap_push(part_t *P, int64_t due, cx_cache_entry_t *e) {
         P->heap_cap = cap;
     }
     size_t i = P->heap_n++;
-    P->heap[i] = (heap_item_t){due, id8_of(e->prof.customer_id), e};
+    P->heap[i] = (heap_item_t){due, id8_of(e->cid), e};
     e->heap_due = due;
     while (i > 0) {
         size_t up = (i - 1) / 2;
@@ -182,14 +182,15 @@ static cx_err_t heap_top(part_t *P, heap_item_t **out) {
             heap_pop(P);
             continue;
         }
-        if (e->prof.timer_due_ms == top.due) {
+        int64_t tdue = cx_cache_timer_due(e); /* e may be encoded (cx_cache_trim) */
+        if (tdue == top.due) {
             *out = &P->heap[0];
             return CX_OK;
         }
         heap_pop(P);
         e->heap_due = 0;
-        if (e->prof.timer_due_ms > top.due) {
-            cx_err_t rc = heap_push(P, e->prof.timer_due_ms, e);
+        if (tdue > top.due) {
+            cx_err_t rc = heap_push(P, tdue, e);
             if (rc != CX_OK) return rc;
         }
     }
@@ -266,7 +267,7 @@ static cx_err_t db_head(cx_pipeline_t *p, uint16_t part, db_timer_t **out, char 
 
 /* Recomputes the customer's earliest due time from the per-kind ones. */
 static cx_err_t update_timer(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e) {
-    cx_profile_t *pr = &e->prof;
+    cx_profile_t *pr = e->prof;
     int64_t kinds[] = {pr->rfm_due_ms, pr->stop_due_ms, pr->drop_due_ms, pr->churn_due_ms, pr->nps_due_ms};
     int64_t due = 0;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
@@ -283,7 +284,7 @@ static cx_err_t update_timer(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e) {
 
 /* Re-scores R, F, M as of `day`; emits a SegmentChange when the segment moves. */
 static cx_err_t rescore(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int32_t day, int64_t ts, const char *cause) {
-    cx_profile_t *pr = &e->prof;
+    cx_profile_t *pr = e->prof;
     if (!pr->has_tx) return CX_OK;
     cx_rfm_t r;
     cx_rfm_compute(pr, &p->th, day, &r);
@@ -324,7 +325,7 @@ static cx_err_t rescore(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int32_
 
 /* Fires every timer kind of one customer due at `due`. */
 static cx_err_t fire(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int64_t due) {
-    cx_profile_t *pr = &e->prof;
+    cx_profile_t *pr = e->prof;
     char cause[48];
     snprintf(cause, sizeof cause, "timer:%" PRId64, due);
     int32_t day = (int32_t)cx_day(due);
@@ -364,7 +365,8 @@ cx_pipeline_t *cx_pipeline_new(const cx_config_t *cfg, cx_store_t *store, const 
     p->cfg = cfg;
     p->store = store;
     if (sink) p->sink = *sink;
-    p->cache = cx_cache_new(store, cfg->cache_max_customers > 0 ? (size_t)cfg->cache_max_customers : 1);
+    p->cache = cx_cache_new(store, cfg->cache_max_customers > 0 ? (size_t)cfg->cache_max_customers : 1,
+                            cfg->cache_max_decoded > 0 ? (size_t)cfg->cache_max_decoded : 1);
     p->batch = cx_store_batch_new();
     if (!p->cache || !p->batch) goto nomem;
     cx_rfm_thresholds_from_config(cfg, &p->th);
@@ -531,7 +533,8 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
     if (P->wm == INT64_MIN) return CX_OK;
     for (int fired = 0;; fired++) {
         heap_item_t *h;
-        cx_err_t rc = heap_top(P, &h);
+        cx_err_t rc = cx_cache_trim(p->cache); /* no profile held between two timers */
+        if (rc == CX_OK) rc = heap_top(P, &h);
         if (rc != CX_OK) return rc;
         db_timer_t *d = NULL;
         rc = db_head(p, part, &d, errstr, errstr_size);
@@ -556,11 +559,12 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
             return CX_OK;
         }
         cx_cache_entry_t *e;
-        bool use_heap = hdue < ddue || (hdue == ddue && strcmp(h->e->prof.customer_id, d->cid) <= 0);
+        bool use_heap = hdue < ddue || (hdue == ddue && strcmp(h->e->cid, d->cid) <= 0);
         if (use_heap) {
             e = h->e;
             heap_pop(P);
             e->heap_due = 0;
+            if ((rc = cx_cache_load(p->cache, e, errstr, errstr_size)) != CX_OK) return rc;
         } else {
             /* the key is consumed whatever it finds: the next flush deletes it, and a customer whose
              * due moved on (the key was kept lazily, cache.h) is re-indexed at that due */
@@ -572,11 +576,11 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
                 return rc;
             rc = cx_cache_get(p->cache, part, d->cid, false, &e, errstr, errstr_size);
             if (rc != CX_OK) return rc;
-            if (!e || e->prof.index_due_ms != due) continue; /* an orphan key */
-            e->prof.index_due_ms = 0;
+            if (!e || e->prof->index_due_ms != due) continue; /* an orphan key */
+            e->prof->index_due_ms = 0;
             cx_cache_mark_dirty(p->cache, e);
-            if (e->prof.timer_due_ms != due) { /* kept lazily: the due is later, or none */
-                if (e->prof.timer_due_ms && (rc = heap_push(P, e->prof.timer_due_ms, e)) != CX_OK) return rc;
+            if (e->prof->timer_due_ms != due) { /* kept lazily: the due is later, or none */
+                if (e->prof->timer_due_ms && (rc = heap_push(P, e->prof->timer_due_ms, e)) != CX_OK) return rc;
                 continue;
             }
         }
@@ -682,8 +686,10 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
     if (offset >= 0 && (unsigned)ev->type < CX_INPUTS) P->next_off[ev->type] = offset + 1;
     if (ev->ts_ms > P->max_ts) P->max_ts = ev->ts_ms;
     cx_cache_entry_t *e;
-    if ((rc = cx_cache_get(p->cache, part, ev->customer_id, true, &e, errstr, errstr_size)) != CX_OK) return rc;
-    cx_profile_t *pr = &e->prof;
+    if ((rc = cx_cache_trim(p->cache)) != CX_OK ||
+        (rc = cx_cache_get(p->cache, part, ev->customer_id, true, &e, errstr, errstr_size)) != CX_OK)
+        return rc;
+    cx_profile_t *pr = e->prof;
     uint64_t fp = cx_hash64(ev->event_id, strlen(ev->event_id));
     if (cx_profile_dedup_seen(pr, fp)) {
         p->st.duplicates++;
@@ -912,7 +918,7 @@ cx_err_t cx_pipeline_profile(cx_pipeline_t *p, uint16_t part, const char *cid, c
     cx_err_t rc = cx_cache_get(p->cache, part, cid, false, &e, errstr, errstr_size);
     if (rc != CX_OK || !e) return rc;
     *found = true;
-    profile_out(p, P, &e->prof, out);
+    profile_out(p, P, e->prof, out);
     return CX_OK;
 }
 
@@ -1004,9 +1010,11 @@ typedef struct rescore_ctx {
 } rescore_ctx_t;
 
 static void rescore_visit(rescore_ctx_t *c, const char *cid, const cx_profile_t *stored) {
-    if (c->rc != CX_OK) return;
+    if (c->rc != CX_OK || (c->rc = cx_cache_trim(c->p->cache)) != CX_OK) return;
     cx_cache_entry_t *e = cx_cache_peek(c->p->cache, c->part, cid); /* newer than the store's copy */
-    if (!e && (c->pass2 || !stored)) {
+    if (e) {
+        if ((c->rc = cx_cache_load(c->p->cache, e, c->errstr, c->errstr_size)) != CX_OK) return;
+    } else if (c->pass2 || !stored) {
         if ((c->rc = cx_cache_get(c->p->cache, c->part, cid, false, &e, c->errstr, c->errstr_size)) != CX_OK || !e)
             return;
     }
@@ -1015,7 +1023,7 @@ static void rescore_visit(rescore_ctx_t *c, const char *cid, const cx_profile_t 
         if (c->rc == CX_OK) c->rc = update_timer(c->p, c->P, e);
         return;
     }
-    const cx_profile_t *pr = e ? &e->prof : stored;
+    const cx_profile_t *pr = e ? e->prof : stored;
     if (!pr->has_tx) return;
     cx_rfm_t r;
     cx_rfm_compute(pr, &c->p->th, c->day, &r);
@@ -1066,7 +1074,7 @@ static void collect_fresh(void *opaque, cx_cache_entry_t *e) {
         f->ids = a;
         f->cap = cap;
     }
-    if (!(f->ids[f->n] = strdup(e->prof.customer_id)))
+    if (!(f->ids[f->n] = strdup(e->cid)))
         f->nomem = true;
     else
         f->n++;

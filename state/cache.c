@@ -8,14 +8,17 @@
 
 struct cx_cache {
     cx_store_t *store; /* borrowed */
-    size_t max_entries;
+    size_t max_entries, max_decoded;
     cx_cache_entry_t **table;
     size_t nbuckets; /* power of two */
-    size_t n, ndirty;
-    cx_cache_entry_t lru;   /* clean entries, sentinel: next = newest, prev = next to be considered */
-    cx_cache_entry_t dirty; /* sentinel */
-    cx_cache_entry_t *free_list;
+    size_t n, ndirty, ndecoded;
+    cx_cache_entry_t lru;     /* clean entries, sentinel: next = newest, prev = next to be considered */
+    cx_cache_entry_t dirty;   /* sentinel */
+    cx_cache_entry_t decoded; /* entries with prof, sentinel (dnext/dprev) */
+    cx_profile_t *free_profs; /* spare profile structs, chained through their buckets field */
+    size_t n_free_profs;
     cx_buf_t key, val, enc;
+    cx_profile_t tmp;                 /* an encoded dirty entry's profile while a flush moves its timer key */
     cx_cache_entry_t **sort, **tsort; /* flush order scratch, reused */
     size_t sort_cap;
     cx_cache_stats_t st;
@@ -35,12 +38,24 @@ static void list_push_front(cx_cache_entry_t *s, cx_cache_entry_t *e) {
     s->next->prev = e;
     s->next = e;
 }
+static void dlist_unlink(cx_cache_entry_t *e) {
+    e->dprev->dnext = e->dnext;
+    e->dnext->dprev = e->dprev;
+    e->dprev = e->dnext = NULL;
+}
+static void dlist_push_front(cx_cache_entry_t *s, cx_cache_entry_t *e) {
+    e->dnext = s->dnext;
+    e->dprev = s;
+    s->dnext->dprev = e;
+    s->dnext = e;
+}
 
-cx_cache_t *cx_cache_new(cx_store_t *store, size_t max_entries) {
+cx_cache_t *cx_cache_new(cx_store_t *store, size_t max_entries, size_t max_decoded) {
     cx_cache_t *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->store = store;
     c->max_entries = max_entries ? max_entries : 1;
+    c->max_decoded = max_decoded ? max_decoded : 1;
     /* load factor <= 1 while at most max_entries are held (a flush is due at max_entries dirty) */
     c->nbuckets = 1024;
     while (c->nbuckets < c->max_entries)
@@ -52,11 +67,69 @@ cx_cache_t *cx_cache_new(cx_store_t *store, size_t max_entries) {
     }
     list_init(&c->lru);
     list_init(&c->dirty);
+    c->decoded.dprev = c->decoded.dnext = &c->decoded;
+    cx_profile_init_lean(&c->tmp, NULL);
     return c;
 }
 
-static void entry_free(cx_cache_entry_t *e) {
-    cx_profile_clear(&e->prof);
+/* A profile struct for a decode, zeroed as cx_profile_init_lean leaves it. */
+static cx_profile_t *prof_alloc(cx_cache_t *c) {
+    cx_profile_t *pr = c->free_profs;
+    if (pr) {
+        c->free_profs = (cx_profile_t *)(void *)pr->buckets;
+        c->n_free_profs--;
+    } else if (!(pr = malloc(sizeof *pr)))
+        return NULL;
+    cx_profile_init_lean(pr, NULL);
+    return pr;
+}
+
+/* Keeps a few spare structs (a trim frees as many as the next loads take). */
+static void prof_free(cx_cache_t *c, cx_profile_t *pr) {
+    cx_profile_clear(pr);
+    if (c->n_free_profs >= 64) {
+        free(pr);
+        return;
+    }
+    pr->buckets = (cx_bucket_t *)(void *)c->free_profs;
+    c->free_profs = pr;
+    c->n_free_profs++;
+}
+
+/* Drops the decoded form (the entry must hold a current encoding, or be about to be freed). */
+static void drop_prof(cx_cache_t *c, cx_cache_entry_t *e) {
+    if (!e->prof) return;
+    dlist_unlink(e);
+    c->ndecoded--;
+    prof_free(c, e->prof);
+    e->prof = NULL;
+}
+
+static void drop_enc(cx_cache_t *c, cx_cache_entry_t *e) {
+    c->st.encoded_bytes -= e->enc_len;
+    free(e->enc);
+    e->enc = NULL;
+    e->enc_len = 0;
+}
+
+/* Replaces e's encoding with buf[0..len). */
+static cx_err_t set_enc(cx_cache_t *c, cx_cache_entry_t *e, const void *buf, size_t len, int64_t timer_due,
+                        int64_t index_due) {
+    uint8_t *b = malloc(len ? len : 1);
+    if (!b) return CX_ERR_NOMEM;
+    memcpy(b, buf, len);
+    drop_enc(c, e);
+    e->enc = b;
+    e->enc_len = (uint32_t)len;
+    e->enc_timer_due_ms = timer_due;
+    e->enc_index_due_ms = index_due;
+    c->st.encoded_bytes += len;
+    return CX_OK;
+}
+
+static void entry_free(cx_cache_t *c, cx_cache_entry_t *e) {
+    drop_prof(c, e);
+    drop_enc(c, e);
     free(e);
 }
 
@@ -66,15 +139,16 @@ void cx_cache_destroy(cx_cache_t *c) {
         cx_cache_entry_t *e = c->table[i];
         while (e) {
             cx_cache_entry_t *n = e->hnext;
-            entry_free(e);
+            entry_free(c, e);
             e = n;
         }
     }
-    while (c->free_list) {
-        cx_cache_entry_t *n = c->free_list->hnext;
-        free(c->free_list);
-        c->free_list = n;
+    while (c->free_profs) {
+        cx_profile_t *n = (cx_profile_t *)(void *)c->free_profs->buckets;
+        free(c->free_profs);
+        c->free_profs = n;
     }
+    cx_profile_clear(&c->tmp);
     free(c->table);
     free(c->sort);
     free(c->tsort);
@@ -96,9 +170,7 @@ static void entry_release(cx_cache_t *c, cx_cache_entry_t *e) {
     table_remove(c, e);
     list_unlink(e);
     if (e->dirty) c->ndirty--;
-    cx_profile_clear(&e->prof);
-    e->hnext = c->free_list;
-    c->free_list = e;
+    entry_free(c, e);
 }
 
 /* Evicts clean entries down to max_entries, CLOCK style: the entry at the tail goes unless it was
@@ -118,17 +190,65 @@ static void evict(cx_cache_t *c, const cx_cache_entry_t *keep) {
     }
 }
 
+static bool entry_is(const cx_cache_entry_t *e, uint64_t h, uint16_t part, const char *cid, size_t len) {
+    return e->hash == h && e->cid_len == len && e->part == part && memcmp(e->cid, cid, len) == 0;
+}
+
+cx_err_t cx_cache_load(cx_cache_t *c, cx_cache_entry_t *e, char *errstr, size_t errstr_size) {
+    e->hot_ref = true;
+    if (e->prof) return CX_OK;
+    cx_profile_t *pr = prof_alloc(c);
+    if (!pr) return CX_ERR_NOMEM;
+    cx_err_t rc = cx_profile_decode(pr, e->cid, e->enc, e->enc_len, errstr, errstr_size);
+    if (rc != CX_OK) {
+        prof_free(c, pr);
+        return rc;
+    }
+    e->prof = pr;
+    dlist_push_front(&c->decoded, e);
+    c->ndecoded++;
+    c->st.decodes++;
+    if (e->dirty) drop_enc(c, e); /* it is about to change: the next flush or trim encodes it */
+    return CX_OK;
+}
+
+cx_err_t cx_cache_trim(cx_cache_t *c) {
+    while (c->ndecoded > c->max_decoded) {
+        cx_cache_entry_t *v = c->decoded.dprev;
+        if (v->hot_ref) {
+            v->hot_ref = false;
+            dlist_unlink(v);
+            dlist_push_front(&c->decoded, v);
+            continue;
+        }
+        if (!v->enc) {
+            cx_buf_reset(&c->enc);
+            cx_err_t rc = cx_profile_encode(v->prof, &c->enc);
+            if (rc == CX_OK) rc = set_enc(c, v, c->enc.data, c->enc.len, v->prof->timer_due_ms, v->prof->index_due_ms);
+            if (rc != CX_OK) return rc;
+            c->st.encodes++;
+        }
+        drop_prof(c, v);
+    }
+    return CX_OK;
+}
+
 cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create, cx_cache_entry_t **out, char *errstr,
                       size_t errstr_size) {
     size_t len = strlen(cid);
     uint64_t h = cx_hash64(cid, len);
     *out = NULL;
+    if (len > CX_ID_MAX) {
+        cx_seterr(errstr, errstr_size, "customer id of %zu bytes, longer than %d", len, CX_ID_MAX);
+        return CX_ERR_INVALID;
+    }
     for (cx_cache_entry_t *e = c->table[h & (c->nbuckets - 1)]; e; e = e->hnext) {
-        if (e->hash == h && e->cid_len == len && e->part == part && memcmp(e->prof.customer_id, cid, len) == 0) {
+        if (entry_is(e, h, part, cid, len)) {
             c->st.hits++;
             e->ref = true; /* a hit costs no list surgery (four neighbours' cache lines); see evict() */
-            *out = e;
-            return CX_OK;
+            cx_err_t rc = cx_cache_load(c, e, errstr, errstr_size);
+            if (rc == CX_OK) *out = e;
+            return rc;
         }
     }
     c->st.misses++;
@@ -139,26 +259,32 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
         (rc = cx_store_get(c->store, c->key.data, c->key.len, &c->val, &found, errstr, errstr_size)) != CX_OK)
         return rc;
     if (!found && !create) return CX_OK;
-    cx_cache_entry_t *e = c->free_list;
-    if (e)
-        c->free_list = e->hnext;
-    else if (!(e = malloc(sizeof *e)))
+    cx_cache_entry_t *e = calloc(1, sizeof *e + len + 1);
+    cx_profile_t *pr = prof_alloc(c);
+    if (!e || !pr) {
+        free(e);
+        if (pr) prof_free(c, pr);
         return CX_ERR_NOMEM;
-    memset(e, 0, sizeof *e);
-    cx_profile_init_lean(&e->prof, cid);
+    }
+    memcpy(e->cid, cid, len + 1);
+    cx_profile_init_lean(pr, cid);
     if (found) {
-        rc = cx_profile_decode(&e->prof, cid, c->val.data, c->val.len, errstr, errstr_size);
+        rc = cx_profile_decode(pr, cid, c->val.data, c->val.len, errstr, errstr_size);
         if (rc != CX_OK) {
-            e->hnext = c->free_list;
-            c->free_list = e;
+            prof_free(c, pr);
+            free(e);
             return rc;
         }
         e->in_store = true;
         c->st.loads_found++;
     }
+    e->prof = pr;
+    e->hot_ref = true;
+    dlist_push_front(&c->decoded, e);
+    c->ndecoded++;
     e->part = part;
     e->hash = h;
-    e->cid_len = (uint16_t)strlen(e->prof.customer_id);
+    e->cid_len = (uint16_t)len;
     e->hnext = c->table[h & (c->nbuckets - 1)];
     c->table[h & (c->nbuckets - 1)] = e;
     c->n++;
@@ -172,8 +298,7 @@ cx_cache_entry_t *cx_cache_peek(cx_cache_t *c, uint16_t part, const char *cid) {
     size_t len = strlen(cid);
     uint64_t h = cx_hash64(cid, len);
     for (cx_cache_entry_t *e = c->table[h & (c->nbuckets - 1)]; e; e = e->hnext)
-        if (e->hash == h && e->cid_len == len && e->part == part && memcmp(e->prof.customer_id, cid, len) == 0)
-            return e;
+        if (entry_is(e, h, part, cid, len)) return e;
     return NULL;
 }
 
@@ -183,6 +308,7 @@ void cx_cache_mark_dirty(cx_cache_t *c, cx_cache_entry_t *e) {
     list_push_front(&c->dirty, e);
     e->dirty = true;
     c->ndirty++;
+    if (e->enc && e->prof) drop_enc(c, e); /* about to change */
 }
 
 bool cx_cache_needs_flush(const cx_cache_t *c) {
@@ -193,33 +319,51 @@ bool cx_cache_needs_flush(const cx_cache_t *c) {
 static int cmp_timer(int64_t da, int64_t db, const cx_cache_entry_t *x, const cx_cache_entry_t *y) {
     if (x->part != y->part) return x->part < y->part ? -1 : 1;
     if (da != db) return da < db ? -1 : 1;
-    return strcmp(x->prof.customer_id, y->prof.customer_id);
+    return strcmp(x->cid, y->cid);
 }
 static int cmp_entry(const void *a, const void *b) { /* profile keys: no due */
     return cmp_timer(0, 0, *(cx_cache_entry_t *const *)a, *(cx_cache_entry_t *const *)b);
 }
 static int cmp_index_due(const void *a, const void *b) {
     const cx_cache_entry_t *x = *(cx_cache_entry_t *const *)a, *y = *(cx_cache_entry_t *const *)b;
-    return cmp_timer(x->prof.index_due_ms, y->prof.index_due_ms, x, y);
+    return cmp_timer(cx_cache_index_due(x), cx_cache_index_due(y), x, y);
 }
 static int cmp_timer_due(const void *a, const void *b) {
     const cx_cache_entry_t *x = *(cx_cache_entry_t *const *)a, *y = *(cx_cache_entry_t *const *)b;
-    return cmp_timer(x->prof.timer_due_ms, y->prof.timer_due_ms, x, y);
+    return cmp_timer(cx_cache_timer_due(x), cx_cache_timer_due(y), x, y);
 }
 
 /* the key moves only when it is absent or later than the due (see cache.h) */
-static bool timer_moves(const cx_profile_t *pr) {
-    return pr->timer_due_ms && (!pr->index_due_ms || pr->timer_due_ms < pr->index_due_ms);
+static bool timer_moves(const cx_cache_entry_t *e) {
+    int64_t t = cx_cache_timer_due(e), i = cx_cache_index_due(e);
+    return t && (!i || t < i);
+}
+
+/* index_due_ms = timer_due_ms, in whichever form e holds (an encoding is decoded, changed and
+ * encoded again: only the entries whose key moves pay that). */
+static cx_err_t set_index_due(cx_cache_t *c, cx_cache_entry_t *e) {
+    if (e->prof) {
+        e->prof->index_due_ms = e->prof->timer_due_ms;
+        return CX_OK;
+    }
+    cx_err_t rc = cx_profile_decode(&c->tmp, e->cid, e->enc, e->enc_len, NULL, 0);
+    if (rc != CX_OK) return rc;
+    c->tmp.index_due_ms = c->tmp.timer_due_ms;
+    cx_buf_reset(&c->enc);
+    if ((rc = cx_profile_encode(&c->tmp, &c->enc)) == CX_OK)
+        rc = set_enc(c, e, c->enc.data, c->enc.len, c->tmp.timer_due_ms, c->tmp.index_due_ms);
+    return rc;
 }
 
 static cx_err_t flush_profile(cx_cache_t *c, cx_cache_entry_t *e, cx_store_batch_t *batch) {
-    cx_profile_t *pr = &e->prof;
-    cx_err_t rc;
-    cx_buf_reset(&c->enc);
-    if ((rc = cx_profile_encode(pr, &c->enc)) == CX_OK)
-        rc = cx_store_key(&c->key, e->part, CX_KEY_PROFILE, pr->customer_id, strlen(pr->customer_id));
+    cx_err_t rc = cx_store_key(&c->key, e->part, CX_KEY_PROFILE, e->cid, e->cid_len);
     if (rc != CX_OK) return rc;
-    cx_store_batch_put(batch, c->key.data, c->key.len, c->enc.data, c->enc.len);
+    if (e->prof) { /* a dirty decoded entry has no encoding (cx_cache_load) */
+        cx_buf_reset(&c->enc);
+        if ((rc = cx_profile_encode(e->prof, &c->enc)) != CX_OK) return rc;
+        cx_store_batch_put(batch, c->key.data, c->key.len, c->enc.data, c->enc.len);
+    } else
+        cx_store_batch_put(batch, c->key.data, c->key.len, e->enc, e->enc_len);
     e->in_store = true;
     e->dirty = false;
     c->ndirty--;
@@ -249,24 +393,24 @@ cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch, int64_
         if (part < 0 || e->part == part) c->sort[k++] = e;
     if (n > 1) qsort(c->sort, n, sizeof *c->sort, cmp_entry); /* qsort(NULL, 0) is undefined */
     for (size_t i = 0; i < n; i++)
-        if (timer_moves(&c->sort[i]->prof)) c->tsort[nt++] = c->sort[i];
+        if (timer_moves(c->sort[i])) c->tsort[nt++] = c->sort[i];
     cx_err_t rc = CX_OK;
     if (nt > 1) qsort(c->tsort, nt, sizeof *c->tsort, cmp_index_due);
     for (size_t i = 0; i < nt && rc == CX_OK; i++) {
-        const cx_profile_t *pr = &c->tsort[i]->prof;
-        if (pr->index_due_ms &&
-            (rc = cx_store_timer_key(&c->key, c->tsort[i]->part, pr->index_due_ms, pr->customer_id)) == CX_OK)
+        const cx_cache_entry_t *e = c->tsort[i];
+        int64_t due = cx_cache_index_due(e);
+        if (due && (rc = cx_store_timer_key(&c->key, e->part, due, e->cid)) == CX_OK)
             cx_store_batch_delete(batch, c->key.data, c->key.len);
     }
     if (nt > 1) qsort(c->tsort, nt, sizeof *c->tsort, cmp_timer_due);
     for (size_t i = 0; i < nt && rc == CX_OK; i++) {
         cx_cache_entry_t *e = c->tsort[i];
-        cx_profile_t *pr = &e->prof;
-        if ((rc = cx_store_timer_key(&c->key, e->part, pr->timer_due_ms, pr->customer_id)) != CX_OK) break;
+        int64_t due = cx_cache_timer_due(e);
+        if ((rc = cx_store_timer_key(&c->key, e->part, due, e->cid)) != CX_OK) break;
         cx_store_batch_put(batch, c->key.data, c->key.len, "", 0);
-        pr->index_due_ms = pr->timer_due_ms; /* before the profile is encoded: it records the index */
-        if (min_put_due && e->part < n_parts && pr->timer_due_ms < min_put_due[e->part])
-            min_put_due[e->part] = pr->timer_due_ms;
+        /* before the profile is encoded: it records the index */
+        if ((rc = set_index_due(c, e)) != CX_OK) break;
+        if (min_put_due && e->part < n_parts && due < min_put_due[e->part]) min_put_due[e->part] = due;
     }
     for (size_t i = 0; i < n && rc == CX_OK; i++)
         rc = flush_profile(c, c->sort[i], batch);
@@ -295,5 +439,6 @@ cx_cache_stats_t cx_cache_stats(const cx_cache_t *c) {
     cx_cache_stats_t s = c->st;
     s.entries = c->n;
     s.dirty = c->ndirty;
+    s.decoded = c->ndecoded;
     return s;
 }

@@ -183,31 +183,43 @@ void cx_profile_dedup_add(cx_profile_t *p, uint64_t fp, unsigned keep) {
 
 /* ---- encoding ---- */
 
-#define PUTU(v)                                                              \
-    do {                                                                     \
-        if ((e = cx_buf_put_uvarint(out, (uint64_t)(v))) != CX_OK) return e; \
-    } while (0)
-#define PUTS(v)                                                             \
-    do {                                                                    \
-        if ((e = cx_buf_put_svarint(out, (int64_t)(v))) != CX_OK) return e; \
-    } while (0)
-
-static cx_err_t put_str(cx_buf_t *out, const char *s) {
-    size_t n = strlen(s);
-    cx_err_t e = cx_buf_put_uvarint(out, n);
-    return e == CX_OK ? cx_buf_append(out, s, n) : e;
+/* The encoder writes through a cursor into room reserved once for the worst case (encode_bound):
+ * a profile is ~200 varints, and a capacity check and length store per varint cost as much as the
+ * varints themselves. */
+static inline uint8_t *put_uv(uint8_t *d, uint64_t v) {
+    for (; v >= 0x80; v >>= 7)
+        *d++ = (uint8_t)(v | 0x80);
+    *d++ = (uint8_t)v;
+    return d;
 }
-#define PUTSTR(s)                                       \
-    do {                                                \
-        if ((e = put_str(out, (s))) != CX_OK) return e; \
-    } while (0)
+static inline uint8_t *put_sv(uint8_t *d, int64_t v) {
+    return put_uv(d, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+static uint8_t *put_str(uint8_t *d, const char *s) {
+    size_t n = strlen(s);
+    d = put_uv(d, n);
+    memcpy(d, s, n);
+    return d + n;
+}
+#define PUTU(v)   (d = put_uv(d, (uint64_t)(v)))
+#define PUTS(v)   (d = put_sv(d, (int64_t)(v)))
+#define PUTSTR(s) (d = put_str(d, (s)))
 
-static cx_err_t put_contact(cx_buf_t *out, const cx_contact_t *c) {
-    cx_err_t e;
+static uint8_t *put_contact(uint8_t *d, const cx_contact_t *c) {
     PUTSTR(c->campaign_id);
     PUTU(c->campaign_type | (c->channel << 3) | (c->group << 6));
     PUTS(c->ts_ms);
-    return CX_OK;
+    return d;
+}
+
+/* At least the encoding's length: 10 bytes per varint, strings at their array sizes. */
+static size_t encode_bound(const cx_profile_t *p) {
+    enum { V = 10 };
+    return 64 * V + (size_t)p->n_buckets * 4 * V + CX_PLAY_DAYS_KEPT * V + CX_TRIG__COUNT * V +
+           CX_GENRES_KEPT * (sizeof p->genres[0].genre + 2 * V) +
+           CX_TOUCHPOINTS_KEPT * (sizeof p->touchpoints[0].touchpoint + 3 * V) + sizeof p->acquisition_campaign_id + V +
+           ((size_t)p->n_contacts + CX_CT__COUNT) * (sizeof(cx_contact_t) + 3 * V) +
+           (size_t)p->n_sends * (sizeof(cx_open_send_t) + 8 * V) + (size_t)p->n_dedup * 8;
 }
 
 enum {
@@ -219,7 +231,10 @@ enum {
 };
 
 cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
-    cx_err_t e;
+    size_t bound = encode_bound(p);
+    cx_err_t e = cx_buf_reserve(out, bound + 1);
+    if (e != CX_OK) return e;
+    uint8_t *d = out->data + out->len;
     unsigned flags = (p->has_tx ? F_TX : 0) | (p->has_play ? F_PLAY : 0) | (p->has_nps ? F_NPS : 0) |
                      (p->has_acquisition ? F_ACQ : 0) | (p->newsletter_recipient ? F_NEWSLETTER : 0);
     PUTU(CX_PROFILE_VERSION);
@@ -282,11 +297,10 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
     if (p->has_acquisition) PUTSTR(p->acquisition_campaign_id);
     PUTU(p->n_contacts);
     for (unsigned i = 0; i < p->n_contacts; i++)
-        if ((e = put_contact(out, &p->contacts[i])) != CX_OK) return e;
+        d = put_contact(d, &p->contacts[i]);
     PUTU(p->has_latest_by_type);
     for (int t = 0; t < CX_CT__COUNT; t++)
-        if (p->has_latest_by_type & (1u << t))
-            if ((e = put_contact(out, &p->latest_by_type[t])) != CX_OK) return e;
+        if (p->has_latest_by_type & (1u << t)) d = put_contact(d, &p->latest_by_type[t]);
     PUTU(p->n_sends);
     for (unsigned i = 0; i < p->n_sends; i++) {
         const cx_open_send_t *s = &p->sends[i];
@@ -302,7 +316,8 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
     PUTU(p->dedup_next);
     for (unsigned i = 0; i < p->n_dedup; i++) {
         uint64_t fp = p->dedup[i];
-        if ((e = cx_buf_append(out, &fp, 8)) != CX_OK) return e;
+        memcpy(d, &fp, 8);
+        d += 8;
     }
     PUTS(p->timer_due_ms);
     PUTS(p->rfm_due_ms);
@@ -313,6 +328,8 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
     PUTS(p->voc_monetary_minor);
     PUTS(p->voc_clv_minor);
     PUTS(p->index_due_ms);
+    out->len = (size_t)(d - out->data);
+    *d = 0; /* NUL-terminated, as cx_buf_append leaves it */
     return CX_OK;
 }
 
@@ -324,7 +341,7 @@ typedef struct rd {
     bool bad;
 } rd_t;
 
-static uint64_t getu(rd_t *r) {
+static inline __attribute__((always_inline)) uint64_t getu(rd_t *r) {
     uint64_t v = 0;
     if (r->bad) return 0;
     size_t k = cx_get_uvarint(r->p, r->n, &v);
@@ -337,7 +354,7 @@ static uint64_t getu(rd_t *r) {
     return v;
 }
 
-static int64_t gets(rd_t *r) {
+static inline __attribute__((always_inline)) int64_t gets(rd_t *r) {
     uint64_t u = getu(r); /* zigzag, as cx_get_svarint */
     return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 }
@@ -386,7 +403,8 @@ static bool camp_need(cx_profile_t *p, const rd_t *r, unsigned contacts, unsigne
 
 cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void *buf, size_t len, char *errstr,
                            size_t errstr_size) {
-    cx_profile_clear(p);
+    free(p->buckets);
+    free(p->camp);
     cx_profile_init_lean(p, customer_id);
     rd_t r = {buf, len, false};
     uint64_t version = getu(&r);

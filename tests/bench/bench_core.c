@@ -283,15 +283,17 @@ int main(int argc, char **argv) {
     uint64_t db_bytes = cx_store_size_bytes(store);
     /* distinct customers actually drawn: with uniform draws, C * (1 - exp(-N/C)) */
     double distinct = (double)customers * (1.0 - __builtin_exp(-(double)n_events / (double)customers));
+    cx_cache_stats_t cs = cx_pipeline_cache_stats(r.pl);
     printf("events=%" PRIu64 " customers=%" PRIu64 " distinct_customers=%.0f enriched=%d partitions=%d "
            "seconds=%.3f cpu_seconds=%.3f events_per_s=%.0f peak_rss_mb=%.1f rss_base_mb=%.1f "
            "db_bytes=%" PRIu64 " db_bytes_per_customer=%.1f wire_bytes_per_event=%.1f rejected=%" PRIu64
            " segment_changes=%" PRIu64 " triggers=%" PRIu64 " enriched_out=%" PRIu64 " out_bytes=%" PRIu64
-           " flushes=%" PRIu64 " timers_fired=%" PRIu64 "\n",
+           " flushes=%" PRIu64 " timers_fired=%" PRIu64 " decodes_per_event=%.2f encodes_per_event=%.2f\n",
            r.events, customers, distinct, enriched, partitions, busy, cpu_busy, (double)r.events / busy,
            peak_kb / 1024.0, rss_base / 1024.0, db_bytes, (double)db_bytes / distinct,
            (double)wire_bytes / (double)n_events, r.rejected, st.out[CX_REC_SEGMENT_CHANGE], st.out[CX_REC_TRIGGER],
-           st.out[CX_REC_ENRICHED], bs.bytes, st.flushes, st.timers_fired);
+           st.out[CX_REC_ENRICHED], bs.bytes, st.flushes, st.timers_fired, (double)cs.decodes / (double)r.events,
+           (double)cs.encodes / (double)r.events);
     status = 0;
     goto done;
 fail:

@@ -70,12 +70,12 @@ static timer_list_t timers(uint16_t part) {
 }
 
 Test(cache, miss_then_hit_and_absent_without_create_is_null) {
-    cx_cache_t *c = cx_cache_new(st, 10);
+    cx_cache_t *c = cx_cache_new(st, 10, 1000);
     cr_assert_null(get(c, 0, "a", false), "absent and not created");
     cx_cache_entry_t *e = get(c, 0, "a", true);
     cr_assert_not_null(e);
-    cr_assert_str_eq(e->prof.customer_id, "a");
-    cr_assert_eq(e->prof.segment, -1);
+    cr_assert_str_eq(e->prof->customer_id, "a");
+    cr_assert_eq(e->prof->segment, -1);
     cr_assert_not(e->dirty, "a fresh profile is not dirty until marked");
     cr_assert_eq(get(c, 0, "a", false), e);
     cr_assert_null(get(c, 1, "a", false), "the same id in another partition is another customer");
@@ -89,22 +89,22 @@ Test(cache, miss_then_hit_and_absent_without_create_is_null) {
 }
 
 Test(cache, only_clean_entries_are_evicted_least_recent_first) {
-    cx_cache_t *c = cx_cache_new(st, 2);
+    cx_cache_t *c = cx_cache_new(st, 2, 1000);
     cx_cache_entry_t *a = get(c, 0, "a", true);
-    a->prof.purchases_total = 1;
+    a->prof->purchases_total = 1;
     cx_cache_mark_dirty(c, a);
     cx_cache_entry_t *b = get(c, 0, "b", true);
-    b->prof.purchases_total = 2;
+    b->prof->purchases_total = 2;
     cx_cache_mark_dirty(c, b);
     cr_assert(cx_cache_needs_flush(c), "two dirty entries reach the bound of 2");
     cx_cache_entry_t *d = get(c, 0, "d", true);
-    d->prof.purchases_total = 4;
+    d->prof->purchases_total = 4;
     cx_cache_mark_dirty(c, d);
     cx_cache_stats_t s = cx_cache_stats(c);
     cr_assert_eq(s.entries, 3u, "dirty entries are never evicted, even above the bound");
     cr_assert_eq(s.dirty, 3u);
     cr_assert_eq(s.evictions, 0u);
-    cr_assert_eq(get(c, 0, "a", false)->prof.purchases_total, 1);
+    cr_assert_eq(get(c, 0, "a", false)->prof->purchases_total, 1);
     flush(c, -1);
     s = cx_cache_stats(c);
     cr_assert_eq(s.dirty, 0u);
@@ -118,7 +118,7 @@ Test(cache, only_clean_entries_are_evicted_least_recent_first) {
     int64_t totals = 0;
     const char *ids[] = {"a", "b", "d"};
     for (int i = 0; i < 3; i++)
-        totals += get(c, 0, ids[i], false)->prof.purchases_total;
+        totals += get(c, 0, ids[i], false)->prof->purchases_total;
     cr_assert_eq(totals, 7);
     s = cx_cache_stats(c);
     cr_assert_geq(s.loads_found, before.loads_found + 1, "the evicted one was loaded again");
@@ -126,16 +126,16 @@ Test(cache, only_clean_entries_are_evicted_least_recent_first) {
 }
 
 Test(cache, a_recent_hit_protects_an_entry_from_eviction) {
-    cx_cache_t *c = cx_cache_new(st, 2);
+    cx_cache_t *c = cx_cache_new(st, 2, 1000);
     /* store three profiles, then read them clean */
     const char *ids[] = {"x", "y", "z"};
     for (int i = 0; i < 3; i++) {
         cx_cache_entry_t *e = get(c, 0, ids[i], true);
-        e->prof.plays_total = i + 1;
+        e->prof->plays_total = i + 1;
         cx_cache_mark_dirty(c, e);
     }
     flush(c, -1);
-    cx_cache_t *c2 = cx_cache_new(st, 2);
+    cx_cache_t *c2 = cx_cache_new(st, 2, 1000);
     get(c2, 0, "x", false);
     get(c2, 0, "y", false);
     get(c2, 0, "x", false); /* x is now the most recent */
@@ -148,18 +148,18 @@ Test(cache, a_recent_hit_protects_an_entry_from_eviction) {
     cr_assert_eq(cx_cache_stats(c2).misses, misses, "x stayed");
     cx_cache_entry_t *y = get(c2, 0, "y", false);
     cr_assert_eq(cx_cache_stats(c2).misses, misses + 1, "y was evicted");
-    cr_assert_eq(y->prof.plays_total, 2);
+    cr_assert_eq(y->prof->plays_total, 2);
     cx_cache_destroy(c);
     cx_cache_destroy(c2);
 }
 
 Test(cache, flush_moves_the_timer_key_only_earlier) {
-    cx_cache_t *c = cx_cache_new(st, 100);
+    cx_cache_t *c = cx_cache_new(st, 100, 1000);
     cx_cache_entry_t *e = get(c, 3, "cust", true);
-    e->prof.timer_due_ms = 2 * 86400000;
+    e->prof->timer_due_ms = 2 * 86400000;
     cx_cache_mark_dirty(c, e);
     cx_cache_entry_t *f = get(c, 3, "other", true);
-    f->prof.purchases_total = 1; /* dirty without a timer */
+    f->prof->purchases_total = 1; /* dirty without a timer */
     cx_cache_mark_dirty(c, f);
     cr_assert_eq(timers(3).n, 0u, "nothing before the flush");
     int64_t min_put[4] = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
@@ -172,10 +172,10 @@ Test(cache, flush_moves_the_timer_key_only_earlier) {
     timer_list_t t = timers(3);
     cr_assert_eq(t.n, 1u);
     cr_assert_str_eq(t.s[0], "3/172800000/cust");
-    cr_assert_eq(e->prof.index_due_ms, 2 * 86400000);
+    cr_assert_eq(e->prof->index_due_ms, 2 * 86400000);
     /* the due moves earlier: the old key goes, the new one comes, in the same flush */
     e = get(c, 3, "cust", false);
-    e->prof.timer_due_ms = 86400000;
+    e->prof->timer_due_ms = 86400000;
     cx_cache_mark_dirty(c, e);
     flush(c, 3);
     t = timers(3);
@@ -183,20 +183,20 @@ Test(cache, flush_moves_the_timer_key_only_earlier) {
     cr_assert_str_eq(t.s[0], "3/86400000/cust");
     /* later, or none: the key stays where it is (the pipeline re-indexes when its scan gets there) */
     e = get(c, 3, "cust", false);
-    e->prof.timer_due_ms = 5 * 86400000;
+    e->prof->timer_due_ms = 5 * 86400000;
     cx_cache_mark_dirty(c, e);
     flush(c, 3);
     t = timers(3);
     cr_assert_eq(t.n, 1u);
     cr_assert_str_eq(t.s[0], "3/86400000/cust");
-    cr_assert_eq(e->prof.index_due_ms, 86400000);
-    e->prof.timer_due_ms = 0;
+    cr_assert_eq(e->prof->index_due_ms, 86400000);
+    e->prof->timer_due_ms = 0;
     cx_cache_mark_dirty(c, e);
     flush(c, 3);
     cr_assert_eq(timers(3).n, 1u);
     /* consumed by the scan (index_due_ms 0), then a new due: put without a delete */
-    e->prof.index_due_ms = 0;
-    e->prof.timer_due_ms = 7 * 86400000;
+    e->prof->index_due_ms = 0;
+    e->prof->timer_due_ms = 7 * 86400000;
     cx_cache_mark_dirty(c, e);
     flush(c, 3);
     t = timers(3);
@@ -206,17 +206,17 @@ Test(cache, flush_moves_the_timer_key_only_earlier) {
 }
 
 Test(cache, a_loaded_profile_knows_its_indexed_timer) {
-    cx_cache_t *c = cx_cache_new(st, 1);
+    cx_cache_t *c = cx_cache_new(st, 1, 1000);
     cx_cache_entry_t *e = get(c, 0, "t", true);
-    e->prof.timer_due_ms = 5000;
+    e->prof->timer_due_ms = 5000;
     cx_cache_mark_dirty(c, e);
     flush(c, -1);
     get(c, 0, "u", true); /* evicts t */
     cr_assert_eq(cx_cache_stats(c).evictions, 1u);
     e = get(c, 0, "t", false); /* reloaded */
-    cr_assert_eq(e->prof.index_due_ms, 5000);
+    cr_assert_eq(e->prof->index_due_ms, 5000);
     cr_assert(e->in_store);
-    e->prof.timer_due_ms = 3000;
+    e->prof->timer_due_ms = 3000;
     cx_cache_mark_dirty(c, e);
     flush(c, -1);
     timer_list_t t = timers(0);
@@ -226,7 +226,7 @@ Test(cache, a_loaded_profile_knows_its_indexed_timer) {
 }
 
 Test(cache, flush_of_one_partition_leaves_the_others_dirty) {
-    cx_cache_t *c = cx_cache_new(st, 100);
+    cx_cache_t *c = cx_cache_new(st, 100, 1000);
     cx_cache_mark_dirty(c, get(c, 0, "a", true));
     cx_cache_mark_dirty(c, get(c, 1, "b", true));
     flush(c, 1);
@@ -241,36 +241,36 @@ Test(cache, flush_of_one_partition_leaves_the_others_dirty) {
 }
 
 void cb(void *o, cx_cache_entry_t *e) {
-    cr_assert_str_eq(e->prof.customer_id, "a");
+    cr_assert_str_eq(e->prof->customer_id, "a");
     (*(int *)o)++;
 }
 
 Test(cache, dropping_a_partition_forgets_unflushed_changes) {
-    cx_cache_t *c = cx_cache_new(st, 100);
+    cx_cache_t *c = cx_cache_new(st, 100, 1000);
     cx_cache_entry_t *e = get(c, 2, "k", true);
-    e->prof.purchases_total = 1;
+    e->prof->purchases_total = 1;
     cx_cache_mark_dirty(c, e);
     flush(c, -1);
     e = get(c, 2, "k", false);
-    e->prof.purchases_total = 99;
+    e->prof->purchases_total = 99;
     cx_cache_mark_dirty(c, e);
     cx_cache_mark_dirty(c, get(c, 5, "other", true));
     cx_cache_drop_partition(c, 2);
     cx_cache_stats_t s = cx_cache_stats(c);
     cr_assert_eq(s.entries, 1u);
     cr_assert_eq(s.dirty, 1u);
-    cr_assert_eq(get(c, 2, "k", false)->prof.purchases_total, 1, "back to the stored state");
+    cr_assert_eq(get(c, 2, "k", false)->prof->purchases_total, 1, "back to the stored state");
     cx_cache_destroy(c);
 }
 
 Test(cache, many_customers_through_a_small_cache_keep_their_data) {
-    cx_cache_t *c = cx_cache_new(st, 8);
+    cx_cache_t *c = cx_cache_new(st, 8, 1000);
     char id[16];
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < 100; i++) {
             snprintf(id, sizeof id, "c%03d", i);
             cx_cache_entry_t *e = get(c, (uint16_t)(i % 3), id, true);
-            e->prof.plays_total++;
+            e->prof->plays_total++;
             cx_cache_mark_dirty(c, e);
             if (cx_cache_needs_flush(c)) flush(c, -1);
         }
@@ -279,7 +279,98 @@ Test(cache, many_customers_through_a_small_cache_keep_their_data) {
     cr_assert_leq(cx_cache_stats(c).entries, 8u);
     for (int i = 0; i < 100; i++) {
         snprintf(id, sizeof id, "c%03d", i);
-        cr_assert_eq(get(c, (uint16_t)(i % 3), id, false)->prof.plays_total, 3, "%s", id);
+        cr_assert_eq(get(c, (uint16_t)(i % 3), id, false)->prof->plays_total, 3, "%s", id);
     }
+    cx_cache_destroy(c);
+}
+
+/* The profile key's stored value, decoded. */
+static cx_profile_t stored(uint16_t part, const char *cid) {
+    cx_buf_t k = CX_BUF_INIT, v = CX_BUF_INIT;
+    bool found = false;
+    cx_store_key(&k, part, CX_KEY_PROFILE, cid, strlen(cid));
+    cr_assert_eq(cx_store_get(st, k.data, k.len, &v, &found, err, sizeof err), CX_OK);
+    cr_assert(found, "%s is in the store", cid);
+    cx_profile_t p;
+    cx_profile_init_lean(&p, cid);
+    cr_assert_eq(cx_profile_decode(&p, cid, v.data, v.len, err, sizeof err), CX_OK, "%s", err);
+    cx_buf_free(&k);
+    cx_buf_free(&v);
+    return p;
+}
+
+Test(cache, trim_encodes_beyond_max_decoded_and_a_dirty_encoded_entry_flushes_its_changes) {
+    cx_cache_t *c = cx_cache_new(st, 100, 2);
+    cx_cache_entry_t *a = get(c, 1, "a", true), *b = get(c, 1, "b", true), *d = get(c, 1, "d", true);
+    a->prof->purchases_total = 11;
+    a->prof->timer_due_ms = 9000; /* no key yet: the flush puts one from the encoded form */
+    b->prof->purchases_total = 22;
+    cx_cache_mark_dirty(c, a);
+    cx_cache_mark_dirty(c, b);
+    cx_cache_stats_t s = cx_cache_stats(c);
+    cr_assert_eq(s.decoded, 3u, "a get never encodes another entry: its profile may be in use");
+    cr_assert_eq(cx_cache_trim(c), CX_OK);
+    s = cx_cache_stats(c);
+    cr_assert_eq(s.decoded, 2u);
+    cr_assert_eq(s.encodes, 1u);
+    cr_assert_null(a->prof, "the least recently loaded goes first");
+    cr_assert_not_null(a->enc);
+    cr_assert_gt(s.encoded_bytes, 0u);
+    cr_assert_eq(cx_cache_timer_due(a), 9000, "the timer due is known without decoding");
+    cr_assert_not_null(b->prof);
+    cr_assert_not_null(d->prof);
+    /* flushed from its encoding: the profile, the new timer key, and index_due_ms recorded in it */
+    flush(c, -1);
+    cx_profile_t pa = stored(1, "a");
+    cr_assert_eq(pa.purchases_total, 11);
+    cr_assert_eq(pa.timer_due_ms, 9000);
+    cr_assert_eq(pa.index_due_ms, 9000, "the encoding was rewritten with the key it put");
+    cx_profile_clear(&pa);
+    timer_list_t t = timers(1);
+    cr_assert_eq(t.n, 1u);
+    cr_assert_str_eq(t.s[0], "1/9000/a");
+    cr_assert_eq(cx_cache_index_due(a), 9000);
+    cr_assert_null(a->prof, "still encoded");
+    /* used again: decoded from memory, not read from the store */
+    uint64_t misses = cx_cache_stats(c).misses;
+    cx_cache_entry_t *a2 = get(c, 1, "a", false);
+    cr_assert_eq(a2, a);
+    cr_assert_eq(cx_cache_stats(c).misses, misses);
+    cr_assert_eq(cx_cache_stats(c).decodes, 1u);
+    cr_assert_eq(a->prof->purchases_total, 11);
+    cr_assert_eq(a->prof->index_due_ms, 9000);
+    cr_assert_not_null(a->enc, "a clean entry keeps its encoding while decoded");
+    /* changed: the encoding is stale and goes; a trim must encode it again */
+    a->prof->purchases_total = 12;
+    cx_cache_mark_dirty(c, a);
+    cr_assert_null(a->enc);
+    cr_assert_eq(cx_cache_trim(c), CX_OK);
+    cr_assert_null(b->prof, "b, not used since the last trim, goes before a, used since");
+    cr_assert_not_null(a->prof);
+    get(c, 1, "e", true);
+    get(c, 1, "f", true);
+    cr_assert_eq(cx_cache_trim(c), CX_OK);
+    cr_assert_eq(cx_cache_trim(c), CX_OK);
+    cr_assert_leq(cx_cache_stats(c).decoded, 2u);
+    cr_assert_null(a->prof, "a's second chance is used up");
+    flush(c, -1);
+    pa = stored(1, "a");
+    cr_assert_eq(pa.purchases_total, 12, "the change made before the trim is what was flushed");
+    cx_profile_clear(&pa);
+    cx_cache_destroy(c);
+}
+
+Test(cache, a_corrupt_encoding_is_an_error_on_load_not_a_crash) {
+    cx_cache_t *c = cx_cache_new(st, 100, 1);
+    cx_cache_entry_t *a = get(c, 0, "a", true);
+    get(c, 0, "b", true);
+    cr_assert_eq(cx_cache_trim(c), CX_OK);
+    cr_assert_null(a->prof);
+    a->enc[0] = 0xff; /* an unknown encoding version */
+    cx_cache_entry_t *e = NULL;
+    err[0] = 0;
+    cr_assert_neq(cx_cache_get(c, 0, "a", false, &e, err, sizeof err), CX_OK);
+    cr_assert_null(e);
+    cr_assert_neq(err[0], 0, "the error says what was wrong");
     cx_cache_destroy(c);
 }

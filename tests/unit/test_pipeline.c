@@ -282,16 +282,27 @@ static cx_buf_t final_profiles(run_t *r) {
 
 Test(pipeline, flushes_between_timer_batches_and_a_small_cache_change_no_output) {
     const char *small[] = {"cache.max_customers=64", NULL};
-    run_t a, b, c;
+    /* every profile but the one in use held encoded: each event and timer decodes, each trim encodes */
+    const char *encoded[] = {"cache.max_decoded=1", NULL};
+    run_t a, b, c, d;
     run_open(&a, NULL);
     run_open(&b, NULL);
     run_open(&c, small);
+    run_open(&d, encoded);
     many_customers(&a, 0, 7000);
     many_customers(&b, 0, 7000);
     many_customers(&c, 0, 7000);
+    many_customers(&d, 0, 7000);
     int batches_a = advance(&a, midnight(460), false);
     int batches_b = advance(&b, midnight(460), true);
     advance(&c, midnight(460), true);
+    advance(&d, midnight(460), true);
+    cx_cache_stats_t ds = cx_pipeline_cache_stats(d.p);
+    cr_assert_gt(ds.encodes, 5000u, "profiles were encoded to stay within max_decoded (%" PRIu64 ")", ds.encodes);
+    cr_assert_gt(ds.decodes, 5000u, "and decoded again on use (%" PRIu64 ")", ds.decodes);
+    cr_assert_leq(ds.decoded, 2u, "decoded profiles held: %zu", ds.decoded);
+    cr_assert_eq(cx_pipeline_cache_stats(a.p).encodes, 0u, "the default holds 7,000 customers decoded");
+    cr_assert(strcmp(text(&a.out), text(&d.out)) == 0, "outputs differ with max_decoded=1");
     cr_assert_gt(batches_a, 2, "the test needs several timer batches (%d)", batches_a);
     cr_assert_eq(batches_a, batches_b);
     cr_assert_gt(cx_pipeline_stats(a.p).timers_fired, 8192u);
@@ -302,11 +313,15 @@ Test(pipeline, flushes_between_timer_batches_and_a_small_cache_change_no_output)
     cx_buf_t pa = final_profiles(&a), pc = final_profiles(&c);
     cr_assert_gt(pa.len, 5000u * 100);
     cr_assert_str_eq(text(&pa), text(&pc), "final profiles differ");
+    cx_buf_t pd = final_profiles(&d);
+    cr_assert(strcmp(text(&pa), text(&pd)) == 0, "final profiles differ with max_decoded=1");
     cx_buf_free(&pa);
     cx_buf_free(&pc);
+    cx_buf_free(&pd);
     run_close(&a);
     run_close(&b);
     run_close(&c);
+    run_close(&d);
 }
 
 /* The timer index of partition 0: every key, and the profiles' index_due_ms / timer_due_ms. */
@@ -408,9 +423,11 @@ static void restart(run_t *r) {
 
 Test(pipeline, restart_on_the_same_store_gives_the_outputs_of_an_uninterrupted_run) {
     const char *enriched[] = {"enriched.enabled=true", NULL};
+    /* b also holds all but 16 profiles in their encoded form, across both restarts */
+    const char *enriched_encoded[] = {"enriched.enabled=true", "cache.max_decoded=16", NULL};
     run_t a, b;
     run_open(&a, enriched);
-    run_open(&b, enriched);
+    run_open(&b, enriched_encoded);
     many_customers(&a, 0, 7000);
     advance(&a, midnight(460), true);
     /* b: restart after the first half of the events, then again in the middle of timer firing */

@@ -140,7 +140,9 @@ cx_bucket_t *cx_profile_bucket(cx_profile_t *p, int32_t day) {
         pos = lo;
     }
     if (n == p->cap_buckets) {
-        uint32_t cap = p->cap_buckets ? p->cap_buckets * 2 : 4;
+        /* doubling up to 16, then 8 at a time: an active customer holds 30-90 days, and doubling
+         * left a third of its array unused (a realloc usually extends in place) */
+        uint32_t cap = p->cap_buckets < 16 ? (p->cap_buckets ? p->cap_buckets * 2 : 4) : p->cap_buckets + 8;
         cx_bucket_t *b = realloc(p->buckets, cap * sizeof *b);
         if (!b) return NULL;
         p->buckets = b;

@@ -2,7 +2,9 @@
 """run.py — issue 7's benchmark, every part, medians of RUNS runs, printed as one Markdown table
 (called by run.sh). Sizes come from the environment (defaults fit ~15 min on the 2-core machine):
   CX_BENCH_RUNS (3), CX_BENCH_CORE ("100000:300000,1000000:1000000,2000000:2000000" = customers:events),
-  CX_BENCH_CG_EVENTS (30000, callgrind run), CX_BENCH_E2E_CUSTOMERS (20000 -> ~1.45 M records over 90 days).
+  CX_BENCH_CG_EVENTS (30000, callgrind run), CX_BENCH_E2E_CUSTOMERS (20000 -> ~1.45 M records over 90 days),
+  CX_BENCH_CORE_DECODED (65536) and CX_BENCH_E2E_DECODED (16384): cache.max_decoded of the compact-cache rows
+  (the core one at the second CORE size with cache.max_customers = its customers).
 The broker is tools/kafka/broker.sh on CX_KAFKA_PORT (39192) with data in CX_KAFKA_DIR (/tmp/cxbench-kafka);
 it is started, and loaded with `cxstream gen`, when needed.
 """
@@ -25,6 +27,8 @@ CORE = [tuple(int(x) for x in s.split(":")) for s in
         os.environ.get("CX_BENCH_CORE", "100000:300000,1000000:1000000,2000000:2000000").split(",")]
 CG_EVENTS = int(os.environ.get("CX_BENCH_CG_EVENTS", "30000"))
 E2E_CUSTOMERS = int(os.environ.get("CX_BENCH_E2E_CUSTOMERS", "20000"))
+CORE_DECODED = int(os.environ.get("CX_BENCH_CORE_DECODED", "65536"))
+E2E_DECODED = int(os.environ.get("CX_BENCH_E2E_DECODED", "16384"))
 PY = os.path.join(ROOT, ".venv", "bin", "python")
 INPUTS = ["cx.play", "cx.purchase", "cx.email_send", "cx.survey"]
 ENV = dict(os.environ, CX_KAFKA_PORT=PORT, CX_KAFKA_DIR=KDIR)
@@ -115,21 +119,28 @@ def main():
     rows = []
     tag = str(int(time.time()))
 
-    # 1. core
-    for customers, events in CORE:
-        for enriched in ((0, 1) if customers == CORE[0][0] else (0,)):
-            rs = []
-            for i in range(RUNS):
-                log("core customers=%d events=%d enriched=%d run %d" % (customers, events, enriched, i + 1))
-                rs.append(core(customers, events, enriched))
-            rows.append(("core", "%s customers, %s events, enriched %s" % (f"{customers:,}", f"{events:,}",
-                                                                         "on" if enriched else "off"),
-                         {"ev/s (wall)": med(float(r["events_per_s"]) for r in rs),
-                          "ev/s (CPU)": med(int(r["events"]) / float(r["cpu_seconds"]) for r in rs),
-                          "peak RSS MB": med(float(r["peak_rss_mb"]) for r in rs),
-                          "RocksDB B/customer": med(float(r["db_bytes_per_customer"]) for r in rs),
-                          "outputs/event": med((int(r["segment_changes"]) + int(r["triggers"]) +
-                                                int(r["enriched_out"])) / int(r["events"]) for r in rs)}))
+    # 1. core; at the second size also with every customer cached, most of them in the compact encoding
+    runs = [(c, e, en, ()) for c, e in CORE for en in ((0, 1) if c == CORE[0][0] else (0,))]
+    if len(CORE) > 1:
+        c, e = CORE[1]
+        runs.insert(3, (c, e, 0, ("--set", "cache.max_customers=%d" % c, "--set", "cache.max_decoded=%d" % CORE_DECODED)))
+    for customers, events, enriched, extra in runs:
+        rs = []
+        for i in range(RUNS):
+            log("core customers=%d events=%d enriched=%d %s run %d" % (customers, events, enriched, " ".join(extra),
+                                                                       i + 1))
+            rs.append(core(customers, events, enriched, extra))
+        what = "%s customers, %s events, enriched %s" % (f"{customers:,}", f"{events:,}", "on" if enriched else "off")
+        if extra:
+            what += ", cache.max_customers=%s, cache.max_decoded=%s" % (f"{customers:,}", f"{CORE_DECODED:,}")
+        rows.append(("core", what,
+                     {"ev/s (wall)": med(float(r["events_per_s"]) for r in rs),
+                      "ev/s (CPU)": med(int(r["events"]) / float(r["cpu_seconds"]) for r in rs),
+                      "peak RSS MB": med(float(r["peak_rss_mb"]) for r in rs),
+                      "RocksDB B/customer": med(float(r["db_bytes_per_customer"]) for r in rs),
+                      "outputs/event": med((int(r["segment_changes"]) + int(r["triggers"]) +
+                                            int(r["enriched_out"])) / int(r["events"]) for r in rs),
+                      "decodes/event": med(float(r["decodes_per_event"]) for r in rs)}))
     log("callgrind %d events" % CG_EVENTS)
     ins = [callgrind(CORE[0][0], CG_EVENTS) for _ in range(1)]  # deterministic: one run is its own median
     rows.append(("core", "instructions/event (callgrind, %s customers, %s events)" % (f"{CORE[0][0]:,}",
@@ -152,24 +163,31 @@ def main():
     rows.append(("limit", "bare librdkafka consumer, %s records" % f"{records:,}", {"rec/s": bare_rps}))
     rows.append(("limit", "kcat -C -e -o beginning -q (4 topics in turn)", {"rec/s": kcat_rps}))
 
-    cx = []
-    for i in range(RUNS):
-        group, sdir = "cxbench-run-%s-%d" % (tag, i), "/tmp/cxbench-state-%d" % i
-        shutil.rmtree(sdir, ignore_errors=True)
-        conf = "/tmp/cxbench-run-%d.conf" % i
-        with open(conf, "w") as f:
-            # its own changelog and partials topics, as Kafka Streams names them after the application
-            # id: with the shared cx.changelog every run restored the earlier runs' state first
-            f.write("bootstrap.servers=%s\ngroup.id=%s\nstate.dir=%s\nenriched.enabled=false\nlog.level=warn\n"
-                    "topic.changelog=%s.changelog\ntopic.partials=%s.partials\n" % (BROKERS, group, sdir, group, group))
-        log("end to end cxstream run %d" % (i + 1))
-        cx.append(timed_group([os.path.join(BUILD, "cxstream"), "run", "-c", conf], group, INPUTS))
-        shutil.rmtree(sdir, ignore_errors=True)
-    cx_rps = records / med(s for s, _ in cx)
-    cx_rss = med(r for _, r in cx)
+    def e2e(name, extra):
+        cx = []
+        for i in range(RUNS):
+            group, sdir = "cxbench-run%s-%s-%d" % (name, tag, i), "/tmp/cxbench-state-%d" % i
+            shutil.rmtree(sdir, ignore_errors=True)
+            conf = "/tmp/cxbench-run-%d.conf" % i
+            with open(conf, "w") as f:
+                # its own changelog and partials topics, as Kafka Streams names them after the application
+                # id: with the shared cx.changelog every run restored the earlier runs' state first
+                f.write("bootstrap.servers=%s\ngroup.id=%s\nstate.dir=%s\nenriched.enabled=false\nlog.level=warn\n"
+                        "topic.changelog=%s.changelog\ntopic.partials=%s.partials\n%s"
+                        % (BROKERS, group, sdir, group, group, extra))
+            log("end to end cxstream%s run %d" % (name, i + 1))
+            cx.append(timed_group([os.path.join(BUILD, "cxstream"), "run", "-c", conf], group, INPUTS))
+            shutil.rmtree(sdir, ignore_errors=True)
+        return records / med(s for s, _ in cx), med(r for _, r in cx)
+
+    cx_rps, cx_rss = e2e("", "")
     rows.append(("end to end", "cxstream run, enriched off, %s records, 4 partitions" % f"{records:,}",
                  {"rec/s": cx_rps, "peak RSS MB": cx_rss, "ratio to bare": cx_rps / bare_rps,
                   "ratio to kcat": cx_rps / kcat_rps}))
+    cc_rps, cc_rss = e2e("-compact", "cache.max_decoded=%d\n" % E2E_DECODED)
+    rows.append(("end to end", "the same with cache.max_decoded=%s" % f"{E2E_DECODED:,}",
+                 {"rec/s": cc_rps, "peak RSS MB": cc_rss, "ratio to bare": cc_rps / bare_rps,
+                  "ratio to kcat": cc_rps / kcat_rps}))
 
     ks = []
     ks_records = 0
@@ -191,6 +209,8 @@ def main():
     rows.append(("peer", "Kafka Streams 4.1.1 (2 threads), cx.play + cx.purchase, %s records" % f"{ks_records:,}",
                  {"rec/s": ks_rps, "peak RSS MB": ks_rss}))
     rows.append(("peer", "ratio cxstream / Kafka Streams", {"throughput": cx_rps / ks_rps, "peak RSS": cx_rss / ks_rss}))
+    rows.append(("peer", "ratio cxstream (cache.max_decoded=%s) / Kafka Streams" % f"{E2E_DECODED:,}",
+                 {"throughput": cc_rps / ks_rps, "peak RSS": cc_rss / ks_rss}))
 
     print("Machine: %d cores (%s), %.1f GiB memory; load average at start %s; runs per figure: %d (median)\n"
           % (os.cpu_count(), cpu, mem, open("/proc/loadavg").read().split()[0], RUNS))

@@ -112,6 +112,7 @@ typedef struct cx_config {
     /* state */
     int32_t dedup_per_customer;
     char *state_dir;
+    int64_t state_block_cache_mb, state_write_buffer_mb;
     int64_t cache_max_customers;
     int64_t cache_max_decoded;
     int64_t commit_interval_ms;

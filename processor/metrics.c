@@ -414,6 +414,12 @@ cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const cx_config_t *cfg, cx_runne
                           "Approximate size of the local RocksDB state (SST files and memtables)."));
     TRY(cx_metrics_sample(b, "cxstream_state_size_bytes", (double)cx_store_size_bytes(cx_runner_store(r)),
                           (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_state_memory_bytes", CX_METRIC_GAUGE,
+                          "Memory RocksDB holds: memtables (state.write_buffer_mb, up to two) and block cache."));
+    TRY(cx_metrics_sample(b, "cxstream_state_memory_bytes", (double)cx_store_memtable_bytes(cx_runner_store(r)), "part",
+                          "memtables", (char *)NULL));
+    TRY(cx_metrics_sample(b, "cxstream_state_memory_bytes", (double)cx_store_block_cache_bytes(cx_runner_store(r)),
+                          "part", "block_cache", (char *)NULL));
     cx_runner_restore_t rs = cx_runner_restore_status(r);
     TRY(cx_metrics_collect_restore(b, &rs));
     return cx_metrics_collect_pipeline(b, cfg, pl, now_ms);

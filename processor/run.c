@@ -776,7 +776,9 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     if (cfg->schema_registry_url && *cfg->schema_registry_url &&
         !(r->registry = cx_registry_new(cfg->schema_registry_url, 0, r->codec, errstr, n)))
         goto fail;
-    cx_store_opts_t so = {.dir = cfg->state_dir, .block_cache_mb = 64};
+    cx_store_opts_t so = {.dir = cfg->state_dir,
+                          .block_cache_mb = (size_t)cfg->state_block_cache_mb,
+                          .write_buffer_mb = (size_t)cfg->state_write_buffer_mb};
     if (!(r->store = cx_store_open(&so, errstr, n))) goto fail;
     cx_sink_t sink = {r, sink_emit};
     if (!(r->pl = cx_pipeline_new(cfg, r->store, &sink, errstr, n))) goto fail;

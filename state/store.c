@@ -37,7 +37,7 @@ cx_store_t *cx_store_open(const cx_store_opts_t *o, char *errstr, size_t errstr_
     rocksdb_options_set_create_if_missing(s->opts, 1);
     rocksdb_options_increase_parallelism(s->opts, 2);
     rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
-    rocksdb_options_set_write_buffer_size(s->opts, 64 << 20);
+    rocksdb_options_set_write_buffer_size(s->opts, (size_t)((o && o->write_buffer_mb) ? o->write_buffer_mb : 64) << 20);
     /* first touches are mostly absent keys: a whole-key bloom filter in the memtable answers them
      * without a skip-list descent */
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(s->opts, 0.05);
@@ -268,6 +268,16 @@ uint64_t cx_store_size_bytes(cx_store_t *s) {
     rocksdb_property_int(s->db, "rocksdb.total-sst-files-size", &sst);
     rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &mem);
     return sst + mem;
+}
+
+uint64_t cx_store_memtable_bytes(cx_store_t *s) {
+    uint64_t mem = 0;
+    rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &mem);
+    return mem;
+}
+
+uint64_t cx_store_block_cache_bytes(cx_store_t *s) {
+    return rocksdb_cache_get_usage(s->cache);
 }
 
 void cx_store_compact(cx_store_t *s) {

@@ -22,9 +22,10 @@ typedef struct cx_store cx_store_t;
 typedef struct cx_store_batch cx_store_batch_t;
 
 typedef struct cx_store_opts {
-    const char *dir;       /* NULL: in-memory (replay, tests) */
-    size_t block_cache_mb; /* default 64 */
-    bool sync;             /* fsync each flush (default false: the changelog is the backup) */
+    const char *dir;        /* NULL: in-memory (replay, tests) */
+    size_t block_cache_mb;  /* default 64 */
+    size_t write_buffer_mb; /* memtable size (up to two are held); default 64 */
+    bool sync;              /* fsync each flush (default false: the changelog is the backup) */
 } cx_store_opts_t;
 
 cx_store_t *cx_store_open(const cx_store_opts_t *o, char *errstr, size_t errstr_size);
@@ -71,6 +72,9 @@ cx_err_t cx_store_drop_partition(cx_store_t *s, uint16_t part, char *errstr, siz
 
 /* Approximate bytes on disk / in memtables, for metrics. */
 uint64_t cx_store_size_bytes(cx_store_t *s);
+/* Memory RocksDB holds now: memtables (active and immutable) and block cache usage. */
+uint64_t cx_store_memtable_bytes(cx_store_t *s);
+uint64_t cx_store_block_cache_bytes(cx_store_t *s);
 /* Forces memtables to SST files and compacts (benchmarks measure bytes per customer). */
 void cx_store_compact(cx_store_t *s);
 

@@ -236,7 +236,9 @@ int main(int argc, char **argv) {
             goto done;
         }
     if (!(bs.codec = cx_codec_new(err, sizeof err)) || !(r.codec = cx_codec_new(err, sizeof err))) goto fail;
-    cx_store_opts_t so = {.dir = dir, .block_cache_mb = 64};
+    cx_store_opts_t so = {.dir = dir,
+                          .block_cache_mb = (size_t)cfg->state_block_cache_mb,
+                          .write_buffer_mb = (size_t)cfg->state_write_buffer_mb};
     if (!(store = cx_store_open(&so, err, sizeof err))) goto fail;
     cx_sink_t sink = {&bs, sink_emit};
     if (!(r.pl = cx_pipeline_new(cfg, store, &sink, err, sizeof err))) goto fail;

@@ -4,6 +4,7 @@
  * dropping one partition without touching its neighbours.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,4 +248,36 @@ Test(store, on_disk_store_keeps_data_across_reopen) {
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* Memtable bytes after writing ~6 MB of profiles into a store with the given write_buffer_mb. */
+static uint64_t memtables_after_writes(size_t write_buffer_mb) {
+    cx_store_opts_t o = {.dir = NULL, .write_buffer_mb = write_buffer_mb};
+    char e[256];
+    cx_store_t *s = cx_store_open(&o, e, sizeof e);
+    cr_assert_not_null(s, "%s", e);
+    char val[600];
+    memset(val, 'v', sizeof val);
+    cx_buf_t k = CX_BUF_INIT;
+    for (int b = 0; b < 10; b++) {
+        cx_store_batch_t *batch = cx_store_batch_new();
+        for (int i = 0; i < 1000; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "c%06d", b * 1000 + i);
+            cx_store_key(&k, 0, CX_KEY_PROFILE, id, strlen(id));
+            cx_store_batch_put(batch, k.data, k.len, val, sizeof val);
+        }
+        cr_assert_eq(cx_store_write(s, batch, e, sizeof e), CX_OK, "%s", e);
+        cx_store_batch_destroy(batch);
+    }
+    uint64_t mem = cx_store_memtable_bytes(s);
+    cx_buf_free(&k);
+    cx_store_close(s);
+    return mem;
+}
+
+Test(store, write_buffer_mb_bounds_the_memtables) {
+    uint64_t small = memtables_after_writes(1), big = memtables_after_writes(64);
+    cr_assert_gt(big, 5u << 20, "64 MB memtables hold all ~6 MB written (%" PRIu64 ")", big);
+    cr_assert_lt(small, 3u << 20, "1 MB memtables (at most two) were written out (%" PRIu64 ")", small);
 }

@@ -72,15 +72,15 @@ cx_cache_t *cx_cache_new(cx_store_t *store, size_t max_entries, size_t max_decod
     return c;
 }
 
-/* A profile struct for a decode, zeroed as cx_profile_init_lean leaves it. */
-static cx_profile_t *prof_alloc(cx_cache_t *c) {
+/* A profile struct for customer cid, as cx_profile_init_lean leaves it. */
+static cx_profile_t *prof_alloc(cx_cache_t *c, const char *cid) {
     cx_profile_t *pr = c->free_profs;
     if (pr) {
         c->free_profs = (cx_profile_t *)(void *)pr->buckets;
         c->n_free_profs--;
     } else if (!(pr = malloc(sizeof *pr)))
         return NULL;
-    cx_profile_init_lean(pr, NULL);
+    cx_profile_init_lean(pr, cid);
     return pr;
 }
 
@@ -112,19 +112,29 @@ static void drop_enc(cx_cache_t *c, cx_cache_entry_t *e) {
     e->enc_len = 0;
 }
 
-/* Replaces e's encoding with buf[0..len). */
-static cx_err_t set_enc(cx_cache_t *c, cx_cache_entry_t *e, const void *buf, size_t len, int64_t timer_due,
-                        int64_t index_due) {
-    uint8_t *b = malloc(len ? len : 1);
+/* Replaces e's encoding with pr's (e's own decoded profile, or another form of it). */
+static cx_err_t set_enc(cx_cache_t *c, cx_cache_entry_t *e, const cx_profile_t *pr) {
+    cx_buf_reset(&c->enc);
+    cx_err_t rc = cx_profile_encode(pr, &c->enc);
+    if (rc != CX_OK) return rc;
+    uint8_t *b = malloc(c->enc.len ? c->enc.len : 1);
     if (!b) return CX_ERR_NOMEM;
-    memcpy(b, buf, len);
+    memcpy(b, c->enc.data, c->enc.len);
     drop_enc(c, e);
     e->enc = b;
-    e->enc_len = (uint32_t)len;
-    e->enc_timer_due_ms = timer_due;
-    e->enc_index_due_ms = index_due;
-    c->st.encoded_bytes += len;
+    e->enc_len = (uint32_t)c->enc.len;
+    e->enc_timer_due_ms = pr->timer_due_ms;
+    e->enc_index_due_ms = pr->index_due_ms;
+    c->st.encoded_bytes += c->enc.len;
     return CX_OK;
+}
+
+/* e holds pr from now on, as the most recently loaded of the decoded entries. */
+static void attach_prof(cx_cache_t *c, cx_cache_entry_t *e, cx_profile_t *pr) {
+    e->prof = pr;
+    e->hot_ref = true;
+    dlist_push_front(&c->decoded, e);
+    c->ndecoded++;
 }
 
 static void entry_free(cx_cache_t *c, cx_cache_entry_t *e) {
@@ -197,16 +207,14 @@ static bool entry_is(const cx_cache_entry_t *e, uint64_t h, uint16_t part, const
 cx_err_t cx_cache_load(cx_cache_t *c, cx_cache_entry_t *e, char *errstr, size_t errstr_size) {
     e->hot_ref = true;
     if (e->prof) return CX_OK;
-    cx_profile_t *pr = prof_alloc(c);
+    cx_profile_t *pr = prof_alloc(c, e->cid);
     if (!pr) return CX_ERR_NOMEM;
     cx_err_t rc = cx_profile_decode(pr, e->cid, e->enc, e->enc_len, errstr, errstr_size);
     if (rc != CX_OK) {
         prof_free(c, pr);
         return rc;
     }
-    e->prof = pr;
-    dlist_push_front(&c->decoded, e);
-    c->ndecoded++;
+    attach_prof(c, e, pr);
     c->st.decodes++;
     if (e->dirty) drop_enc(c, e); /* it is about to change: the next flush or trim encodes it */
     return CX_OK;
@@ -222,9 +230,7 @@ cx_err_t cx_cache_trim(cx_cache_t *c) {
             continue;
         }
         if (!v->enc) {
-            cx_buf_reset(&c->enc);
-            cx_err_t rc = cx_profile_encode(v->prof, &c->enc);
-            if (rc == CX_OK) rc = set_enc(c, v, c->enc.data, c->enc.len, v->prof->timer_due_ms, v->prof->index_due_ms);
+            cx_err_t rc = set_enc(c, v, v->prof);
             if (rc != CX_OK) return rc;
             c->st.encodes++;
         }
@@ -236,12 +242,12 @@ cx_err_t cx_cache_trim(cx_cache_t *c) {
 cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create, cx_cache_entry_t **out, char *errstr,
                       size_t errstr_size) {
     size_t len = strlen(cid);
-    uint64_t h = cx_hash64(cid, len);
     *out = NULL;
     if (len > CX_ID_MAX) {
         cx_seterr(errstr, errstr_size, "customer id of %zu bytes, longer than %d", len, CX_ID_MAX);
         return CX_ERR_INVALID;
     }
+    uint64_t h = cx_hash64(cid, len);
     for (cx_cache_entry_t *e = c->table[h & (c->nbuckets - 1)]; e; e = e->hnext) {
         if (entry_is(e, h, part, cid, len)) {
             c->st.hits++;
@@ -260,14 +266,13 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
         return rc;
     if (!found && !create) return CX_OK;
     cx_cache_entry_t *e = calloc(1, sizeof *e + len + 1);
-    cx_profile_t *pr = prof_alloc(c);
+    cx_profile_t *pr = prof_alloc(c, cid);
     if (!e || !pr) {
         free(e);
         if (pr) prof_free(c, pr);
         return CX_ERR_NOMEM;
     }
     memcpy(e->cid, cid, len + 1);
-    cx_profile_init_lean(pr, cid);
     if (found) {
         rc = cx_profile_decode(pr, cid, c->val.data, c->val.len, errstr, errstr_size);
         if (rc != CX_OK) {
@@ -278,10 +283,7 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
         e->in_store = true;
         c->st.loads_found++;
     }
-    e->prof = pr;
-    e->hot_ref = true;
-    dlist_push_front(&c->decoded, e);
-    c->ndecoded++;
+    attach_prof(c, e, pr);
     e->part = part;
     e->hash = h;
     e->cid_len = (uint16_t)len;
@@ -349,10 +351,7 @@ static cx_err_t set_index_due(cx_cache_t *c, cx_cache_entry_t *e) {
     cx_err_t rc = cx_profile_decode(&c->tmp, e->cid, e->enc, e->enc_len, NULL, 0);
     if (rc != CX_OK) return rc;
     c->tmp.index_due_ms = c->tmp.timer_due_ms;
-    cx_buf_reset(&c->enc);
-    if ((rc = cx_profile_encode(&c->tmp, &c->enc)) == CX_OK)
-        rc = set_enc(c, e, c->enc.data, c->enc.len, c->tmp.timer_due_ms, c->tmp.index_due_ms);
-    return rc;
+    return set_enc(c, e, &c->tmp);
 }
 
 static cx_err_t flush_profile(cx_cache_t *c, cx_cache_entry_t *e, cx_store_batch_t *batch) {

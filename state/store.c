@@ -263,17 +263,16 @@ cx_err_t cx_store_drop_partition(cx_store_t *s, uint16_t part, char *errstr, siz
     return CX_OK;
 }
 
-uint64_t cx_store_size_bytes(cx_store_t *s) {
-    uint64_t sst = 0, mem = 0;
-    rocksdb_property_int(s->db, "rocksdb.total-sst-files-size", &sst);
-    rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &mem);
-    return sst + mem;
-}
-
 uint64_t cx_store_memtable_bytes(cx_store_t *s) {
     uint64_t mem = 0;
     rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &mem);
     return mem;
+}
+
+uint64_t cx_store_size_bytes(cx_store_t *s) {
+    uint64_t sst = 0;
+    rocksdb_property_int(s->db, "rocksdb.total-sst-files-size", &sst);
+    return sst + cx_store_memtable_bytes(s);
 }
 
 uint64_t cx_store_block_cache_bytes(cx_store_t *s) {

@@ -37,8 +37,10 @@ struct cx_campaigns {
     bool owned[CX_PARTS_MAX];
     int64_t wm[CX_PARTS_MAX];
     int64_t wm_published[CX_PARTS_MAX];
-    int64_t min_due;     /* no KPI record is due before the merged watermark reaches this */
-    int64_t last_tick_w; /* merged watermark at the last tick */
+    int64_t wm_assigned[CX_PARTS_MAX]; /* the watermark restored at the last assignment */
+    bool wm_announce[CX_PARTS_MAX];    /* assigned since the last flush: publish wm_assigned first */
+    int64_t min_due;                   /* no KPI record is due before the merged watermark reaches this */
+    int64_t last_tick_w;               /* merged watermark at the last tick */
     cx_buf_t kbuf, vbuf, rest;
 };
 
@@ -205,10 +207,13 @@ static cx_err_t load_part(cx_campaigns_t *k, uint16_t part, char *errstr, size_t
     return rc;
 }
 
-cx_err_t cx_campaigns_assign(cx_campaigns_t *k, cx_store_t *store, uint16_t part, char *errstr, size_t errstr_size) {
+cx_err_t cx_campaigns_assign(cx_campaigns_t *k, cx_store_t *store, uint16_t part, int64_t wm_ms, char *errstr,
+                             size_t errstr_size) {
     if (part >= CX_PARTS_MAX) return CX_ERR_INVALID;
     k->store = store;
     k->owned[part] = true;
+    k->wm[part] = k->wm_assigned[part] = wm_ms;
+    k->wm_announce[part] = true;
     if ((int32_t)part > k->max_assigned) k->max_assigned = part;
     /* ownership changed: the next tick re-evaluates every campaign, even at an unchanged merged
      * watermark (this partition may own a campaign that is already due to close) */
@@ -538,9 +543,27 @@ static cx_err_t publish(cx_campaigns_t *k, const char *key) {
     return k->sink.emit ? k->sink.emit(k->sink.opaque, CX_REC_PARTIAL, key, &rec) : CX_OK;
 }
 
+static cx_err_t publish_wm(cx_campaigns_t *k, int p, int64_t wm) {
+    char key[32];
+    cx_buf_reset(&k->vbuf);
+    cx_err_t rc = cx_buf_appendf(&k->vbuf, "{\"watermark\":%" PRId64 "}", wm);
+    if (rc != CX_OK) return rc;
+    snprintf(key, sizeof key, "wm::%d", p);
+    return publish(k, key);
+}
+
+/* Order matters to the readers, who pair each partition's latest counts with its latest watermark:
+ * a partition's counts go out before the watermark they reach, and a partition taken over announces
+ * its restored watermark before its first counts (cx_campaigns_assign). */
 cx_err_t cx_campaigns_flush(cx_campaigns_t *k, int part, cx_store_batch_t *batch) {
     char key[CX_ID_MAX + 32];
     cx_err_t rc = CX_OK;
+    for (int p = 0; p < CX_PARTS_MAX && rc == CX_OK; p++) {
+        if (!k->owned[p] || (part >= 0 && part != p) || !k->wm_announce[p]) continue;
+        k->wm_announce[p] = false;
+        k->wm_published[p] = INT64_MIN + 1; /* the watermark below publishes again once it differs */
+        rc = publish_wm(k, p, k->wm_assigned[p]);
+    }
     for (size_t i = 0; i < k->n_ent && rc == CX_OK; i++) {
         kpi_entry_t *e = &k->ent[i];
         for (uint32_t p = 0; p < e->n_pc && rc == CX_OK; p++) {
@@ -562,10 +585,7 @@ cx_err_t cx_campaigns_flush(cx_campaigns_t *k, int part, cx_store_batch_t *batch
     for (int p = 0; p < CX_PARTS_MAX && rc == CX_OK; p++) {
         if (!k->owned[p] || (part >= 0 && part != p) || k->wm[p] == k->wm_published[p]) continue;
         k->wm_published[p] = k->wm[p];
-        cx_buf_reset(&k->vbuf);
-        if ((rc = cx_buf_appendf(&k->vbuf, "{\"watermark\":%" PRId64 "}", k->wm[p])) != CX_OK) break;
-        snprintf(key, sizeof key, "wm::%d", p);
-        rc = publish(k, key);
+        rc = publish_wm(k, p, k->wm[p]);
     }
     return rc;
 }
@@ -590,7 +610,7 @@ cx_err_t cx_campaigns_apply_partial(cx_campaigns_t *k, const char *key, size_t k
         char *end;
         long long w = strtoll(num, &end, 10);
         if (end == num || (*end && *end != '}')) return CX_ERR_INVALID;
-        if (w > k->wm[part]) k->wm[part] = w;
+        k->wm[part] = w; /* the latest, as for the counts: it goes back when a new owner announces */
         return CX_OK;
     }
     if (kind_len != 8 || memcmp(kind, "campaign", 8) != 0) return CX_OK; /* another module's kind */

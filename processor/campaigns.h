@@ -41,8 +41,14 @@ void cx_campaigns_destroy(cx_campaigns_t *k);
  * right for replay, which assigns every partition. */
 void cx_campaigns_set_partitions(cx_campaigns_t *k, int32_t partitions);
 
-/* Takes `part`: its partial counts are (re)loaded from the store (store may be NULL). */
-cx_err_t cx_campaigns_assign(cx_campaigns_t *k, cx_store_t *store, uint16_t part, char *errstr, size_t errstr_size);
+/* Takes `part`: its partial counts are (re)loaded from the store (store may be NULL) and its
+ * watermark is wm_ms, the one stored with them (INT64_MIN: none), even where another instance
+ * published a later one. The next flush of `part` publishes that watermark before any partial, so
+ * readers never pair the previous owner's later watermark with this owner's counts, which may be
+ * behind it (at-least-once: a killed owner's last partials may be in cx.partials without its last
+ * state in the changelog). */
+cx_err_t cx_campaigns_assign(cx_campaigns_t *k, cx_store_t *store, uint16_t part, int64_t wm_ms, char *errstr,
+                             size_t errstr_size);
 /* Lets go of `part`: its counts fall back to the last flushed (= published) ones. */
 void cx_campaigns_revoke(cx_campaigns_t *k, uint16_t part);
 void cx_campaigns_watermark(cx_campaigns_t *k, uint16_t part, int64_t wm_ms);
@@ -65,7 +71,8 @@ cx_err_t cx_campaigns_tick(cx_campaigns_t *k);
  * publishes them, with the partitions' watermarks, as CX_REC_PARTIAL records. */
 cx_err_t cx_campaigns_flush(cx_campaigns_t *k, int part, cx_store_batch_t *batch);
 /* A cx.partials record from the global consumer ("campaign:<id>:<p>" or "wm::<p>"); partials of
- * owned partitions are ignored (local state is newer). value NULL: tombstone, ignored. */
+ * owned partitions are ignored (local state is newer). The latest record of a key wins, watermarks
+ * too (one may go back when its partition changes owner). value NULL: tombstone, ignored. */
 cx_err_t cx_campaigns_apply_partial(cx_campaigns_t *k, const char *key, size_t klen, const void *value, size_t vlen);
 /* The merged KPI of a campaign as of now (for HTTP); false when no partial is known. */
 bool cx_campaigns_kpi(cx_campaigns_t *k, const char *campaign_id, cx_kpi_t *out);

@@ -101,6 +101,9 @@ static const cfg_key_t cfg_keys[] = {
     I64("input.max_idle_ms", input_max_idle_ms, "100", 0, 3600000, 0,
         "How long the event-time merge waits for an input partition that is at its end (Kafka Streams' "
         "`max.task.idle.ms`)."),
+    I64("input.max_buffered_records", input_max_buffered, "20000", 4, 10000000, 0,
+        "Records buffered per input partition ahead of the event-time merge; a partition that holds this "
+        "many is paused until it drains to a quarter (bounds memory while one input lags)."),
     {"input.min_ts", CFG_TS, "1990-01-01T00:00:00Z", 0, 0, CFG_NO_MAX, NULL, 0, OFF(input_min_ts_ms),
      "Events with an earlier `ts` go to the DLQ (BAD_TIMESTAMP). Epoch milliseconds or ISO-8601 UTC "
      "(`YYYY-MM-DD[THH:MM[:SS[.mmm]]Z]`)."},

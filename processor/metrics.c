@@ -393,6 +393,10 @@ cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const cx_config_t *cfg, cx_runne
     TRY(cx_metrics_family(b, "cxstream_assigned_partitions", CX_METRIC_GAUGE,
                           "Input partitions (of each input topic) owned by this instance."));
     TRY(cx_metrics_sample(b, "cxstream_assigned_partitions", st.partitions, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_input_paused_partitions", CX_METRIC_GAUGE,
+                          "Input topic partitions paused because input.max_buffered_records of them wait for "
+                          "the event-time merge (another input of the same partition is behind)."));
+    TRY(cx_metrics_sample(b, "cxstream_input_paused_partitions", st.paused_inputs, (char *)NULL));
     TRY(cx_metrics_family(b, "cxstream_input_partitions", CX_METRIC_GAUGE, "Partitions per input topic."));
     TRY(cx_metrics_sample(b, "cxstream_input_partitions", np, (char *)NULL));
 

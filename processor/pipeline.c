@@ -486,9 +486,8 @@ cx_err_t cx_pipeline_assign(cx_pipeline_t *p, uint16_t part, int64_t next_offset
             return CX_ERR_STATE;
         }
     }
-    cx_err_t crc = cx_campaigns_assign(p->camps, p->store, part, errstr, errstr_size);
+    cx_err_t crc = cx_campaigns_assign(p->camps, p->store, part, P->wm, errstr, errstr_size);
     if (crc != CX_OK) return crc;
-    cx_campaigns_watermark(p->camps, part, P->wm);
     if ((crc = cx_voc_assign(p->voc, p->store, part, errstr, errstr_size)) != CX_OK) return crc;
     cx_voc_watermark(p->voc, part, P->wm);
     if (next_offsets) memcpy(next_offsets, P->next_off, sizeof P->next_off);

@@ -28,8 +28,6 @@
 #include "registry.h"
 #include "runner.h"
 
-#define QUEUE_PAUSE   20000 /* buffered records per input partition before it is paused */
-#define QUEUE_RESUME  5000
 #define CONSUME_BATCH 1000
 
 typedef struct inq {
@@ -425,8 +423,8 @@ static cx_err_t publish_owners(cx_runner_t *r) {
 /* ---------- commit protocol ---------- */
 
 /* flush (changelog + acknowledgements or transaction, then RocksDB) → offsets (at_least_once).
- * A Kafka failure is recovered from (recover_all) and returns CX_OK; a RocksDB failure is returned:
- * the caller stops without committing. */
+ * A failed delivery is recovered from (recover_all) and returns CX_OK; a record the producer refuses
+ * (CX_ERR_KAFKA) or a RocksDB failure (CX_ERR_IO) is returned: the caller stops without committing. */
 static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) {
     int64_t t0 = cx_mono_ms();
     if (r->recover) recover_all(r, "an earlier flush failed");
@@ -437,8 +435,10 @@ static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) 
     cx_err_t rc = cx_pipeline_flush(r->pl, -1, errstr, n);
     if (rc != CX_OK) {
         if (!r->recover || rc == CX_ERR_FATAL) {
-            cx_log(CX_LOG_ERROR, "commit", "state write failed, stopping without committing err=\"%s\"", errstr);
-            return rc == CX_ERR_FATAL ? rc : CX_ERR_IO;
+            /* CX_ERR_KAFKA: the producer refused a changelog or partials record (nothing was written) */
+            cx_log(CX_LOG_ERROR, "commit", "%s failed, stopping without committing err=\"%s\"",
+                   rc == CX_ERR_KAFKA ? "producing the flush's records" : "state write", errstr);
+            return rc == CX_ERR_FATAL || rc == CX_ERR_KAFKA ? rc : CX_ERR_IO;
         }
         recover_all(r, errstr);
         r->last_commit_ms = cx_mono_ms();
@@ -622,14 +622,20 @@ static void on_revoke(cx_runner_t *r, rd_kafka_topic_partition_list_t *parts) {
         r->fatal = true;
         snprintf(r->fatal_msg, sizeof r->fatal_msg, "commit on revoke: %s", err);
     }
+    /* librdkafka keeps an application pause across unassign and assign: a partition paused now
+     * would never be fetched again when it comes back (its FIFO is cleared below) */
+    rd_kafka_topic_partition_list_t *resume = rd_kafka_topic_partition_list_new(parts->cnt);
     for (int k = 0; k < parts->cnt; k++) {
         int32_t p = parts->elems[k].partition;
         int i = input_of_topic(r, parts->elems[k].topic);
         if (i < 0 || p >= r->n_parts) continue;
+        if (Q(r, p, i)->paused) rd_kafka_topic_partition_list_add(resume, parts->elems[k].topic, p);
         queue_clear(Q(r, p, i));
         Q(r, p, i)->assigned = false;
         cx_pipeline_revoke(r->pl, (uint16_t)p);
     }
+    if (resume->cnt) rd_kafka_resume_partitions(r->consumer, resume);
+    rd_kafka_topic_partition_list_destroy(resume);
     rd_kafka_assign(r->consumer, NULL);
     r->st.rebalances++;
 }
@@ -1117,7 +1123,7 @@ static void enqueue(cx_runner_t *r, rd_kafka_message_t *m) {
     q->idle_since_ms = 0;
     r->st.consumed++;
     r->st.consumed_in[i]++;
-    if (q->n >= QUEUE_PAUSE && !q->paused) {
+    if (q->n >= (size_t)r->cfg->input_max_buffered && !q->paused) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, r->in_topics[i], p);
         rd_kafka_pause_partitions(r->consumer, l);
@@ -1132,7 +1138,7 @@ static void dequeue(cx_runner_t *r, int32_t p, int i) {
     q->head = (q->head + 1) % q->cap;
     q->n--;
     q->head_ready = false;
-    if (q->paused && q->n <= QUEUE_RESUME) {
+    if (q->paused && q->n <= (size_t)r->cfg->input_max_buffered / 4) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, r->in_topics[i], p);
         rd_kafka_resume_partitions(r->consumer, l);
@@ -1346,8 +1352,11 @@ cx_runner_restore_t cx_runner_restore_status(const cx_runner_t *r) {
 cx_runner_stats_t cx_runner_stats(const cx_runner_t *r) {
     cx_runner_stats_t s = r->st;
     s.partitions = 0;
+    s.paused_inputs = 0;
     for (int32_t p = 0; p < r->n_parts; p++)
         if (cx_pipeline_owns(r->pl, (uint16_t)p)) s.partitions++;
+    for (int32_t k = 0; k < r->n_parts * CX_INPUTS; k++)
+        if (r->q[k].assigned && r->q[k].paused) s.paused_inputs++;
     return s;
 }
 

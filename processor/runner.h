@@ -37,6 +37,7 @@ typedef struct cx_runner_stats {
     uint64_t commits, rebalances;
     uint64_t campaigns;               /* campaign records applied */
     int partitions;                   /* owned partitions */
+    int paused_inputs;                /* input topic partitions paused: their FIFO is full */
     double last_commit_s;             /* duration of the last commit cycle */
     uint64_t consumed_in[CX_INPUTS];  /* input records read, by cx_event_type_t */
     uint64_t produced_kind[16];       /* output records produced, by cx_record_kind_t (DLQ: dlq[]) */

@@ -5,7 +5,8 @@
  * broker down mid-stream, produce and offset-commit errors, a non-retriable produce error that
  * stops the runner and a restart from the stored offsets) the set of outputs and the committed
  * offsets equal those of a clean run (at-least-once: records may repeat, never go missing or
- * differ).
+ * differ). And an input partition paused (its FIFO full) when a rebalance revokes it is fetched
+ * again once assigned back.
  */
 #include <pthread.h>
 #include <unistd.h>
@@ -538,4 +539,101 @@ Test(mock, internal_records_name_their_group_and_another_groups_partials_are_ski
     }
     mh_recs_free(&cl);
     run_free(&x);
+}
+
+/* ---------- a paused input across a rebalance ---------- */
+
+/* Polls a and (when not NULL) b until done(a) holds or 30 s pass. */
+static bool poll_until(cx_runner_t *a, cx_runner_t *b, bool (*done)(cx_runner_t *a, cx_runner_t *b)) {
+    char err[768];
+    int64_t deadline = mh_mono_ms() + 30000;
+    while (mh_mono_ms() < deadline) {
+        cr_assert_eq(cx_runner_poll(a, 20, err, sizeof err), CX_OK, "%s", err);
+        if (b) cr_assert_eq(cx_runner_poll(b, 20, err, sizeof err), CX_OK, "%s", err);
+        if (done(a, b)) return true;
+    }
+    return false;
+}
+
+/* every owned play partition is paused again, full: it was fetched since its FIFO was cleared */
+static bool all_owned_paused(cx_runner_t *a, cx_runner_t *b) {
+    (void)b;
+    cx_runner_stats_t s = cx_runner_stats(a);
+    return s.partitions > 0 && s.paused_inputs == s.partitions;
+}
+
+static bool split_between_both(cx_runner_t *a, cx_runner_t *b) {
+    cx_runner_stats_t sa = cx_runner_stats(a), sb = cx_runner_stats(b);
+    return sa.partitions > 0 && sb.partitions > 0 && sa.partitions + sb.partitions == MH_PARTS;
+}
+
+static bool owns_all(cx_runner_t *a, cx_runner_t *b) {
+    (void)b;
+    return cx_runner_stats(a).partitions == MH_PARTS;
+}
+
+/* Only play records: with input.max_idle_ms at its maximum the merge waits for the three empty
+ * inputs of each partition, so every play FIFO fills to input.max_buffered_records and is paused.
+ * A second instance joins the group, then leaves it. librdkafka keeps a pause across the revoke and
+ * the assignment; a partition paused when it was revoked and assigned again would never be fetched
+ * again. Each time, every partition the first instance owns fills up (and pauses) once more. */
+Test(mock, an_input_paused_at_a_rebalance_is_fetched_again_after_it) {
+    char err[768];
+    mh_cluster_t cl;
+    cx_config_t *defaults = mh_config(NULL, NULL, NULL);
+    mh_cluster_start(&cl, defaults);
+    cx_config_destroy(defaults);
+    /* a short session: the mock coordinator waits a session for every member to rejoin */
+    const char *sets[] = {"input.max_idle_ms=3600000", "input.max_buffered_records=8", "kafka.session.timeout.ms=6000",
+                          "kafka.heartbeat.interval.ms=500", NULL};
+    char *dir_a = mh_tempdir(), *dir_b = mh_tempdir();
+    cx_config_t *cfg_a = mh_config(cl.bootstraps, dir_a, sets), *cfg_b = mh_config(cl.bootstraps, dir_b, sets);
+
+    rd_kafka_t *p = mh_producer_new(cl.bootstraps);
+    int per_part[MH_PARTS] = {0};
+    for (int n = 0; n < 400; n++) {
+        char id[32], cid[32];
+        snprintf(id, sizeof id, "pl-%d", n);
+        snprintf(cid, sizeof cid, "viewer-%d", n % 97);
+        cx_event_t e = ev_play(id, cid, T0 + n * 60000, 600);
+        send_event(p, cfg_a, &e);
+        per_part[cx_murmur2_partition(cid, strlen(cid), MH_PARTS)]++;
+    }
+    rd_kafka_destroy(p);
+    for (int k = 0; k < MH_PARTS; k++)
+        cr_assert_gt(per_part[k], 3 * 8, "partition %d has only %d play records", k, per_part[k]);
+
+    cx_runner_opts_t ro = {.create_topics = false};
+    cx_runner_t *a = cx_runner_new(cfg_a, &ro, err, sizeof err);
+    cr_assert(a, "%s", err);
+    cr_assert_eq(cx_runner_start(a, err, sizeof err), CX_OK, "%s", err);
+    cr_assert(poll_until(a, NULL, owns_all), "the first instance never owned every partition");
+    cr_assert(poll_until(a, NULL, all_owned_paused), "paused: %d of %d", cx_runner_stats(a).paused_inputs, MH_PARTS);
+    cx_runner_stats_t before = cx_runner_stats(a);
+
+    cx_runner_t *b = cx_runner_new(cfg_b, &ro, err, sizeof err);
+    cr_assert(b, "%s", err);
+    cr_assert_eq(cx_runner_start(b, err, sizeof err), CX_OK, "%s", err);
+    cr_assert(poll_until(a, b, split_between_both), "the partitions were never split between two instances");
+    cr_assert(poll_until(a, b, all_owned_paused), "after the join: %d of %d owned play partitions refilled",
+              cx_runner_stats(a).paused_inputs, cx_runner_stats(a).partitions);
+    cx_runner_stats_t joined = cx_runner_stats(a);
+    cr_assert_gt(joined.rebalances, before.rebalances);
+    cr_assert_gt(joined.consumed_in[CX_EV_PLAY], before.consumed_in[CX_EV_PLAY]);
+
+    cr_assert_eq(cx_runner_close(b, err, sizeof err), CX_OK, "%s", err);
+    cx_runner_destroy(b);
+    cr_assert(poll_until(a, NULL, owns_all), "the first instance never took every partition back");
+    cr_assert(poll_until(a, NULL, all_owned_paused), "after the leave: %d of %d play partitions refilled",
+              cx_runner_stats(a).paused_inputs, MH_PARTS);
+    cr_assert_gt(cx_runner_stats(a).consumed_in[CX_EV_PLAY], joined.consumed_in[CX_EV_PLAY]);
+    cr_assert_eq(cx_pipeline_stats(cx_runner_pipeline(a)).events, 0, "the merge waited for the empty inputs");
+
+    cr_assert_eq(cx_runner_close(a, err, sizeof err), CX_OK, "%s", err);
+    cx_runner_destroy(a);
+    cx_config_destroy(cfg_a);
+    cx_config_destroy(cfg_b);
+    mh_cluster_stop(&cl);
+    mh_rmtree(dir_a);
+    mh_rmtree(dir_b);
 }

@@ -63,7 +63,7 @@ static void setup(void) {
     cx_sink_t sink = {NULL, capture};
     k = cx_campaigns_new(&cfg, lookup, NULL, &sink, NULL, 0);
     cr_assert_not_null(k);
-    cr_assert_eq(cx_campaigns_assign(k, NULL, 0, NULL, 0), CX_OK);
+    cr_assert_eq(cx_campaigns_assign(k, NULL, 0, INT64_MIN, NULL, 0), CX_OK);
     cx_profile_init(&pr, "u1");
     cx_campaign_t *c1 = add_camp("C1", CX_CT_WIN_BACK, 14, "WB10");
     c1->promoted_title_ids = titles_c1;

@@ -5,6 +5,7 @@
  * exact counts after a restart from the store.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
@@ -141,6 +142,7 @@ typedef struct captured {
     int n_partials;
     char last_partial_key[64];
     char last_partial_value[512];
+    char partial_keys[16][64]; /* the first 16, in order, each "key=value" */
 } captured_t;
 static captured_t cap;
 
@@ -152,6 +154,9 @@ static cx_err_t capture(void *opaque, cx_record_kind_t kind, const char *key, co
         cap.n_partials++;
         snprintf(cap.last_partial_key, sizeof cap.last_partial_key, "%s", key);
         snprintf(cap.last_partial_value, sizeof cap.last_partial_value, "%.*s", (int)p->len, (const char *)p->value);
+        if (cap.n_partials <= 16)
+            snprintf(cap.partial_keys[cap.n_partials - 1], sizeof cap.partial_keys[0], "%s=%.*s", key,
+                     (int)(p->len > 40 ? 40 : p->len), (const char *)p->value);
     }
     return CX_OK;
 }
@@ -199,8 +204,8 @@ static void buy(cx_campaigns_t *k, uint16_t part, cx_profile_t *pr, int64_t ts, 
 Test(kpi_merge, campaign_closes_only_once_every_partition_is_past_its_last_window) {
     cx_sink_t sink = {NULL, capture};
     cx_campaigns_t *k = cx_campaigns_new(&cfg, lookup, NULL, &sink, NULL, 0);
-    cr_assert_eq(cx_campaigns_assign(k, NULL, 0, NULL, 0), CX_OK);
-    cr_assert_eq(cx_campaigns_assign(k, NULL, 1, NULL, 0), CX_OK);
+    cr_assert_eq(cx_campaigns_assign(k, NULL, 0, INT64_MIN, NULL, 0), CX_OK);
+    cr_assert_eq(cx_campaigns_assign(k, NULL, 1, INT64_MIN, NULL, 0), CX_OK);
     cx_profile_t a, b;
     cx_profile_init(&a, "a");
     cx_profile_init(&b, "b");
@@ -238,7 +243,7 @@ Test(kpi_merge, interval_records_at_most_once_per_interval_while_changing) {
     cx_sink_t sink = {NULL, capture};
     camp.end_ts_ms = T0 + 100 * D;
     cx_campaigns_t *k = cx_campaigns_new(&cfg, lookup, NULL, &sink, NULL, 0);
-    cr_assert_eq(cx_campaigns_assign(k, NULL, 0, NULL, 0), CX_OK);
+    cr_assert_eq(cx_campaigns_assign(k, NULL, 0, INT64_MIN, NULL, 0), CX_OK);
     cx_profile_t a;
     cx_profile_init(&a, "a");
     send_to(k, 0, &a, CX_GROUP_TEST, T0);
@@ -268,7 +273,7 @@ Test(kpi_merge, partials_survive_a_restart_from_the_store_and_publish_absolute_c
     cr_assert_not_null(store, "%s", err);
     cx_sink_t sink = {NULL, capture};
     cx_campaigns_t *k = cx_campaigns_new(&cfg, lookup, NULL, &sink, NULL, 0);
-    cr_assert_eq(cx_campaigns_assign(k, store, 3, err, sizeof err), CX_OK);
+    cr_assert_eq(cx_campaigns_assign(k, store, 3, INT64_MIN, err, sizeof err), CX_OK);
     cx_profile_t a;
     cx_profile_init(&a, "a");
     send_to(k, 3, &a, CX_GROUP_TEST, T0);
@@ -277,14 +282,18 @@ Test(kpi_merge, partials_survive_a_restart_from_the_store_and_publish_absolute_c
     cx_campaigns_watermark(k, 3, T0 + 5);
     cr_assert_eq(cx_campaigns_flush(k, -1, batch), CX_OK);
     cr_assert_eq(cx_store_write(store, batch, err, sizeof err), CX_OK);
-    cr_assert_eq(cap.n_partials, 2, "one campaign partial and one watermark");
+    cr_assert_eq(cap.n_partials, 3, "the watermark found at assignment, one campaign partial, the watermark now");
+    cr_assert_str_eq(cap.partial_keys[0], "wm::3={\"watermark\":-9223372036854775808}");
+    cr_assert(strncmp(cap.partial_keys[1], "campaign:C1:3=", 14) == 0, "%s", cap.partial_keys[1]);
     cr_assert_str_eq(cap.last_partial_key, "wm::3");
+    cr_assert_eq(cx_campaigns_flush(k, -1, batch), CX_OK);
+    cr_assert_eq(cap.n_partials, 3, "nothing changed: nothing published");
     /* unflushed change, then a crash: the new instance sees the flushed counts only */
     buy(k, 3, &a, T0 + 6, 60);
     cx_campaigns_destroy(k);
     memset(&cap, 0, sizeof cap);
     k = cx_campaigns_new(&cfg, lookup, NULL, &sink, NULL, 0);
-    cr_assert_eq(cx_campaigns_assign(k, store, 3, err, sizeof err), CX_OK);
+    cr_assert_eq(cx_campaigns_assign(k, store, 3, INT64_MIN, err, sizeof err), CX_OK);
     cx_kpi_t kpi;
     cr_assert(cx_campaigns_kpi(k, "C1", &kpi));
     cr_assert_eq(kpi.sent_test, 1);
@@ -300,7 +309,7 @@ Test(kpi_merge, remote_partials_are_merged_and_own_partitions_ignored) {
     cx_sink_t sink = {NULL, capture};
     cx_campaigns_t *k = cx_campaigns_new(&cfg, lookup, NULL, &sink, NULL, 0);
     cx_campaigns_set_partitions(k, 2);
-    cr_assert_eq(cx_campaigns_assign(k, NULL, 0, NULL, 0), CX_OK);
+    cr_assert_eq(cx_campaigns_assign(k, NULL, 0, INT64_MIN, NULL, 0), CX_OK);
     cx_profile_t a;
     cx_profile_init(&a, "a");
     send_to(k, 0, &a, CX_GROUP_TEST, T0);
@@ -318,5 +327,72 @@ Test(kpi_merge, remote_partials_are_merged_and_own_partitions_ignored) {
     cr_assert_eq(kpi.responders_control_any, 1);
     cr_assert_eq(cx_campaigns_apply_partial(k, "bad", 3, "{}", 2), CX_ERR_INVALID);
     cx_profile_clear(&a);
+    cx_campaigns_destroy(k);
+}
+
+/* Partition 1 changes owner: the old owner had published counts and a watermark past the close that
+ * the new owner's restored state is behind (at-least-once after a kill). The new owner announces its
+ * restored watermark before its counts, and readers take the latest watermark, not the largest, so
+ * the campaign closes only with the counts that reach the close, never with the restored ones. */
+Test(kpi_merge, a_new_owners_counts_never_close_a_campaign_under_the_old_owners_watermark) {
+    char err[256];
+    cx_sink_t sink = {NULL, capture};
+    int32_t own = cx_murmur2_partition("C1", 2, 2), other = 1 - own; /* this instance produces C1's KPIs */
+    int64_t close = camp.end_ts_ms + 1;
+    char key[32], wm[64], full[512], behind[512];
+    const char *counts = "{\"sent_test\":0,\"sent_control\":%d,\"responders_test_any\":0,\"responders_test_hard\":0,"
+                         "\"responders_control_any\":0,\"responders_control_hard\":0,\"retrievals\":0,"
+                         "\"purchases\":0,\"turnover_minor\":0,\"max_window_end_ts\":0}";
+    snprintf(full, sizeof full, counts, 4);
+    snprintf(behind, sizeof behind, counts, 2);
+    snprintf(key, sizeof key, "campaign:C1:%d", other);
+    char wmkey[16];
+    snprintf(wmkey, sizeof wmkey, "wm::%d", other);
+
+    /* the reader: owns `own`, which is not yet past the close */
+    cx_campaigns_t *k = cx_campaigns_new(&cfg, lookup, NULL, &sink, NULL, 0);
+    cx_campaigns_set_partitions(k, 2);
+    cr_assert_eq(cx_campaigns_assign(k, NULL, (uint16_t)own, close - 1, NULL, 0), CX_OK);
+    /* the old owner of `other`: all 4 sends counted, watermark past the close */
+    cr_assert_eq(cx_campaigns_apply_partial(k, key, strlen(key), full, strlen(full)), CX_OK);
+    snprintf(wm, sizeof wm, "{\"watermark\":%" PRId64 "}", close + D);
+    cr_assert_eq(cx_campaigns_apply_partial(k, wmkey, strlen(wmkey), wm, strlen(wm)), CX_OK);
+    cr_assert_eq(cx_campaigns_tick(k), CX_OK);
+    cr_assert_eq(cap.n_kpis, 1);
+    cr_assert_not(cap.kpis[0].closed);
+
+    /* the new owner of `other`, as its first flush publishes them: restored watermark, then counts */
+    cx_campaigns_t *n = cx_campaigns_new(&cfg, lookup, NULL, &sink, NULL, 0);
+    cx_campaigns_set_partitions(n, 2);
+    cr_assert_eq(cx_campaigns_assign(n, NULL, (uint16_t)other, close - 10 * D, err, sizeof err), CX_OK);
+    cx_store_batch_t *batch = cx_store_batch_new();
+    int before = cap.n_partials;
+    cr_assert_eq(cx_campaigns_flush(n, -1, batch), CX_OK);
+    cr_assert_eq(cap.n_partials, before + 2, "the announced watermark (and the same one again)");
+    snprintf(wm, sizeof wm, "%s={\"watermark\":%" PRId64 "}", wmkey, close - 10 * D);
+    cr_assert_str_eq(cap.partial_keys[before], wm);
+    snprintf(wm, sizeof wm, "{\"watermark\":%" PRId64 "}", close - 10 * D);
+    cr_assert_eq(cx_campaigns_apply_partial(k, wmkey, strlen(wmkey), wm, strlen(wm)), CX_OK);
+    cr_assert_eq(cx_campaigns_apply_partial(k, key, strlen(key), behind, strlen(behind)), CX_OK);
+
+    /* the reader's own partition passes the close: the merged watermark is the new owner's */
+    cx_campaigns_watermark(k, (uint16_t)own, close + D);
+    cr_assert_eq(cx_campaigns_tick(k), CX_OK);
+    for (int i = 0; i < cap.n_kpis; i++)
+        cr_assert_not(cap.kpis[i].closed, "closed with the restored counts (sent_control %d)",
+                      cap.kpis[i].sent_control);
+
+    /* the new owner catches up and passes the close */
+    cr_assert_eq(cx_campaigns_apply_partial(k, key, strlen(key), full, strlen(full)), CX_OK);
+    snprintf(wm, sizeof wm, "{\"watermark\":%" PRId64 "}", close + 1);
+    cr_assert_eq(cx_campaigns_apply_partial(k, wmkey, strlen(wmkey), wm, strlen(wm)), CX_OK);
+    cr_assert_eq(cx_campaigns_tick(k), CX_OK);
+    cr_assert_gt(cap.n_kpis, 0);
+    cx_kpi_t *f = &cap.kpis[cap.n_kpis - 1];
+    cr_assert(f->closed);
+    cr_assert_eq(f->sent_control, 4);
+    cr_assert_eq(f->ts_ms, close);
+    cx_store_batch_destroy(batch);
+    cx_campaigns_destroy(n);
     cx_campaigns_destroy(k);
 }

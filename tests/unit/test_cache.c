@@ -374,3 +374,88 @@ Test(cache, a_corrupt_encoding_is_an_error_on_load_not_a_crash) {
     cr_assert_neq(err[0], 0, "the error says what was wrong");
     cx_cache_destroy(c);
 }
+
+/* ---- the flush's batch order ---- */
+
+typedef struct batch_ops {
+    int kind[4096]; /* 0 delete, 1 timer put, 2 profile put */
+    char key[4096][96];
+    size_t len[4096], n;
+} batch_ops_t;
+
+static void collect_op(void *opaque, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)vl;
+    batch_ops_t *o = opaque;
+    cr_assert_lt(o->n, 4096);
+    cr_assert_leq(kl, sizeof o->key[0]);
+    const uint8_t *kb = k;
+    o->kind[o->n] = !v ? 0 : kb[2] == CX_KEY_TIMER ? 1 : 2;
+    memcpy(o->key[o->n], k, kl);
+    o->len[o->n++] = kl;
+}
+
+static int keycmp(const batch_ops_t *o, size_t i, size_t j) {
+    size_t n = o->len[i] < o->len[j] ? o->len[i] : o->len[j];
+    int c = memcmp(o->key[i], o->key[j], n);
+    return c ? c : (o->len[i] > o->len[j]) - (o->len[i] < o->len[j]);
+}
+
+/* Ids that share long prefixes, differ only past 14 or 22 bytes, in length, in bytes above 0x7f;
+ * dues equal, near and far (and one that does not fit the sort's words): the batch holds the
+ * index keys that move away, then those that move in, then the profiles, each run in RocksDB's
+ * byte order. */
+Test(cache, a_flush_writes_three_runs_each_in_key_order) {
+    cx_cache_t *c = cx_cache_new(st, 4096, 4096);
+    const char *stems[] = {"a",
+                           "ab",
+                           "abc",
+                           "customer-0000000",
+                           "customer-00000000000000x",
+                           "customer-00000000000000",
+                           "customer-1",
+                           "\xc3\xa9t\xc3\xa9",
+                           "\xff",
+                           "z"};
+    int64_t dues[] = {86400000, 86400000, 2 * 86400000, 1, INT64_C(1) << 48, 86400000 + 1};
+    size_t made = 0;
+    for (uint16_t part = 0; part < 3; part++)
+        for (size_t s = 0; s < sizeof stems / sizeof *stems; s++)
+            for (int v = 0; v < 12; v++) {
+                char cid[64];
+                snprintf(cid, sizeof cid, "%s%s%d", stems[s], v % 2 ? "" : "-", v);
+                cx_cache_entry_t *e = get(c, (uint16_t)(2 - part), cid, true);
+                e->prof->timer_due_ms = dues[(made++) % 6];
+                cx_cache_mark_dirty(c, e);
+            }
+    flush(c, -1); /* index keys now exist: the next flush moves some of them */
+    made = 0;
+    for (uint16_t part = 0; part < 3; part++)
+        for (size_t s = 0; s < sizeof stems / sizeof *stems; s++)
+            for (int v = 0; v < 12; v++) {
+                char cid[64];
+                snprintf(cid, sizeof cid, "%s%s%d", stems[s], v % 2 ? "" : "-", v);
+                cx_cache_entry_t *e = get(c, (uint16_t)(2 - part), cid, false);
+                cr_assert_not_null(e);
+                e->prof->timer_due_ms = dues[(made++ + 3) % 6] - (v % 3);
+                cx_cache_mark_dirty(c, e);
+            }
+    cx_store_batch_t *b = cx_store_batch_new();
+    cr_assert_eq(cx_cache_flush(c, -1, b, NULL, 0), CX_OK);
+    batch_ops_t *o = calloc(1, sizeof *o);
+    cr_assert_not_null(o);
+    cx_store_batch_each(b, collect_op, o);
+    size_t runs[3] = {0};
+    for (size_t i = 0; i < o->n; i++) {
+        runs[o->kind[i]]++;
+        if (i == 0) continue;
+        cr_assert_geq(o->kind[i], o->kind[i - 1], "op %zu: run %d after run %d", i, o->kind[i], o->kind[i - 1]);
+        if (o->kind[i] == o->kind[i - 1]) cr_assert_gt(keycmp(o, i, i - 1), 0, "op %zu out of key order", i);
+    }
+    cr_assert_eq(runs[2], 3 * 10 * 12, "every dirty profile");
+    cr_assert_gt(runs[0], 0, "no index key moved away");
+    cr_assert_gt(runs[1], 0, "no index key moved in");
+    free(o);
+    cr_assert_eq(cx_store_write(st, b, err, sizeof err), CX_OK, "%s", err);
+    cx_store_batch_destroy(b);
+    cx_cache_destroy(c);
+}

@@ -400,12 +400,9 @@ static int keycmp(const batch_ops_t *o, size_t i, size_t j) {
     return c ? c : (o->len[i] > o->len[j]) - (o->len[i] < o->len[j]);
 }
 
-/* Ids that share long prefixes, differ only past 14 or 22 bytes, in length, in bytes above 0x7f;
- * dues equal, near and far (and one that does not fit the sort's words): the batch holds the
- * index keys that move away, then those that move in, then the profiles, each run in RocksDB's
- * byte order. */
-Test(cache, a_flush_writes_three_runs_each_in_key_order) {
-    cx_cache_t *c = cx_cache_new(st, 4096, 4096);
+/* Marks 3 partitions x 10 id stems x 12 customers dirty (created when `create`), each with a due
+ * from the table, shifted by `shift` places and less 0-2 ms. */
+static void dirty_all(cx_cache_t *c, bool create, size_t shift) {
     const char *stems[] = {"a",
                            "ab",
                            "abc",
@@ -423,22 +420,22 @@ Test(cache, a_flush_writes_three_runs_each_in_key_order) {
             for (int v = 0; v < 12; v++) {
                 char cid[64];
                 snprintf(cid, sizeof cid, "%s%s%d", stems[s], v % 2 ? "" : "-", v);
-                cx_cache_entry_t *e = get(c, (uint16_t)(2 - part), cid, true);
-                e->prof->timer_due_ms = dues[(made++) % 6];
-                cx_cache_mark_dirty(c, e);
-            }
-    flush(c, -1); /* index keys now exist: the next flush moves some of them */
-    made = 0;
-    for (uint16_t part = 0; part < 3; part++)
-        for (size_t s = 0; s < sizeof stems / sizeof *stems; s++)
-            for (int v = 0; v < 12; v++) {
-                char cid[64];
-                snprintf(cid, sizeof cid, "%s%s%d", stems[s], v % 2 ? "" : "-", v);
-                cx_cache_entry_t *e = get(c, (uint16_t)(2 - part), cid, false);
+                cx_cache_entry_t *e = get(c, (uint16_t)(2 - part), cid, create);
                 cr_assert_not_null(e);
-                e->prof->timer_due_ms = dues[(made++ + 3) % 6] - (v % 3);
+                e->prof->timer_due_ms = dues[(made++ + shift) % 6] - (create ? 0 : v % 3);
                 cx_cache_mark_dirty(c, e);
             }
+}
+
+/* Ids that share long prefixes, differ only past 14 or 22 bytes, in length, in bytes above 0x7f;
+ * dues equal, near and far (and one that does not fit the sort's words): the batch holds the
+ * index keys that move away, then those that move in, then the profiles, each run in RocksDB's
+ * byte order. */
+Test(cache, a_flush_writes_three_runs_each_in_key_order) {
+    cx_cache_t *c = cx_cache_new(st, 4096, 4096);
+    dirty_all(c, true, 0);
+    flush(c, -1); /* index keys now exist: the next flush moves some of them */
+    dirty_all(c, false, 3);
     cx_store_batch_t *b = cx_store_batch_new();
     cr_assert_eq(cx_cache_flush(c, -1, b, NULL, 0), CX_OK);
     batch_ops_t *o = calloc(1, sizeof *o);

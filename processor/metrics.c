@@ -397,6 +397,10 @@ cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const cx_config_t *cfg, cx_runne
                           "Input topic partitions paused because input.max_buffered_records of them wait for "
                           "the event-time merge (another input of the same partition is behind)."));
     TRY(cx_metrics_sample(b, "cxstream_input_paused_partitions", st.paused_inputs, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_input_wait_seconds_total", CX_METRIC_COUNTER,
+                          "Time the pipeline thread waited for the consumer to deliver a record (idle when "
+                          "caught up; with consumer lag, the fetching is the bound)."));
+    TRY(cx_metrics_sample(b, "cxstream_input_wait_seconds_total", st.input_wait_s, (char *)NULL));
     TRY(cx_metrics_family(b, "cxstream_input_partitions", CX_METRIC_GAUGE, "Partitions per input topic."));
     TRY(cx_metrics_sample(b, "cxstream_input_partitions", np, (char *)NULL));
 

@@ -821,15 +821,18 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     char stats[24];
     snprintf(stats, sizeof stats, "%" PRId64, cfg->statistics_interval_ms);
     conf = rd_kafka_conf_new();
-    /* Prefetch: librdkafka stops fetching a partition whose queue holds queued.min.messages (default
-     * 100,000) and then backs off; with the event-time merge pulling from 16 input partitions at
-     * different rates that left the main thread idle 100-600 ms every ~100 k records (2.4 s of a
-     * 13 s end-to-end run). A high count with a byte bound per partition keeps fetching steady with
-     * memory bounded (kafka.* settings override both). */
+    /* Prefetch. librdkafka 2.0.2 compares queued.min.messages and queued.max.messages.kbytes with
+     * the whole consumer queue (every partition's fetch queue is forwarded to it) and, once either is
+     * exceeded, holds back each partition's next fetch for a full second. The library's 100,000
+     * messages left the merge idle 100-600 ms every ~100 k records; 8 MB was exceeded by a single
+     * fetch response of 16 partitions (up to 1 MB each) or by what arrived during a commit cycle, so
+     * the pipeline waited ~0.5 s of every second for input (23 s of a 62 s run at 5 s commits). The
+     * bound has to exceed one fetch response plus what the consumer delivers while the pipeline is in
+     * a commit cycle; the count is set high so the bytes decide (kafka.* settings override both). */
     const char *cextra[] = {"queued.min.messages",
                             "1000000",
                             "queued.max.messages.kbytes",
-                            "8192",
+                            "32768",
                             "group.id",
                             cfg->group_id,
                             "partition.assignment.strategy",
@@ -1277,8 +1280,11 @@ cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) 
      * batch call itself waits until the whole batch is filled or the timeout passes, so a merge
      * that needed one partition's next fetch sat idle while fewer than a batch were queued */
     ssize_t got = rd_kafka_consume_batch_queue(r->cq, 0, msgs, CONSUME_BATCH);
+    double waited_s = 0;
     if (got == 0 && timeout_ms != 0) {
+        double t0 = cx_mono_s();
         rd_kafka_message_t *first = rd_kafka_consume_queue(r->cq, timeout_ms);
+        waited_s = cx_mono_s() - t0;
         if (first) {
             msgs[0] = first;
             got = rd_kafka_consume_batch_queue(r->cq, 0, msgs + 1, CONSUME_BATCH - 1);
@@ -1287,6 +1293,7 @@ cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) 
     }
     atomic_store(&r->heartbeat_ms, cx_mono_ms());
     cx_runner_lock(r);
+    r->st.input_wait_s += waited_s;
     cx_err_t rc = poll_batch(r, msgs, got, errstr, n);
     cx_runner_unlock(r);
     return rc;

@@ -541,6 +541,29 @@ Test(mock, internal_records_name_their_group_and_another_groups_partials_are_ski
     run_free(&x);
 }
 
+/* ---------- time waiting for input ---------- */
+
+/* Once every input record is processed, each poll waits its whole timeout for the consumer: the
+ * pipeline thread's idle time is counted (cxstream_input_wait_seconds_total), and no more than the
+ * wall time that passed. */
+Test(mock, the_time_the_pipeline_waits_for_input_is_counted) {
+    char err[768];
+    run_t x;
+    run_open(&x, false, NULL);
+    x.r = runner_start(&x);
+    cr_assert_eq(mh_drive(x.r, x.cfg, x.cl.bootstraps, 60000, NULL, NULL, err, sizeof err), CX_OK, "%s", err);
+    double before = cx_runner_stats(x.r).input_wait_s;
+    int64_t t0 = mh_mono_ms();
+    for (int k = 0; k < 10; k++)
+        cr_assert_eq(cx_runner_poll(x.r, 100, err, sizeof err), CX_OK, "%s", err);
+    double elapsed = (double)(mh_mono_ms() - t0) / 1000.0;
+    double waited = cx_runner_stats(x.r).input_wait_s - before;
+    cr_assert_geq(waited, 0.9, "10 polls of 100 ms with nothing to consume counted %.3f s of waiting", waited);
+    cr_assert_leq(waited, elapsed + 0.005, "counted %.3f s of waiting in %.3f s", waited, elapsed);
+    run_finish(&x);
+    run_free(&x);
+}
+
 /* ---------- a paused input across a rebalance ---------- */
 
 /* Polls a and (when not NULL) b until done(a) holds or 30 s pass. */

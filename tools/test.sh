@@ -21,6 +21,17 @@ for a in "$@"; do
 done
 
 JOBS="$(nproc 2>/dev/null || echo 2)"
+# The suite needs up to ~0.6 GB of scratch space (measured: the two builds 0.25 GB, the brokers' logs
+# and RocksDB dirs under TMPDIR the rest). A full disk fails tests with errors that look like bugs
+# (mkdtemp, RocksDB write assertions), so below 1 GB free refuse up front and say why.
+for d in "${TMPDIR:-/tmp}" "$ROOT"; do
+  free_kb="$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"
+  if [ -n "$free_kb" ] && [ "$free_kb" -lt 1048576 ]; then
+    echo "test.sh: only $((free_kb / 1024)) MB free on $d; the tests need about 1 GB: free some space" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+done
 PASSED=0
 FAILED=0
 STEPS=()
@@ -97,5 +108,17 @@ fi
 
 note "summary"
 for s in "${STEPS[@]}"; do echo "  $s"; done
+if [ "$FAILED" -gt 0 ]; then
+  # A full disk fails tests in ways that look like bugs (mkdtemp, RocksDB write assertions): say so.
+  tmpdir="${TMPDIR:-/tmp}"
+  for d in "$tmpdir" "$ROOT"; do
+    free_kb="$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"
+    [ -n "$free_kb" ] || continue
+    echo "  disk: $((free_kb / 1024)) MB free on $d"
+    if [ "$free_kb" -lt 1048576 ]; then
+      echo "  disk: under 1 GB free on $d: failures above may be a full disk, not the code" >&2
+    fi
+  done
+fi
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -4,7 +4,8 @@
   CX_BENCH_RUNS (3), CX_BENCH_CORE ("100000:300000,1000000:1000000,2000000:2000000" = customers:events),
   CX_BENCH_CG_EVENTS (30000, callgrind run), CX_BENCH_E2E_CUSTOMERS (20000 -> ~1.45 M records over 90 days),
   CX_BENCH_CORE_DECODED (65536) and CX_BENCH_E2E_DECODED (16384): cache.max_decoded of the compact-cache rows
-  (the core one at the second CORE size with cache.max_customers = its customers).
+  (the core one at the second CORE size with cache.max_customers = its customers),
+  CX_BENCH_E2E_COMMIT_MS (5000): commit.interval_ms of the end-to-end tuning row ("0" leaves it out).
 The broker is tools/kafka/broker.sh on CX_KAFKA_PORT (39192) with data in CX_KAFKA_DIR (/tmp/cxbench-kafka);
 it is started, and loaded with `cxstream gen`, when needed.
 """
@@ -29,6 +30,7 @@ CG_EVENTS = int(os.environ.get("CX_BENCH_CG_EVENTS", "30000"))
 E2E_CUSTOMERS = int(os.environ.get("CX_BENCH_E2E_CUSTOMERS", "20000"))
 CORE_DECODED = int(os.environ.get("CX_BENCH_CORE_DECODED", "65536"))
 E2E_DECODED = int(os.environ.get("CX_BENCH_E2E_DECODED", "16384"))
+E2E_COMMIT_MS = int(os.environ.get("CX_BENCH_E2E_COMMIT_MS", "5000"))
 PY = os.path.join(ROOT, ".venv", "bin", "python")
 INPUTS = ["cx.play", "cx.purchase", "cx.email_send", "cx.survey"]
 ENV = dict(os.environ, CX_KAFKA_PORT=PORT, CX_KAFKA_DIR=KDIR)
@@ -118,6 +120,8 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     rows = []
     tag = str(int(time.time()))
+    load = open("/proc/loadavg").read().split()[0]  # at start: read at the end it shows the runs' own load
+    started = time.strftime("%Y-%m-%d %H:%M")
 
     # 1. core; at the second size also with every customer cached, most of them in the compact encoding
     runs = [(c, e, en, ()) for c, e in CORE for en in ((0, 1) if c == CORE[0][0] else (0,))]
@@ -188,6 +192,11 @@ def main():
     rows.append(("end to end", "the same with cache.max_decoded=%s" % f"{E2E_DECODED:,}",
                  {"rec/s": cc_rps, "peak RSS MB": cc_rss, "ratio to bare": cc_rps / bare_rps,
                   "ratio to kcat": cc_rps / kcat_rps}))
+    if E2E_COMMIT_MS:
+        ci_rps, ci_rss = e2e("-commit%d" % E2E_COMMIT_MS, "commit.interval_ms=%d\n" % E2E_COMMIT_MS)
+        rows.append(("end to end", "the same with commit.interval_ms=%s (default 1,000)" % f"{E2E_COMMIT_MS:,}",
+                     {"rec/s": ci_rps, "peak RSS MB": ci_rss, "ratio to bare": ci_rps / bare_rps,
+                      "ratio to kcat": ci_rps / kcat_rps}))
 
     ks = []
     ks_records = 0
@@ -212,8 +221,8 @@ def main():
     rows.append(("peer", "ratio cxstream (cache.max_decoded=%s) / Kafka Streams" % f"{E2E_DECODED:,}",
                  {"throughput": cc_rps / ks_rps, "peak RSS": cc_rss / ks_rss}))
 
-    print("Machine: %d cores (%s), %.1f GiB memory; load average at start %s; runs per figure: %d (median)\n"
-          % (os.cpu_count(), cpu, mem, open("/proc/loadavg").read().split()[0], RUNS))
+    print("Machine: %d cores (%s), %.1f GiB memory; %s to %s; load average at start %s; runs per figure: %d "
+          "(median)\n" % (os.cpu_count(), cpu, mem, started, time.strftime("%H:%M"), load, RUNS))
     print("| part | what | figures |")
     print("|---|---|---|")
     for part, what, figs in rows:

@@ -21,9 +21,10 @@ for a in "$@"; do
 done
 
 JOBS="$(nproc 2>/dev/null || echo 2)"
-# The suite needs up to ~0.6 GB of scratch space (measured: the two builds 0.25 GB, the brokers' logs
-# and RocksDB dirs under TMPDIR the rest). A full disk fails tests with errors that look like bugs
-# (mkdtemp, RocksDB write assertions), so below 1 GB free refuse up front and say why.
+# The suite needs up to ~0.6 GB of disk (measured: the checkout with both builds, .venv and the
+# Kafka jars 0.25 GB; the brokers' logs and RocksDB dirs under TMPDIR ~0.35 GB). A full disk fails
+# tests with errors that look like bugs (mkdtemp, RocksDB write assertions), so below 1 GB free
+# refuse up front and say why.
 for d in "${TMPDIR:-/tmp}" "$ROOT"; do
   free_kb="$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"
   if [ -n "$free_kb" ] && [ "$free_kb" -lt 1048576 ]; then

@@ -25,8 +25,10 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 # Kafka jars 0.25 GB; the brokers' logs and RocksDB dirs under TMPDIR ~0.35 GB). A full disk fails
 # tests with errors that look like bugs (mkdtemp, RocksDB write assertions), so below 1 GB free
 # refuse up front and say why.
-for d in "${TMPDIR:-/tmp}" "$ROOT"; do
-  free_kb="$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"
+SCRATCH=("${TMPDIR:-/tmp}" "$ROOT")
+disk_free_kb() { df -Pk "$1" 2>/dev/null | awk 'NR==2 {print $4}'; }
+for d in "${SCRATCH[@]}"; do
+  free_kb="$(disk_free_kb "$d")"
   if [ -n "$free_kb" ] && [ "$free_kb" -lt 1048576 ]; then
     echo "test.sh: only $((free_kb / 1024)) MB free on $d; the tests need about 1 GB: free some space" >&2
     echo "0 passed, 1 failed"
@@ -111,9 +113,8 @@ note "summary"
 for s in "${STEPS[@]}"; do echo "  $s"; done
 if [ "$FAILED" -gt 0 ]; then
   # A full disk fails tests in ways that look like bugs (mkdtemp, RocksDB write assertions): say so.
-  tmpdir="${TMPDIR:-/tmp}"
-  for d in "$tmpdir" "$ROOT"; do
-    free_kb="$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"
+  for d in "${SCRATCH[@]}"; do
+    free_kb="$(disk_free_kb "$d")"
     [ -n "$free_kb" ] || continue
     echo "  disk: $((free_kb / 1024)) MB free on $d"
     if [ "$free_kb" -lt 1048576 ]; then

@@ -26,10 +26,11 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 # tests with errors that look like bugs (mkdtemp, RocksDB write assertions), so below 1 GB free
 # refuse up front and say why.
 SCRATCH=("${TMPDIR:-/tmp}" "$ROOT")
+MIN_FREE_KB=1048576
 disk_free_kb() { df -Pk "$1" 2>/dev/null | awk 'NR==2 {print $4}'; }
 for d in "${SCRATCH[@]}"; do
   free_kb="$(disk_free_kb "$d")"
-  if [ -n "$free_kb" ] && [ "$free_kb" -lt 1048576 ]; then
+  if [ -n "$free_kb" ] && [ "$free_kb" -lt "$MIN_FREE_KB" ]; then
     echo "test.sh: only $((free_kb / 1024)) MB free on $d; the tests need about 1 GB: free some space" >&2
     echo "0 passed, 1 failed"
     exit 1
@@ -117,7 +118,7 @@ if [ "$FAILED" -gt 0 ]; then
     free_kb="$(disk_free_kb "$d")"
     [ -n "$free_kb" ] || continue
     echo "  disk: $((free_kb / 1024)) MB free on $d"
-    if [ "$free_kb" -lt 1048576 ]; then
+    if [ "$free_kb" -lt "$MIN_FREE_KB" ]; then
       echo "  disk: under 1 GB free on $d: failures above may be a full disk, not the code" >&2
     fi
   done

@@ -6,6 +6,8 @@
   CX_BENCH_CORE_DECODED (65536) and CX_BENCH_E2E_DECODED (16384): cache.max_decoded of the compact-cache rows
   (the core one at the second CORE size with cache.max_customers = its customers),
   CX_BENCH_E2E_COMMIT_MS (5000): commit.interval_ms of the end-to-end tuning row ("0" leaves it out).
+`run.sh --instances N [key=value ...]` instead runs N cxstream instances of one group against the loaded broker
+once (scale-out on one machine) and prints one line: seconds to zero lag, records/s, each one's peak RSS and CPU.
 The broker is tools/kafka/broker.sh on CX_KAFKA_PORT (39192) with data in CX_KAFKA_DIR (/tmp/cxbench-kafka);
 it is started, and loaded with `cxstream gen`, when needed.
 """
@@ -99,19 +101,65 @@ def hwm_kb(pid):
     return 0
 
 
-def timed_group(cmd, group, topics, cwd=None):
-    """Starts cmd, waits for the group's committed offsets to reach the end, returns (s, peak RSS MB)."""
+def timed_group(cmds, group, topics, cwd=None):
+    """Starts every command of cmds (members of one group), waits for the group's committed offsets to
+    reach the end, returns (s, [peak RSS MB, CPU s] of each)."""
     t0 = time.time()
-    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=open("/tmp/cxbench-%s.log" % group, "w"))
+    ps = [subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL,
+                           stderr=open("/tmp/cxbench-%s-%d.log" % (group, i), "w")) for i, cmd in enumerate(cmds)]
     try:
         out = subprocess.run([PY, os.path.join(HERE, "lag.py"), BROKERS, group, "--since", str(t0), "--timeout", "900"]
                              + topics, check=True, capture_output=True, text=True).stdout
         secs = float(out.strip())
-        rss = hwm_kb(p.pid) / 1024.0
+        used = [(hwm_kb(p.pid) / 1024.0, cpu_s(p.pid)) for p in ps]
     finally:
-        p.terminate()
-        p.wait(60)
-    return secs, rss
+        for p in ps:
+            p.terminate()
+        for p in ps:
+            p.wait(60)
+    return secs, used
+
+
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def cx_conf(path, group, sdir, extra):
+    """A cxstream config for the end-to-end runs: its own changelog and partials topics, as Kafka Streams
+    names them after the application id (with the shared cx.changelog every run restored the earlier
+    runs' state first)."""
+    with open(path, "w") as f:
+        f.write("bootstrap.servers=%s\ngroup.id=%s\nstate.dir=%s\nenriched.enabled=false\nlog.level=warn\n"
+                "topic.changelog=%s.changelog\ntopic.partials=%s.partials\n%s"
+                % (BROKERS, group, sdir, group, group, extra))
+    return [os.path.join(BUILD, "cxstream"), "run", "-c", path]
+
+
+def instances(n, settings):
+    """--instances N [key=value ...]: N cxstream instances of one group on this machine against the loaded
+    benchmark broker (scale-out on one machine); one line of figures, one run."""
+    subprocess.run(["bash", os.path.join(HERE, "build.sh")], check=True, stdout=subprocess.DEVNULL)
+    records = int(bare()["records"])
+    if records == 0:
+        log("no records on %s: run run.sh once to load the broker" % BROKERS)
+        return 1
+    group = "cxbench-instances%d-%d" % (n, time.time())
+    cmds = []
+    for i in range(n):
+        sdir = "/tmp/cxbench-state-i%d" % i
+        shutil.rmtree(sdir, ignore_errors=True)
+        # http.port=0: the instances would share the default port
+        cmds.append(cx_conf("/tmp/cxbench-run-i%d.conf" % i, group, sdir,
+                            "".join(kv + "\n" for kv in ["http.port=0"] + settings)))
+    log("%d instances of group %s" % (n, group))
+    secs, used = timed_group(cmds, group, INPUTS)
+    for i in range(n):
+        shutil.rmtree("/tmp/cxbench-state-i%d" % i, ignore_errors=True)
+    print("instances=%d records=%d seconds=%.3f records_per_s=%.0f %s" % (n, records, secs, records / secs, " ".join(
+        "peak_rss_mb_%d=%.0f cpu_s_%d=%.1f" % (i + 1, rss, i + 1, cpu) for i, (rss, cpu) in enumerate(used))))
+    return 0
 
 
 def main():
@@ -172,31 +220,23 @@ def main():
         for i in range(RUNS):
             group, sdir = "cxbench-run%s-%s-%d" % (name, tag, i), "/tmp/cxbench-state-%d" % i
             shutil.rmtree(sdir, ignore_errors=True)
-            conf = "/tmp/cxbench-run-%d.conf" % i
-            with open(conf, "w") as f:
-                # its own changelog and partials topics, as Kafka Streams names them after the application
-                # id: with the shared cx.changelog every run restored the earlier runs' state first
-                f.write("bootstrap.servers=%s\ngroup.id=%s\nstate.dir=%s\nenriched.enabled=false\nlog.level=warn\n"
-                        "topic.changelog=%s.changelog\ntopic.partials=%s.partials\n%s"
-                        % (BROKERS, group, sdir, group, group, extra))
             log("end to end cxstream%s run %d" % (name, i + 1))
-            cx.append(timed_group([os.path.join(BUILD, "cxstream"), "run", "-c", conf], group, INPUTS))
+            secs, used = timed_group([cx_conf("/tmp/cxbench-run-%d.conf" % i, group, sdir, extra)], group, INPUTS)
+            cx.append((secs, used[0][0]))
             shutil.rmtree(sdir, ignore_errors=True)
         return records / med(s for s, _ in cx), med(r for _, r in cx)
 
+    def e2e_row(what, rps, rss):
+        rows.append(("end to end", what, {"rec/s": rps, "peak RSS MB": rss, "ratio to bare": rps / bare_rps,
+                                          "ratio to kcat": rps / kcat_rps}))
+
     cx_rps, cx_rss = e2e("", "")
-    rows.append(("end to end", "cxstream run, enriched off, %s records, 4 partitions" % f"{records:,}",
-                 {"rec/s": cx_rps, "peak RSS MB": cx_rss, "ratio to bare": cx_rps / bare_rps,
-                  "ratio to kcat": cx_rps / kcat_rps}))
+    e2e_row("cxstream run, enriched off, %s records, 4 partitions" % f"{records:,}", cx_rps, cx_rss)
     cc_rps, cc_rss = e2e("-compact", "cache.max_decoded=%d\n" % E2E_DECODED)
-    rows.append(("end to end", "the same with cache.max_decoded=%s" % f"{E2E_DECODED:,}",
-                 {"rec/s": cc_rps, "peak RSS MB": cc_rss, "ratio to bare": cc_rps / bare_rps,
-                  "ratio to kcat": cc_rps / kcat_rps}))
+    e2e_row("the same with cache.max_decoded=%s" % f"{E2E_DECODED:,}", cc_rps, cc_rss)
     if E2E_COMMIT_MS:
         ci_rps, ci_rss = e2e("-commit%d" % E2E_COMMIT_MS, "commit.interval_ms=%d\n" % E2E_COMMIT_MS)
-        rows.append(("end to end", "the same with commit.interval_ms=%s (default 1,000)" % f"{E2E_COMMIT_MS:,}",
-                     {"rec/s": ci_rps, "peak RSS MB": ci_rss, "ratio to bare": ci_rps / bare_rps,
-                      "ratio to kcat": ci_rps / kcat_rps}))
+        e2e_row("the same with commit.interval_ms=%s (default 1,000)" % f"{E2E_COMMIT_MS:,}", ci_rps, ci_rss)
 
     ks = []
     ks_records = 0
@@ -210,8 +250,9 @@ def main():
         group, sdir = "cxbench-ks-%s-%d" % (tag, i), "/tmp/cxbench-ks-%d" % i
         shutil.rmtree(sdir, ignore_errors=True)
         log("Kafka Streams run %d" % (i + 1))
-        ks.append(timed_group(["java", "-Xmx1g", "-cp", "target/classes:target/lib/*", "cxbench.Peer", BROKERS, group,
-                               sdir, "2"], group, ["cx.play", "cx.purchase"], cwd=jar))
+        secs, used = timed_group([["java", "-Xmx1g", "-cp", "target/classes:target/lib/*", "cxbench.Peer", BROKERS,
+                                   group, sdir, "2"]], group, ["cx.play", "cx.purchase"], cwd=jar)
+        ks.append((secs, used[0][0]))
         shutil.rmtree(sdir, ignore_errors=True)
     ks_rps = ks_records / med(s for s, _ in ks)
     ks_rss = med(r for _, r in ks)
@@ -232,4 +273,13 @@ def main():
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--instances"]:
+        if len(sys.argv) < 3 or not re.fullmatch(r"[1-9][0-9]*", sys.argv[2]) or \
+                any("=" not in kv for kv in sys.argv[3:]):
+            sys.stderr.write("usage: run.sh --instances N [key=value ...] (N a positive integer)\n")
+            sys.exit(2)
+        sys.exit(instances(int(sys.argv[2]), sys.argv[3:]))
+    if len(sys.argv) > 1:
+        sys.stderr.write("run.py: unknown arguments %s (only --instances N [key=value ...])\n" % " ".join(sys.argv[1:]))
+        sys.exit(2)
     sys.exit(main())

@@ -119,6 +119,11 @@ static const cfg_key_t cfg_keys[] = {
      "purchases in other currencies go to the DLQ (UNKNOWN_CURRENCY)."},
     ENUM("processing.guarantee", guarantee, "at_least_once", guarantee_names,
          "`exactly_once` uses Kafka transactions for outputs, changelog, partials and offsets."),
+    I32("processing.threads", processing_threads, "1", 1, CX_THREADS_MAX,
+        "Pipelines of `cxstream run`, each on its own thread and a member of the group with its own share "
+        "of the partitions, producer, state (`state.dir`/thread-K when above 1) and an equal share of "
+        "`cache.max_customers`, `cache.max_decoded`, `state.block_cache_mb` and `state.write_buffer_mb`, "
+        "so the instance's memory stays bounded by those (like Kafka Streams' `num.stream.threads`)."),
     I32("input.partitions", input_partitions, "0", 0, 100000, "Input partition count P; 0 = discover from the broker."),
     I32("replay.partitions", replay_partitions, "1", 1, 1024,
         "Partitions simulated by `replay` (by murmur2 of the key); `--partitions` overrides."),

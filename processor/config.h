@@ -42,6 +42,7 @@ typedef struct cx_kv {
 } cx_kv_t;
 
 typedef enum { CX_GUARANTEE_AT_LEAST_ONCE = 0, CX_GUARANTEE_EXACTLY_ONCE } cx_guarantee_t;
+#define CX_THREADS_MAX 64 /* processing.threads */
 typedef enum { CX_SCORING_FIXED = 0, CX_SCORING_QUANTILE } cx_scoring_t;
 typedef enum { CX_LOG_FORMAT_TEXT = 0, CX_LOG_FORMAT_JSON } cx_log_format_t;
 
@@ -71,7 +72,8 @@ typedef struct cx_config {
     char **currencies;                 /* NULL-free array of 3-letter codes; empty = any */
     size_t n_currencies;
     cx_guarantee_t guarantee;
-    int32_t input_partitions; /* 0 = discover */
+    int32_t processing_threads; /* pipelines of `run`, each a group member (CX_THREADS_MAX at most) */
+    int32_t input_partitions;   /* 0 = discover */
     int32_t replay_partitions;
 
     /* RFM (DESIGN §6) */

@@ -246,7 +246,7 @@ int cx_cmd_demo(int argc, char **argv) {
         goto done;
     }
     /* the dashboard and API (http.port, default 9464; --http-port 0 turns it off) */
-    if (cfg->http_port && !(http = cx_http_start_runner(cfg, r, err, sizeof err))) {
+    if (cfg->http_port && !(http = cx_http_start_runners(cfg, &r, 1, err, sizeof err))) {
         if (http_port_set) {
             fprintf(stderr, "cxstream demo: http: %s\n", err);
             goto done;

@@ -121,7 +121,9 @@ static enum MHD_Result h_readyz(cx_http_t *h, struct MHD_Connection *c) {
         cx_buf_appendf(&b, "{\"ready\":false,\"state\":\"busy\"}");
         return send_json(c, MHD_HTTP_SERVICE_UNAVAILABLE, &b);
     }
-    bool ready = h->prov.ready ? h->prov.ready(h->prov.opaque, &m) : h->prov.pipeline(h->prov.opaque) != NULL;
+    cx_pipeline_t *pls[CX_THREADS_MAX];
+    bool ready =
+        h->prov.ready ? h->prov.ready(h->prov.opaque, &m) : h->prov.pipelines(h->prov.opaque, pls, CX_THREADS_MAX) > 0;
     h->prov.unlock(h->prov.opaque);
     cx_buf_appendf(&b, "{\"ready\":%s", ready ? "true" : "false");
     if (m.len) {
@@ -152,14 +154,17 @@ static enum MHD_Result h_customer(cx_http_t *h, struct MHD_Connection *c, const 
         return send_error(c, MHD_HTTP_BAD_REQUEST, "malformed customer id: 1-128 bytes of [A-Za-z0-9._:@-] expected",
                           NULL);
     if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
-    cx_pipeline_t *pl = h->prov.pipeline(h->prov.opaque);
+    cx_pipeline_t *pls[CX_THREADS_MAX], *pl = NULL;
+    size_t npl = h->prov.pipelines(h->prov.opaque, pls, CX_THREADS_MAX);
     int32_t np = h->prov.partitions(h->prov.opaque);
-    if (!pl || np <= 0) {
+    if (!npl || np <= 0) {
         h->prov.unlock(h->prov.opaque);
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL);
     }
     int32_t part = cx_murmur2_partition(cid, len, np);
-    if (!cx_pipeline_owns(pl, (uint16_t)part)) {
+    for (size_t i = 0; i < npl && !pl; i++)
+        if (cx_pipeline_owns(pls[i], (uint16_t)part)) pl = pls[i];
+    if (!pl) {
         char owner[CX_OWNER_ADDR_MAX + 1] = "";
         bool known = h->prov.owner && h->prov.owner(h->prov.opaque, part, owner, sizeof owner) &&
                      cx_owners_addr_valid(owner, strlen(owner));
@@ -202,6 +207,54 @@ static void nps_members(cx_buf_t *b, const cx_nps_counts_t *cnt) {
         cnt->promoters + cnt->passives + cnt->detractors, cnt->promoters, cnt->passives, cnt->detractors);
 }
 
+static int topk_by_count(const void *a, const void *b) {
+    const cx_topk_item_t *x = a, *y = b;
+    if (x->count != y->count) return x->count > y->count ? -1 : 1;
+    return strcmp(x->term, y->term);
+}
+
+/* The top n comment terms over several pipelines: each one's top CX_VOC_MERGE_TOP summed by term
+ * (counts and errors add, as for space-saving summaries), then the n largest. One pipeline: its own. */
+#define CX_VOC_MERGE_TOP 50
+static cx_err_t merged_themes(cx_pipeline_t *const *pls, size_t npl, int by, const char *name, int category,
+                              cx_topk_item_t *out, size_t n, size_t *n_out, uint64_t *total, bool *found) {
+    if (npl == 1) return cx_voc_themes(cx_pipeline_voc(pls[0]), by, name, category, out, n, n_out, total, found);
+    size_t cap = npl * CX_VOC_MERGE_TOP, m = 0;
+    cx_topk_item_t *all = malloc(cap * sizeof *all), part[CX_VOC_MERGE_TOP];
+    if (!all) return CX_ERR_NOMEM;
+    *n_out = 0;
+    *total = 0;
+    *found = false;
+    for (size_t i = 0; i < npl; i++) {
+        size_t got = 0;
+        uint64_t t = 0;
+        bool f = false;
+        cx_err_t rc = cx_voc_themes(cx_pipeline_voc(pls[i]), by, name, category, part, CX_VOC_MERGE_TOP, &got, &t, &f);
+        if (rc != CX_OK) {
+            free(all);
+            return rc;
+        }
+        *found |= f;
+        *total += t;
+        for (size_t j = 0; j < got; j++) {
+            size_t k = 0;
+            while (k < m && !(all[k].len == part[j].len && memcmp(all[k].term, part[j].term, part[j].len) == 0))
+                k++;
+            if (k == m) {
+                all[m++] = part[j];
+            } else {
+                all[k].count += part[j].count;
+                all[k].error += part[j].error;
+            }
+        }
+    }
+    qsort(all, m, sizeof *all, topk_by_count);
+    *n_out = m < n ? m : n;
+    memcpy(out, all, *n_out * sizeof *all);
+    free(all);
+    return CX_OK;
+}
+
 /* /segments/{name}/themes and /touchpoints/{name}/themes ?category=detractor|promoter&n=1..50:
  * the top comment terms (voc.h), merged over the owned partitions. */
 static enum MHD_Result h_themes(cx_http_t *h, struct MHD_Connection *c, int by, const char *rest) {
@@ -228,11 +281,12 @@ static enum MHD_Result h_themes(cx_http_t *h, struct MHD_Connection *c, int by, 
     uint64_t total = 0;
     bool found = false;
     if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
-    cx_pipeline_t *pl = h->prov.pipeline(h->prov.opaque);
-    cx_err_t rc = pl ? cx_voc_themes(cx_pipeline_voc(pl), by, name, category, items, (size_t)n, &got, &total, &found)
-                     : CX_ERR_STATE;
+    cx_pipeline_t *pls[CX_THREADS_MAX];
+    size_t npl = h->prov.pipelines(h->prov.opaque, pls, CX_THREADS_MAX);
+    cx_err_t rc =
+        npl ? merged_themes(pls, npl, by, name, category, items, (size_t)n, &got, &total, &found) : CX_ERR_STATE;
     h->prov.unlock(h->prov.opaque);
-    if (!pl) return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL);
+    if (!npl) return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL);
     if (rc != CX_OK) return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, cx_err2str(rc), NULL);
     if (!found) return send_error(c, MHD_HTTP_NOT_FOUND, "unknown segment", NULL);
     cx_buf_t b = CX_BUF_INIT;
@@ -251,23 +305,56 @@ static enum MHD_Result h_themes(cx_http_t *h, struct MHD_Connection *c, int by, 
     return send_json(c, MHD_HTTP_OK, &b);
 }
 
+static void voc_segment_add(cx_voc_segment_t *a, const cx_voc_segment_t *b) {
+    cx_nps_counts_merge(&a->nps, &b->nps);
+    a->monetary_minor_sum += b->monetary_minor_sum;
+    a->clv_minor_sum += b->clv_minor_sum;
+    a->triggers += b->triggers;
+    a->sends_test += b->sends_test;
+    a->responders += b->responders;
+}
+
 static enum MHD_Result h_segments(cx_http_t *h, struct MHD_Connection *c) {
-    int64_t counts[CX_SEGMENTS_MAX];
+    int64_t counts[CX_SEGMENTS_MAX] = {0};
+    cx_voc_segment_t vs[CX_SEGMENTS_MAX];
+    cx_voc_touchpoint_t tps[64];
+    size_t ntp = 0;
+    int64_t wm = INT64_MIN;
+    memset(vs, 0, sizeof vs);
     if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
-    cx_pipeline_t *pl = h->prov.pipeline(h->prov.opaque);
-    if (!pl) {
+    cx_pipeline_t *pls[CX_THREADS_MAX];
+    size_t npl = h->prov.pipelines(h->prov.opaque, pls, CX_THREADS_MAX);
+    if (!npl) {
         h->prov.unlock(h->prov.opaque);
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL);
     }
-    cx_pipeline_segment_counts(pl, counts, CX_SEGMENTS_MAX);
-    cx_voc_segment_t vs[CX_SEGMENTS_MAX];
-    cx_voc_touchpoint_t tps[64];
-    cx_voc_segments(cx_pipeline_voc(pl), vs, CX_SEGMENTS_MAX);
-    size_t ntp = cx_voc_touchpoints(cx_pipeline_voc(pl), tps, sizeof tps / sizeof tps[0]);
-    int64_t wm = INT64_MIN;
-    for (int i = 0; i < CX_PARTS_MAX; i++)
-        if (cx_pipeline_owns(pl, (uint16_t)i) && cx_pipeline_watermark(pl, (uint16_t)i) > wm)
-            wm = cx_pipeline_watermark(pl, (uint16_t)i);
+    /* each pipeline's own partitions; several (processing.threads) are summed */
+    for (size_t k = 0; k < npl; k++) {
+        int64_t cnt[CX_SEGMENTS_MAX];
+        cx_voc_segment_t v[CX_SEGMENTS_MAX];
+        cx_voc_touchpoint_t tp[64];
+        cx_pipeline_segment_counts(pls[k], cnt, CX_SEGMENTS_MAX);
+        cx_voc_segments(cx_pipeline_voc(pls[k]), v, CX_SEGMENTS_MAX);
+        for (size_t s = 0; s < CX_SEGMENTS_MAX; s++) {
+            counts[s] += cnt[s];
+            voc_segment_add(&vs[s], &v[s]);
+        }
+        size_t nt = cx_voc_touchpoints(cx_pipeline_voc(pls[k]), tp, sizeof tp / sizeof tp[0]);
+        for (size_t t = 0; t < nt; t++) {
+            size_t j = 0;
+            while (j < ntp && strcmp(tps[j].name, tp[t].name) != 0)
+                j++;
+            if (j == ntp && ntp == sizeof tps / sizeof tps[0]) continue;
+            if (j == ntp) {
+                tps[ntp++] = tp[t];
+            } else {
+                cx_nps_counts_merge(&tps[j].nps, &tp[t].nps);
+            }
+        }
+        for (int i = 0; i < CX_PARTS_MAX; i++)
+            if (cx_pipeline_owns(pls[k], (uint16_t)i) && cx_pipeline_watermark(pls[k], (uint16_t)i) > wm)
+                wm = cx_pipeline_watermark(pls[k], (uint16_t)i);
+    }
     h->prov.unlock(h->prov.opaque);
 
     const cx_config_t *cfg = h->cfg;
@@ -340,8 +427,8 @@ static cx_err_t kpi_list_add(void *opaque, const cx_kpi_t *kpi) {
 }
 
 static cx_err_t pipeline_campaigns(cx_http_t *h, const char *id, cx_buf_t *out, bool *found) {
-    cx_pipeline_t *pl = h->prov.pipeline(h->prov.opaque);
-    cx_campaigns_t *k = pl ? cx_pipeline_campaigns(pl) : NULL;
+    cx_pipeline_t *pls[CX_THREADS_MAX];
+    cx_campaigns_t *k = h->prov.pipelines(h->prov.opaque, pls, CX_THREADS_MAX) ? cx_pipeline_campaigns(pls[0]) : NULL;
     if (id) {
         cx_kpi_t kpi;
         *found = k && cx_campaigns_kpi(k, id, &kpi);
@@ -377,15 +464,25 @@ static enum MHD_Result h_campaigns(cx_http_t *h, struct MHD_Connection *c, const
 /* Counters for the dashboard's live rates (events/s is the difference of two polls). */
 static enum MHD_Result h_stats(cx_http_t *h, struct MHD_Connection *c) {
     if (!h->prov.lock(h->prov.opaque, h->opts.lock_timeout_ms)) return send_busy(c);
-    cx_pipeline_t *pl = h->prov.pipeline(h->prov.opaque);
-    if (!pl) {
+    cx_pipeline_t *pls[CX_THREADS_MAX];
+    size_t npl = h->prov.pipelines(h->prov.opaque, pls, CX_THREADS_MAX);
+    if (!npl) {
         h->prov.unlock(h->prov.opaque);
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", NULL);
     }
-    cx_pipeline_stats_t st = cx_pipeline_stats(pl);
+    cx_pipeline_stats_t st = {0};
     int owned = 0;
-    for (int i = 0; i < CX_PARTS_MAX; i++)
-        owned += cx_pipeline_owns(pl, (uint16_t)i);
+    for (size_t k = 0; k < npl; k++) {
+        cx_pipeline_stats_t s = cx_pipeline_stats(pls[k]);
+        st.events += s.events;
+        st.duplicates += s.duplicates;
+        st.late += s.late;
+        st.timers_fired += s.timers_fired;
+        for (size_t i = 0; i < sizeof st.out / sizeof st.out[0]; i++)
+            st.out[i] += s.out[i];
+        for (int i = 0; i < CX_PARTS_MAX; i++)
+            owned += cx_pipeline_owns(pls[k], (uint16_t)i);
+    }
     h->prov.unlock(h->prov.opaque);
     cx_buf_t b = CX_BUF_INIT;
     cx_buf_appendf(&b,
@@ -522,114 +619,155 @@ void cx_http_stop(cx_http_t *h) {
     free(h);
 }
 
-/* ---------- provider over a runner ---------- */
+/* ---------- provider over runners (one per pipeline thread) ---------- */
 
 typedef struct runner_prov {
-    cx_runner_t *r;
+    cx_runner_t *r[CX_THREADS_MAX];
+    size_t n;
     const cx_config_t *cfg;
 } runner_prov_t;
 
+/* Every runner's lock in index order (the only order anyone takes more than one), each within
+ * what is left of timeout_ms. */
 static bool rp_lock(void *o, int timeout_ms) {
-    return cx_runner_lock_timed(((runner_prov_t *)o)->r, timeout_ms);
+    runner_prov_t *rp = o;
+    int64_t until = cx_mono_ms() + timeout_ms;
+    for (size_t i = 0; i < rp->n; i++) {
+        int64_t left = until - cx_mono_ms();
+        if (!cx_runner_lock_timed(rp->r[i], left > 0 ? (int)left : 0)) {
+            while (i--)
+                cx_runner_unlock(rp->r[i]);
+            return false;
+        }
+    }
+    return true;
 }
 static void rp_unlock(void *o) {
-    cx_runner_unlock(((runner_prov_t *)o)->r);
+    runner_prov_t *rp = o;
+    for (size_t i = rp->n; i--;)
+        cx_runner_unlock(rp->r[i]);
 }
 
+/* Alive while every pipeline is: the first one starting, stopped or stalled names the state. */
 static bool rp_alive(void *o, const char **state) {
     runner_prov_t *rp = o;
-    int64_t hb = cx_runner_heartbeat_ms(rp->r);
-    bool started = cx_runner_started(rp->r);
-    if (!started) {
-        *state = hb ? "stopped" : "starting";
-        return !hb;
-    }
-    /* a poll returns within its timeout plus one batch and at most one commit cycle */
-    int64_t stale_ms = 60000 + rp->cfg->commit_interval_ms;
-    if (hb && cx_mono_ms() - hb > stale_ms) {
-        *state = "stalled";
-        return false;
-    }
     *state = "ok";
+    for (size_t i = 0; i < rp->n; i++) {
+        int64_t hb = cx_runner_heartbeat_ms(rp->r[i]);
+        if (!cx_runner_started(rp->r[i])) {
+            *state = hb ? "stopped" : "starting";
+            if (hb) return false;
+            continue;
+        }
+        /* a poll returns within its timeout plus one batch and at most one commit cycle */
+        int64_t stale_ms = 60000 + rp->cfg->commit_interval_ms;
+        if (hb && cx_mono_ms() - hb > stale_ms) {
+            *state = "stalled";
+            return false;
+        }
+    }
     return true;
 }
 
 static bool rp_ready(void *o, cx_buf_t *m) {
     runner_prov_t *rp = o;
-    if (!cx_runner_started(rp->r)) {
-        cx_buf_appendf(m, "\"state\":\"starting\",\"campaigns_loaded\":false,\"partitions\":0");
-        return false;
+    int partitions = 0, pending = 0;
+    uint64_t campaigns = 0, restored = 0, records = 0;
+    const cx_runner_restore_t *active = NULL;
+    cx_runner_restore_t rs[CX_THREADS_MAX];
+    for (size_t i = 0; i < rp->n; i++) {
+        if (!cx_runner_started(rp->r[i])) {
+            cx_buf_appendf(m, "\"state\":\"starting\",\"campaigns_loaded\":false,\"partitions\":0");
+            return false;
+        }
+        cx_runner_stats_t st = cx_runner_stats(rp->r[i]);
+        rs[i] = cx_runner_restore_status(rp->r[i]);
+        partitions += st.partitions;
+        campaigns = st.campaigns > campaigns ? st.campaigns : campaigns; /* each thread reads the table */
+        pending += rs[i].pending;
+        restored += rs[i].partitions_restored;
+        records += rs[i].records_total;
+        if (rs[i].active && !active) active = &rs[i];
     }
-    cx_runner_stats_t st = cx_runner_stats(rp->r);
-    cx_runner_restore_t rs = cx_runner_restore_status(rp->r);
-    bool ready = st.partitions > 0 && rs.pending == 0;
+    bool ready = partitions > 0 && pending == 0;
     cx_buf_appendf(m,
                    "\"state\":\"%s\",\"campaigns_loaded\":true,\"partitions\":%d,\"input_partitions\":%" PRId32
                    ",\"campaigns\":%" PRIu64,
-                   ready        ? "running"
-                   : rs.pending ? "restoring"
-                                : "waiting_for_assignment",
-                   st.partitions, cx_runner_partition_count(rp->r), st.campaigns);
+                   ready     ? "running"
+                   : pending ? "restoring"
+                             : "waiting_for_assignment",
+                   partitions, cx_runner_partition_count(rp->r[0]), campaigns);
+    if (rp->n > 1) cx_buf_appendf(m, ",\"threads\":%zu", rp->n);
     /* changelog restore (changelog.h): partitions still to restore and the one being read */
-    cx_buf_appendf(m, ",\"restoring_partitions\":%d,\"restore\":", rs.pending);
-    if (rs.active)
+    cx_buf_appendf(m, ",\"restoring_partitions\":%d,\"restore\":", pending);
+    if (active)
         cx_buf_appendf(m,
                        "{\"partition\":%u,\"from\":%" PRId64 ",\"position\":%" PRId64 ",\"end\":%" PRId64
                        ",\"records\":%" PRIu64 ",\"seconds\":%.3f}",
-                       rs.current.part, rs.current.from, rs.current.position, rs.current.end, rs.current.records,
-                       rs.current.seconds);
+                       active->current.part, active->current.from, active->current.position, active->current.end,
+                       active->current.records, active->current.seconds);
     else
         cx_buf_appendf(m, "null");
-    cx_buf_appendf(m, ",\"restored_partitions\":%" PRIu64 ",\"restored_records\":%" PRIu64, rs.partitions_restored,
-                   rs.records_total);
+    cx_buf_appendf(m, ",\"restored_partitions\":%" PRIu64 ",\"restored_records\":%" PRIu64, restored, records);
     return ready;
 }
 
-static cx_pipeline_t *rp_pipeline(void *o) {
+static size_t rp_pipelines(void *o, cx_pipeline_t **out, size_t cap) {
     runner_prov_t *rp = o;
-    return cx_runner_started(rp->r) ? cx_runner_pipeline(rp->r) : NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < rp->n; i++)
+        if (!cx_runner_started(rp->r[i])) return 0; /* all or none */
+    for (size_t i = 0; i < rp->n && n < cap; i++)
+        out[n++] = cx_runner_pipeline(rp->r[i]);
+    return n;
 }
 
 static int32_t rp_partitions(void *o) {
     runner_prov_t *rp = o;
-    return cx_runner_started(rp->r) ? cx_runner_partition_count(rp->r) : 0;
+    return cx_runner_started(rp->r[0]) ? cx_runner_partition_count(rp->r[0]) : 0;
 }
 
 static bool rp_owner(void *o, int32_t part, char *addr, size_t addr_size) {
     runner_prov_t *rp = o;
-    return cx_runner_started(rp->r) && cx_runner_owner(rp->r, part, addr, addr_size);
+    return cx_runner_started(rp->r[0]) && cx_runner_owner(rp->r[0], part, addr, addr_size);
 }
 
 static cx_err_t rp_metrics(void *o, cx_buf_t *out) {
     runner_prov_t *rp = o;
-    return cx_metrics_collect_runner(out, rp->cfg, rp->r, cx_wall_ms());
+    return cx_metrics_collect_runners(out, rp->cfg, rp->r, rp->n, cx_wall_ms());
 }
 
-cx_http_t *cx_http_start_runner(const cx_config_t *cfg, cx_runner_t *r, char *errstr, size_t n) {
-    runner_prov_t *rp = calloc(1, sizeof *rp);
-    if (!rp) {
-        cx_seterr(errstr, n, "out of memory");
+cx_http_t *cx_http_start_runners(const cx_config_t *cfg, cx_runner_t *const *r, size_t n, char *errstr, size_t en) {
+    if (n < 1 || n > CX_THREADS_MAX) {
+        cx_seterr(errstr, en, "%zu runners: 1..%d expected", n, CX_THREADS_MAX);
         return NULL;
     }
-    rp->r = r;
+    runner_prov_t *rp = calloc(1, sizeof *rp);
+    if (!rp) {
+        cx_seterr(errstr, en, "out of memory");
+        return NULL;
+    }
+    memcpy(rp->r, r, n * sizeof *r);
+    rp->n = n;
     rp->cfg = cfg;
     cx_http_provider_t prov = {.opaque = rp,
                                .lock = rp_lock,
                                .unlock = rp_unlock,
                                .alive = rp_alive,
                                .ready = rp_ready,
-                               .pipeline = rp_pipeline,
+                               .pipelines = rp_pipelines,
                                .partitions = rp_partitions,
                                .metrics = rp_metrics,
                                .owner = rp_owner,
                                .campaigns = NULL};
     cx_http_opts_t o = {.bind = cfg->http_bind, .port = (uint16_t)cfg->http_port};
-    cx_http_t *h = cx_http_start(cfg, &o, &prov, errstr, n);
+    cx_http_t *h = cx_http_start(cfg, &o, &prov, errstr, en);
     if (!h) {
         free(rp);
         return NULL;
     }
     h->owned = rp;
-    cx_runner_http_serving(r); /* from now on the runner advertises this server (owner records) */
+    for (size_t i = 0; i < n; i++)
+        cx_runner_http_serving(r[i]); /* from now on the runners advertise this server (owner records) */
     return h;
 }

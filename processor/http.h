@@ -6,7 +6,7 @@
  * The server runs on its own threads (MHD's internal polling threads, a small pool, with a
  * connection timeout), so a slow or stalled client never blocks the processor or other clients.
  * It reads the pipeline through a provider: a set of callbacks with a lock that the processing
- * loop also holds while it processes (the runner's lock; cx_http_start_runner wires it). Every
+ * loop also holds while it processes (the runners' locks; cx_http_start_runners wires them). Every
  * response of ours is JSON except /metrics (text/plain; version=0.0.4) and the dashboard files;
  * protocol errors that MHD answers itself (414 for an over-long URL, 400 for a malformed request)
  * carry MHD's own small bodies.
@@ -37,13 +37,16 @@ typedef struct cx_http_provider {
     /* With the lock: ready to serve (/readyz). Appends JSON object members (no braces, no leading
      * comma) describing the state, e.g. "state":"running","partitions":2. */
     bool (*ready)(void *opaque, cx_buf_t *members);
-    /* With the lock: the pipeline, or NULL while it must not be read (starting, stopped). */
-    cx_pipeline_t *(*pipeline)(void *opaque);
+    /* With the lock: the pipelines that may be read (none while starting or stopped), at most cap
+     * into out; returns their number. Several with `processing.threads` > 1: each owns its own
+     * partitions, and the answers merge them (campaign KPIs, merged from cx.partials, are the same
+     * in each: the first one's are used). */
+    size_t (*pipelines)(void *opaque, cx_pipeline_t **out, size_t cap);
     /* With the lock: partitions per input topic, to find a customer's partition; 0 when unknown. */
     int32_t (*partitions)(void *opaque);
     /* With the lock: appends the Prometheus exposition. */
     cx_err_t (*metrics)(void *opaque, cx_buf_t *out);
-    /* Optional; NULL: the merged KPIs of pipeline()'s campaigns (cx_campaigns_each_kpi, CampaignKpi
+    /* Optional; NULL: the merged KPIs of the first pipeline's campaigns (cx_campaigns_each_kpi, CampaignKpi
      * JSON, [] and 404 while the pipeline is NULL). With the lock: id NULL appends a JSON array of
      * KPI objects; otherwise one JSON object, *found false for an unknown campaign. */
     cx_err_t (*campaigns)(void *opaque, const char *id, cx_buf_t *out, bool *found);
@@ -71,8 +74,10 @@ uint16_t cx_http_port(const cx_http_t *h);
 /* Stops accepting, waits for running handlers, frees. NULL ok. */
 void cx_http_stop(cx_http_t *h);
 
-/* The server for a runner (`run`, `demo`) on cfg->http_bind:cfg->http_port, reading it under
- * cx_runner_lock. The runner must outlive the server. */
-cx_http_t *cx_http_start_runner(const cx_config_t *cfg, struct cx_runner *r, char *errstr, size_t errstr_size);
+/* The server for runners (`run` with one per pipeline thread, `demo` with one) on
+ * cfg->http_bind:cfg->http_port, reading them under their locks (taken in index order). The runners
+ * must outlive the server; n ≤ CX_THREADS_MAX. */
+cx_http_t *cx_http_start_runners(const cx_config_t *cfg, struct cx_runner *const *r, size_t n, char *errstr,
+                                 size_t errstr_size);
 
 #endif

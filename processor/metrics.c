@@ -432,3 +432,119 @@ cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const cx_config_t *cfg, cx_runne
     TRY(cx_metrics_collect_restore(b, &rs));
     return cx_metrics_collect_pipeline(b, cfg, pl, now_ms);
 }
+
+/* ---------- several runners: one exposition with a thread label ---------- */
+
+typedef struct fam_block {
+    const char *name; /* in its buffer, not NUL-terminated */
+    size_t name_len;
+    const char *head; /* the # HELP and # TYPE lines */
+    size_t head_len;
+    const char *samples;
+    size_t samples_len;
+    size_t input;
+} fam_block_t;
+
+/* The name after "# HELP " at line; 0 when line is not a HELP line. */
+static size_t help_name(const char *line, size_t len, const char **name) {
+    if (len < 8 || memcmp(line, "# HELP ", 7) != 0) return 0;
+    const char *sp = memchr(line + 7, ' ', len - 7);
+    *name = line + 7;
+    return sp ? (size_t)(sp - (line + 7)) : len - 7;
+}
+
+/* Splits one exposition into family blocks, appended to *blocks. */
+static cx_err_t split_families(const cx_buf_t *in, size_t input, fam_block_t **blocks, size_t *n, size_t *cap) {
+    const char *p = (const char *)in->data, *end = p + in->len;
+    fam_block_t *cur = NULL;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *next = nl ? nl + 1 : end;
+        const char *name;
+        size_t nlen = help_name(p, (size_t)(next - p), &name);
+        if (nlen) {
+            if (*n == *cap) {
+                size_t c = *cap ? *cap * 2 : 64;
+                fam_block_t *b = realloc(*blocks, c * sizeof *b);
+                if (!b) return CX_ERR_NOMEM;
+                *blocks = b;
+                *cap = c;
+            }
+            cur = &(*blocks)[(*n)++];
+            *cur = (fam_block_t){.name = name,
+                                 .name_len = nlen,
+                                 .head = p,
+                                 .head_len = (size_t)(next - p),
+                                 .samples = next,
+                                 .input = input};
+        } else if (cur && cur->samples_len == 0 && p[0] == '#') {
+            cur->head_len += (size_t)(next - p); /* the TYPE line */
+            cur->samples = next;
+        } else if (cur) {
+            cur->samples_len = (size_t)(next - cur->samples);
+        } else {
+            return CX_ERR_INVALID; /* a sample before any family */
+        }
+        p = next;
+    }
+    return CX_OK;
+}
+
+/* The sample lines of one block with label="input" first among each sample's labels. */
+static cx_err_t put_labelled(cx_buf_t *out, const fam_block_t *f, const char *label) {
+    const char *p = f->samples, *end = f->samples + f->samples_len;
+    cx_err_t rc = CX_OK;
+    while (p < end && rc == CX_OK) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *next = nl ? nl + 1 : end;
+        size_t nm = strcspn(p, "{ \n");
+        if (p + nm > next) nm = (size_t)(next - p);
+        const char *rest = p + nm;
+        bool has = *rest == '{', empty = has && rest[1] == '}';
+        rest += empty ? 2 : has ? 1 : 0;
+        rc = cx_buf_append(out, p, nm);
+        if (rc == CX_OK) rc = cx_buf_appendf(out, "{%s=\"%zu\"%s", label, f->input, has && !empty ? "," : "}");
+        if (rc == CX_OK) rc = cx_buf_append(out, rest, (size_t)(next - rest));
+        p = next;
+    }
+    return rc;
+}
+
+cx_err_t cx_metrics_merge_labelled(cx_buf_t *out, const cx_buf_t *in, size_t n, const char *label) {
+    fam_block_t *blocks = NULL;
+    size_t nb = 0, cap = 0;
+    cx_err_t rc = CX_OK;
+    bool *done = NULL;
+    for (size_t i = 0; i < n && rc == CX_OK; i++)
+        rc = split_families(&in[i], i, &blocks, &nb, &cap);
+    if (rc == CX_OK && nb && !(done = calloc(nb, sizeof *done))) rc = CX_ERR_NOMEM;
+    for (size_t i = 0; i < nb && rc == CX_OK; i++) {
+        if (done[i]) continue;
+        rc = cx_buf_append(out, blocks[i].head, blocks[i].head_len);
+        for (size_t j = i; j < nb && rc == CX_OK; j++) {
+            if (done[j] || blocks[j].name_len != blocks[i].name_len ||
+                memcmp(blocks[j].name, blocks[i].name, blocks[i].name_len) != 0)
+                continue;
+            done[j] = true;
+            rc = put_labelled(out, &blocks[j], label);
+        }
+    }
+    free(done);
+    free(blocks);
+    return rc;
+}
+
+cx_err_t cx_metrics_collect_runners(cx_buf_t *b, const cx_config_t *cfg, cx_runner_t *const *r, size_t n,
+                                    int64_t now_ms) {
+    if (n == 1) return cx_metrics_collect_runner(b, cfg, r[0], now_ms);
+    cx_buf_t *each = calloc(n, sizeof *each);
+    if (!each) return CX_ERR_NOMEM;
+    cx_err_t rc = CX_OK;
+    for (size_t i = 0; i < n && rc == CX_OK; i++)
+        rc = cx_metrics_collect_runner(&each[i], cfg, r[i], now_ms);
+    if (rc == CX_OK) rc = cx_metrics_merge_labelled(b, each, n, "thread");
+    for (size_t i = 0; i < n; i++)
+        cx_buf_free(&each[i]);
+    free(each);
+    return rc;
+}

@@ -84,5 +84,14 @@ cx_err_t cx_metrics_collect_restore(cx_buf_t *b, const struct cx_runner_restore 
  * commits and their latency, rebalances, partitions, consumer lag, state size, restore), then the
  * pipeline's. Call with the runner lock held. */
 cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const struct cx_config *cfg, struct cx_runner *r, int64_t now_ms);
+/* The same for the runners of one process (`processing.threads`): one runner's exposition as is;
+ * several: each one's families merged into one (HELP and TYPE once) with a `thread` label of the
+ * runner's index on every sample. Call with every runner's lock held. */
+cx_err_t cx_metrics_collect_runners(cx_buf_t *b, const struct cx_config *cfg, struct cx_runner *const *r, size_t n,
+                                    int64_t now_ms);
+/* Merges n expositions (as cx_metrics_family and the sample functions write them: a family is
+ * its "# HELP" and "# TYPE" lines and the samples after them) into out: each family once, in order
+ * of first appearance, with the samples of input k labelled <label>="<k>". */
+cx_err_t cx_metrics_merge_labelled(cx_buf_t *out, const cx_buf_t *in, size_t n, const char *label);
 
 #endif

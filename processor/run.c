@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "campaigns.h"
@@ -1417,16 +1418,92 @@ static void run_usage(FILE *f) {
                "Configuration reference: cxstream help config\n");
 }
 
+/* ---------- pipelines on threads (processing.threads) ---------- */
+
+/* Thread k's configuration of n: the instance's own, with state in state.dir/thread-k, an equal
+ * share of the cache and RocksDB pools, and its own client.id (and group.instance.id) so that the
+ * range assignor orders the members of one process the same way every time (thread 0 first). */
+static cx_config_t *thread_config(const cx_cli_conf_t *cc, const cx_config_t *base, int k, int n, char *err,
+                                  size_t errsz) {
+    cx_config_t *t = cx_cli_config(cc, err, errsz);
+    if (!t) return NULL;
+    char v[4096];
+    const char *src = "processing.threads";
+    const char *client = cx_config_kafka_value(base, "client.id");
+    const char *inst = cx_config_kafka_value(base, "group.instance.id");
+    struct {
+        const char *key;
+        int64_t total;
+    } shares[] = {{"cache.max_customers", base->cache_max_customers},
+                  {"cache.max_decoded", base->cache_max_decoded},
+                  {"state.block_cache_mb", base->state_block_cache_mb},
+                  {"state.write_buffer_mb", base->state_write_buffer_mb}};
+    snprintf(v, sizeof v, "%s/thread-%d", base->state_dir, k);
+    if (cx_config_set(t, "state.dir", v, src, err, errsz) != CX_OK) goto fail;
+    for (size_t i = 0; i < sizeof shares / sizeof shares[0]; i++) {
+        snprintf(v, sizeof v, "%" PRId64, shares[i].total / n > 0 ? shares[i].total / n : 1);
+        if (cx_config_set(t, shares[i].key, v, src, err, errsz) != CX_OK) goto fail;
+    }
+    snprintf(v, sizeof v, "%s-t%d", client && *client ? client : "cxstream", k);
+    if (cx_config_set(t, "kafka.client.id", v, src, err, errsz) != CX_OK) goto fail;
+    if (inst && *inst) {
+        snprintf(v, sizeof v, "%s-t%d", inst, k);
+        if (cx_config_set(t, "kafka.group.instance.id", v, src, err, errsz) != CX_OK) goto fail;
+    }
+    return t;
+fail:
+    cx_config_destroy(t);
+    return NULL;
+}
+
+typedef struct run_thread {
+    cx_runner_t *r;
+    int k;
+    atomic_int *failed; /* shared: a pipeline stopped on an error, so every other one stops too */
+    int rcode;          /* CX_EXIT_OK, or CX_EXIT_RUNTIME */
+} run_thread_t;
+
+/* One pipeline's loop until a stop signal or a failure anywhere, then its final commit. */
+static void *run_thread_main(void *arg) {
+    run_thread_t *t = arg;
+    char err[512] = "";
+    t->rcode = CX_EXIT_RUNTIME;
+    while (!stop_flag && !atomic_load(t->failed)) {
+        if (cx_runner_poll(t->r, 100, err, sizeof err) != CX_OK) {
+            cx_log(CX_LOG_ERROR, "run", "stopping thread=%d err=\"%s\"", t->k, err);
+            atomic_store(t->failed, 1);
+            cx_runner_close(t->r, err, sizeof err);
+            return NULL;
+        }
+    }
+    if (stop_flag) cx_log(CX_LOG_INFO, "run", "signal received: committing and leaving the group thread=%d", t->k);
+    if (cx_runner_close(t->r, err, sizeof err) != CX_OK) {
+        cx_log(CX_LOG_ERROR, "run", "final commit failed thread=%d err=\"%s\"", t->k, err);
+        return NULL;
+    }
+    cx_runner_stats_t st = cx_runner_stats(t->r);
+    cx_pipeline_stats_t ps = cx_pipeline_stats(cx_runner_pipeline(t->r));
+    cx_log(CX_LOG_INFO, "run",
+           "stopped thread=%d consumed=%" PRIu64 " events=%" PRIu64 " duplicates=%" PRIu64 " commits=%" PRIu64, t->k,
+           st.consumed, ps.events, ps.duplicates, st.commits);
+    t->rcode = CX_EXIT_OK;
+    return NULL;
+}
+
 int cx_cmd_run(int argc, char **argv) {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"set", required_argument, 0, 's'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cx_cli_conf_t cc = {0};
-    int c, rcode = CX_EXIT_USAGE;
+    int c, rcode = CX_EXIT_USAGE, n = 0, spawned = 0;
     char err[512] = "";
     cx_config_t *cfg = NULL;
-    cx_runner_t *r = NULL;
+    cx_config_t *tcfg[CX_THREADS_MAX] = {0};
+    cx_runner_t *rs[CX_THREADS_MAX] = {0};
+    run_thread_t th[CX_THREADS_MAX];
+    pthread_t tid[CX_THREADS_MAX];
+    atomic_int failed = 0;
     cx_http_t *http = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -1448,46 +1525,66 @@ int cx_cmd_run(int argc, char **argv) {
         fprintf(stderr, "cxstream run: %s\n", err);
         goto done;
     }
-    cx_cli_catch_stop_signals(on_signal);
-    cx_runner_opts_t ro = {.create_topics = true};
-    if (!(r = cx_runner_new(cfg, &ro, err, sizeof err))) {
-        fprintf(stderr, "cxstream run: %s\n", err);
+    n = cfg->processing_threads;
+    if (n > 1 && mkdir(cfg->state_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "cxstream run: state.dir=%s: %s (processing.threads=%d keeps state.dir/thread-K)\n",
+                cfg->state_dir, strerror(errno), n);
+        rcode = CX_EXIT_RUNTIME;
         goto done;
     }
+    for (int k = 0; k < n; k++)
+        if (n > 1 && !(tcfg[k] = thread_config(&cc, cfg, k, n, err, sizeof err))) {
+            fprintf(stderr, "cxstream run: thread %d: %s\n", k, err);
+            goto done;
+        }
+    cx_cli_catch_stop_signals(on_signal);
+    cx_runner_opts_t ro = {.create_topics = true};
+    for (int k = 0; k < n; k++)
+        if (!(rs[k] = cx_runner_new(n > 1 ? tcfg[k] : cfg, &ro, err, sizeof err))) {
+            fprintf(stderr, "cxstream run: %s\n", err);
+            goto done;
+        }
     /* HTTP first, so /healthz and /readyz answer while the campaign table is read */
-    if (cfg->http_port && !(http = cx_http_start_runner(cfg, r, err, sizeof err))) {
+    if (cfg->http_port && !(http = cx_http_start_runners(cfg, rs, (size_t)n, err, sizeof err))) {
         fprintf(stderr, "cxstream run: http: %s\n", err);
         rcode = CX_EXIT_RUNTIME;
         goto done;
     }
-    cx_err_t rc = cx_runner_start(r, err, sizeof err);
-    if (rc != CX_OK) {
-        fprintf(stderr, "cxstream run: %s\n", err);
-        rcode = rc == CX_ERR_CONFIG ? CX_EXIT_USAGE : CX_EXIT_RUNTIME;
-        goto done;
-    }
-    rcode = CX_EXIT_RUNTIME;
-    while (!stop_flag) {
-        if ((rc = cx_runner_poll(r, 100, err, sizeof err)) != CX_OK) {
-            cx_log(CX_LOG_ERROR, "run", "stopping err=\"%s\"", err);
-            cx_runner_close(r, err, sizeof err);
+    for (int k = 0; k < n; k++) {
+        cx_err_t rc = cx_runner_start(rs[k], err, sizeof err);
+        if (rc != CX_OK) {
+            fprintf(stderr, "cxstream run: %s\n", err);
+            rcode = rc == CX_ERR_CONFIG ? CX_EXIT_USAGE : CX_EXIT_RUNTIME;
+            for (int j = 0; j < k; j++)
+                cx_runner_close(rs[j], err, sizeof err);
             goto done;
         }
     }
-    cx_log(CX_LOG_INFO, "run", "signal received: committing and leaving the group");
-    if (cx_runner_close(r, err, sizeof err) != CX_OK) {
-        cx_log(CX_LOG_ERROR, "run", "final commit failed err=\"%s\"", err);
-        goto done;
+    if (n > 1) cx_log(CX_LOG_INFO, "run", "pipelines threads=%d state.dir=%s/thread-K", n, cfg->state_dir);
+    /* thread 0's loop runs here; the others on their own threads */
+    for (int k = 0; k < n; k++)
+        th[k] = (run_thread_t){.r = rs[k], .k = k, .failed = &failed, .rcode = CX_EXIT_RUNTIME};
+    for (spawned = 1; spawned < n; spawned++)
+        if (pthread_create(&tid[spawned], NULL, run_thread_main, &th[spawned]) != 0) {
+            cx_log(CX_LOG_ERROR, "run", "cannot start pipeline thread %d", spawned);
+            atomic_store(&failed, 1);
+            for (int j = spawned; j < n; j++)
+                cx_runner_close(rs[j], err, sizeof err);
+            break;
+        }
+    run_thread_main(&th[0]);
+    rcode = th[0].rcode;
+    for (int k = 1; k < spawned; k++) {
+        pthread_join(tid[k], NULL);
+        if (th[k].rcode != CX_EXIT_OK) rcode = CX_EXIT_RUNTIME;
     }
-    cx_runner_stats_t st = cx_runner_stats(r);
-    cx_pipeline_stats_t ps = cx_pipeline_stats(cx_runner_pipeline(r));
-    cx_log(CX_LOG_INFO, "run",
-           "stopped consumed=%" PRIu64 " events=%" PRIu64 " duplicates=%" PRIu64 " commits=%" PRIu64, st.consumed,
-           ps.events, ps.duplicates, st.commits);
-    rcode = CX_EXIT_OK;
+    if (atomic_load(&failed)) rcode = CX_EXIT_RUNTIME;
 done:
-    cx_http_stop(http); /* before the runner it reads */
-    cx_runner_destroy(r);
+    cx_http_stop(http); /* before the runners it reads */
+    for (int k = 0; k < n; k++) {
+        cx_runner_destroy(rs[k]);
+        cx_config_destroy(tcfg[k]);
+    }
     cx_config_destroy(cfg);
     cx_cli_conf_free(&cc);
     return rcode;

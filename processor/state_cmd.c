@@ -65,8 +65,15 @@ static int state_open(state_ctx_t *s, const char *cmd, char *err, size_t errsz) 
     char current[4096];
     snprintf(current, sizeof current, "%s/CURRENT", s->cfg->state_dir);
     if (stat(current, &st) != 0) {
+        int e = errno;
         fprintf(stderr, "cxstream state %s: no state store in state.dir=%s (%s)\n", cmd, s->cfg->state_dir,
-                errno == ENOENT ? "no RocksDB CURRENT file" : strerror(errno));
+                e == ENOENT ? "no RocksDB CURRENT file" : strerror(e));
+        snprintf(current, sizeof current, "%s/thread-0/CURRENT", s->cfg->state_dir);
+        if (stat(current, &st) == 0)
+            fprintf(stderr,
+                    "  (it holds the state of pipeline threads, processing.threads > 1: read one thread's with "
+                    "--set state.dir=%s/thread-K)\n",
+                    s->cfg->state_dir);
         return CX_EXIT_RUNTIME;
     }
     cx_store_opts_t so = {.dir = s->cfg->state_dir, .block_cache_mb = 16};

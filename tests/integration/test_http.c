@@ -31,6 +31,7 @@
 typedef struct fake {
     pthread_mutex_t mu;
     cx_pipeline_t *pl;
+    cx_pipeline_t *pl2; /* a second pipeline thread owning partition 1, when set */
     const cx_config_t *cfg;
     bool ready;
     cx_owners_t *owners; /* partition → owner from cx.partials owner records */
@@ -64,8 +65,12 @@ static bool f_ready(void *o, cx_buf_t *m) {
     cx_buf_appendf(m, "\"state\":\"%s\"", f->ready ? "running" : "starting");
     return f->ready;
 }
-static cx_pipeline_t *f_pipeline(void *o) {
-    return ((fake_t *)o)->pl;
+static size_t f_pipelines(void *o, cx_pipeline_t **out, size_t cap) {
+    fake_t *f = o;
+    size_t n = 0;
+    if (f->pl && n < cap) out[n++] = f->pl;
+    if (f->pl2 && n < cap) out[n++] = f->pl2;
+    return n;
 }
 static int32_t f_partitions(void *o) {
     (void)o;
@@ -94,6 +99,24 @@ static void id_in(int32_t part, char *out, size_t n) {
 
 static char owned_id[32], other_id[32];
 
+/* One purchase of `amount` by customer `cid` in partition `part` of pl. */
+static void purchase(cx_pipeline_t *pl, uint16_t part, const char *cid, const char *eid, int64_t amount) {
+    char err[256];
+    cx_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = CX_EV_PURCHASE;
+    snprintf(ev.event_id, sizeof ev.event_id, "%s", eid);
+    snprintf(ev.customer_id, sizeof ev.customer_id, "%s", cid);
+    ev.ts_ms = 1700000000000;
+    ev.u.purchase.kind = CX_PK_PURCHASE;
+    ev.u.purchase.amount_minor = amount;
+    memcpy(ev.u.purchase.currency, "SEK", 4);
+    bool more = true;
+    while (more)
+        cr_assert_eq(cx_pipeline_advance(pl, part, ev.ts_ms, &more, err, sizeof err), CX_OK, "%s", err);
+    cr_assert_eq(cx_pipeline_event(pl, part, &ev, -1, err, sizeof err), CX_OK, "%s", err);
+}
+
 static void setup(void) {
     char err[256];
     cfg = cx_config_new();
@@ -109,24 +132,12 @@ static void setup(void) {
     cr_assert_eq(cx_pipeline_assign(F.pl, 0, NULL, err, sizeof err), CX_OK, "%s", err);
     id_in(0, owned_id, sizeof owned_id);
     id_in(1, other_id, sizeof other_id);
-    cx_event_t ev;
-    memset(&ev, 0, sizeof ev);
-    ev.type = CX_EV_PURCHASE;
-    snprintf(ev.event_id, sizeof ev.event_id, "e1");
-    snprintf(ev.customer_id, sizeof ev.customer_id, "%s", owned_id);
-    ev.ts_ms = 1700000000000;
-    ev.u.purchase.kind = CX_PK_PURCHASE;
-    ev.u.purchase.amount_minor = 1299;
-    memcpy(ev.u.purchase.currency, "SEK", 4);
-    bool more = true;
-    while (more)
-        cr_assert_eq(cx_pipeline_advance(F.pl, 0, ev.ts_ms, &more, err, sizeof err), CX_OK, "%s", err);
-    cr_assert_eq(cx_pipeline_event(F.pl, 0, &ev, -1, err, sizeof err), CX_OK, "%s", err);
+    purchase(F.pl, 0, owned_id, "e1", 1299);
 
     F.owners = cx_owners_new();
     cr_assert(F.owners);
-    cx_http_provider_t prov = {&F,         f_lock,       f_unlock,  f_alive, f_ready,
-                               f_pipeline, f_partitions, f_metrics, NULL,    f_owner};
+    cx_http_provider_t prov = {&F,          f_lock,       f_unlock,  f_alive, f_ready,
+                               f_pipelines, f_partitions, f_metrics, NULL,    f_owner};
     cx_http_opts_t o = {.bind = "127.0.0.1", .port = 0, .conn_timeout_s = 1, .lock_timeout_ms = 300};
     http = cx_http_start(cfg, &o, &prov, err, sizeof err);
     cr_assert(http, "%s", err);
@@ -134,10 +145,14 @@ static void setup(void) {
     cr_assert_neq(port, 0);
 }
 
+static cx_store_t *store2;
+
 static void teardown(void) {
     cx_http_stop(http);
     cx_pipeline_destroy(F.pl);
+    cx_pipeline_destroy(F.pl2);
     cx_store_close(store);
+    cx_store_close(store2);
     cx_owners_destroy(F.owners);
     cx_config_destroy(cfg);
     pthread_mutex_destroy(&F.mu);
@@ -347,6 +362,42 @@ Test(http, stats_unknown_paths_and_methods) {
     cr_assert(e != NULL, "405 body is not JSON: %s", r.body);
     json_decref(e);
     free(r.body);
+}
+
+/* processing.threads: a second pipeline with its own store owns partition 1. Its customer is
+ * served here instead of redirected, and /segments and /stats add both pipelines up. */
+Test(http, two_pipeline_threads_answer_for_both_partitions_and_are_summed) {
+    char err[256], path[64];
+    cx_store_opts_t so = {.dir = NULL};
+    store2 = cx_store_open(&so, err, sizeof err);
+    cr_assert(store2, "%s", err);
+    static cx_sink_t sink = {NULL, null_emit};
+    cx_pipeline_t *pl2 = cx_pipeline_new(cfg, store2, &sink, err, sizeof err);
+    cr_assert(pl2, "%s", err);
+    cr_assert_eq(cx_pipeline_assign(pl2, 1, NULL, err, sizeof err), CX_OK, "%s", err);
+    purchase(pl2, 1, other_id, "e2", 500);
+    purchase(pl2, 1, other_id, "e3", 700);
+    pthread_mutex_lock(&F.mu);
+    F.pl2 = pl2;
+    pthread_mutex_unlock(&F.mu);
+
+    snprintf(path, sizeof path, "/customers/%s", other_id);
+    json_t *j = get_json(path, 200);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "customer_id")), other_id);
+    cr_assert_eq(json_integer_value(json_object_get(j, "revenue_total_minor")), 1200);
+    json_decref(j);
+    snprintf(path, sizeof path, "/customers/%s", owned_id);
+    j = get_json(path, 200);
+    cr_assert_eq(json_integer_value(json_object_get(j, "revenue_total_minor")), 1299);
+    json_decref(j);
+
+    j = get_json("/segments", 200);
+    cr_assert_eq(json_integer_value(json_object_get(j, "customers")), 2);
+    json_decref(j);
+    j = get_json("/stats", 200);
+    cr_assert_eq(json_integer_value(json_object_get(j, "events")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(j, "partitions")), 2);
+    json_decref(j);
 }
 
 Test(http, metrics_are_prometheus_text) {

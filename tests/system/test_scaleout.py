@@ -94,23 +94,29 @@ def check_interactive_queries(ports, customer_ids, partitions):
     return seen
 
 
+def single_reference(env):
+    """(final state, latest KPI per campaign) of one instance with one pipeline thread: run once,
+    shared by the tests of this file."""
+    if "reference" not in env:
+        t0 = time.monotonic()
+        single_cfg = run_config(env, "single", "a")
+        single = opstest.start(env, single_cfg, "single-a")
+        try:
+            opstest.wait_done(env, "cx-single", [single], TIMEOUT_S)
+        finally:
+            assert single.stop() == 0, open(single.log_path).read()[-3000:]
+        env["reference"] = (opstest.dump_state(single_cfg), latest_kpis(env["broker"].bootstrap,
+                                                                        "single.campaign_kpis"))
+        log(f"single instance: {env['events']} events in {time.monotonic() - t0:.1f} s; "
+            f"{len(env['reference'][0])} customers, {len(env['reference'][1])} campaigns with KPIs")
+    return env["reference"]
+
+
 def test_two_instances_then_a_third_joins_then_one_is_killed_equal_a_single_instance():
     env = setup()
     b, hw = env["broker"], env["hw"]
     total = env["events"]
-
-    t0 = time.monotonic()
-    single_cfg = run_config(env, "single", "a")
-    single = opstest.start(env, single_cfg, "single-a")
-    try:
-        opstest.wait_done(env, "cx-single", [single], TIMEOUT_S)
-    finally:
-        assert single.stop() == 0, open(single.log_path).read()[-3000:]
-    single_s = time.monotonic() - t0
-    reference = opstest.dump_state(single_cfg)
-    ref_kpis = latest_kpis(b.bootstrap, "single.campaign_kpis")
-    log(f"single instance: {total} events in {single_s:.1f} s; {len(reference)} customers, "
-        f"{len(ref_kpis)} campaigns with KPIs")
+    reference, ref_kpis = single_reference(env)
 
     t0 = time.monotonic()
     ports = {n: opstest.free_port() for n in ("a", "b", "c")}
@@ -160,6 +166,58 @@ def test_two_instances_then_a_third_joins_then_one_is_killed_equal_a_single_inst
     assert not bad, f"latest KPI differs for {bad[:3]}: {kpis[bad[0]]} vs {ref_kpis[bad[0]]}"
     log(f"state of {len(got)} customers (final copies from {owners}) and the latest KPI of "
         f"{len(kpis)} campaigns equal the single-instance run")
+
+
+def test_one_instance_with_two_pipeline_threads_equals_a_single_thread():
+    """processing.threads=2: one process, two group members with their own state dirs; each thread
+    gets half the partitions, the process answers for every customer itself (no 307), /metrics
+    labels each thread's samples, and the final state and KPIs equal the one-thread run's."""
+    env = setup()
+    b, hw, parts = env["broker"], env["hw"], env["partitions"]
+    reference, ref_kpis = single_reference(env)
+    port = opstest.free_port()
+    cfg = run_config(env, "threads", "a", {"processing.threads": 2, "http.port": port, "http.bind": "127.0.0.1",
+                                           "http.advertised": f"127.0.0.1:{port}"})
+    t0 = time.monotonic()
+    proc = opstest.start(env, cfg, "threads-a")
+    try:
+        opstest.wait_done(env, "cx-threads", [proc], TIMEOUT_S)
+        log(f"two pipeline threads: {env['events']} events in {time.monotonic() - t0:.1f} s")
+
+        def settled():
+            status, ready = opstest.http_json(port, "/readyz")
+            return status == 200 and ready["partitions"] == parts and ready.get("threads") == 2
+        cxtest.wait_for(settled, timeout_s=30, interval_s=0.2, what="/readyz: both threads own all partitions")
+        metrics = opstest.http_text(port, "/metrics")
+        owned = {}
+        for line in metrics.splitlines():
+            if line.startswith("cxstream_assigned_partitions{"):
+                owned[line.split('thread="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+        assert owned.keys() == {"0", "1"} and sum(owned.values()) == parts and all(owned.values()), owned
+        assert metrics.count("# HELP cxstream_events_total ") == 1, "family repeated per thread"
+        picks = {}
+        for cid in sorted(reference):
+            picks.setdefault(cxtest.partition_of(cid, parts), cid)
+        for p, cid in sorted(picks.items()):
+            status, location, prof = get_no_redirect(port, f"/customers/{cid}")
+            assert status == 200 and prof["customer_id"] == cid, (p, status, location, prof)
+        log(f"threads own {owned} partitions; customers of all {len(picks)} partitions answered here")
+    finally:
+        code = proc.stop()
+    text = open(proc.log_path, errors="replace").read()
+    assert code == 0 and "pipelines threads=2" in text, text[-3000:]
+    thread_cfgs = []
+    for k in range(2):
+        path = f"{cfg}.thread-{k}.properties"
+        with open(cfg) as src, open(path, "w") as dst:
+            dst.write(src.read() + f"\nprocessing.threads=1\nstate.dir={env['tmp']}/state-threads-a/thread-{k}\n")
+        thread_cfgs.append(path)
+    got, owners = opstest.final_state(thread_cfgs, hw, parts)
+    diff = opstest.diff_states(got, reference)
+    assert not diff, f"two-thread state differs from the single thread's: {diff}"
+    kpis = latest_kpis(b.bootstrap, "threads.campaign_kpis")
+    assert kpis == ref_kpis, [c for c in ref_kpis if kpis.get(c) != ref_kpis[c]][:3]
+    log(f"state of {len(got)} customers (from {owners}) and {len(kpis)} campaigns' KPIs equal one thread's")
 
 
 if __name__ == "__main__":

@@ -349,6 +349,63 @@ Test(metrics, pipeline_families_conform_and_count_what_happened) {
     cx_config_destroy(cfg);
 }
 
+/* processing.threads: two pipelines' expositions merged into one valid exposition, each family
+ * once, every sample kept and labelled with its thread, labels or not. */
+Test(metrics, threads_merge_into_one_family_each_with_a_thread_label) {
+    char err[256];
+    cx_config_t *cfg = cx_config_new();
+    cx_store_opts_t so = {.dir = NULL};
+    cx_store_t *st[2];
+    cx_pipeline_t *pl[2];
+    cx_buf_t in[2] = {CX_BUF_INIT, CX_BUF_INIT};
+    cx_sink_t sink = {NULL, null_emit};
+    int64_t t0 = INT64_C(1700000000000);
+    int samples = 0;
+    for (int k = 0; k < 2; k++) {
+        st[k] = cx_store_open(&so, err, sizeof err);
+        cr_assert(st[k], "%s", err);
+        pl[k] = cx_pipeline_new(cfg, st[k], &sink, err, sizeof err);
+        cr_assert(pl[k], "%s", err);
+        cr_assert_eq(cx_pipeline_assign(pl[k], 0, NULL, err, sizeof err), CX_OK, "%s", err);
+        for (int e = 0; e <= k; e++) { /* thread 0: one event, thread 1: two */
+            char cid[16], eid[16];
+            snprintf(cid, sizeof cid, "c%d%d", k, e);
+            snprintf(eid, sizeof eid, "e%d%d", k, e);
+            purchase(pl[k], cid, eid, t0 + e * 1000, 500);
+        }
+        cr_assert_eq(cx_metrics_collect_pipeline(&in[k], cfg, pl[k], t0 + 62000), CX_OK);
+        samples += check_exposition((const char *)in[k].data, in[k].len, err, sizeof err);
+    }
+    cx_buf_t b = CX_BUF_INIT;
+    cr_assert_eq(cx_metrics_merge_labelled(&b, in, 2, "thread"), CX_OK);
+    cr_assert_eq(check_exposition((const char *)b.data, b.len, err, sizeof err), samples, "%s", err);
+    cx_buf_putc(&b, 0);
+    const char *s = (const char *)b.data;
+    cr_assert(strstr(s, "\ncxstream_events_total{thread=\"0\"} 1\ncxstream_events_total{thread=\"1\"} 2\n"), "%s", s);
+    cr_assert(strstr(s, "cxstream_watermark_timestamp_seconds{thread=\"1\",partition=\"0\"} 1700000001\n"), "%s", s);
+    const char *help = strstr(s, "# HELP cxstream_events_total ");
+    cr_assert(help && !strstr(help + 1, "# HELP cxstream_events_total "), "family twice:\n%s", s);
+    /* one input: its own samples, labelled */
+    cx_buf_t one = CX_BUF_INIT;
+    cr_assert_eq(cx_metrics_merge_labelled(&one, in, 1, "thread"), CX_OK);
+    cr_assert_eq(check_exposition((const char *)one.data, one.len, err, sizeof err),
+                 check_exposition((const char *)in[0].data, in[0].len, err, sizeof err));
+    /* a sample before any family is refused, not dropped */
+    cx_buf_t bad = CX_BUF_INIT, out = CX_BUF_INIT;
+    cx_buf_appendf(&bad, "cxstream_x 1\n");
+    cr_assert_eq(cx_metrics_merge_labelled(&out, &bad, 1, "thread"), CX_ERR_INVALID);
+    cx_buf_free(&bad);
+    cx_buf_free(&out);
+    cx_buf_free(&one);
+    cx_buf_free(&b);
+    for (int k = 0; k < 2; k++) {
+        cx_buf_free(&in[k]);
+        cx_pipeline_destroy(pl[k]);
+        cx_store_close(st[k]);
+    }
+    cx_config_destroy(cfg);
+}
+
 Test(metrics, runner_before_start_exposes_only_info_and_started) {
     char err[512];
     cx_config_t *cfg = cx_config_new();

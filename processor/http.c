@@ -305,6 +305,10 @@ static enum MHD_Result h_themes(cx_http_t *h, struct MHD_Connection *c, int by, 
     return send_json(c, MHD_HTTP_OK, &b);
 }
 
+static int touchpoint_by_name(const void *a, const void *b) {
+    return strcmp(((const cx_voc_touchpoint_t *)a)->name, ((const cx_voc_touchpoint_t *)b)->name);
+}
+
 static void voc_segment_add(cx_voc_segment_t *a, const cx_voc_segment_t *b) {
     cx_nps_counts_merge(&a->nps, &b->nps);
     a->monetary_minor_sum += b->monetary_minor_sum;
@@ -356,6 +360,7 @@ static enum MHD_Result h_segments(cx_http_t *h, struct MHD_Connection *c) {
                 wm = cx_pipeline_watermark(pls[k], (uint16_t)i);
     }
     h->prov.unlock(h->prov.opaque);
+    if (npl > 1) qsort(tps, ntp, sizeof tps[0], touchpoint_by_name); /* each pipeline's are sorted */
 
     const cx_config_t *cfg = h->cfg;
     size_t ns = cfg->n_segments < CX_SEGMENTS_MAX ? cfg->n_segments : CX_SEGMENTS_MAX;

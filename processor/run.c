@@ -692,6 +692,8 @@ static cx_err_t conf_apply(rd_kafka_conf_t *conf, const cx_config_t *cfg, const 
     return CX_OK;
 }
 
+#define CX_PREFETCH_KB 32768 /* input prefetch of an instance, split among its pipeline threads */
+
 /* The output producer: idempotent, murmur2 like the Java client so outputs co-partition with the
  * inputs. exactly_once: transactional, transactional.id = <group.id>-<group.instance.id> when static
  * membership is configured, else <group.id>-<hostname>-<hash of state.dir>: stable across restarts
@@ -819,8 +821,10 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     if (!(r->restorer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, n))) goto fail;
     conf = NULL;
 
-    char stats[24];
+    char stats[24], prefetch_kb[24];
     snprintf(stats, sizeof stats, "%" PRId64, cfg->statistics_interval_ms);
+    snprintf(prefetch_kb, sizeof prefetch_kb, "%d",
+             CX_PREFETCH_KB / (cfg->processing_threads > 1 ? cfg->processing_threads : 1));
     conf = rd_kafka_conf_new();
     /* Prefetch. librdkafka 2.0.2 compares queued.min.messages and queued.max.messages.kbytes with
      * the whole consumer queue (every partition's fetch queue is forwarded to it) and, once either is
@@ -829,11 +833,13 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
      * fetch response of 16 partitions (up to 1 MB each) or by what arrived during a commit cycle, so
      * the pipeline waited ~0.5 s of every second for input (23 s of a 62 s run at 5 s commits). The
      * bound has to exceed one fetch response plus what the consumer delivers while the pipeline is in
-     * a commit cycle; the count is set high so the bytes decide (kafka.* settings override both). */
+     * a commit cycle; the count is set high so the bytes decide (kafka.* settings override both).
+     * processing.threads splits it: each thread's consumer fetches its share of the partitions.
+     * The bytes are payload: with ~54-byte records the queue's own memory is several times that. */
     const char *cextra[] = {"queued.min.messages",
                             "1000000",
                             "queued.max.messages.kbytes",
-                            "32768",
+                            prefetch_kb,
                             "group.id",
                             cfg->group_id,
                             "partition.assignment.strategy",

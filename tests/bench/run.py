@@ -5,7 +5,8 @@
   CX_BENCH_CG_EVENTS (30000, callgrind run), CX_BENCH_E2E_CUSTOMERS (20000 -> ~1.45 M records over 90 days),
   CX_BENCH_CORE_DECODED (65536) and CX_BENCH_E2E_DECODED (16384): cache.max_decoded of the compact-cache rows
   (the core one at the second CORE size with cache.max_customers = its customers),
-  CX_BENCH_E2E_COMMIT_MS (5000): commit.interval_ms of the end-to-end tuning row ("0" leaves it out).
+  CX_BENCH_E2E_COMMIT_MS (5000): commit.interval_ms of the end-to-end and peer tuning rows ("0" leaves them out),
+  CX_BENCH_E2E_THREADS (2, the peer's stream threads): processing.threads of the threads rows ("0" leaves them out).
 `run.sh --instances N [key=value ...]` instead runs N cxstream instances of one group against the loaded broker
 once (scale-out on one machine) and prints one line: seconds to zero lag, records/s, each one's peak RSS and CPU.
 The broker is tools/kafka/broker.sh on CX_KAFKA_PORT (39192) with data in CX_KAFKA_DIR (/tmp/cxbench-kafka);
@@ -33,6 +34,8 @@ E2E_CUSTOMERS = int(os.environ.get("CX_BENCH_E2E_CUSTOMERS", "20000"))
 CORE_DECODED = int(os.environ.get("CX_BENCH_CORE_DECODED", "65536"))
 E2E_DECODED = int(os.environ.get("CX_BENCH_E2E_DECODED", "16384"))
 E2E_COMMIT_MS = int(os.environ.get("CX_BENCH_E2E_COMMIT_MS", "5000"))
+E2E_THREADS = int(os.environ.get("CX_BENCH_E2E_THREADS", "2"))
+KS_THREADS = 2
 PY = os.path.join(ROOT, ".venv", "bin", "python")
 INPUTS = ["cx.play", "cx.purchase", "cx.email_send", "cx.survey"]
 ENV = dict(os.environ, CX_KAFKA_PORT=PORT, CX_KAFKA_DIR=KDIR)
@@ -237,8 +240,15 @@ def main():
     if E2E_COMMIT_MS:
         ci_rps, ci_rss = e2e("-commit%d" % E2E_COMMIT_MS, "commit.interval_ms=%d\n" % E2E_COMMIT_MS)
         e2e_row("the same with commit.interval_ms=%s (default 1,000)" % f"{E2E_COMMIT_MS:,}", ci_rps, ci_rss)
+    if E2E_THREADS:
+        th_rps, th_rss = e2e("-threads%d" % E2E_THREADS, "processing.threads=%d\n" % E2E_THREADS)
+        e2e_row("the same with processing.threads=%d (default 1)" % E2E_THREADS, th_rps, th_rss)
+    if E2E_THREADS and E2E_COMMIT_MS:
+        tc_rps, tc_rss = e2e("-threads%d-commit%d" % (E2E_THREADS, E2E_COMMIT_MS),
+                             "processing.threads=%d\ncommit.interval_ms=%d\n" % (E2E_THREADS, E2E_COMMIT_MS))
+        e2e_row("the same with processing.threads=%d and commit.interval_ms=%s" % (E2E_THREADS, f"{E2E_COMMIT_MS:,}"),
+                tc_rps, tc_rss)
 
-    ks = []
     ks_records = 0
     for t in ("cx.play", "cx.purchase"):
         ks_records += int(subprocess.run([os.path.join(BUILD, "bare_consumer"), BROKERS, t], check=True,
@@ -246,21 +256,39 @@ def main():
     jar = os.path.join(HERE, "streams")
     if not os.path.exists(os.path.join(jar, "target", "lib")):
         subprocess.run(["mvn", "-q", "-B", "package"], cwd=jar, check=True)
-    for i in range(RUNS):
-        group, sdir = "cxbench-ks-%s-%d" % (tag, i), "/tmp/cxbench-ks-%d" % i
-        shutil.rmtree(sdir, ignore_errors=True)
-        log("Kafka Streams run %d" % (i + 1))
-        secs, used = timed_group([["java", "-Xmx1g", "-cp", "target/classes:target/lib/*", "cxbench.Peer", BROKERS,
-                                   group, sdir, "2"]], group, ["cx.play", "cx.purchase"], cwd=jar)
-        ks.append((secs, used[0][0]))
-        shutil.rmtree(sdir, ignore_errors=True)
-    ks_rps = ks_records / med(s for s, _ in ks)
-    ks_rss = med(r for _, r in ks)
-    rows.append(("peer", "Kafka Streams 4.1.1 (2 threads), cx.play + cx.purchase, %s records" % f"{ks_records:,}",
-                 {"rec/s": ks_rps, "peak RSS MB": ks_rss}))
-    rows.append(("peer", "ratio cxstream / Kafka Streams", {"throughput": cx_rps / ks_rps, "peak RSS": cx_rss / ks_rss}))
-    rows.append(("peer", "ratio cxstream (cache.max_decoded=%s) / Kafka Streams" % f"{E2E_DECODED:,}",
-                 {"throughput": cc_rps / ks_rps, "peak RSS": cc_rss / ks_rss}))
+
+    def peer(commit_ms):
+        ks = []
+        for i in range(RUNS):
+            group, sdir = "cxbench-ks%d-%s-%d" % (commit_ms, tag, i), "/tmp/cxbench-ks-%d" % i
+            shutil.rmtree(sdir, ignore_errors=True)
+            log("Kafka Streams commit.interval.ms=%d run %d" % (commit_ms, i + 1))
+            secs, used = timed_group([["java", "-Xmx1g", "-Dcxbench.commit.ms=%d" % commit_ms, "-cp",
+                                       "target/classes:target/lib/*", "cxbench.Peer", BROKERS, group, sdir,
+                                       str(KS_THREADS)]], group, ["cx.play", "cx.purchase"], cwd=jar)
+            ks.append((secs, used[0][0]))
+            shutil.rmtree(sdir, ignore_errors=True)
+        return ks_records / med(s for s, _ in ks), med(r for _, r in ks)
+
+    def ratio_row(what, rps, rss, ks_rps, ks_rss):
+        rows.append(("peer", "ratio %s / Kafka Streams" % what, {"throughput": rps / ks_rps, "peak RSS": rss / ks_rss}))
+
+    ks_rps, ks_rss = peer(1000)
+    rows.append(("peer", "Kafka Streams 4.1.1 (%d threads, commit.interval.ms=1,000), cx.play + cx.purchase, %s records"
+                 % (KS_THREADS, f"{ks_records:,}"), {"rec/s": ks_rps, "peak RSS MB": ks_rss}))
+    ratio_row("cxstream", cx_rps, cx_rss, ks_rps, ks_rss)
+    ratio_row("cxstream (cache.max_decoded=%s)" % f"{E2E_DECODED:,}", cc_rps, cc_rss, ks_rps, ks_rss)
+    if E2E_THREADS:
+        ratio_row("cxstream (processing.threads=%d)" % E2E_THREADS, th_rps, th_rss, ks_rps, ks_rss)
+    if E2E_COMMIT_MS:
+        ks5_rps, ks5_rss = peer(E2E_COMMIT_MS)
+        rows.append(("peer", "Kafka Streams, the same with commit.interval.ms=%s" % f"{E2E_COMMIT_MS:,}",
+                     {"rec/s": ks5_rps, "peak RSS MB": ks5_rss}))
+        ratio_row("cxstream (commit.interval_ms=%s, both)" % f"{E2E_COMMIT_MS:,}", ci_rps, ci_rss, ks5_rps, ks5_rss)
+        if E2E_THREADS:
+            ratio_row("cxstream (processing.threads=%d, commit.interval_ms=%s, both)" % (E2E_THREADS,
+                                                                                      f"{E2E_COMMIT_MS:,}"),
+                      tc_rps, tc_rss, ks5_rps, ks5_rss)
 
     print("Machine: %d cores (%s), %.1f GiB memory; %s to %s; load average at start %s; runs per figure: %d "
           "(median)\n" % (os.cpu_count(), cpu, mem, started, time.strftime("%H:%M"), load, RUNS))

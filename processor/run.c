@@ -1476,7 +1476,7 @@ static void *run_thread_main(void *arg) {
     t->rcode = CX_EXIT_RUNTIME;
     while (!stop_flag && !atomic_load(t->failed)) {
         if (cx_runner_poll(t->r, 100, err, sizeof err) != CX_OK) {
-            cx_log(CX_LOG_ERROR, "run", "stopping thread=%d err=\"%s\"", t->k, err);
+            cx_log(CX_LOG_ERROR, "run", "stopping err=\"%s\" thread=%d", err, t->k);
             atomic_store(t->failed, 1);
             cx_runner_close(t->r, err, sizeof err);
             return NULL;
@@ -1484,14 +1484,14 @@ static void *run_thread_main(void *arg) {
     }
     if (stop_flag) cx_log(CX_LOG_INFO, "run", "signal received: committing and leaving the group thread=%d", t->k);
     if (cx_runner_close(t->r, err, sizeof err) != CX_OK) {
-        cx_log(CX_LOG_ERROR, "run", "final commit failed thread=%d err=\"%s\"", t->k, err);
+        cx_log(CX_LOG_ERROR, "run", "final commit failed err=\"%s\" thread=%d", err, t->k);
         return NULL;
     }
     cx_runner_stats_t st = cx_runner_stats(t->r);
     cx_pipeline_stats_t ps = cx_pipeline_stats(cx_runner_pipeline(t->r));
     cx_log(CX_LOG_INFO, "run",
-           "stopped thread=%d consumed=%" PRIu64 " events=%" PRIu64 " duplicates=%" PRIu64 " commits=%" PRIu64, t->k,
-           st.consumed, ps.events, ps.duplicates, st.commits);
+           "stopped consumed=%" PRIu64 " events=%" PRIu64 " duplicates=%" PRIu64 " commits=%" PRIu64 " thread=%d",
+           st.consumed, ps.events, ps.duplicates, st.commits, t->k);
     t->rcode = CX_EXIT_OK;
     return NULL;
 }

@@ -678,21 +678,20 @@ static bool rp_ready(void *o, cx_buf_t *m) {
     runner_prov_t *rp = o;
     int partitions = 0, pending = 0;
     uint64_t campaigns = 0, restored = 0, records = 0;
-    const cx_runner_restore_t *active = NULL;
-    cx_runner_restore_t rs[CX_THREADS_MAX];
+    cx_runner_restore_t active = {0}; /* the first thread's restore in progress, if any */
     for (size_t i = 0; i < rp->n; i++) {
         if (!cx_runner_started(rp->r[i])) {
             cx_buf_appendf(m, "\"state\":\"starting\",\"campaigns_loaded\":false,\"partitions\":0");
             return false;
         }
         cx_runner_stats_t st = cx_runner_stats(rp->r[i]);
-        rs[i] = cx_runner_restore_status(rp->r[i]);
+        cx_runner_restore_t rs = cx_runner_restore_status(rp->r[i]);
         partitions += st.partitions;
         campaigns = st.campaigns > campaigns ? st.campaigns : campaigns; /* each thread reads the table */
-        pending += rs[i].pending;
-        restored += rs[i].partitions_restored;
-        records += rs[i].records_total;
-        if (rs[i].active && !active) active = &rs[i];
+        pending += rs.pending;
+        restored += rs.partitions_restored;
+        records += rs.records_total;
+        if (rs.active && !active.active) active = rs;
     }
     bool ready = partitions > 0 && pending == 0;
     cx_buf_appendf(m,
@@ -705,12 +704,12 @@ static bool rp_ready(void *o, cx_buf_t *m) {
     if (rp->n > 1) cx_buf_appendf(m, ",\"threads\":%zu", rp->n);
     /* changelog restore (changelog.h): partitions still to restore and the one being read */
     cx_buf_appendf(m, ",\"restoring_partitions\":%d,\"restore\":", pending);
-    if (active)
+    if (active.active)
         cx_buf_appendf(m,
                        "{\"partition\":%u,\"from\":%" PRId64 ",\"position\":%" PRId64 ",\"end\":%" PRId64
                        ",\"records\":%" PRIu64 ",\"seconds\":%.3f}",
-                       active->current.part, active->current.from, active->current.position, active->current.end,
-                       active->current.records, active->current.seconds);
+                       active.current.part, active.current.from, active.current.position, active.current.end,
+                       active.current.records, active.current.seconds);
     else
         cx_buf_appendf(m, "null");
     cx_buf_appendf(m, ",\"restored_partitions\":%" PRIu64 ",\"restored_records\":%" PRIu64, restored, records);

@@ -887,8 +887,8 @@ static cx_dlq_code_t extract_event(cx_record_kind_t kind, avro_value_t *v, cx_ev
 
 static cx_dlq_code_t extract_campaign(avro_value_t *v, cx_campaign_t *out, char *d, size_t dn) {
     ex_t x = {v, d, dn, CX_DLQ_NONE};
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0; /* set by ex_str; -O3 cannot see that through TRY */
     int e;
     cx_campaign_clear(out);
     TRY(ex_str(&x, "campaign_id", &s, &n) && chk_id(&x, "campaign_id", s, n, out->campaign_id));

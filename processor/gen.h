@@ -98,7 +98,8 @@ typedef struct cx_gen_topics {
 cx_gen_topics_t cx_gen_topics_default(void); /* cx.play, cx.purchase, ... cx.campaigns */
 
 /* Sets what cx_gen_produce needs on a producer configuration: partitioner=murmur2_random (the Java
- * client's partitioner, DESIGN §2) and a delivery report callback that counts failures. The caller
+ * client's partitioner, DESIGN §2), enable.idempotence=true (a retried request keeps its place: each
+ * partition stays in event-time order) and a delivery report callback that counts failures. The caller
  * then creates the producer with rd_kafka_new(). */
 cx_err_t cx_gen_conf_producer(rd_kafka_conf_t *conf, char *errstr, size_t errstr_size);
 

@@ -225,10 +225,11 @@ class Broker:
         return {k: v.value for k, v in entries.items()}
 
     def producer(self, conf=None):
-        """A Producer on this broker with the Java client's partitioner (DESIGN §2); `conf`
-        (librdkafka property names) adds to or overrides the defaults."""
+        """A Producer on this broker with the Java client's partitioner (DESIGN §2), idempotent so
+        that a retried request keeps its place in the partition; `conf` (librdkafka property
+        names) adds to or overrides the defaults."""
         c = {"bootstrap.servers": self.bootstrap, "partitioner": "murmur2_random",
-             "linger.ms": 5}
+             "linger.ms": 5, "enable.idempotence": True}
         c.update(conf or {})
         return Producer(c)
 

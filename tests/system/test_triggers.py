@@ -61,6 +61,14 @@ def test_stopped_streaming_precision_and_recall_on_a_real_broker():
             events = truth["events_valid"] + truth["events_invalid"]
             assert sum(hw.values()) == events, (sum(hw.values()), events)
             log(f"generated customers={CUSTOMERS} days={DAYS} seed={SEED} events={events}")
+            # the input contract: event-time order within each partition (gen -b once reordered a
+            # retried produce request behind later ones; the merge then saw those plays days late)
+            for t in cxtest.INPUT_TOPICS:
+                last, behind = {}, 0
+                for r in consume_all(b.bootstrap, t, timeout_s=120, decode_key=False):
+                    behind += r.timestamp < last.get(r.partition, 0)
+                    last[r.partition] = max(last.get(r.partition, 0), r.timestamp)
+                assert behind == 0, f"{t}: {behind} records behind an earlier record's ts in their partition"
 
             group = "cx-triggers"
             cfg = write_config(os.path.join(tmp, "run.properties"), {

@@ -199,8 +199,10 @@ static const cfg_key_t cfg_keys[] = {
     I64("cache.max_decoded", cache_max_decoded, "200000", 1, 1e9, 0,
         "Of those, profiles held decoded (~4 KB each); the others stay in their compact encoding (~0.2-0.5 KB) "
         "until used."),
-    I64("commit.interval_ms", commit_interval_ms, "1000", 1, 3600000, 0,
-        "Wall time between flushes (state, changelog, offsets)."),
+    I64("commit.interval_ms", commit_interval_ms, "0", 0, 3600000, 0,
+        "Wall time between flushes (state, changelog, offsets). 0 = by `processing.guarantee`: 5000 for "
+        "`at_least_once` (outputs go out as events are processed; the interval is what a crash replays), "
+        "1000 for `exactly_once` (`read_committed` readers see outputs at the commit)."),
     I32("http.port", http_port, "9464", 0, 65535, "HTTP port for /metrics, health, API and dashboard; 0 = off."),
     STR("http.bind", http_bind, "0.0.0.0", CFG_NONEMPTY, "Address the HTTP server binds to."),
     STR("http.advertised", http_advertised, "", CFG_HOSTPORT,
@@ -1056,6 +1058,11 @@ const char *cx_config_kafka_value(const cx_config_t *cfg, const char *name) {
 const char *cx_config_bootstrap_servers(const cx_config_t *cfg) {
     const char *v = cx_config_kafka_value(cfg, "bootstrap.servers");
     return v ? v : cfg->bootstrap_servers;
+}
+
+int64_t cx_config_commit_interval_ms(const cx_config_t *cfg) {
+    if (cfg->commit_interval_ms > 0) return cfg->commit_interval_ms;
+    return cfg->guarantee == CX_GUARANTEE_EXACTLY_ONCE ? CX_COMMIT_MS_EXACTLY_ONCE : CX_COMMIT_MS_AT_LEAST_ONCE;
 }
 
 bool cx_config_currency_allowed(const cx_config_t *cfg, const char *code) {

@@ -665,7 +665,7 @@ static bool rp_alive(void *o, const char **state) {
             continue;
         }
         /* a poll returns within its timeout plus one batch and at most one commit cycle */
-        int64_t stale_ms = 60000 + rp->cfg->commit_interval_ms;
+        int64_t stale_ms = 60000 + cx_config_commit_interval_ms(rp->cfg);
         if (hb && cx_mono_ms() - hb > stale_ms) {
             *state = "stalled";
             return false;

@@ -75,6 +75,7 @@ struct cx_runner {
     int64_t cl_acked[CX_PARTS_MAX]; /* highest acknowledged changelog offset per partition, -1 none */
     cx_buf_t clkey;
     bool eos;                      /* processing.guarantee=exactly_once */
+    int64_t commit_ms;             /* cx_config_commit_interval_ms: commit.interval_ms or the guarantee's */
     bool in_txn;                   /* a transaction is open */
     bool txn_failed;               /* a produce or begin failed inside the transaction: abort at the flush */
     bool recover;                  /* the last flush failed: drop unflushed state, seek back */
@@ -797,6 +798,7 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     }
 
     r->eos = cfg->guarantee == CX_GUARANTEE_EXACTLY_ONCE;
+    r->commit_ms = cx_config_commit_interval_ms(cfg);
     for (int i = 0; i < CX_PARTS_MAX; i++)
         r->cl_acked[i] = -1;
     cx_pipeline_set_flush_hook(r->pl, flush_hook, r);
@@ -1092,8 +1094,8 @@ cx_err_t cx_runner_start(cx_runner_t *r, char *errstr, size_t n) {
     }
     r->last_commit_ms = cx_mono_ms();
     if (rc == CX_OK) atomic_store(&r->started, true);
-    cx_log(CX_LOG_INFO, "consumer", "started partitions=%d group=%s campaigns=%" PRIu64, r->n_parts, r->cfg->group_id,
-           r->st.campaigns);
+    cx_log(CX_LOG_INFO, "consumer", "started partitions=%d group=%s campaigns=%" PRIu64 " commit_interval_ms=%" PRId64,
+           r->n_parts, r->cfg->group_id, r->st.campaigns, r->commit_ms);
 done:
     rd_kafka_metadata_destroy(md);
     return rc;
@@ -1231,8 +1233,8 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
             /* a storm of due timers is cut into batches; between them the state is written only when
              * the cache is full or the commit interval has passed (a flush per batch of 4,096 timers
              * was 247 flushes for 1 M events in bench_core) */
-            if (rc == CX_OK && (cx_pipeline_needs_flush(r->pl) ||
-                                (more && cx_mono_ms() - r->last_commit_ms >= cfg->commit_interval_ms)))
+            if (rc == CX_OK &&
+                (cx_pipeline_needs_flush(r->pl) || (more && cx_mono_ms() - r->last_commit_ms >= r->commit_ms)))
                 rc = commit_cycle(r, false, errstr, n);
             if (rc == CX_OK && more) rd_kafka_poll(r->producer, 0); /* delivery reports */
             if (r->st.recoveries != recoveries) return rc;
@@ -1269,8 +1271,7 @@ static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t go
     if (rc == CX_OK) rc = cx_campaigns_tick(cx_pipeline_campaigns(r->pl));
     for (int32_t p = 0; p < r->n_parts && rc == CX_OK; p++)
         if (cx_pipeline_owns(r->pl, (uint16_t)p)) rc = process_partition(r, p, errstr, n);
-    if (rc == CX_OK && cx_mono_ms() - r->last_commit_ms >= r->cfg->commit_interval_ms)
-        rc = commit_cycle(r, false, errstr, n);
+    if (rc == CX_OK && cx_mono_ms() - r->last_commit_ms >= r->commit_ms) rc = commit_cycle(r, false, errstr, n);
     if (rc != CX_OK && !r->fatal) {
         /* an event may be half applied and its outputs lost: nothing may be committed after this,
          * neither by cx_runner_close nor by the revoke it causes */

@@ -59,6 +59,21 @@ static bool ends_with(const char *s, const char *suffix) {
 
 /* ---- defaults */
 
+Test(config, commit_interval_follows_the_guarantee_unless_set) {
+    cr_expect_eq(cfg->commit_interval_ms, 0);
+    cr_expect_eq(cx_config_commit_interval_ms(cfg), 5000);
+    cr_assert_eq(set("processing.guarantee", "exactly_once"), CX_OK, "%s", err);
+    cr_expect_eq(cx_config_commit_interval_ms(cfg), 1000);
+    cr_assert_eq(set("commit.interval_ms", "250"), CX_OK, "%s", err);
+    cr_expect_eq(cx_config_commit_interval_ms(cfg), 250);
+    cr_assert_eq(set("processing.guarantee", "at_least_once"), CX_OK, "%s", err);
+    cr_expect_eq(cx_config_commit_interval_ms(cfg), 250);
+    cr_assert_eq(set("commit.interval_ms", "0"), CX_OK, "%s", err);
+    cr_expect_eq(cx_config_commit_interval_ms(cfg), 5000);
+    cr_expect_neq(set("commit.interval_ms", "-1"), CX_OK);
+    cr_expect(strstr(err, "commit.interval_ms"), "%s", err);
+}
+
 Test(config, defaults_match_the_design) {
     cr_expect_str_eq(cfg->topic_play, "cx.play");
     cr_expect_str_eq(cfg->topic_disengagement_triggers, "cx.disengagement_triggers");

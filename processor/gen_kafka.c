@@ -43,18 +43,16 @@ cx_gen_topics_t cx_gen_topics_default(void) {
 }
 
 cx_err_t cx_gen_conf_producer(rd_kafka_conf_t *conf, char *errstr, size_t errstr_size) {
-    char err[256];
-    if (rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof err) != RD_KAFKA_CONF_OK) {
-        cx_seterr(errstr, errstr_size, "partitioner: %s", err);
-        return CX_ERR_KAFKA;
-    }
     /* The stream is in event-time order within each partition, and a processor merges by it. A
      * plain producer retries a failed request behind later ones that succeeded: under load, runs of
      * a partition's records landed a day or two late. Idempotence keeps the produce order. */
-    if (rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err) != RD_KAFKA_CONF_OK) {
-        cx_seterr(errstr, errstr_size, "enable.idempotence: %s", err);
-        return CX_ERR_KAFKA;
-    }
+    static const char *const kv[][2] = {{"partitioner", "murmur2_random"}, {"enable.idempotence", "true"}};
+    char err[256];
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], err, sizeof err) != RD_KAFKA_CONF_OK) {
+            cx_seterr(errstr, errstr_size, "%s: %s", kv[i][0], err);
+            return CX_ERR_KAFKA;
+        }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     return CX_OK;
 }

@@ -96,11 +96,14 @@ static _Thread_local memo_slot_t expected_memo[EXPECTED_MEMO];
 
 double cx_bgnbd_expected(const cx_bgnbd_params_t *p, double x, double t_x, double T, double t) {
     double key[8] = {p->r, p->alpha, p->a, p->b, x, t_x, T, t};
-    uint64_t h = UINT64_C(1469598103934665603);
-    const unsigned char *kb = (const unsigned char *)key;
-    for (size_t i = 0; i < sizeof key; i++)
-        h = (h ^ kb[i]) * UINT64_C(1099511628211);
-    memo_slot_t *slot = &expected_memo[(h ^ (h >> 29)) % EXPECTED_MEMO];
+    uint64_t w[8], h = 0;
+    memcpy(w, key, sizeof w);
+    for (size_t i = 0; i < 8; i++) /* a word at a time: the memo is asked once or twice per event */
+        h = (h ^ w[i]) * UINT64_C(0x9E3779B97F4A7C15);
+    h ^= h >> 33; /* the doubles differ in their high bits: fold those down (murmur3's fmix64) */
+    h *= UINT64_C(0xFF51AFD7ED558CCD);
+    h ^= h >> 33;
+    memo_slot_t *slot = &expected_memo[h % EXPECTED_MEMO];
     if (slot->used && memcmp(slot->key, key, sizeof key) == 0) return slot->value;
     double v = expected_uncached(p, x, t_x, T, t);
     memcpy(slot->key, key, sizeof key);

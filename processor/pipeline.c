@@ -839,6 +839,10 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
     return rc;
 }
 
+void cx_pipeline_prefetch(const cx_pipeline_t *p, const void *cid, size_t len, int stage) {
+    cx_cache_prefetch(p->cache, cid, len, stage);
+}
+
 int64_t cx_pipeline_watermark(const cx_pipeline_t *p, uint16_t part) {
     return cx_pipeline_owns(p, part) ? p->parts[part]->wm : INT64_MIN;
 }

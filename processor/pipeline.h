@@ -99,6 +99,8 @@ void cx_pipeline_segment_counts(const cx_pipeline_t *p, int64_t *counts, size_t 
 cx_pipeline_stats_t cx_pipeline_stats(const cx_pipeline_t *p);
 /* The campaign measurement state (campaigns.h): cx.partials input, KPI view, partition count. */
 struct cx_campaigns *cx_pipeline_campaigns(cx_pipeline_t *p);
+/* A hint that an event of customer cid (the record key) is near: cx_cache_prefetch. */
+void cx_pipeline_prefetch(const cx_pipeline_t *p, const void *cid, size_t len, int stage);
 /* The voice-of-customer and segment-economics aggregates (voc.h), for HTTP. */
 struct cx_voc *cx_pipeline_voc(cx_pipeline_t *p);
 cx_cache_stats_t cx_pipeline_cache_stats(const cx_pipeline_t *p);

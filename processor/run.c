@@ -1195,6 +1195,18 @@ static bool head(cx_runner_t *r, int32_t p, int i, cx_err_t *rc) {
     return false;
 }
 
+/* The customers of the records a few places behind q's head are looked up soon: their hash slot,
+ * cache entry, profile and its latest bucket are loaded in stages, so that each stage's load has
+ * arrived when the next one reads it and the record's own lookup finds everything in the CPU cache. */
+static void prefetch_ahead(cx_runner_t *r, const inq_t *q) {
+    static const size_t dist[] = {16, 12, 8, 4};
+    for (int s = 0; s < 4; s++) {
+        if (dist[s] >= q->n) continue;
+        const rd_kafka_message_t *m = q->m[(q->head + dist[s]) % q->cap];
+        if (m->key) cx_pipeline_prefetch(r->pl, m->key, m->key_len, s);
+    }
+}
+
 static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_t n) {
     const cx_config_t *cfg = r->cfg;
     for (;;) {
@@ -1242,6 +1254,7 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
         if (rc == CX_OK) rc = cx_pipeline_event(r->pl, (uint16_t)p, &q->ev, m->offset, errstr, n);
         if (rc != CX_OK) return rc;
         dequeue(r, p, best);
+        prefetch_ahead(r, q);
         if (cx_pipeline_needs_flush(r->pl) && (rc = commit_cycle(r, false, errstr, n)) != CX_OK) return rc;
         if (r->st.recoveries != recoveries) return CX_OK;
     }

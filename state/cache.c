@@ -369,11 +369,27 @@ static int cmp_timer_due(const void *a, const void *b) {
     return cmp_timer(cx_cache_timer_due(x), cx_cache_timer_due(y), x, y);
 }
 
+/* The sorted entries are scattered in memory: while item i is worked on, start loading the entry
+ * 16 places on and the profile's first line and timer fields of the one 8 places on, which by then
+ * has its entry loaded; each loop of a flush reads both. */
+static void prefetch_ahead(const sort_item_t *a, size_t n, size_t i) {
+    if (i + 16 < n) __builtin_prefetch(a[i + 16].e);
+    if (i + 8 < n) {
+        const cx_cache_entry_t *e = a[i + 8].e;
+        if (e->prof) {
+            __builtin_prefetch(e->prof);
+            __builtin_prefetch(&e->prof->timer_due_ms);
+        }
+    }
+}
+
 /* Sorts t[0..n) by (partition, due(e), id), due being the index due or the timer due. */
 static void sort_timers(sort_item_t *t, size_t n, bool index) {
     bool words = true;
-    for (size_t i = 0; i < n && words; i++)
+    for (size_t i = 0; i < n && words; i++) {
+        prefetch_ahead(t, n, i);
         words = timer_item(t[i].e, index ? cx_cache_index_due(t[i].e) : cx_cache_timer_due(t[i].e), &t[i]);
+    }
     if (n > 1) qsort(t, n, sizeof *t, words ? cmp_item : index ? cmp_index_due : cmp_timer_due);
 }
 
@@ -394,6 +410,13 @@ static cx_err_t set_index_due(cx_cache_t *c, cx_cache_entry_t *e) {
     if (rc != CX_OK) return rc;
     c->tmp.index_due_ms = c->tmp.timer_due_ms;
     return set_enc(c, e, &c->tmp);
+}
+
+/* Starts loading every cache line of a decoded profile (a hint; nothing is read). */
+static void prefetch_profile(const cx_profile_t *pr) {
+    const char *b = (const char *)pr;
+    for (size_t o = 0; o < sizeof *pr; o += 64)
+        __builtin_prefetch(b + o);
 }
 
 static cx_err_t flush_profile(cx_cache_t *c, cx_cache_entry_t *e, cx_store_batch_t *batch) {
@@ -436,12 +459,15 @@ cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch, int64_
     for (cx_cache_entry_t *e = c->dirty.next; e != &c->dirty; e = e->next)
         if (part < 0 || e->part == part) c->sort[k++] = profile_item(e);
     if (n > 1) qsort(c->sort, n, sizeof *c->sort, cmp_item); /* qsort(NULL, 0) is undefined */
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        prefetch_ahead(c->sort, n, i);
         if (timer_moves(c->sort[i].e)) c->tsort[nt++].e = c->sort[i].e;
+    }
     cx_err_t rc = CX_OK;
     sort_timers(c->tsort, nt, true);
     for (size_t i = 0; i < nt && rc == CX_OK; i++) {
         const cx_cache_entry_t *e = c->tsort[i].e;
+        prefetch_ahead(c->tsort, nt, i);
         int64_t due = cx_cache_index_due(e);
         if (due && (rc = cx_store_timer_key(&c->key, e->part, due, e->cid)) == CX_OK)
             cx_store_batch_delete(batch, c->key.data, c->key.len);
@@ -449,6 +475,7 @@ cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch, int64_
     sort_timers(c->tsort, nt, false);
     for (size_t i = 0; i < nt && rc == CX_OK; i++) {
         cx_cache_entry_t *e = c->tsort[i].e;
+        prefetch_ahead(c->tsort, nt, i);
         int64_t due = cx_cache_timer_due(e);
         if ((rc = cx_store_timer_key(&c->key, e->part, due, e->cid)) != CX_OK) break;
         cx_store_batch_put(batch, c->key.data, c->key.len, "", 0);
@@ -456,8 +483,11 @@ cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch, int64_
         if ((rc = set_index_due(c, e)) != CX_OK) break;
         if (min_put_due && e->part < n_parts && due < min_put_due[e->part]) min_put_due[e->part] = due;
     }
-    for (size_t i = 0; i < n && rc == CX_OK; i++)
+    for (size_t i = 0; i < n && rc == CX_OK; i++) {
+        if (i + 4 < n && c->sort[i + 4].e->prof) prefetch_profile(c->sort[i + 4].e->prof);
+        prefetch_ahead(c->sort, n, i);
         rc = flush_profile(c, c->sort[i].e, batch);
+    }
     if (rc != CX_OK) return rc;
     evict(c, NULL);
     return CX_OK;
@@ -485,4 +515,31 @@ cx_cache_stats_t cx_cache_stats(const cx_cache_t *c) {
     s.dirty = c->ndirty;
     s.decoded = c->ndecoded;
     return s;
+}
+
+void cx_cache_prefetch(const cx_cache_t *c, const void *cid, size_t len, int stage) {
+    if (len > CX_ID_MAX) return;
+    uint64_t h = cx_hash64(cid, len);
+    cx_cache_entry_t *const *slot = &c->table[h & (c->nbuckets - 1)];
+    if (stage == 0) {
+        __builtin_prefetch(slot);
+        return;
+    }
+    if (stage == 1) {
+        if (*slot) __builtin_prefetch(*slot);
+        return;
+    }
+    for (const cx_cache_entry_t *e = *slot; e; e = e->hnext) {
+        if (e->hash != h || e->cid_len != len || memcmp(e->cid, cid, len) != 0) continue;
+        const cx_profile_t *pr = e->prof;
+        if (!pr) return;
+        if (stage == 2)
+            prefetch_profile(pr);
+        else if (pr->n_buckets) {
+            __builtin_prefetch(&pr->buckets[pr->n_buckets - 1]);
+            if (pr->camp) __builtin_prefetch(pr->camp);
+            if (pr->sends) __builtin_prefetch(pr->sends);
+        }
+        return;
+    }
 }

@@ -75,6 +75,10 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
                       size_t errstr_size);
 /* The cached entry of a customer, or NULL, decoded or not; never reads the store and never evicts. */
 cx_cache_entry_t *cx_cache_peek(cx_cache_t *c, uint16_t part, const char *cid);
+/* A hint: starts loading what a get of cid will touch; stage 0 the hash slot, 1 the first entry of
+ * its chain, 2 the entry's decoded profile, 3 that profile's latest bucket and campaign block. Each
+ * stage reads what the one before it loaded; nothing changes. */
+void cx_cache_prefetch(const cx_cache_t *c, const void *cid, size_t len, int stage);
 /* Decodes e unless it is (CX_ERR_NOMEM, or CX_ERR_CORRUPT with errstr). e->prof is then valid until
  * the next cx_cache_trim or the entry's eviction. */
 cx_err_t cx_cache_load(cx_cache_t *c, cx_cache_entry_t *e, char *errstr, size_t errstr_size);

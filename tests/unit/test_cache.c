@@ -456,3 +456,27 @@ Test(cache, a_flush_writes_three_runs_each_in_key_order) {
     cx_store_batch_destroy(b);
     cx_cache_destroy(c);
 }
+
+Test(cache, a_prefetch_hint_changes_nothing) {
+    cx_cache_t *c = cx_cache_new(st, 100, 1);
+    cx_cache_entry_t *a = get(c, 0, "a", true), *b = get(c, 0, "b", true);
+    cr_assert_eq(cx_cache_trim(c), CX_OK);
+    cr_assert_null(a->prof, "a is encoded, b decoded");
+    cr_assert_not_null(b->prof);
+    char longid[CX_ID_MAX + 8];
+    memset(longid, 'x', sizeof longid);
+    const struct {
+        const char *id;
+        size_t len;
+    } ids[] = {{"a", 1}, {"b", 1}, {"absent", 6}, {"ab", 1}, {longid, sizeof longid}, {"", 0}};
+    cx_cache_stats_t before = cx_cache_stats(c);
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        for (int stage = 0; stage < 4; stage++)
+            cx_cache_prefetch(c, ids[i].id, ids[i].len, stage);
+    cx_cache_stats_t after = cx_cache_stats(c);
+    cr_assert_eq(memcmp(&before, &after, sizeof before), 0, "no hit, miss, decode or encode is counted");
+    cr_assert_null(a->prof, "a hint does not decode");
+    cr_assert_not_null(b->prof);
+    cr_assert_eq(get(c, 0, "b", false), b);
+    cx_cache_destroy(c);
+}

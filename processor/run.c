@@ -1174,7 +1174,9 @@ static bool head(cx_runner_t *r, int32_t p, int i, cx_err_t *rc) {
         code = cx_registry_decode_event(r->registry, r->codec, cx_codec_kind_of_event((cx_event_type_t)i), m->payload,
                                         m->len, &q->ev, q->detail, sizeof q->detail);
         if (code == CX_DLQ_NONE) {
-            r->chk.now_ms = cx_wall_ms();
+            /* now_ms is read once per poll round (cx_runner_poll) and again only for an event that
+             * would be too far in the future against it: the same verdict as a clock read per event */
+            if (q->ev.ts_ms > r->chk.now_ms + r->chk.max_future_ms) r->chk.now_ms = cx_wall_ms();
             code = cx_codec_check_event(&q->ev, &r->chk, q->detail, sizeof q->detail);
         }
         if (code != CX_DLQ_NONE) {
@@ -1212,7 +1214,7 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
     for (;;) {
         int best = -1;
         bool wait = false;
-        int64_t now = cx_mono_ms();
+        int64_t now = 0; /* read only when an input is idle */
         for (int i = 0; i < CX_INPUTS; i++) {
             inq_t *q = Q(r, p, i);
             if (!q->assigned) continue;
@@ -1230,6 +1232,7 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
                  * "at the end" let other inputs run ahead and made this one's events late) */
                 wait = true;
             } else {
+                if (!now) now = cx_mono_ms();
                 if (!q->idle_since_ms) q->idle_since_ms = now;
                 if (now - q->idle_since_ms < cfg->input_max_idle_ms) wait = true;
             }
@@ -1314,6 +1317,7 @@ cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) 
     }
     atomic_store(&r->heartbeat_ms, cx_mono_ms());
     cx_runner_lock(r);
+    r->chk.now_ms = cx_wall_ms(); /* for the future-timestamp check of this round's events (head) */
     r->st.input_wait_s += waited_s;
     cx_err_t rc = poll_batch(r, msgs, got, errstr, n);
     cx_runner_unlock(r);

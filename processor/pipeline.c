@@ -48,6 +48,7 @@ typedef struct part {
     bool db_valid;           /* buffer reflects the store since the last flush */
     bool db_exhausted;       /* the last scan found no more keys */
     cx_buf_t db_resume;      /* key to resume the scan after (exclusive) */
+    int64_t db_floor;        /* while !db_valid: no index key is due before this (INT64_MIN: unknown) */
     cx_buf_t cursor;         /* the last index key consumed: where a new scan resumes (exclusive) */
     cx_buf_t dels;           /* index keys consumed since the last flush, which deletes them: [u8 len][key] */
     int64_t next_rescore_ms; /* quantile scoring: next re-scoring instant (0: not yet known) */
@@ -79,6 +80,7 @@ struct cx_pipeline {
     int32_t keep_days;          /* bucket horizon: max(rfm window, 16 weeks for ENGAGEMENT_DROP) */
     cx_flush_hook_t flush_hook; /* the driver's changelog / transaction step of a flush */
     void *flush_opaque;
+    bool write_behind; /* cx_pipeline_set_write_behind */
 };
 
 /* ---------- small helpers ---------- */
@@ -233,6 +235,9 @@ static cx_err_t db_head(cx_pipeline_t *p, uint16_t part, db_timer_t **out, char 
     *out = NULL;
     if (!P->db && !(P->db = malloc(DB_TIMER_BUF * sizeof *P->db))) return CX_ERR_NOMEM;
     if (!P->db_valid) {
+        /* Nothing in the index is due yet: no scan. After a flush this keeps the store (still
+         * writing that flush behind) out of the way until the watermark reaches the earliest key. */
+        if (P->db_floor > P->wm) return CX_OK;
         P->db_n = P->db_pos = 0;
         P->db_exhausted = false;
         cx_buf_reset(&P->db_resume);
@@ -397,6 +402,8 @@ static void part_free(part_t *P) {
 
 void cx_pipeline_destroy(cx_pipeline_t *p) {
     if (!p) return;
+    char err[8];
+    (void)cx_pipeline_wait(p, err, sizeof err); /* p->batch may be the writer's until then */
     for (int i = 0; i < CX_PARTS_MAX; i++)
         part_free(p->parts[i]);
     for (size_t i = 0; i < p->n_campaigns; i++)
@@ -472,6 +479,7 @@ cx_err_t cx_pipeline_assign(cx_pipeline_t *p, uint16_t part, int64_t next_offset
         memset(P->seg_counts, 0, sizeof P->seg_counts);
     }
     P->owned = true;
+    P->db_floor = INT64_MIN; /* scan the index at the first timer check */
     P->wm = INT64_MIN;
     P->max_ts = INT64_MIN;
     for (int i = 0; i < CX_INPUTS; i++)
@@ -799,7 +807,18 @@ void cx_pipeline_set_flush_hook(cx_pipeline_t *p, cx_flush_hook_t hook, void *op
     p->flush_opaque = opaque;
 }
 
+void cx_pipeline_set_write_behind(cx_pipeline_t *p, bool on) {
+    p->write_behind = on;
+}
+
+cx_err_t cx_pipeline_wait(cx_pipeline_t *p, char *errstr, size_t errstr_size) {
+    return p->store ? cx_store_wait(p->store, errstr, errstr_size) : CX_OK;
+}
+
 cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errstr_size) {
+    /* the batch may still be the store's (written behind): wait for it before reusing it */
+    cx_err_t rc = cx_pipeline_wait(p, errstr, errstr_size);
+    if (rc != CX_OK) return rc;
     cx_store_batch_clear(p->batch);
     for (int i = 0; i < CX_PARTS_MAX; i++) {
         part_t *P = p->parts[i];
@@ -813,7 +832,7 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
             cx_store_batch_delete(p->batch, P->dels.data + o + 1, P->dels.data[o]);
         cx_buf_reset(&P->dels);
     }
-    cx_err_t rc = cx_cache_flush(p->cache, part, p->batch, p->min_put_due, CX_PARTS_MAX);
+    rc = cx_cache_flush(p->cache, part, p->batch, p->min_put_due, CX_PARTS_MAX);
     if (rc == CX_OK) rc = cx_campaigns_flush(p->camps, part, p->batch); /* KPI partials, same batch */
     if (rc == CX_OK) rc = cx_voc_flush(p->voc, part, p->batch);         /* NPS, terms, economics */
     for (int i = 0; i < CX_PARTS_MAX && rc == CX_OK; i++) {
@@ -823,8 +842,21 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
         if ((rc = meta_encode(p, P, &p->val)) != CX_OK) break;
         if ((rc = cx_store_key(&p->key, (uint16_t)i, CX_KEY_META, "p", 1)) != CX_OK) break;
         cx_store_batch_put(p->batch, p->key.data, p->key.len, p->val.data, p->val.len);
-        P->heap_n = 0;       /* pending timers are now in the store's index */
-        P->db_valid = false; /* and the index changed: the scan resumes after the cursor, or earlier */
+        P->heap_n = 0; /* pending timers are now in the store's index */
+        /* and the index changed: the scan resumes after the cursor, or earlier. Until it does, no
+         * key is due before the floor: the earliest unconsumed key known before (the buffer's next,
+         * or any key after the last one scanned), and the earliest put now. */
+        int64_t known = P->db_floor;
+        if (P->db_valid) {
+            if (P->db_pos < P->db_n)
+                known = P->db[P->db_pos].due;
+            else if (P->db_exhausted)
+                known = INT64_MAX;
+            else
+                known = P->db_resume.len >= 11 ? cx_store_timer_key_due(P->db_resume.data) : INT64_MIN;
+        }
+        P->db_floor = p->min_put_due[i] < known ? p->min_put_due[i] : known;
+        P->db_valid = false;
         if (p->min_put_due[i] != INT64_MAX && P->cursor.len &&
             p->min_put_due[i] <= cx_store_timer_key_due(P->cursor.data) &&
             (rc = cx_store_timer_key(&P->cursor, (uint16_t)i, p->min_put_due[i], "")) != CX_OK)
@@ -834,7 +866,9 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
         cx_seterr(errstr, errstr_size, "flush: %s", cx_err2str(rc));
     else if (p->flush_hook)
         rc = p->flush_hook(p->flush_opaque, p->batch, errstr, errstr_size);
-    if (rc == CX_OK && p->store) rc = cx_store_write(p->store, p->batch, errstr, errstr_size);
+    if (rc == CX_OK && p->store)
+        rc = p->write_behind ? cx_store_write_async(p->store, p->batch, errstr, errstr_size)
+                             : cx_store_write(p->store, p->batch, errstr, errstr_size);
     if (rc == CX_OK) p->st.flushes++;
     return rc;
 }
@@ -974,7 +1008,9 @@ void cx_pipeline_segment_counts(const cx_pipeline_t *p, int64_t *counts, size_t 
 }
 
 cx_pipeline_stats_t cx_pipeline_stats(const cx_pipeline_t *p) {
-    return p->st;
+    cx_pipeline_stats_t st = p->st;
+    st.write_wait_s = p->store ? cx_store_wait_seconds(p->store) : 0;
+    return st;
 }
 struct cx_campaigns *cx_pipeline_campaigns(cx_pipeline_t *p) {
     return p->camps;

@@ -40,6 +40,7 @@ typedef struct cx_pipeline_stats {
     uint64_t timers_fired;
     uint64_t out[16]; /* records emitted, by cx_record_kind_t */
     uint64_t flushes;
+    double write_wait_s; /* time waited for a flush written behind (store reads, the next flush) */
 } cx_pipeline_stats_t;
 
 typedef struct cx_pipeline cx_pipeline_t;
@@ -78,6 +79,14 @@ void cx_pipeline_set_flush_hook(cx_pipeline_t *p, cx_flush_hook_t hook, void *op
 /* Writes the dirty state of `part` (all owned partitions when part < 0) with its next offsets and
  * metadata in one RocksDB batch. */
 cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errstr_size);
+/* Write-behind (default off): cx_pipeline_flush hands its batch to the store's writer thread
+ * (cx_store_write_async) and returns once the hook has succeeded, so events are processed while
+ * RocksDB applies it; every store read, and the next flush, waits for it first. `run` turns it on:
+ * its hook has already made the batch durable elsewhere (changelog acknowledged, or transaction
+ * committed), so a crash before the write lands only means a longer changelog tail to restore. */
+void cx_pipeline_set_write_behind(cx_pipeline_t *p, bool on);
+/* Waits for the flush written behind, if any; CX_ERR_IO with the store's message if it failed. */
+cx_err_t cx_pipeline_wait(cx_pipeline_t *p, char *errstr, size_t errstr_size);
 
 int64_t cx_pipeline_watermark(const cx_pipeline_t *p, uint16_t part); /* INT64_MIN: none yet */
 /* The stored next offsets after the last flush, per input (-1: none). */

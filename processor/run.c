@@ -424,7 +424,10 @@ static cx_err_t publish_owners(cx_runner_t *r) {
 
 /* ---------- commit protocol ---------- */
 
-/* flush (changelog + acknowledgements or transaction, then RocksDB) → offsets (at_least_once).
+/* flush (changelog + acknowledgements or transaction, then RocksDB, written behind: the next
+ * events are processed while it lands, and a failure surfaces at the next store access or flush)
+ * → offsets (at_least_once; the state's own offsets, in the acknowledged changelog, are what a
+ * restart resumes from, so the group's may run ahead of a write still in flight).
  * A failed delivery is recovered from (recover_all) and returns CX_OK; a record the producer refuses
  * (CX_ERR_KAFKA) or a RocksDB failure (CX_ERR_IO) is returned: the caller stops without committing. */
 static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) {
@@ -435,6 +438,8 @@ static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) 
         publish_owners(r) != CX_OK)
         cx_log(CX_LOG_WARN, "owners", "owner records not published (retried next cycle)");
     cx_err_t rc = cx_pipeline_flush(r->pl, -1, errstr, n);
+    /* a sync cycle (revoke, close) returns with the state in RocksDB */
+    if (rc == CX_OK && sync) rc = cx_pipeline_wait(r->pl, errstr, n);
     if (rc != CX_OK) {
         if (!r->recover || rc == CX_ERR_FATAL) {
             /* CX_ERR_KAFKA: the producer refused a changelog or partials record (nothing was written) */
@@ -802,6 +807,9 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     for (int i = 0; i < CX_PARTS_MAX; i++)
         r->cl_acked[i] = -1;
     cx_pipeline_set_flush_hook(r->pl, flush_hook, r);
+    /* the hook makes each flush durable in Kafka before the pipeline writes it: RocksDB applies it
+     * behind the processing of the next events (a crash before it lands restores a longer tail) */
+    cx_pipeline_set_write_behind(r->pl, true);
     if (producer_new(r, false, errstr, n) != CX_OK) goto fail;
 
     /* changelog reader for restores: outside the group, committed data only, end-of-partition events */

@@ -6,9 +6,12 @@
  */
 #include "store.h"
 
+#include <pthread.h>
 #include <rocksdb/c.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct cx_store {
     rocksdb_t *db;
@@ -19,6 +22,15 @@ struct cx_store {
     rocksdb_cache_t *cache;
     rocksdb_block_based_table_options_t *topts;
     rocksdb_filterpolicy_t *filter; /* owned by topts once set */
+
+    /* the write-behind writer (cx_store_write_async): started on the first asynchronous write */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool sync_init, writer_started, stop;
+    cx_store_batch_t *pending; /* handed to the writer, not yet written */
+    char *failed;              /* the first failed asynchronous write's message (sticky), malloc'd */
+    double wait_s;             /* time spent in barriers waiting for the writer */
+    pthread_t writer;
 };
 
 struct cx_store_batch {
@@ -33,6 +45,17 @@ cx_store_t *cx_store_open(const cx_store_opts_t *o, char *errstr, size_t errstr_
     }
     char *err = NULL;
     const char *dir = o && o->dir ? o->dir : "/cxstream-mem";
+    if (pthread_mutex_init(&s->mu, NULL) == 0) {
+        if (pthread_cond_init(&s->cv, NULL) == 0)
+            s->sync_init = true;
+        else
+            pthread_mutex_destroy(&s->mu);
+    }
+    if (!s->sync_init) {
+        cx_seterr(errstr, errstr_size, "cannot open state store: mutex initialisation failed");
+        free(s);
+        return NULL;
+    }
     s->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(s->opts, 1);
     rocksdb_options_increase_parallelism(s->opts, 2);
@@ -87,8 +110,75 @@ cx_store_t *cx_store_open(const cx_store_opts_t *o, char *errstr, size_t errstr_
     return s;
 }
 
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Waits (s->mu held) until the writer holds no batch; the time is counted in wait_s. */
+static void drain_locked(cx_store_t *s) {
+    if (!s->pending) return;
+    double t0 = mono_s();
+    while (s->pending)
+        pthread_cond_wait(&s->cv, &s->mu);
+    s->wait_s += mono_s() - t0;
+}
+
+/* Every operation but the asynchronous write itself starts here: it sees the state after every
+ * write handed over before it, and fails once an asynchronous write has failed. */
+static cx_err_t barrier(cx_store_t *s, char *errstr, size_t errstr_size) {
+    pthread_mutex_lock(&s->mu);
+    drain_locked(s);
+    cx_err_t rc = CX_OK;
+    if (s->failed) {
+        cx_seterr(errstr, errstr_size, "%s", s->failed);
+        rc = CX_ERR_IO;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void *writer_main(void *arg) {
+    cx_store_t *s = arg;
+    rocksdb_set_perf_level(1); /* this thread's perf level (see cx_store_open) */
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->pending && !s->stop)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->pending) break; /* stop, nothing left */
+        cx_store_batch_t *b = s->pending;
+        pthread_mutex_unlock(&s->mu);
+        char *err = NULL;
+        rocksdb_write(s->db, s->wopts, b->wb, &err);
+        pthread_mutex_lock(&s->mu);
+        if (err) {
+            size_t n = strlen(err) + 32;
+            if (!s->failed && (s->failed = malloc(n))) snprintf(s->failed, n, "state write failed: %s", err);
+            rocksdb_free(err);
+        }
+        s->pending = NULL;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
 void cx_store_close(cx_store_t *s) {
     if (!s) return;
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->mu);
+        drain_locked(s);
+        s->stop = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->writer, NULL);
+    }
+    free(s->failed);
+    if (s->sync_init) {
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+    }
     if (s->db) rocksdb_close(s->db);
     if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
     if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
@@ -137,6 +227,8 @@ bool cx_store_timer_key_parse(const void *key, size_t len, uint16_t *part, int64
 
 cx_err_t cx_store_get(cx_store_t *s, const void *key, size_t klen, cx_buf_t *val, bool *found, char *errstr,
                       size_t errstr_size) {
+    cx_err_t rc = barrier(s, errstr, errstr_size);
+    if (rc != CX_OK) return rc;
     char *err = NULL;
     size_t vlen = 0;
     char *v = rocksdb_get(s->db, s->ropts, key, klen, &vlen, &err);
@@ -205,6 +297,8 @@ void cx_store_batch_each(const cx_store_batch_t *b,
 }
 
 cx_err_t cx_store_write(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t errstr_size) {
+    cx_err_t rc = barrier(s, errstr, errstr_size);
+    if (rc != CX_OK) return rc;
     char *err = NULL;
     rocksdb_set_perf_level(1); /* this thread's perf level (see cx_store_open) */
     rocksdb_write(s->db, s->wopts, b->wb, &err);
@@ -218,10 +312,11 @@ cx_err_t cx_store_write(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t
 
 cx_err_t cx_store_scan(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl, cx_store_scan_cb cb,
                        void *opaque, char *errstr, size_t errstr_size) {
+    cx_err_t rc = barrier(s, errstr, errstr_size);
+    if (rc != CX_OK) return rc;
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_iterate_upper_bound(ro, to, tl);
     rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
-    cx_err_t rc = CX_OK;
     for (rocksdb_iter_seek(it, from, fl); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t kl, vl;
         const char *k = rocksdb_iter_key(it, &kl);
@@ -248,6 +343,8 @@ cx_err_t cx_store_scan_tag(cx_store_t *s, uint16_t part, char tag, cx_store_scan
 }
 
 cx_err_t cx_store_drop_partition(cx_store_t *s, uint16_t part, char *errstr, size_t errstr_size) {
+    cx_err_t rc = barrier(s, errstr, errstr_size);
+    if (rc != CX_OK) return rc;
     uint8_t from[2] = {(uint8_t)(part >> 8), (uint8_t)part};
     uint8_t to[3] = {(uint8_t)(part >> 8), (uint8_t)part, 0xFF};
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
@@ -280,6 +377,8 @@ uint64_t cx_store_block_cache_bytes(cx_store_t *s) {
 }
 
 void cx_store_compact(cx_store_t *s) {
+    char e[8];
+    (void)barrier(s, e, sizeof e);
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, 1);
     char *err = NULL;
@@ -287,4 +386,36 @@ void cx_store_compact(cx_store_t *s) {
     if (err) rocksdb_free(err);
     rocksdb_flushoptions_destroy(fo);
     rocksdb_compact_range(s->db, NULL, 0, NULL, 0);
+}
+
+cx_err_t cx_store_write_async(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t errstr_size) {
+    pthread_mutex_lock(&s->mu);
+    drain_locked(s);
+    if (s->failed) {
+        cx_seterr(errstr, errstr_size, "%s", s->failed);
+        pthread_mutex_unlock(&s->mu);
+        return CX_ERR_IO;
+    }
+    if (!s->writer_started) {
+        if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+            pthread_mutex_unlock(&s->mu);
+            return cx_store_write(s, b, errstr, errstr_size); /* no thread: written now */
+        }
+        s->writer_started = true;
+    }
+    s->pending = b;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return CX_OK;
+}
+
+cx_err_t cx_store_wait(cx_store_t *s, char *errstr, size_t errstr_size) {
+    return barrier(s, errstr, errstr_size);
+}
+
+double cx_store_wait_seconds(cx_store_t *s) {
+    pthread_mutex_lock(&s->mu);
+    double w = s->wait_s;
+    pthread_mutex_unlock(&s->mu);
+    return w;
 }

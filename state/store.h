@@ -9,6 +9,9 @@
  *   'A' aggregate key          -> partial aggregate (cross-partition KPIs)
  * All writes go through a batch so a flush is atomic: state, timers and offsets together.
  *
+ * Threads: one thread uses a store (its pipeline's); the store's own writer thread applies
+ * asynchronous writes behind it. The metrics getters may be called from any thread.
+ *
  * Ownership: the store owns its RocksDB handles; cx_store_batch_t is owned by its creator;
  * values returned through cx_buf_t are copies the caller owns.
  */
@@ -58,6 +61,18 @@ size_t cx_store_batch_count(const cx_store_batch_t *b);
 void cx_store_batch_each(const cx_store_batch_t *b,
                          void (*cb)(void *opaque, const void *k, size_t kl, const void *v, size_t vl), void *opaque);
 cx_err_t cx_store_write(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t errstr_size);
+
+/* Write-behind: hands the batch to the store's writer thread (started on first use) and returns at
+ * once, so the caller goes on while RocksDB applies it. The batch belongs to the store until
+ * cx_store_wait() returns; one write is in flight at a time (a second waits for the first). Every
+ * other operation of the store (reads, scans, writes, drops, close) waits for the write in flight
+ * first, so the caller always reads its own writes. A failed asynchronous write is sticky: that call
+ * and every later operation but close fail with its message (CX_ERR_IO). */
+cx_err_t cx_store_write_async(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t errstr_size);
+/* Waits for the write in flight; CX_ERR_IO with its message if an asynchronous write failed. */
+cx_err_t cx_store_wait(cx_store_t *s, char *errstr, size_t errstr_size);
+/* Seconds callers have spent waiting for the writer (any thread may call this). */
+double cx_store_wait_seconds(cx_store_t *s);
 
 /* Iterates keys in [from, to) in order; cb returns false to stop. */
 typedef bool (*cx_store_scan_cb)(void *opaque, const void *k, size_t kl, const void *v, size_t vl);

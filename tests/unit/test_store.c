@@ -281,3 +281,111 @@ Test(store, write_buffer_mb_bounds_the_memtables) {
     cr_assert_gt(big, 5u << 20, "64 MB memtables hold all ~6 MB written (%" PRIu64 ")", big);
     cr_assert_lt(small, 3u << 20, "1 MB memtables (at most two) were written out (%" PRIu64 ")", small);
 }
+
+/* A batch of n profiles "w<round>-<i>" with 1 KB values. */
+static cx_store_batch_t *profiles_batch(int round, int n, size_t vlen) {
+    cx_store_batch_t *b = cx_store_batch_new();
+    cx_buf_t k = CX_BUF_INIT;
+    char id[32], *val = malloc(vlen);
+    cr_assert_not_null(val);
+    memset(val, 'a' + round % 26, vlen);
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "w%d-%d", round, i);
+        cx_store_key(&k, 1, CX_KEY_PROFILE, id, strlen(id));
+        cx_store_batch_put(b, k.data, k.len, val, vlen);
+    }
+    cx_buf_free(&k);
+    free(val);
+    return b;
+}
+
+Test(store, a_write_behind_is_read_back_by_every_later_operation) {
+    /* each round's batch is handed over and, without waiting, read back: a point read, a scan, a
+     * second write — each must see the batch in flight (read-your-writes), never the state before */
+    cx_store_batch_t *b[2] = {NULL, NULL};
+    for (int round = 0; round < 20; round++) {
+        cx_store_batch_t **mine = &b[round % 2];
+        if (*mine) { /* handed over two rounds ago: the store is done with it once wait returns */
+            cr_assert_eq(cx_store_wait(st, err, sizeof err), CX_OK, "%s", err);
+            cx_store_batch_destroy(*mine);
+        }
+        *mine = profiles_batch(round, 2000, 200);
+        cr_assert_eq(cx_store_write_async(st, *mine, err, sizeof err), CX_OK, "%s", err);
+        char id[32], out[256];
+        snprintf(id, sizeof id, "w%d-%d", round, 1999);
+        cr_assert(get(1, CX_KEY_PROFILE, id, out, sizeof out), "round %d: the last put of the batch in flight", round);
+        cr_assert_eq(out[0], 'a' + round % 26);
+        cr_assert_eq(strlen(out), 200u);
+    }
+    seen_t s = {.n = 0, .stop_after = 64};
+    cr_assert_eq(cx_store_scan_tag(st, 1, CX_KEY_PROFILE, collect, &s, err, sizeof err), CX_OK, "%s", err);
+    cr_assert_eq(s.n, 64u, "the scan sees the profiles written behind");
+    cr_assert_eq(cx_store_wait(st, err, sizeof err), CX_OK, "%s", err);
+    cr_assert_geq(cx_store_wait_seconds(st), 0.0);
+    cx_store_batch_destroy(b[0]);
+    cx_store_batch_destroy(b[1]);
+}
+
+Test(store, close_lands_the_write_behind_in_flight) {
+    char dir[] = "/tmp/cx-test-store-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cx_store_opts_t o = {.dir = dir};
+    cx_store_t *d = cx_store_open(&o, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    cx_store_batch_t *b = profiles_batch(7, 20000, 100);
+    cr_assert_eq(cx_store_write_async(d, b, err, sizeof err), CX_OK, "%s", err);
+    cx_store_close(d); /* no wait first: close waits for the writer */
+    cx_store_batch_destroy(b);
+    d = cx_store_open(&o, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    cx_buf_t k = CX_BUF_INIT, v = CX_BUF_INIT;
+    cx_store_key(&k, 1, CX_KEY_PROFILE, "w7-19999", 8);
+    bool found = false;
+    cr_assert_eq(cx_store_get(d, k.data, k.len, &v, &found, err, sizeof err), CX_OK, "%s", err);
+    cr_assert(found, "the batch handed over before close is in the reopened store");
+    cr_assert_eq(v.len, 100u);
+    cx_store_close(d);
+    cx_buf_free(&k);
+    cx_buf_free(&v);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(store, a_failed_write_behind_fails_every_later_operation_with_its_message) {
+    /* the store's directory disappears: RocksDB cannot create the next WAL when a full memtable is
+     * switched, so a write behind fails; the failure must reach the caller, and stay */
+    char dir[] = "/tmp/cx-test-store-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cx_store_opts_t o = {.dir = dir, .write_buffer_mb = 1};
+    cx_store_t *d = cx_store_open(&o, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+    cx_err_t rc = CX_OK;
+    cx_store_batch_t *b = NULL;
+    for (int round = 0; round < 40 && rc == CX_OK; round++) {
+        if (b) {
+            rc = cx_store_wait(d, err, sizeof err);
+            cx_store_batch_destroy(b);
+            b = NULL;
+            if (rc != CX_OK) break;
+        }
+        b = profiles_batch(round, 1000, 1000); /* ~1 MB: a memtable per round */
+        rc = cx_store_write_async(d, b, err, sizeof err);
+    }
+    if (b && rc == CX_OK) rc = cx_store_wait(d, err, sizeof err);
+    cx_store_batch_destroy(b);
+    cr_assert_eq(rc, CX_ERR_IO, "a write into a deleted directory failed");
+    cr_assert(strstr(err, "state write failed") != NULL, "message: %s", err);
+    char again[512] = "";
+    cx_buf_t k = CX_BUF_INIT, v = CX_BUF_INIT;
+    cx_store_key(&k, 1, CX_KEY_PROFILE, "w0-0", 4);
+    bool found = false;
+    cr_assert_eq(cx_store_get(d, k.data, k.len, &v, &found, again, sizeof again), CX_ERR_IO, "reads fail too");
+    cr_assert(strstr(again, "state write failed") != NULL, "message: %s", again);
+    cx_store_close(d);
+    cx_buf_free(&k);
+    cx_buf_free(&v);
+}

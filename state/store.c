@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct cx_store {
     rocksdb_t *db;
@@ -110,31 +109,28 @@ cx_store_t *cx_store_open(const cx_store_opts_t *o, char *errstr, size_t errstr_
     return s;
 }
 
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Waits (s->mu held) until the writer holds no batch; the time is counted in wait_s. */
 static void drain_locked(cx_store_t *s) {
     if (!s->pending) return;
-    double t0 = mono_s();
+    double t0 = cx_mono_s();
     while (s->pending)
         pthread_cond_wait(&s->cv, &s->mu);
-    s->wait_s += mono_s() - t0;
+    s->wait_s += cx_mono_s() - t0;
 }
 
 /* Every operation but the asynchronous write itself starts here: it sees the state after every
  * write handed over before it, and fails once an asynchronous write has failed. */
+/* drain_locked, then the sticky failure (s->mu held). */
+static cx_err_t settle_locked(cx_store_t *s, char *errstr, size_t errstr_size) {
+    drain_locked(s);
+    if (!s->failed) return CX_OK;
+    cx_seterr(errstr, errstr_size, "%s", s->failed);
+    return CX_ERR_IO;
+}
+
 static cx_err_t barrier(cx_store_t *s, char *errstr, size_t errstr_size) {
     pthread_mutex_lock(&s->mu);
-    drain_locked(s);
-    cx_err_t rc = CX_OK;
-    if (s->failed) {
-        cx_seterr(errstr, errstr_size, "%s", s->failed);
-        rc = CX_ERR_IO;
-    }
+    cx_err_t rc = settle_locked(s, errstr, errstr_size);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -390,11 +386,10 @@ void cx_store_compact(cx_store_t *s) {
 
 cx_err_t cx_store_write_async(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t errstr_size) {
     pthread_mutex_lock(&s->mu);
-    drain_locked(s);
-    if (s->failed) {
-        cx_seterr(errstr, errstr_size, "%s", s->failed);
+    cx_err_t rc = settle_locked(s, errstr, errstr_size);
+    if (rc != CX_OK) {
         pthread_mutex_unlock(&s->mu);
-        return CX_ERR_IO;
+        return rc;
     }
     if (!s->writer_started) {
         if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {

@@ -222,12 +222,25 @@ Test(store, dropping_a_partition_leaves_its_neighbours) {
     cr_assert(get(0x0500, CX_KEY_PROFILE, "c", out, sizeof out));
 }
 
-Test(store, on_disk_store_keeps_data_across_reopen) {
-    char dir[] = "/tmp/cx-test-store-XXXXXX";
+/* An on-disk store in a fresh directory `dir` (a mkdtemp template, filled in). */
+static cx_store_t *open_tmp_store(char *dir, size_t write_buffer_mb) {
     cr_assert_not_null(mkdtemp(dir));
-    cx_store_opts_t o = {.dir = dir};
+    cx_store_opts_t o = {.dir = dir, .write_buffer_mb = write_buffer_mb};
     cx_store_t *d = cx_store_open(&o, err, sizeof err);
     cr_assert_not_null(d, "%s", err);
+    return d;
+}
+
+static void remove_dir(const char *dir) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(store, on_disk_store_keeps_data_across_reopen) {
+    char dir[] = "/tmp/cx-test-store-XXXXXX";
+    cx_store_t *d = open_tmp_store(dir, 0);
+    cx_store_opts_t o = {.dir = dir};
     cx_buf_t k = CX_BUF_INIT, v = CX_BUF_INIT;
     cx_store_key(&k, 2, CX_KEY_PROFILE, "p", 1);
     cx_store_batch_t *b = cx_store_batch_new();
@@ -245,9 +258,7 @@ Test(store, on_disk_store_keeps_data_across_reopen) {
     cx_store_batch_destroy(b);
     cx_buf_free(&k);
     cx_buf_free(&v);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+    remove_dir(dir);
 }
 
 /* Memtable bytes after writing ~6 MB of profiles into a store with the given write_buffer_mb. */
@@ -328,10 +339,8 @@ Test(store, a_write_behind_is_read_back_by_every_later_operation) {
 
 Test(store, close_lands_the_write_behind_in_flight) {
     char dir[] = "/tmp/cx-test-store-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    cx_store_t *d = open_tmp_store(dir, 0);
     cx_store_opts_t o = {.dir = dir};
-    cx_store_t *d = cx_store_open(&o, err, sizeof err);
-    cr_assert_not_null(d, "%s", err);
     cx_store_batch_t *b = profiles_batch(7, 20000, 100);
     cr_assert_eq(cx_store_write_async(d, b, err, sizeof err), CX_OK, "%s", err);
     cx_store_close(d); /* no wait first: close waits for the writer */
@@ -347,22 +356,15 @@ Test(store, close_lands_the_write_behind_in_flight) {
     cx_store_close(d);
     cx_buf_free(&k);
     cx_buf_free(&v);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+    remove_dir(dir);
 }
 
 Test(store, a_failed_write_behind_fails_every_later_operation_with_its_message) {
     /* the store's directory disappears: RocksDB cannot create the next WAL when a full memtable is
      * switched, so a write behind fails; the failure must reach the caller, and stay */
     char dir[] = "/tmp/cx-test-store-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
-    cx_store_opts_t o = {.dir = dir, .write_buffer_mb = 1};
-    cx_store_t *d = cx_store_open(&o, err, sizeof err);
-    cr_assert_not_null(d, "%s", err);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+    cx_store_t *d = open_tmp_store(dir, 1);
+    remove_dir(dir);
     cx_err_t rc = CX_OK;
     cx_store_batch_t *b = NULL;
     for (int round = 0; round < 40 && rc == CX_OK; round++) {

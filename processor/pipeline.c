@@ -43,14 +43,19 @@ typedef struct part {
     int64_t seg_counts[CX_SEGMENTS_MAX];
     heap_item_t *heap;
     size_t heap_n, heap_cap;
-    db_timer_t *db; /* buffered timer keys from RocksDB, ascending, from db_resume on */
+    db_timer_t *db; /* buffered timer keys from RocksDB, ascending, from db_resume on; 2 x DB_TIMER_BUF */
     size_t db_n, db_pos;
-    bool db_valid;           /* buffer reflects the store since the last flush */
-    bool db_exhausted;       /* the last scan found no more keys */
-    cx_buf_t db_resume;      /* key to resume the scan after (exclusive) */
-    int64_t db_floor;        /* while !db_valid: no index key is due before this (INT64_MIN: unknown) */
-    cx_buf_t cursor;         /* the last index key consumed: where a new scan resumes (exclusive) */
-    cx_buf_t dels;           /* index keys consumed since the last flush, which deletes them: [u8 len][key] */
+    bool db_valid;      /* buffer reflects the store since the last flush */
+    bool db_exhausted;  /* the last scan found no more keys */
+    cx_buf_t db_resume; /* key to resume the scan after (exclusive) */
+    int64_t db_floor;   /* while !db_valid: no index key is due before this (INT64_MIN: unknown) */
+    cx_buf_t cursor;    /* the last index key consumed: where a new scan resumes (exclusive) */
+    cx_buf_t dels;      /* index keys consumed since the last flush, which deletes them: [u8 len][key] */
+    /* Write behind: the index keys the flush in flight puts, ascending, [u8 len][key]. While that write
+     * is in flight, scans read the store without waiting and merge these (infl_live). */
+    cx_buf_t infl;
+    size_t infl_pos;         /* the first entry not yet merged (all before it are <= db_resume) */
+    bool infl_live;          /* infl holds every key the flush in flight puts for this partition */
     int64_t next_rescore_ms; /* quantile scoring: next re-scoring instant (0: not yet known) */
     cx_kll_t *sk[3];         /* quantile scoring: this partition's R, F, M sketches at its last re-scoring */
 } part_t;
@@ -201,39 +206,96 @@ static cx_err_t heap_top(part_t *P, heap_item_t **out) {
 
 /* ---------- timers in RocksDB ---------- */
 
+static void infl_reset(part_t *P) {
+    cx_buf_reset(&P->infl);
+    P->infl_pos = 0;
+    P->infl_live = false;
+}
+
+/* Orders two index keys as RocksDB does (bytewise, a prefix first). */
+static int key_cmp(const void *a, size_t al, const void *b, size_t bl) {
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+/* Fills t from an index key; false when it is not one this pipeline could have written. */
+static bool timer_from_key(db_timer_t *t, const void *k, size_t kl) {
+    uint16_t part;
+    const char *cid;
+    size_t cl;
+    if (!cx_store_timer_key_parse(k, kl, &part, &t->due, &cid, &cl) || cl > CX_ID_MAX) return false;
+    memcpy(t->cid, cid, cl);
+    t->cid[cl] = 0;
+    return true;
+}
+
 typedef struct scan_ctx {
-    part_t *P;
-    cx_buf_t *resume;
-    bool skip_first; /* the resume key itself was already buffered */
+    db_timer_t *out; /* DB_TIMER_BUF entries */
+    size_t n;
+    const cx_buf_t *resume; /* exclusive start (the scan seeks to it inclusively) */
+    cx_buf_t *last;         /* the last key scanned */
 } scan_ctx_t;
 
 static bool scan_cb(void *opaque, const void *k, size_t kl, const void *v, size_t vl) {
     (void)v;
     (void)vl;
     scan_ctx_t *s = opaque;
-    if (s->skip_first) {
-        s->skip_first = false;
-        if (s->resume->len == kl && memcmp(s->resume->data, k, kl) == 0) return true;
+    if (s->resume->len && s->n == 0 && key_cmp(k, kl, s->resume->data, s->resume->len) <= 0) return true;
+    if (!timer_from_key(&s->out[s->n], k, kl)) return true;
+    s->n++;
+    cx_buf_reset(s->last);
+    cx_buf_append(s->last, k, kl);
+    return s->n < DB_TIMER_BUF;
+}
+
+/* The next in-flight key after P->infl_pos, or NULL. */
+static const uint8_t *infl_at(const part_t *P, size_t off, size_t *kl) {
+    if (off >= P->infl.len) return NULL;
+    *kl = P->infl.data[off];
+    return P->infl.data + off + 1;
+}
+
+/* Merges the store's keys db[0..n) (read while the write was in flight: with or without its keys)
+ * with the in-flight keys after db_resume into P->db[0..), at most DB_TIMER_BUF, dropping
+ * duplicates. `full`: the store has keys after db[n-1], so in-flight keys after it wait for the next
+ * scan. Leaves db_resume at the last key taken. */
+static cx_err_t merge_infl(part_t *P, uint16_t part, const db_timer_t *db, size_t n, bool full, cx_buf_t *key) {
+    size_t kl, i = 0, out = 0;
+    const uint8_t *k;
+    while ((k = infl_at(P, P->infl_pos, &kl)) && P->db_resume.len &&
+           key_cmp(k, kl, P->db_resume.data, P->db_resume.len) <= 0)
+        P->infl_pos += 1 + kl;
+    cx_err_t rc = CX_OK;
+    while (out < DB_TIMER_BUF && rc == CX_OK) {
+        k = infl_at(P, P->infl_pos, &kl);
+        int c = -1; /* in-flight key vs store key: <0 take in-flight, >0 take store, 0 take one */
+        if (i < n) {
+            if ((rc = cx_store_timer_key(key, part, db[i].due, db[i].cid)) != CX_OK) break;
+            c = k ? key_cmp(k, kl, key->data, key->len) : 1;
+        } else if (!k || full)
+            break;
+        if (c <= 0) {
+            P->infl_pos += 1 + kl;
+            if (c == 0) i++;
+            if (!timer_from_key(&P->db[out], k, kl)) continue; /* not this pipeline's (as scan_cb) */
+            cx_buf_reset(&P->db_resume);
+            rc = cx_buf_append(&P->db_resume, k, kl);
+        } else {
+            P->db[out] = db[i++];
+            cx_buf_reset(&P->db_resume);
+            rc = cx_buf_append(&P->db_resume, key->data, key->len);
+        }
+        out++;
     }
-    uint16_t part;
-    int64_t due;
-    const char *cid;
-    size_t cl;
-    if (!cx_store_timer_key_parse(k, kl, &part, &due, &cid, &cl) || cl > CX_ID_MAX) return true;
-    db_timer_t *t = &s->P->db[s->P->db_n++];
-    t->due = due;
-    memcpy(t->cid, cid, cl);
-    t->cid[cl] = 0;
-    cx_buf_reset(s->resume);
-    cx_buf_append(s->resume, k, kl);
-    return s->P->db_n < DB_TIMER_BUF;
+    P->db_n = out;
+    return rc;
 }
 
 /* The next buffered RocksDB timer, refilling the buffer from the store when it runs dry. */
 static cx_err_t db_head(cx_pipeline_t *p, uint16_t part, db_timer_t **out, char *errstr, size_t n) {
     part_t *P = p->parts[part];
     *out = NULL;
-    if (!P->db && !(P->db = malloc(DB_TIMER_BUF * sizeof *P->db))) return CX_ERR_NOMEM;
+    if (!P->db && !(P->db = malloc(2 * DB_TIMER_BUF * sizeof *P->db))) return CX_ERR_NOMEM;
     if (!P->db_valid) {
         /* Nothing in the index is due yet: no scan. After a flush this keeps the store (still
          * writing that flush behind) out of the way until the watermark reaches the earliest key. */
@@ -249,20 +311,32 @@ static cx_err_t db_head(cx_pipeline_t *p, uint16_t part, db_timer_t **out, char 
         return CX_OK;
     }
     if (P->db_exhausted || !p->store) return CX_OK;
+    /* while the flush's write is in flight, read the store as it is and add that flush's keys */
+    bool behind = P->infl_live && cx_store_writing(p->store);
+    if (!behind && P->infl_live) infl_reset(P); /* landed: the store has them */
     P->db_n = P->db_pos = 0;
+    uint8_t lo[3] = {(uint8_t)(part >> 8), (uint8_t)part, CX_KEY_TIMER};
     uint8_t to[3] = {(uint8_t)(part >> 8), (uint8_t)part, CX_KEY_TIMER + 1};
-    scan_ctx_t s = {P, &P->db_resume, P->db_resume.len > 0};
-    cx_err_t rc;
-    if (P->db_resume.len) {
-        cx_buf_t from = CX_BUF_INIT;
-        if ((rc = cx_buf_append(&from, P->db_resume.data, P->db_resume.len)) == CX_OK)
-            rc = cx_store_scan(p->store, from.data, from.len, to, 3, scan_cb, &s, errstr, n);
-        cx_buf_free(&from);
-    } else {
-        uint8_t from[3] = {(uint8_t)(part >> 8), (uint8_t)part, CX_KEY_TIMER};
-        rc = cx_store_scan(p->store, from, 3, to, 3, scan_cb, &s, errstr, n);
+    cx_buf_t from = CX_BUF_INIT;
+    scan_ctx_t s = {behind ? P->db + DB_TIMER_BUF : P->db, 0, &P->db_resume, &p->key};
+    cx_err_t rc = P->db_resume.len ? cx_buf_append(&from, P->db_resume.data, P->db_resume.len)
+                                   : cx_buf_append(&from, lo, sizeof lo);
+    if (rc == CX_OK)
+        rc = behind ? cx_store_scan_behind(p->store, from.data, from.len, to, 3, scan_cb, &s, errstr, n)
+                    : cx_store_scan(p->store, from.data, from.len, to, 3, scan_cb, &s, errstr, n);
+    cx_buf_free(&from);
+    if (rc == CX_OK) {
+        if (behind)
+            rc = merge_infl(P, part, s.out, s.n, s.n == DB_TIMER_BUF, &p->key);
+        else if ((P->db_n = s.n) > 0) {
+            cx_buf_reset(&P->db_resume);
+            rc = cx_buf_append(&P->db_resume, p->key.data, p->key.len);
+        }
     }
-    if (rc != CX_OK) return rc;
+    if (rc != CX_OK) {
+        if (rc == CX_ERR_NOMEM) cx_seterr(errstr, n, "timer scan: out of memory");
+        return rc;
+    }
     if (P->db_n == 0)
         P->db_exhausted = true;
     else
@@ -397,6 +471,7 @@ static void part_free(part_t *P) {
     cx_buf_free(&P->db_resume);
     cx_buf_free(&P->cursor);
     cx_buf_free(&P->dels);
+    cx_buf_free(&P->infl);
     free(P);
 }
 
@@ -476,6 +551,7 @@ cx_err_t cx_pipeline_assign(cx_pipeline_t *p, uint16_t part, int64_t next_offset
         P->db_valid = false;
         cx_buf_reset(&P->cursor);
         cx_buf_reset(&P->dels);
+        infl_reset(P);
         memset(P->seg_counts, 0, sizeof P->seg_counts);
     }
     P->owned = true;
@@ -513,6 +589,7 @@ void cx_pipeline_revoke(cx_pipeline_t *p, uint16_t part) {
     P->db_valid = false;
     cx_buf_reset(&P->cursor);
     cx_buf_reset(&P->dels);
+    infl_reset(P);
 }
 
 bool cx_pipeline_owns(const cx_pipeline_t *p, uint16_t part) {
@@ -815,6 +892,18 @@ cx_err_t cx_pipeline_wait(cx_pipeline_t *p, char *errstr, size_t errstr_size) {
     return p->store ? cx_store_wait(p->store, errstr, errstr_size) : CX_OK;
 }
 
+/* cx_cache_flush's on_put: the earliest key put per partition, and under write-behind every key */
+static cx_err_t flush_put(void *opaque, uint16_t part, int64_t due, const void *key, size_t klen) {
+    cx_pipeline_t *p = opaque;
+    if (part >= CX_PARTS_MAX) return CX_OK;
+    if (due < p->min_put_due[part]) p->min_put_due[part] = due;
+    part_t *P = p->parts[part];
+    if (!p->write_behind || !P || klen > UINT8_MAX) return CX_OK;
+    uint8_t kl = (uint8_t)klen;
+    cx_err_t rc = cx_buf_append(&P->infl, &kl, 1);
+    return rc == CX_OK ? cx_buf_append(&P->infl, key, klen) : rc;
+}
+
 cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errstr_size) {
     /* the batch may still be the store's (written behind): wait for it before reusing it */
     cx_err_t rc = cx_pipeline_wait(p, errstr, errstr_size);
@@ -823,6 +912,7 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
     for (int i = 0; i < CX_PARTS_MAX; i++) {
         part_t *P = p->parts[i];
         p->min_put_due[i] = INT64_MAX;
+        if (P) infl_reset(P); /* the write they were in has landed */
         if (!P || !P->owned || (part >= 0 && part != i)) continue;
         /* the heap is cleared below: its entries (dirty until now, so alive) forget their items */
         for (size_t k = 0; k < P->heap_n; k++)
@@ -832,7 +922,7 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
             cx_store_batch_delete(p->batch, P->dels.data + o + 1, P->dels.data[o]);
         cx_buf_reset(&P->dels);
     }
-    rc = cx_cache_flush(p->cache, part, p->batch, p->min_put_due, CX_PARTS_MAX);
+    rc = cx_cache_flush(p->cache, part, p->batch, flush_put, p);
     if (rc == CX_OK) rc = cx_campaigns_flush(p->camps, part, p->batch); /* KPI partials, same batch */
     if (rc == CX_OK) rc = cx_voc_flush(p->voc, part, p->batch);         /* NPS, terms, economics */
     for (int i = 0; i < CX_PARTS_MAX && rc == CX_OK; i++) {
@@ -857,6 +947,7 @@ cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errs
         }
         P->db_floor = p->min_put_due[i] < known ? p->min_put_due[i] : known;
         P->db_valid = false;
+        P->infl_live = p->write_behind;
         if (p->min_put_due[i] != INT64_MAX && P->cursor.len &&
             p->min_put_due[i] <= cx_store_timer_key_due(P->cursor.data) &&
             (rc = cx_store_timer_key(&P->cursor, (uint16_t)i, p->min_put_due[i], "")) != CX_OK)

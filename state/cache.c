@@ -440,7 +440,7 @@ static cx_err_t flush_profile(cx_cache_t *c, cx_cache_entry_t *e, cx_store_batch
 /* Dirty entries go into the batch in key order, in three sorted runs (the index keys that move away,
  * the index keys that move in, then the profiles): RocksDB's memtable inserts (the largest cost of a flush)
  * are much cheaper in order than at random, as each insert starts from the previous one's place. */
-cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch, int64_t *min_put_due, size_t n_parts) {
+cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch, cx_cache_put_cb on_put, void *opaque) {
     size_t n = 0;
     if (part < 0)
         n = c->ndirty;
@@ -481,7 +481,7 @@ cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch, int64_
         cx_store_batch_put(batch, c->key.data, c->key.len, "", 0);
         /* before the profile is encoded: it records the index */
         if ((rc = set_index_due(c, e)) != CX_OK) break;
-        if (min_put_due && e->part < n_parts && due < min_put_due[e->part]) min_put_due[e->part] = due;
+        if (on_put) rc = on_put(opaque, e->part, due, c->key.data, c->key.len);
     }
     for (size_t i = 0; i < n && rc == CX_OK; i++) {
         if (i + 4 < n && c->sort[i + 4].e->prof) prefetch_profile(c->sort[i + 4].e->prof);

@@ -96,11 +96,13 @@ static inline int64_t cx_cache_index_due(const cx_cache_entry_t *e) {
     return e->prof ? e->prof->index_due_ms : e->enc_index_due_ms;
 }
 
+/* Called with every timer key a flush puts, in key order (partition, due, customer id). */
+typedef cx_err_t (*cx_cache_put_cb)(void *opaque, uint16_t part, int64_t due, const void *key, size_t klen);
+
 /* Writes every dirty entry of partition `part` (or all with part < 0) into `batch` — profile, timer
- * key changes — and marks them clean. The caller writes the batch. When min_put_due is given (an
- * array of n_parts, filled by the caller with INT64_MAX), it lowers min_put_due[p] to the earliest due
- * of a timer key put for partition p. */
-cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch, int64_t *min_put_due, size_t n_parts);
+ * key changes — and marks them clean. The caller writes the batch. on_put (may be NULL) sees each
+ * timer key put; an error it returns stops the flush. */
+cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch, cx_cache_put_cb on_put, void *opaque);
 /* Forgets every entry of `part` (after a revoke, or to drop uncommitted changes). */
 void cx_cache_drop_partition(cx_cache_t *c, int part);
 /* Calls cb for every dirty entry of `part` (or all), decoded or not. */

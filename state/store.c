@@ -26,15 +26,53 @@ struct cx_store {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool sync_init, writer_started, stop;
+    bool hold;                 /* cx_store_hold: the writer leaves the batch in flight (tests) */
     cx_store_batch_t *pending; /* handed to the writer, not yet written */
     char *failed;              /* the first failed asynchronous write's message (sticky), malloc'd */
     double wait_s;             /* time spent in barriers waiting for the writer */
+    uint64_t reads_behind;     /* point reads that did not wait for the write in flight */
+    uint64_t scans_behind;     /* cx_store_scan_behind calls while a write was in flight */
     pthread_t writer;
 };
 
+/* A filter of the keys a batch puts or deletes (3 probes in 2^22 bits: ~1% false positives at
+ * 300,000 keys): a read of a key the batch in flight cannot hold need not wait for it. */
+#define BATCH_FILTER_BITS  (UINT32_C(1) << 22)
+#define BATCH_FILTER_PROBE 3
+
 struct cx_store_batch {
     rocksdb_writebatch_t *wb;
+    uint64_t *filter; /* BATCH_FILTER_BITS bits; NULL (allocation failed): may hold any key */
 };
+
+static uint64_t key_hash(const void *k, size_t kl) {
+    const uint8_t *p = k;
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < kl; i++)
+        h = (h ^ p[i]) * UINT64_C(1099511628211);
+    return h ^ (h >> 29);
+}
+
+static void filter_add(cx_store_batch_t *b, const void *k, size_t kl) {
+    if (!b->filter) return;
+    uint64_t h = key_hash(k, kl);
+    uint32_t h1 = (uint32_t)h, h2 = (uint32_t)(h >> 32) | 1;
+    for (uint32_t i = 0; i < BATCH_FILTER_PROBE; i++) {
+        uint32_t bit = (h1 + i * h2) & (BATCH_FILTER_BITS - 1);
+        b->filter[bit >> 6] |= UINT64_C(1) << (bit & 63);
+    }
+}
+
+static bool filter_may_hold(const cx_store_batch_t *b, const void *k, size_t kl) {
+    if (!b->filter) return true;
+    uint64_t h = key_hash(k, kl);
+    uint32_t h1 = (uint32_t)h, h2 = (uint32_t)(h >> 32) | 1;
+    for (uint32_t i = 0; i < BATCH_FILTER_PROBE; i++) {
+        uint32_t bit = (h1 + i * h2) & (BATCH_FILTER_BITS - 1);
+        if (!(b->filter[bit >> 6] & (UINT64_C(1) << (bit & 63)))) return false;
+    }
+    return true;
+}
 
 cx_store_t *cx_store_open(const cx_store_opts_t *o, char *errstr, size_t errstr_size) {
     cx_store_t *s = calloc(1, sizeof *s);
@@ -140,7 +178,7 @@ static void *writer_main(void *arg) {
     rocksdb_set_perf_level(1); /* this thread's perf level (see cx_store_open) */
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->pending && !s->stop)
+        while ((!s->pending || s->hold) && !s->stop)
             pthread_cond_wait(&s->cv, &s->mu);
         if (!s->pending) break; /* stop, nothing left */
         cx_store_batch_t *b = s->pending;
@@ -164,6 +202,8 @@ void cx_store_close(cx_store_t *s) {
     if (!s) return;
     if (s->writer_started) {
         pthread_mutex_lock(&s->mu);
+        s->hold = false;
+        pthread_cond_broadcast(&s->cv);
         drain_locked(s);
         s->stop = true;
         pthread_cond_broadcast(&s->cv);
@@ -223,7 +263,15 @@ bool cx_store_timer_key_parse(const void *key, size_t len, uint16_t *part, int64
 
 cx_err_t cx_store_get(cx_store_t *s, const void *key, size_t klen, cx_buf_t *val, bool *found, char *errstr,
                       size_t errstr_size) {
-    cx_err_t rc = barrier(s, errstr, errstr_size);
+    /* a key the write in flight does not touch reads the same before and after it: no wait */
+    pthread_mutex_lock(&s->mu);
+    cx_err_t rc = CX_OK;
+    if (s->pending && !filter_may_hold(s->pending, key, klen)) {
+        s->reads_behind++;
+        if (s->failed) rc = settle_locked(s, errstr, errstr_size);
+    } else
+        rc = settle_locked(s, errstr, errstr_size);
+    pthread_mutex_unlock(&s->mu);
     if (rc != CX_OK) return rc;
     char *err = NULL;
     size_t vlen = 0;
@@ -245,26 +293,32 @@ cx_err_t cx_store_get(cx_store_t *s, const void *key, size_t klen, cx_buf_t *val
 
 cx_store_batch_t *cx_store_batch_new(void) {
     cx_store_batch_t *b = calloc(1, sizeof *b);
-    if (b) b->wb = rocksdb_writebatch_create();
+    if (!b) return NULL;
+    b->wb = rocksdb_writebatch_create();
+    b->filter = calloc(BATCH_FILTER_BITS / 64, sizeof *b->filter);
     return b;
 }
 
 void cx_store_batch_destroy(cx_store_batch_t *b) {
     if (!b) return;
     rocksdb_writebatch_destroy(b->wb);
+    free(b->filter);
     free(b);
 }
 
 void cx_store_batch_clear(cx_store_batch_t *b) {
     rocksdb_writebatch_clear(b->wb);
+    if (b->filter) memset(b->filter, 0, BATCH_FILTER_BITS / 8);
 }
 
 void cx_store_batch_put(cx_store_batch_t *b, const void *k, size_t kl, const void *v, size_t vl) {
     rocksdb_writebatch_put(b->wb, k, kl, v, vl);
+    filter_add(b, k, kl);
 }
 
 void cx_store_batch_delete(cx_store_batch_t *b, const void *k, size_t kl) {
     rocksdb_writebatch_delete(b->wb, k, kl);
+    filter_add(b, k, kl);
 }
 
 size_t cx_store_batch_count(const cx_store_batch_t *b) {
@@ -306,10 +360,9 @@ cx_err_t cx_store_write(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t
     return CX_OK;
 }
 
-cx_err_t cx_store_scan(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl, cx_store_scan_cb cb,
-                       void *opaque, char *errstr, size_t errstr_size) {
-    cx_err_t rc = barrier(s, errstr, errstr_size);
-    if (rc != CX_OK) return rc;
+static cx_err_t scan_range(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl, cx_store_scan_cb cb,
+                           void *opaque, char *errstr, size_t errstr_size) {
+    cx_err_t rc = CX_OK;
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_iterate_upper_bound(ro, to, tl);
     rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
@@ -329,6 +382,29 @@ cx_err_t cx_store_scan(cx_store_t *s, const void *from, size_t fl, const void *t
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     return rc;
+}
+
+cx_err_t cx_store_scan(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl, cx_store_scan_cb cb,
+                       void *opaque, char *errstr, size_t errstr_size) {
+    cx_err_t rc = barrier(s, errstr, errstr_size);
+    return rc == CX_OK ? scan_range(s, from, fl, to, tl, cb, opaque, errstr, errstr_size) : rc;
+}
+
+cx_err_t cx_store_scan_behind(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl,
+                              cx_store_scan_cb cb, void *opaque, char *errstr, size_t errstr_size) {
+    pthread_mutex_lock(&s->mu);
+    cx_err_t rc = CX_OK;
+    if (s->failed) rc = settle_locked(s, errstr, errstr_size);
+    if (s->pending) s->scans_behind++;
+    pthread_mutex_unlock(&s->mu);
+    return rc == CX_OK ? scan_range(s, from, fl, to, tl, cb, opaque, errstr, errstr_size) : rc;
+}
+
+bool cx_store_writing(cx_store_t *s) {
+    pthread_mutex_lock(&s->mu);
+    bool w = s->pending != NULL;
+    pthread_mutex_unlock(&s->mu);
+    return w;
 }
 
 cx_err_t cx_store_scan_tag(cx_store_t *s, uint16_t part, char tag, cx_store_scan_cb cb, void *opaque, char *errstr,
@@ -406,6 +482,20 @@ cx_err_t cx_store_write_async(cx_store_t *s, cx_store_batch_t *b, char *errstr, 
 
 cx_err_t cx_store_wait(cx_store_t *s, char *errstr, size_t errstr_size) {
     return barrier(s, errstr, errstr_size);
+}
+
+void cx_store_hold(cx_store_t *s, bool hold) {
+    pthread_mutex_lock(&s->mu);
+    s->hold = hold;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void cx_store_behind_counts(cx_store_t *s, uint64_t *reads, uint64_t *scans) {
+    pthread_mutex_lock(&s->mu);
+    *reads = s->reads_behind;
+    *scans = s->scans_behind;
+    pthread_mutex_unlock(&s->mu);
 }
 
 double cx_store_wait_seconds(cx_store_t *s) {

@@ -66,18 +66,31 @@ cx_err_t cx_store_write(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t
  * once, so the caller goes on while RocksDB applies it. The batch belongs to the store until
  * cx_store_wait() returns; one write is in flight at a time (a second waits for the first). Every
  * other operation of the store (reads, scans, writes, drops, close) waits for the write in flight
- * first, so the caller always reads its own writes. A failed asynchronous write is sticky: that call
- * and every later operation but close fail with its message (CX_ERR_IO). */
+ * first, so the caller always reads its own writes; but a point read of a key the batch neither puts
+ * nor deletes (the batch keeps a filter of its keys) reads at once, as it reads the same either way,
+ * and cx_store_scan_behind does not wait. A failed asynchronous write is sticky: that call and every
+ * later operation but close fail with its message (CX_ERR_IO). */
 cx_err_t cx_store_write_async(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t errstr_size);
 /* Waits for the write in flight; CX_ERR_IO with its message if an asynchronous write failed. */
 cx_err_t cx_store_wait(cx_store_t *s, char *errstr, size_t errstr_size);
 /* Seconds callers have spent waiting for the writer (any thread may call this). */
 double cx_store_wait_seconds(cx_store_t *s);
+/* Whether a write is in flight (handed to the writer and not yet applied). */
+bool cx_store_writing(cx_store_t *s);
+/* Point reads that did not wait for a write in flight, and cx_store_scan_behind calls made while one
+ * was in flight. */
+void cx_store_behind_counts(cx_store_t *s, uint64_t *reads, uint64_t *scans);
+/* For tests: while held, the writer leaves the batch in flight (close releases it). */
+void cx_store_hold(cx_store_t *s, bool hold);
 
 /* Iterates keys in [from, to) in order; cb returns false to stop. */
 typedef bool (*cx_store_scan_cb)(void *opaque, const void *k, size_t kl, const void *v, size_t vl);
 cx_err_t cx_store_scan(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl, cx_store_scan_cb cb,
                        void *opaque, char *errstr, size_t errstr_size);
+/* cx_store_scan without waiting for the write in flight: the scan sees the store either wholly
+ * before or wholly after that write. For a caller that merges the batch's own keys itself. */
+cx_err_t cx_store_scan_behind(cx_store_t *s, const void *from, size_t fl, const void *to, size_t tl,
+                              cx_store_scan_cb cb, void *opaque, char *errstr, size_t errstr_size);
 /* Scans every key of `part` with tag `tag`. */
 cx_err_t cx_store_scan_tag(cx_store_t *s, uint16_t part, char tag, cx_store_scan_cb cb, void *opaque, char *errstr,
                            size_t errstr_size);

@@ -30,7 +30,7 @@ static cx_cache_entry_t *get(cx_cache_t *c, uint16_t part, const char *cid, bool
 
 static void flush(cx_cache_t *c, int part) {
     cx_store_batch_t *b = cx_store_batch_new();
-    cr_assert_eq(cx_cache_flush(c, part, b, NULL, 0), CX_OK);
+    cr_assert_eq(cx_cache_flush(c, part, b, NULL, NULL), CX_OK);
     cr_assert_eq(cx_store_write(st, b, err, sizeof err), CX_OK, "%s", err);
     cx_store_batch_destroy(b);
 }
@@ -153,6 +153,15 @@ Test(cache, a_recent_hit_protects_an_entry_from_eviction) {
     cx_cache_destroy(c2);
 }
 
+/* on_put of cx_cache_flush: the earliest due put per partition (4 partitions) */
+static cx_err_t min_put_cb(void *opaque, uint16_t part, int64_t due, const void *key, size_t klen) {
+    int64_t *min_put = opaque;
+    cr_assert_eq(cx_store_timer_key_due(key), due, "the key given is the timer key");
+    cr_assert_gt(klen, 11u);
+    if (part < 4 && due < min_put[part]) min_put[part] = due;
+    return CX_OK;
+}
+
 Test(cache, flush_moves_the_timer_key_only_earlier) {
     cx_cache_t *c = cx_cache_new(st, 100, 1000);
     cx_cache_entry_t *e = get(c, 3, "cust", true);
@@ -164,7 +173,7 @@ Test(cache, flush_moves_the_timer_key_only_earlier) {
     cr_assert_eq(timers(3).n, 0u, "nothing before the flush");
     int64_t min_put[4] = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
     cx_store_batch_t *b = cx_store_batch_new();
-    cr_assert_eq(cx_cache_flush(c, 3, b, min_put, 4), CX_OK);
+    cr_assert_eq(cx_cache_flush(c, 3, b, min_put_cb, min_put), CX_OK);
     cr_assert_eq(cx_store_write(st, b, err, sizeof err), CX_OK, "%s", err);
     cx_store_batch_destroy(b);
     cr_assert_eq(min_put[3], 2 * 86400000, "the earliest key put is reported per partition");
@@ -437,7 +446,7 @@ Test(cache, a_flush_writes_three_runs_each_in_key_order) {
     flush(c, -1); /* index keys now exist: the next flush moves some of them */
     dirty_all(c, false, 3);
     cx_store_batch_t *b = cx_store_batch_new();
-    cr_assert_eq(cx_cache_flush(c, -1, b, NULL, 0), CX_OK);
+    cr_assert_eq(cx_cache_flush(c, -1, b, NULL, NULL), CX_OK);
     batch_ops_t *o = calloc(1, sizeof *o);
     cr_assert_not_null(o);
     cx_store_batch_each(b, collect_op, o);

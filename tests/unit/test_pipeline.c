@@ -324,6 +324,46 @@ Test(pipeline, flushes_between_timer_batches_and_a_small_cache_change_no_output)
     run_close(&d);
 }
 
+/* Write-behind: the flush's batch is held in flight (the store's writer does not apply it) while the
+ * watermark moves on. Every timer key of that flush is due, yet the timers must fire in order without
+ * waiting for the write (the scan merges the batch's keys with the store as it was), and the outputs
+ * must be those of a pipeline that writes synchronously. A scan that waited would hang (timeout). */
+Test(pipeline, timers_fire_from_a_flush_still_in_flight_without_waiting_for_it, .timeout = 120) {
+    run_t a, b;
+    run_open(&a, NULL);
+    run_open(&b, NULL);
+    cx_pipeline_set_write_behind(a.p, true);
+    many_customers(&a, 0, 7000);
+    many_customers(&b, 0, 7000);
+    cx_store_hold(a.st, true);
+    flush(&a);
+    flush(&b);
+    cr_assert(cx_store_writing(a.st), "the flush is in flight");
+    uint64_t fired0 = cx_pipeline_stats(a.p).timers_fired;
+    bool more = true;
+    cr_assert_eq(cx_pipeline_advance(a.p, 0, midnight(460), &more, a.err, sizeof a.err), CX_OK, "%s", a.err);
+    cr_assert(more, "the test needs a second timer batch");
+    uint64_t reads, scans;
+    cx_store_behind_counts(a.st, &reads, &scans);
+    cr_assert_gt(scans, 0u, "the index was scanned while the write was in flight");
+    cr_assert(cx_store_writing(a.st), "and the write is still held");
+    cr_assert_eq(cx_pipeline_stats(a.p).timers_fired - fired0, 4096u, "a whole batch fired from the held flush");
+    /* the write lands in the middle of the firing; the rest reads the store as written */
+    cx_store_hold(a.st, false);
+    cr_assert_eq(cx_store_wait(a.st, a.err, sizeof a.err), CX_OK, "%s", a.err);
+    advance(&a, midnight(460), false);
+    advance(&b, midnight(460), false);
+    cr_assert_gt(cx_pipeline_stats(b.p).timers_fired - fired0, 8192u);
+    cr_assert_eq(cx_pipeline_stats(a.p).timers_fired, cx_pipeline_stats(b.p).timers_fired);
+    cr_assert_str_eq(text(&a.out), text(&b.out), "write-behind changed the outputs");
+    cx_buf_t pa = final_profiles(&a), pb = final_profiles(&b);
+    cr_assert_str_eq(text(&pa), text(&pb), "final profiles differ");
+    cx_buf_free(&pa);
+    cx_buf_free(&pb);
+    run_close(&a);
+    run_close(&b);
+}
+
 /* The timer index of partition 0: every key, and the profiles' index_due_ms / timer_due_ms. */
 typedef struct index_check {
     int keys, profiles_with_timer, dup_keys, early; /* early: keys kept lazily before the due */

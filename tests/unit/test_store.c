@@ -337,6 +337,51 @@ Test(store, a_write_behind_is_read_back_by_every_later_operation) {
     cx_store_batch_destroy(b[1]);
 }
 
+Test(store, a_write_in_flight_holds_back_only_reads_of_its_own_keys) {
+    put(1, CX_KEY_PROFILE, "old", "1");
+    put(1, CX_KEY_PROFILE, "other", "x");
+    cx_store_batch_t *b = profiles_batch(0, 3000, 10); /* w0-0 .. w0-2999 */
+    cx_buf_t k = CX_BUF_INIT;
+    cr_assert_eq(cx_store_key(&k, 1, CX_KEY_PROFILE, "old", 3), CX_OK);
+    cx_store_batch_delete(b, k.data, k.len);
+    cx_store_hold(st, true);
+    cr_assert_eq(cx_store_write_async(st, b, err, sizeof err), CX_OK, "%s", err);
+    cr_assert(cx_store_writing(st));
+    /* keys the batch does not touch read at once, and as they are (a read that waited would hang) */
+    char out[64];
+    uint64_t reads0, scans0, reads, scans;
+    cx_store_behind_counts(st, &reads0, &scans0);
+    cr_assert(get(1, CX_KEY_PROFILE, "other", out, sizeof out));
+    cr_assert_str_eq(out, "x");
+    cr_assert_not(get(1, CX_KEY_PROFILE, "absent", out, sizeof out));
+    cr_assert_not(get(2, CX_KEY_PROFILE, "w0-5", out, sizeof out), "the same id in another partition");
+    cx_store_behind_counts(st, &reads, &scans);
+    cr_assert_eq(reads - reads0, 3u, "three reads did not wait");
+    /* a scan behind sees the store as it was before the write: "old" still there, no w0-* */
+    seen_t s = {.n = 0, .stop_after = 64};
+    cr_assert_eq(cx_store_scan_behind(st, "\x00\x01P", 3, "\x00\x01Q", 3, collect, &s, err, sizeof err), CX_OK, "%s",
+                 err);
+    cr_assert_eq(s.n, 2u);
+    cr_assert_str_eq(s.keys[0], "1:P:old");
+    cr_assert_str_eq(s.keys[1], "1:P:other");
+    cx_store_behind_counts(st, &reads, &scans);
+    cr_assert_eq(scans - scans0, 1u);
+    cr_assert(cx_store_writing(st), "still held");
+    cx_store_hold(st, false);
+    /* a read of one of its keys waits for it */
+    cr_assert(get(1, CX_KEY_PROFILE, "w0-2999", out, sizeof out));
+    cr_assert_not(cx_store_writing(st));
+    cr_assert_not(get(1, CX_KEY_PROFILE, "old", out, sizeof out), "deleted by the batch");
+    s.n = 0;
+    cr_assert_eq(cx_store_scan_behind(st, "\x00\x01P", 3, "\x00\x01Q", 3, collect, &s, err, sizeof err), CX_OK, "%s",
+                 err);
+    cr_assert_eq(s.n, 64u, "after the write the scan sees it (stops at 64)");
+    cx_store_behind_counts(st, &reads, &scans);
+    cr_assert_eq(scans - scans0, 1u, "no write was in flight for the second scan");
+    cx_buf_free(&k);
+    cx_store_batch_destroy(b);
+}
+
 Test(store, close_lands_the_write_behind_in_flight) {
     char dir[] = "/tmp/cx-test-store-XXXXXX";
     cx_store_t *d = open_tmp_store(dir, 0);

@@ -202,7 +202,8 @@ static const cfg_key_t cfg_keys[] = {
     I64("commit.interval_ms", commit_interval_ms, "0", 0, 3600000, 0,
         "Wall time between flushes (state, changelog, offsets). 0 = by `processing.guarantee`: 5000 for "
         "`at_least_once` (outputs go out as events are processed; the interval is what a crash replays), "
-        "1000 for `exactly_once` (`read_committed` readers see outputs at the commit)."),
+        "1000 for `exactly_once` (`read_committed` readers see outputs at the commit). The longest interval: "
+        "when the input goes quiet, what was processed is committed at once (at most once a second)."),
     I32("http.port", http_port, "9464", 0, 65535, "HTTP port for /metrics, health, API and dashboard; 0 = off."),
     STR("http.bind", http_bind, "0.0.0.0", CFG_NONEMPTY, "Address the HTTP server binds to."),
     STR("http.advertised", http_advertised, "", CFG_HOSTPORT,

@@ -384,6 +384,9 @@ cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const cx_config_t *cfg, cx_runne
     TRY(cx_metrics_family(b, "cxstream_commits_total", CX_METRIC_COUNTER,
                           "Commit cycles (outputs acknowledged, state flushed, offsets committed)."));
     TRY(cx_metrics_sample_u64(b, "cxstream_commits_total", st.commits, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_idle_commits_total", CX_METRIC_COUNTER,
+                          "Commit cycles made before the interval's end because the input went quiet."));
+    TRY(cx_metrics_sample_u64(b, "cxstream_idle_commits_total", st.idle_commits, (char *)NULL));
     TRY(cx_metrics_family(b, "cxstream_commit_duration_seconds", CX_METRIC_HISTOGRAM,
                           "Duration of a commit cycle: producer flush, state flush, offset commit."));
     TRY(cx_metrics_histogram(b, "cxstream_commit_duration_seconds", &st.commit_seconds, NULL, NULL));

@@ -62,6 +62,7 @@ struct cx_runner {
     cx_check_opts_t chk;
     cx_runner_stats_t st;
     int64_t last_commit_ms;
+    int64_t progress_at_commit; /* progress() at the last commit cycle */
     bool fatal;
     char fatal_msg[768];
     /* HTTP readers (runner.h): mu is held while a poll processes, in callbacks and in close */
@@ -430,6 +431,19 @@ static cx_err_t publish_owners(cx_runner_t *r) {
  * restart resumes from, so the group's may run ahead of a write still in flight).
  * A failed delivery is recovered from (recover_all) and returns CX_OK; a record the producer refuses
  * (CX_ERR_KAFKA) or a RocksDB failure (CX_ERR_IO) is returned: the caller stops without committing. */
+/* The sum of the owned partitions' next input offsets: it moves when a record is processed. */
+static int64_t progress(const cx_runner_t *r) {
+    int64_t sum = 0;
+    for (int32_t p = 0; p < r->n_parts; p++) {
+        if (!cx_pipeline_owns(r->pl, (uint16_t)p)) continue;
+        int64_t off[CX_INPUTS];
+        cx_pipeline_offsets(r->pl, (uint16_t)p, off);
+        for (int i = 0; i < CX_INPUTS; i++)
+            if (off[i] > 0) sum += off[i];
+    }
+    return sum;
+}
+
 static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) {
     int64_t t0 = cx_mono_ms();
     if (r->recover) recover_all(r, "an earlier flush failed");
@@ -469,6 +483,7 @@ static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) 
     }
     rd_kafka_topic_partition_list_destroy(l);
     r->st.commits++;
+    r->progress_at_commit = progress(r);
     r->last_commit_ms = cx_mono_ms();
     r->st.last_commit_s = (double)(r->last_commit_ms - t0) / 1000.0;
     cx_histogram_observe(&r->st.commit_seconds, r->st.last_commit_s);
@@ -1271,7 +1286,17 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
     }
 }
 
-static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t got, char *errstr, size_t n) {
+/* The input went quiet (a poll waited and nothing came): what was processed since the last commit is
+ * committed now instead of at the end of the interval, at most once a second (and never more often
+ * than the interval), so idle time does the commit's work and a caught-up instance's offsets, state
+ * and (exactly_once) outputs are durable and visible soon after its last record. */
+#define IDLE_COMMIT_MIN_MS 1000
+static bool idle_commit_due(const cx_runner_t *r, int64_t now_ms) {
+    int64_t floor_ms = r->commit_ms < IDLE_COMMIT_MIN_MS ? r->commit_ms : IDLE_COMMIT_MIN_MS;
+    return now_ms - r->last_commit_ms >= floor_ms && progress(r) != r->progress_at_commit;
+}
+
+static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t got, bool idle, char *errstr, size_t n) {
     if (r->fatal) {
         for (ssize_t k = 0; k < got; k++)
             rd_kafka_message_destroy(msgs[k]);
@@ -1295,7 +1320,13 @@ static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t go
     if (rc == CX_OK) rc = cx_campaigns_tick(cx_pipeline_campaigns(r->pl));
     for (int32_t p = 0; p < r->n_parts && rc == CX_OK; p++)
         if (cx_pipeline_owns(r->pl, (uint16_t)p)) rc = process_partition(r, p, errstr, n);
-    if (rc == CX_OK && cx_mono_ms() - r->last_commit_ms >= r->commit_ms) rc = commit_cycle(r, false, errstr, n);
+    if (rc == CX_OK) {
+        int64_t now = cx_mono_ms();
+        if (now - r->last_commit_ms >= r->commit_ms || (idle && idle_commit_due(r, now))) {
+            if (idle && now - r->last_commit_ms < r->commit_ms) r->st.idle_commits++;
+            rc = commit_cycle(r, false, errstr, n);
+        }
+    }
     if (rc != CX_OK && !r->fatal) {
         /* an event may be half applied and its outputs lost: nothing may be committed after this,
          * neither by cx_runner_close nor by the revoke it causes */
@@ -1313,6 +1344,7 @@ cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) 
      * that needed one partition's next fetch sat idle while fewer than a batch were queued */
     ssize_t got = rd_kafka_consume_batch_queue(r->cq, 0, msgs, CONSUME_BATCH);
     double waited_s = 0;
+    bool idle = false;
     if (got == 0 && timeout_ms != 0) {
         double t0 = cx_mono_s();
         rd_kafka_message_t *first = rd_kafka_consume_queue(r->cq, timeout_ms);
@@ -1321,13 +1353,14 @@ cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) 
             msgs[0] = first;
             got = rd_kafka_consume_batch_queue(r->cq, 0, msgs + 1, CONSUME_BATCH - 1);
             got = got < 0 ? 1 : got + 1;
-        }
+        } else
+            idle = true;
     }
     atomic_store(&r->heartbeat_ms, cx_mono_ms());
     cx_runner_lock(r);
     r->chk.now_ms = cx_wall_ms(); /* for the future-timestamp check of this round's events (head) */
     r->st.input_wait_s += waited_s;
-    cx_err_t rc = poll_batch(r, msgs, got, errstr, n);
+    cx_err_t rc = poll_batch(r, msgs, got, idle, errstr, n);
     cx_runner_unlock(r);
     return rc;
 }

@@ -35,6 +35,7 @@ typedef struct cx_runner_stats {
     uint64_t dlq[CX_DLQ__COUNT]; /* rejected, by reason */
     uint64_t produced, delivery_errors;
     uint64_t commits, rebalances;
+    uint64_t idle_commits;            /* commit cycles made before the interval's end: the input went quiet */
     uint64_t campaigns;               /* campaign records applied */
     int partitions;                   /* owned partitions */
     int paused_inputs;                /* input topic partitions paused: their FIFO is full */

@@ -569,6 +569,31 @@ Test(mock, the_time_the_pipeline_waits_for_input_is_counted) {
     run_free(&x);
 }
 
+/* With a commit interval far longer than the test, the group still commits the end of every input
+ * soon after the runner has consumed everything: the quiet input triggers the commit. */
+Test(mock, a_quiet_input_is_committed_before_the_interval_ends) {
+    char err[768];
+    const char *sets[] = {"commit.interval_ms=600000", NULL};
+    run_t x;
+    run_open(&x, false, sets);
+    x.r = runner_start(&x);
+    int64_t t0 = mh_mono_ms();
+    cr_assert_eq(mh_drive(x.r, x.cfg, x.cl.bootstraps, 30000, NULL, NULL, err, sizeof err), CX_OK, "%s", err);
+    cx_runner_stats_t st = cx_runner_stats(x.r);
+    cr_assert_geq(st.idle_commits, 1u, "the commit that reached the end was an idle one");
+    cr_assert_eq(st.idle_commits, st.commits, "no interval passed (%" PRIu64 " of %" PRIu64 ")", st.idle_commits,
+                 st.commits);
+    cr_assert_lt(mh_mono_ms() - t0, 30000);
+    /* nothing new: no more commits however long the input stays quiet */
+    uint64_t commits = st.commits;
+    for (int k = 0; k < 25; k++)
+        cr_assert_eq(cx_runner_poll(x.r, 100, err, sizeof err), CX_OK, "%s", err);
+    cr_assert_eq(cx_runner_stats(x.r).commits, commits, "an idle commit without new input");
+    run_finish(&x);
+    cr_assert(mh_offsets_at_end(&x.off));
+    run_free(&x);
+}
+
 /* ---------- a paused input across a rebalance ---------- */
 
 /* Polls a and (when not NULL) b until done(a) holds or 30 s pass. */

@@ -210,6 +210,12 @@ Test(triggers, usual_gap_is_robust_to_a_single_binge) {
     cr_assert_float_eq(gap, 7.0, 1e-12, "gaps 7,7,1,1,1,4,7,7,7: median 7 (mean 4.7)");
     cr_assert(cx_triggers_gap_cv(&p, &cv));
     cr_assert_gt(cv, 0.5, "the binge makes the gaps irregular");
+    int even[] = {0, 5, 6, 9, 11}; /* gaps 5, 1, 3, 2: an even count, out of order */
+    for (int i = 0; i < 5; i++)
+        p.play_days[i] = 20000 + even[i];
+    p.n_play_days = 5;
+    cr_assert(cx_triggers_usual_gap(&p, &gap));
+    cr_assert_float_eq(gap, 2.5, 1e-12, "median of 1, 2, 3, 5");
     p.n_play_days = 1;
     cr_assert_not(cx_triggers_usual_gap(&p, &gap), "one play day has no gap");
     cx_profile_clear(&p);

@@ -441,6 +441,15 @@ static void prefetch_profile(const cx_profile_t *pr) {
         __builtin_prefetch(b + o);
 }
 
+/* The lines an event reads: the profile's hot part and its id's first line (profile.h). Loading all
+ * 23 lines for every record 4 records ahead kept ~90 loads in flight, more than the core tracks. */
+static void prefetch_profile_hot(const cx_profile_t *pr) {
+    const char *b = (const char *)pr;
+    for (size_t o = 0; o < CX_PROFILE_HOT_END; o += 64)
+        __builtin_prefetch(b + o);
+    __builtin_prefetch(pr->customer_id);
+}
+
 static cx_err_t flush_profile(cx_cache_t *c, cx_cache_entry_t *e, cx_store_batch_t *batch) {
     cx_err_t rc = cx_store_key(&c->key, e->part, CX_KEY_PROFILE, e->cid, e->cid_len);
     if (rc != CX_OK) return rc;
@@ -556,7 +565,7 @@ void cx_cache_prefetch(const cx_cache_t *c, const void *cid, size_t len, int sta
         const cx_profile_t *pr = e->prof;
         if (!pr) return;
         if (stage == 2)
-            prefetch_profile(pr);
+            prefetch_profile_hot(pr);
         else if (pr->n_buckets) {
             __builtin_prefetch(&pr->buckets[pr->n_buckets - 1]);
             if (pr->camp) __builtin_prefetch(pr->camp);

@@ -16,6 +16,8 @@
 #ifndef CX_PROFILE_H
 #define CX_PROFILE_H
 
+#include <stddef.h>
+
 #include "buf.h"
 #include "cx.h"
 #include "event.h"
@@ -67,23 +69,25 @@ typedef struct cx_profile_camp {
     uint8_t cap_contacts, cap_sends;
 } cx_profile_camp_t;
 
+/* Field order is for the CPU cache: what most events read and write comes first (lifetime totals,
+ * day buckets, RFM, BG/NBD, play days, timers, campaign pointers), then the genre counters and the
+ * duplicate ring, then the id (read when a record is emitted), then what few events touch (NPS,
+ * touchpoints, acquisition). The cache's prefetch loads the first part and the id's first line. */
 typedef struct cx_profile {
-    char customer_id[CX_ID_MAX + 1];
-
     /* lifetime */
     bool has_tx;
-    int64_t first_tx_ts_ms, last_tx_ts_ms;
     bool has_play;
+    int8_t r_score, f_score, m_score; /* RFM as of the watermark */
+    int8_t segment;                   /* -1 until the first transaction */
+    uint8_t n_play_days;
+    uint8_t has_latest_by_type; /* bit per cx_campaign_type_t */
+    int64_t first_tx_ts_ms, last_tx_ts_ms;
     int64_t last_play_ts_ms; /* any play, however short */
     int64_t purchases_total, revenue_total_minor, plays_total;
 
     /* trailing windows: sorted by day ascending, at most one bucket per day */
     cx_bucket_t *buckets;
     uint32_t n_buckets, cap_buckets;
-
-    /* RFM as of the watermark; segment -1 until the first transaction */
-    int8_t r_score, f_score, m_score;
-    int8_t segment;
 
     /* BG/NBD on transaction days */
     int32_t first_tx_day, last_tx_day;
@@ -93,35 +97,9 @@ typedef struct cx_profile {
 
     /* disengagement */
     int32_t play_days[CX_PLAY_DAYS_KEPT]; /* distinct retrieval-play days, ascending */
-    uint8_t n_play_days;
     uint32_t play_days_total;
     int64_t last_trigger_ts_ms;                  /* 0: none */
     int64_t last_trigger_due_ms[CX_TRIG__COUNT]; /* due time of the last trigger of each kind */
-    cx_genre_count_t genres[CX_GENRES_KEPT];
-
-    /* voice of customer */
-    bool has_nps;
-    int8_t nps_last;
-    int64_t nps_last_ts_ms;
-    int64_t nps_count;
-    cx_touchpoint_score_t touchpoints[CX_TOUCHPOINTS_KEPT];
-    uint8_t n_touchpoints;
-
-    /* campaigns */
-    bool has_acquisition;
-    char acquisition_campaign_id[CX_ID_MAX + 1];
-    bool newsletter_recipient;
-    cx_profile_camp_t *camp; /* NULL until the first contact or send; owns the three arrays below */
-    cx_contact_t *contacts;  /* in the camp allocation or NULL; [camp->cap_contacts], newest last */
-    uint8_t n_contacts;
-    cx_contact_t *latest_by_type; /* camp->latest_by_type or NULL; [CX_CT__COUNT] */
-    uint8_t has_latest_by_type;   /* bit per cx_campaign_type_t */
-    cx_open_send_t *sends;        /* in the camp allocation or NULL; [camp->cap_sends] */
-    uint8_t n_sends;
-
-    /* duplicates: fingerprints of the last accepted event ids, ring */
-    uint64_t dedup[CX_DEDUP_MAX];
-    uint8_t n_dedup, dedup_next;
 
     /* timers: the customer's earliest due time (0: none); per kind below */
     int64_t timer_due_ms;
@@ -137,7 +115,40 @@ typedef struct cx_profile {
 
     /* CX economics: what this customer contributes to its segment's sums (voc.h) */
     int64_t voc_monetary_minor, voc_clv_minor;
+
+    /* campaigns */
+    cx_profile_camp_t *camp;      /* NULL until the first contact or send; owns the three arrays below */
+    cx_contact_t *contacts;       /* in the camp allocation or NULL; [camp->cap_contacts], newest last */
+    cx_contact_t *latest_by_type; /* camp->latest_by_type or NULL; [CX_CT__COUNT] */
+    cx_open_send_t *sends;        /* in the camp allocation or NULL; [camp->cap_sends] */
+    uint8_t n_contacts;
+    uint8_t n_sends;
+    bool newsletter_recipient;
+
+    cx_genre_count_t genres[CX_GENRES_KEPT];
+
+    /* duplicates: fingerprints of the last accepted event ids, ring */
+    uint8_t n_dedup, dedup_next;
+    uint64_t dedup[CX_DEDUP_MAX];
+
+    char customer_id[CX_ID_MAX + 1];
+
+    /* voice of customer */
+    bool has_nps;
+    int8_t nps_last;
+    int64_t nps_last_ts_ms;
+    int64_t nps_count;
+    cx_touchpoint_score_t touchpoints[CX_TOUCHPOINTS_KEPT];
+    uint8_t n_touchpoints;
+
+    bool has_acquisition;
+    char acquisition_campaign_id[CX_ID_MAX + 1];
 } cx_profile_t;
+
+/* The end of the part of a profile most events read (see the field order above): up to the duplicate
+ * ring's first 8 entries (dedup.per_customer's default); the id's first line is read when a record is
+ * emitted. */
+#define CX_PROFILE_HOT_END (offsetof(cx_profile_t, dedup) + 8 * sizeof(uint64_t))
 
 /* Zeroed, segment -1, with the campaign block allocated at full capacity (every field writable at
  * once; should the allocation fail, the block is absent and cx_profile_campaigns() reports it). */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DROP_SPAN_MAX 512 /* days covered by the prefix sums of cx_triggers_drop_due_ms */
+#define DROP_SPAN_MAX 512 /* days covered by the play-day bitmap of cx_triggers_drop_due_ms */
 
 static int64_t day_start(int64_t day) {
     return day * CX_DAY_MS;
@@ -102,6 +102,19 @@ bool cx_triggers_drop_holds(const cx_profile_t *p, const cx_config_t *cfg, int32
     return drop_rule(cfg, h, play_days_in(p, rstart, (int64_t)day - 1), play_days_in(p, rstart - 7 * h, rstart - 1));
 }
 
+/* Set bits of `bits` in [a, b] (0 <= a; none when b < a). */
+static uint32_t bits_in(const uint64_t *bits, int64_t a, int64_t b) {
+    if (b < a) return 0;
+    uint32_t n = 0;
+    for (int64_t w = a >> 6; w <= b >> 6; w++) {
+        uint64_t m = bits[w];
+        if (w == a >> 6) m &= ~UINT64_C(0) << (a & 63);
+        if (w == b >> 6 && (b & 63) != 63) m &= (UINT64_C(1) << ((b & 63) + 1)) - 1;
+        n += (uint32_t)__builtin_popcountll(m);
+    }
+    return n;
+}
+
 int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, int32_t from_day) {
     if (p->n_play_days == 0) return 0;
     int64_t last =
@@ -114,23 +127,21 @@ int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, i
             if (cx_triggers_drop_holds(p, cfg, (int32_t)d)) return day_start(d);
         return 0;
     }
-    /* pre[i] = play days in [lo, lo + i) */
-    uint16_t pre[DROP_SPAN_MAX + 1];
-    memset(pre, 0, sizeof pre);
+    /* bit i: a play day at lo + i; counts are popcounts of bit ranges (8 words at most) */
+    uint64_t bits[DROP_SPAN_MAX / 64 + 1];
+    memset(bits, 0, sizeof bits);
     for (uint32_t i = 0; i < p->n_buckets; i++) {
         int64_t d = p->buckets[i].day;
-        if (d >= lo && d < lo + span && p->buckets[i].plays > 0) pre[d - lo + 1] = 1;
+        if (d >= lo && d < lo + span && p->buckets[i].plays > 0) bits[(d - lo) >> 6] |= UINT64_C(1) << ((d - lo) & 63);
     }
-    for (int64_t i = 1; i <= span; i++)
-        pre[i] = (uint16_t)(pre[i] + pre[i - 1]);
-#define COUNT(a, b) ((uint32_t)(pre[(b)-lo + 1] - pre[(a)-lo])) /* days in [a, b], lo <= a */
     for (int64_t d = from_day; d <= last; d++) {
         int h = history_weeks(p, (int32_t)d);
         if (h <= 0) continue;
         int64_t rstart = d - CX_TRIGGERS_RECENT_DAYS;
-        if (drop_rule(cfg, h, COUNT(rstart, d - 1), COUNT(rstart - 7 * h, rstart - 1))) return day_start(d);
+        if (drop_rule(cfg, h, bits_in(bits, rstart - lo, d - 1 - lo),
+                      bits_in(bits, rstart - 7 * h - lo, rstart - 1 - lo)))
+            return day_start(d);
     }
-#undef COUNT
     return 0;
 }
 

@@ -295,6 +295,48 @@ Test(triggers, engagement_drop_at_a_day_start_matches_the_pure_rule) {
     cx_profile_clear(&p);
 }
 
+/* The due day search (play-day bitmap) against the rule evaluated day by day, over random histories:
+ * dense and sparse play days, gaps, with and without a drop at the end, from every start day. */
+Test(triggers, engagement_drop_due_is_the_first_day_the_rule_holds) {
+    uint64_t x = 88172645463325252u;
+    int checked = 0, dues = 0;
+    for (int round = 0; round < 300; round++) {
+        cx_profile_t p;
+        cx_profile_init(&p, "c1");
+        p.has_tx = true;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int days = 30 + (int)(x % 150), density = 1 + (int)((x >> 8) % 6), cut = (int)((x >> 16) % 40);
+        int32_t last_play = -1;
+        p.first_tx_day = (int32_t)D0;
+        for (int d = 0; d < days; d++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            bool late = d > days - cut; /* the drop: fewer plays at the end */
+            if (x % (uint64_t)(late ? density * 4 : density) == 0) {
+                cx_profile_bucket(&p, (int32_t)(D0 + d))->plays = 1 + (uint32_t)(x >> 40) % 3;
+                last_play = (int32_t)(D0 + d);
+            }
+        }
+        if (last_play < 0) {
+            cx_profile_clear(&p);
+            continue;
+        }
+        p.play_days[0] = last_play;
+        p.n_play_days = 1;
+        for (int from = 0; from < days + 30; from += 3) {
+            int32_t from_day = (int32_t)(D0 + from);
+            int64_t expect = 0;
+            for (int64_t d = from_day; d <= (int64_t)last_play + CX_TRIGGERS_RECENT_DAYS && !expect; d++)
+                if (cx_triggers_drop_holds(&p, cfg, (int32_t)d)) expect = d * CX_DAY_MS;
+            cr_assert_eq(cx_triggers_drop_due_ms(&p, cfg, from_day), expect, "round %d from day %d", round, from);
+            checked++;
+            if (expect) dues++;
+        }
+        cx_profile_clear(&p);
+    }
+    cr_assert_gt(dues, 100, "the histories must reach the rule often (%d of %d)", dues, checked);
+    cr_assert_gt(checked - dues, 100);
+}
+
 /* ---------- CHURN_RISK ---------- */
 
 Test(triggers, churn_risk_fires_on_the_first_day_p_alive_is_below_the_threshold) {

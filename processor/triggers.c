@@ -102,6 +102,14 @@ bool cx_triggers_drop_holds(const cx_profile_t *p, const cx_config_t *cfg, int32
     return drop_rule(cfg, h, play_days_in(p, rstart, (int64_t)day - 1), play_days_in(p, rstart - 7 * h, rstart - 1));
 }
 
+/* Bits set in x (portable SWAR: the x86-64 baseline has no POPCNT, and libgcc's call was slower). */
+static inline uint32_t popcount64(uint64_t x) {
+    x = x - ((x >> 1) & UINT64_C(0x5555555555555555));
+    x = (x & UINT64_C(0x3333333333333333)) + ((x >> 2) & UINT64_C(0x3333333333333333));
+    x = (x + (x >> 4)) & UINT64_C(0x0F0F0F0F0F0F0F0F);
+    return (uint32_t)((x * UINT64_C(0x0101010101010101)) >> 56);
+}
+
 /* Set bits of `bits` in [a, b] (0 <= a; none when b < a). */
 static uint32_t bits_in(const uint64_t *bits, int64_t a, int64_t b) {
     if (b < a) return 0;
@@ -110,9 +118,13 @@ static uint32_t bits_in(const uint64_t *bits, int64_t a, int64_t b) {
         uint64_t m = bits[w];
         if (w == a >> 6) m &= ~UINT64_C(0) << (a & 63);
         if (w == b >> 6 && (b & 63) != 63) m &= (UINT64_C(1) << ((b & 63) + 1)) - 1;
-        n += (uint32_t)__builtin_popcountll(m);
+        n += popcount64(m);
     }
     return n;
+}
+
+static inline uint32_t bit_at(const uint64_t *bits, int64_t i) {
+    return (uint32_t)(bits[i >> 6] >> (i & 63)) & 1u;
 }
 
 int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, int32_t from_day) {
@@ -134,13 +146,25 @@ int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, i
         int64_t d = p->buckets[i].day;
         if (d >= lo && d < lo + span && p->buckets[i].plays > 0) bits[(d - lo) >> 6] |= UINT64_C(1) << ((d - lo) & 63);
     }
-    for (int64_t d = from_day; d <= last; d++) {
+    /* day d's windows (indices from lo): recent [d - R, d - 1], baseline [d - R - 7h, d - R - 1]; both
+     * slide by one day per step, the baseline is counted again when h changes */
+    const int64_t R = CX_TRIGGERS_RECENT_DAYS;
+    int64_t i = from_day - lo; /* d - lo */
+    uint32_t recent = bits_in(bits, i - R, i - 1), base = 0;
+    int hb = 0; /* the h `base` was counted for (0: not counted) */
+    for (int64_t d = from_day; d <= last; d++, i++) {
+        if (d > from_day) recent += bit_at(bits, i - 1) - bit_at(bits, i - 1 - R);
         int h = history_weeks(p, (int32_t)d);
-        if (h <= 0) continue;
-        int64_t rstart = d - CX_TRIGGERS_RECENT_DAYS;
-        if (drop_rule(cfg, h, bits_in(bits, rstart - lo, d - 1 - lo),
-                      bits_in(bits, rstart - 7 * h - lo, rstart - 1 - lo)))
-            return day_start(d);
+        if (h <= 0) {
+            hb = 0;
+            continue;
+        }
+        if (h != hb) {
+            base = bits_in(bits, i - R - 7 * h, i - R - 1);
+            hb = h;
+        } else
+            base += bit_at(bits, i - R - 1) - bit_at(bits, i - R - 1 - 7 * h);
+        if (drop_rule(cfg, h, recent, base)) return day_start(d);
     }
     return 0;
 }

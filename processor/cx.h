@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define CX_VERSION "0.1.0"
 
@@ -79,6 +80,27 @@ void cx_seterr(char *errstr, size_t errstr_size, const char *fmt, ...) __attribu
 int64_t cx_wall_ms(void);
 int64_t cx_mono_ms(void);
 double cx_mono_s(void);
+
+/* A fast hash of bytes for in-memory tables and filters, 8 bytes at a time (never persisted: the
+ * event-id fingerprint stored in profiles is cx_hash64). */
+static inline uint64_t cx_hash_mem(const void *p, size_t n) {
+    const uint8_t *s = p;
+    uint64_t h = UINT64_C(0x9E3779B97F4A7C15) ^ n, w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * UINT64_C(0xBF58476D1CE4E5B9);
+        h ^= h >> 31;
+    }
+    if (n) {
+        w = 0;
+        for (size_t i = 0; i < n; i++)
+            w |= (uint64_t)s[i] << (8 * i);
+        h = (h ^ w) * UINT64_C(0x94D049BB133111EB);
+        h ^= h >> 29;
+    }
+    h *= UINT64_C(0xBF58476D1CE4E5B9);
+    return h ^ (h >> 32);
+}
 
 /* Kafka's default partitioner (Java client murmur2; librdkafka `murmur2_random` for non-empty
  * keys): toPositive(murmur2(key)) % partitions. */

@@ -248,7 +248,7 @@ cx_err_t cx_metrics_collect_pipeline(cx_buf_t *b, const cx_config_t *cfg, cx_pip
     TRY(cx_metrics_sample_u64(b, "cxstream_state_flushes_total", st.flushes, (char *)NULL));
     TRY(cx_metrics_family(b, "cxstream_state_write_wait_seconds_total", CX_METRIC_COUNTER,
                           "Time the pipeline thread waited for a flush being written behind to land in RocksDB "
-                          "(before a state read or the next flush)."));
+                          "(before a read of a key it wrote, or the next flush)."));
     TRY(cx_metrics_sample(b, "cxstream_state_write_wait_seconds_total", st.write_wait_s, (char *)NULL));
 
     TRY(cx_metrics_family(b, "cxstream_cache_hits_total", CX_METRIC_COUNTER, "Profile cache hits."));

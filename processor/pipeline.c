@@ -317,14 +317,12 @@ static cx_err_t db_head(cx_pipeline_t *p, uint16_t part, db_timer_t **out, char 
     P->db_n = P->db_pos = 0;
     uint8_t lo[3] = {(uint8_t)(part >> 8), (uint8_t)part, CX_KEY_TIMER};
     uint8_t to[3] = {(uint8_t)(part >> 8), (uint8_t)part, CX_KEY_TIMER + 1};
-    cx_buf_t from = CX_BUF_INIT;
+    /* the scan records its last key in p->key, so db_resume stays put while it is the start */
+    const void *from = P->db_resume.len ? (const void *)P->db_resume.data : lo;
+    size_t fl = P->db_resume.len ? P->db_resume.len : sizeof lo;
     scan_ctx_t s = {behind ? P->db + DB_TIMER_BUF : P->db, 0, &P->db_resume, &p->key};
-    cx_err_t rc = P->db_resume.len ? cx_buf_append(&from, P->db_resume.data, P->db_resume.len)
-                                   : cx_buf_append(&from, lo, sizeof lo);
-    if (rc == CX_OK)
-        rc = behind ? cx_store_scan_behind(p->store, from.data, from.len, to, 3, scan_cb, &s, errstr, n)
-                    : cx_store_scan(p->store, from.data, from.len, to, 3, scan_cb, &s, errstr, n);
-    cx_buf_free(&from);
+    cx_err_t rc = behind ? cx_store_scan_behind(p->store, from, fl, to, 3, scan_cb, &s, errstr, n)
+                         : cx_store_scan(p->store, from, fl, to, 3, scan_cb, &s, errstr, n);
     if (rc == CX_OK) {
         if (behind)
             rc = merge_infl(P, part, s.out, s.n, s.n == DB_TIMER_BUF, &p->key);

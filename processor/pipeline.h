@@ -40,7 +40,7 @@ typedef struct cx_pipeline_stats {
     uint64_t timers_fired;
     uint64_t out[16]; /* records emitted, by cx_record_kind_t */
     uint64_t flushes;
-    double write_wait_s; /* time waited for a flush written behind (store reads, the next flush) */
+    double write_wait_s; /* time waited for a flush written behind (reads of its keys, the next flush) */
 } cx_pipeline_stats_t;
 
 typedef struct cx_pipeline cx_pipeline_t;
@@ -81,7 +81,8 @@ void cx_pipeline_set_flush_hook(cx_pipeline_t *p, cx_flush_hook_t hook, void *op
 cx_err_t cx_pipeline_flush(cx_pipeline_t *p, int part, char *errstr, size_t errstr_size);
 /* Write-behind (default off): cx_pipeline_flush hands its batch to the store's writer thread
  * (cx_store_write_async) and returns once the hook has succeeded, so events are processed while
- * RocksDB applies it; every store read, and the next flush, waits for it first. `run` turns it on:
+ * RocksDB applies it; a read of a key it wrote, and the next flush, wait for it first (other reads
+ * and the timer scans, which merge its index keys, do not). `run` turns it on:
  * its hook has already made the batch durable elsewhere (changelog acknowledged, or transaction
  * committed), so a crash before the write lands only means a longer changelog tail to restore. */
 void cx_pipeline_set_write_behind(cx_pipeline_t *p, bool on);

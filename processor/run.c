@@ -425,12 +425,6 @@ static cx_err_t publish_owners(cx_runner_t *r) {
 
 /* ---------- commit protocol ---------- */
 
-/* flush (changelog + acknowledgements or transaction, then RocksDB, written behind: the next
- * events are processed while it lands, and a failure surfaces at the next store access or flush)
- * → offsets (at_least_once; the state's own offsets, in the acknowledged changelog, are what a
- * restart resumes from, so the group's may run ahead of a write still in flight).
- * A failed delivery is recovered from (recover_all) and returns CX_OK; a record the producer refuses
- * (CX_ERR_KAFKA) or a RocksDB failure (CX_ERR_IO) is returned: the caller stops without committing. */
 /* The sum of the owned partitions' next input offsets: it moves when a record is processed. */
 static int64_t progress(const cx_runner_t *r) {
     int64_t sum = 0;
@@ -444,6 +438,12 @@ static int64_t progress(const cx_runner_t *r) {
     return sum;
 }
 
+/* flush (changelog + acknowledgements or transaction, then RocksDB, written behind: the next
+ * events are processed while it lands, and a failure surfaces at the next store access or flush)
+ * → offsets (at_least_once; the state's own offsets, in the acknowledged changelog, are what a
+ * restart resumes from, so the group's may run ahead of a write still in flight).
+ * A failed delivery is recovered from (recover_all) and returns CX_OK; a record the producer refuses
+ * (CX_ERR_KAFKA) or a RocksDB failure (CX_ERR_IO) is returned: the caller stops without committing. */
 static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) {
     int64_t t0 = cx_mono_ms();
     if (r->recover) recover_all(r, "an earlier flush failed");
@@ -1322,8 +1322,9 @@ static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t go
         if (cx_pipeline_owns(r->pl, (uint16_t)p)) rc = process_partition(r, p, errstr, n);
     if (rc == CX_OK) {
         int64_t now = cx_mono_ms();
-        if (now - r->last_commit_ms >= r->commit_ms || (idle && idle_commit_due(r, now))) {
-            if (idle && now - r->last_commit_ms < r->commit_ms) r->st.idle_commits++;
+        bool interval = now - r->last_commit_ms >= r->commit_ms;
+        if (interval || (idle && idle_commit_due(r, now))) {
+            if (!interval) r->st.idle_commits++;
             rc = commit_cycle(r, false, errstr, n);
         }
     }

@@ -9,7 +9,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define DROP_SPAN_MAX 512 /* days covered by the play-day bitmap of cx_triggers_drop_due_ms */

@@ -6,28 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The table's hash of a customer id: 8 bytes at a time (cx_hash64, byte by byte, is the persisted
- * event-id fingerprint's; this one is in memory only and 4-5x cheaper on 10-20 byte ids, which are
- * hashed for every record's prefetch stages and lookup). */
-static inline uint64_t id_hash(const void *p, size_t n) {
-    const uint8_t *s = p;
-    uint64_t h = UINT64_C(0x9E3779B97F4A7C15) ^ n, w;
-    for (; n >= 8; s += 8, n -= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * UINT64_C(0xBF58476D1CE4E5B9);
-        h ^= h >> 31;
-    }
-    if (n) {
-        w = 0;
-        for (size_t i = 0; i < n; i++)
-            w |= (uint64_t)s[i] << (8 * i);
-        h = (h ^ w) * UINT64_C(0x94D049BB133111EB);
-        h ^= h >> 29;
-    }
-    h *= UINT64_C(0xBF58476D1CE4E5B9);
-    return h ^ (h >> 32);
-}
-
 /* An entry with its RocksDB key order in three words, so that sorting a flush's entries compares
  * mostly integers that sit in the array instead of chasing each entry (the sorts were ~5% of a flush
  * at 1 M customers, nearly all of it cache misses); equal words fall back to the ids. */
@@ -277,7 +255,7 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
         cx_seterr(errstr, errstr_size, "customer id of %zu bytes, longer than %d", len, CX_ID_MAX);
         return CX_ERR_INVALID;
     }
-    uint64_t h = id_hash(cid, len);
+    uint64_t h = cx_hash_mem(cid, len);
     for (cx_cache_entry_t *e = c->table[h & (c->nbuckets - 1)]; e; e = e->hnext) {
         if (entry_is(e, h, part, cid, len)) {
             c->st.hits++;
@@ -328,7 +306,7 @@ cx_err_t cx_cache_get(cx_cache_t *c, uint16_t part, const char *cid, bool create
 
 cx_cache_entry_t *cx_cache_peek(cx_cache_t *c, uint16_t part, const char *cid) {
     size_t len = strlen(cid);
-    uint64_t h = id_hash(cid, len);
+    uint64_t h = cx_hash_mem(cid, len);
     for (cx_cache_entry_t *e = c->table[h & (c->nbuckets - 1)]; e; e = e->hnext)
         if (entry_is(e, h, part, cid, len)) return e;
     return NULL;
@@ -550,7 +528,7 @@ cx_cache_stats_t cx_cache_stats(const cx_cache_t *c) {
 
 void cx_cache_prefetch(const cx_cache_t *c, const void *cid, size_t len, int stage) {
     if (len > CX_ID_MAX) return;
-    uint64_t h = id_hash(cid, len);
+    uint64_t h = cx_hash_mem(cid, len);
     cx_cache_entry_t *const *slot = &c->table[h & (c->nbuckets - 1)];
     if (stage == 0) {
         __builtin_prefetch(slot);

@@ -183,7 +183,7 @@ void cx_profile_prune_buckets(cx_profile_t *p, int32_t min_day);
 bool cx_profile_dedup_seen(const cx_profile_t *p, uint64_t fp);
 void cx_profile_dedup_add(cx_profile_t *p, uint64_t fp, unsigned keep);
 
-/* 64-bit FNV-1a of bytes; the event-id fingerprint and the hash of the cache. */
+/* 64-bit FNV-1a of bytes: the event-id fingerprint kept in profiles (in-memory tables use cx_hash_mem). */
 uint64_t cx_hash64(const void *data, size_t len);
 
 #endif

@@ -45,30 +45,25 @@ struct cx_store_batch {
     uint64_t *filter; /* BATCH_FILTER_BITS bits; NULL (allocation failed): may hold any key */
 };
 
-static uint64_t key_hash(const void *k, size_t kl) {
-    const uint8_t *p = k;
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (size_t i = 0; i < kl; i++)
-        h = (h ^ p[i]) * UINT64_C(1099511628211);
-    return h ^ (h >> 29);
+/* Bit `i` of the BATCH_FILTER_PROBE probes of a key whose hash is h (double hashing). */
+static uint32_t filter_bit(uint64_t h, uint32_t i) {
+    return ((uint32_t)h + i * ((uint32_t)(h >> 32) | 1)) & (BATCH_FILTER_BITS - 1);
 }
 
 static void filter_add(cx_store_batch_t *b, const void *k, size_t kl) {
     if (!b->filter) return;
-    uint64_t h = key_hash(k, kl);
-    uint32_t h1 = (uint32_t)h, h2 = (uint32_t)(h >> 32) | 1;
+    uint64_t h = cx_hash_mem(k, kl);
     for (uint32_t i = 0; i < BATCH_FILTER_PROBE; i++) {
-        uint32_t bit = (h1 + i * h2) & (BATCH_FILTER_BITS - 1);
+        uint32_t bit = filter_bit(h, i);
         b->filter[bit >> 6] |= UINT64_C(1) << (bit & 63);
     }
 }
 
 static bool filter_may_hold(const cx_store_batch_t *b, const void *k, size_t kl) {
     if (!b->filter) return true;
-    uint64_t h = key_hash(k, kl);
-    uint32_t h1 = (uint32_t)h, h2 = (uint32_t)(h >> 32) | 1;
+    uint64_t h = cx_hash_mem(k, kl);
     for (uint32_t i = 0; i < BATCH_FILTER_PROBE; i++) {
-        uint32_t bit = (h1 + i * h2) & (BATCH_FILTER_BITS - 1);
+        uint32_t bit = filter_bit(h, i);
         if (!(b->filter[bit >> 6] & (UINT64_C(1) << (bit & 63)))) return false;
     }
     return true;
@@ -156,8 +151,6 @@ static void drain_locked(cx_store_t *s) {
     s->wait_s += cx_mono_s() - t0;
 }
 
-/* Every operation but the asynchronous write itself starts here: it sees the state after every
- * write handed over before it, and fails once an asynchronous write has failed. */
 /* drain_locked, then the sticky failure (s->mu held). */
 static cx_err_t settle_locked(cx_store_t *s, char *errstr, size_t errstr_size) {
     drain_locked(s);
@@ -166,6 +159,9 @@ static cx_err_t settle_locked(cx_store_t *s, char *errstr, size_t errstr_size) {
     return CX_ERR_IO;
 }
 
+/* Every operation but the asynchronous write itself (and the reads that need not wait) starts here:
+ * it sees the state after every write handed over before it, and fails once an asynchronous write
+ * has failed. */
 static cx_err_t barrier(cx_store_t *s, char *errstr, size_t errstr_size) {
     pthread_mutex_lock(&s->mu);
     cx_err_t rc = settle_locked(s, errstr, errstr_size);

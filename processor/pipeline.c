@@ -26,7 +26,8 @@
 
 typedef struct heap_item {
     int64_t due;
-    uint64_t id8;        /* the customer id's first 8 bytes, big-endian: ties without touching the entry */
+    uint64_t id8[2];     /* the customer id's first 16 bytes, big-endian: most ties (many customers share a
+                          * midnight due) resolved without touching the entry */
     cx_cache_entry_t *e; /* dirty entry: not evicted before the next flush, which clears the heap */
 } heap_item_t;
 
@@ -124,16 +125,18 @@ static cx_err_t camp_emit(void *opaque, cx_record_kind_t kind, const char *key, 
 
 static bool item_less(const heap_item_t *a, const heap_item_t *b) {
     if (a->due != b->due) return a->due < b->due;
-    if (a->id8 != b->id8) return a->id8 < b->id8;
+    if (a->id8[0] != b->id8[0]) return a->id8[0] < b->id8[0];
+    if (a->id8[1] != b->id8[1]) return a->id8[1] < b->id8[1];
     return strcmp(a->e->cid, b->e->cid) < 0;
 }
 
-static uint64_t id8_of(const char *cid) {
+/* Bytes [off, off + 8) of the id as a big-endian word, zero-padded past its end: comparing the words
+ * of two ids in turn is strcmp's order as long as the words differ. */
+static uint64_t id8_of(const cx_cache_entry_t *e, size_t off) {
     uint64_t v = 0;
-    int i = 0;
-    for (; i < 8 && cid[i]; i++)
-        v = (v << 8) | (uint8_t)cid[i];
-    return i == 0 ? 0 : v << (8 * (8 - i)); /* byte order = strcmp order on the first 8 bytes */
+    for (size_t i = off; i < off + 8; i++)
+        v = (v << 8) | (i < e->cid_len ? (uint8_t)e->cid[i] : 0);
+    return v;
 }
 
 /* Pushes are lazy, like the RocksDB index: an entry has at most one live item, at its earliest due;
@@ -150,7 +153,7 @@ static cx_err_t heap_push(part_t *P, int64_t due, cx_cache_entry_t *e) {
         P->heap_cap = cap;
     }
     size_t i = P->heap_n++;
-    P->heap[i] = (heap_item_t){due, id8_of(e->cid), e};
+    P->heap[i] = (heap_item_t){due, {id8_of(e, 0), id8_of(e, 8)}, e};
     e->heap_due = due;
     while (i > 0) {
         size_t up = (i - 1) / 2;
@@ -163,19 +166,28 @@ static cx_err_t heap_push(part_t *P, int64_t due, cx_cache_entry_t *e) {
     return CX_OK;
 }
 
+/* Removes the top. Bottom-up (Floyd): the hole left at the root moves down along the smaller
+ * children to a leaf, one comparison per level, and the last item moves up from there; the last item
+ * belongs near the bottom, so that costs about half the comparisons of sifting it down from the root. */
 static void heap_pop(part_t *P) {
-    P->heap[0] = P->heap[--P->heap_n];
-    size_t i = 0;
+    size_t n = --P->heap_n, i = 0;
+    if (n == 0) return;
+    heap_item_t *h = P->heap;
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < P->heap_n && item_less(&P->heap[l], &P->heap[m])) m = l;
-        if (r < P->heap_n && item_less(&P->heap[r], &P->heap[m])) m = r;
-        if (m == i) break;
-        heap_item_t t = P->heap[i];
-        P->heap[i] = P->heap[m];
-        P->heap[m] = t;
+        size_t l = 2 * i + 1;
+        if (l >= n) break;
+        size_t m = l + 1 < n && item_less(&h[l + 1], &h[l]) ? l + 1 : l;
+        h[i] = h[m];
         i = m;
     }
+    heap_item_t last = h[n];
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (!item_less(&last, &h[up])) break;
+        h[i] = h[up];
+        i = up;
+    }
+    h[i] = last;
 }
 
 /* Top of the heap: an item superseded by an earlier push for its entry is dropped; an item whose

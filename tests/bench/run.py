@@ -2,7 +2,7 @@
 """run.py — issue 7's benchmark, every part, medians of RUNS runs, printed as one Markdown table
 (called by run.sh). Sizes come from the environment (defaults fit ~15 min on the 2-core machine):
   CX_BENCH_RUNS (3), CX_BENCH_CORE ("100000:300000,1000000:1000000,2000000:2000000" = customers:events),
-  CX_BENCH_CG_EVENTS (30000, callgrind run), CX_BENCH_E2E_CUSTOMERS (20000 -> ~1.45 M records over 90 days),
+  CX_BENCH_CG_EVENTS (300000, callgrind run: enough events for 3 flushes, so the RocksDB writes count), CX_BENCH_E2E_CUSTOMERS (20000 -> ~1.45 M records over 90 days),
   CX_BENCH_CORE_DECODED (65536) and CX_BENCH_E2E_DECODED (16384): cache.max_decoded of the compact-cache rows
   (the core one at the second CORE size with cache.max_customers = its customers),
   CX_BENCH_E2E_COMMIT_MS (1000): commit.interval_ms of the rows beside the default (5000 under at-least-once),
@@ -30,7 +30,7 @@ BROKERS = "127.0.0.1:" + PORT
 RUNS = int(os.environ.get("CX_BENCH_RUNS", "3"))
 CORE = [tuple(int(x) for x in s.split(":")) for s in
         os.environ.get("CX_BENCH_CORE", "100000:300000,1000000:1000000,2000000:2000000").split(",")]
-CG_EVENTS = int(os.environ.get("CX_BENCH_CG_EVENTS", "30000"))
+CG_EVENTS = int(os.environ.get("CX_BENCH_CG_EVENTS", "300000"))
 E2E_CUSTOMERS = int(os.environ.get("CX_BENCH_E2E_CUSTOMERS", "20000"))
 CORE_DECODED = int(os.environ.get("CX_BENCH_CORE_DECODED", "65536"))
 E2E_DECODED = int(os.environ.get("CX_BENCH_E2E_DECODED", "16384"))

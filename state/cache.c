@@ -26,8 +26,8 @@ struct cx_cache {
     cx_profile_t *free_profs; /* spare profile structs, chained through their buckets field */
     size_t n_free_profs;
     cx_buf_t key, val, enc;
-    cx_profile_t tmp;          /* an encoded dirty entry's profile while a flush moves its timer key */
-    sort_item_t *sort, *tsort; /* flush order scratch, reused */
+    cx_profile_t tmp;                  /* an encoded dirty entry's profile while a flush moves its timer key */
+    sort_item_t *sort, *tsort, *merge; /* flush order scratch, reused (merge: sort_items' other half) */
     size_t sort_cap;
     cx_cache_stats_t st;
 };
@@ -170,6 +170,7 @@ void cx_cache_destroy(cx_cache_t *c) {
     free(c->table);
     free(c->sort);
     free(c->tsort);
+    free(c->merge);
     cx_buf_free(&c->key);
     cx_buf_free(&c->val);
     cx_buf_free(&c->enc);
@@ -346,12 +347,45 @@ static bool timer_item(cx_cache_entry_t *e, int64_t due, sort_item_t *out) {
     return true;
 }
 
-static int cmp_item(const void *x, const void *y) {
-    const sort_item_t *a = x, *b = y;
-    if (a->a != b->a) return a->a < b->a ? -1 : 1;
-    if (a->b != b->b) return a->b < b->b ? -1 : 1;
-    if (a->c != b->c) return a->c < b->c ? -1 : 1;
-    return strcmp(a->e->cid, b->e->cid);
+static inline bool item_before(const sort_item_t *x, const sort_item_t *y) {
+    if (x->a != y->a) return x->a < y->a;
+    if (x->b != y->b) return x->b < y->b;
+    if (x->c != y->c) return x->c < y->c;
+    return strcmp(x->e->cid, y->e->cid) < 0;
+}
+
+/* Sorts a[0..n) in item_before's order with tmp (n items) as the other buffer: runs of 16 by
+ * insertion, then merged bottom-up, the comparison inlined. glibc's qsort called it through a pointer
+ * and allocated an n-item buffer at every call, a fresh mapping page-faulted in at every flush. */
+static void sort_items(sort_item_t *a, sort_item_t *tmp, size_t n) {
+    enum { RUN = 16 };
+    for (size_t lo = 0; lo < n; lo += RUN) {
+        size_t hi = n - lo > RUN ? lo + RUN : n;
+        for (size_t i = lo + 1; i < hi; i++) {
+            sort_item_t x = a[i];
+            size_t j = i;
+            for (; j > lo && item_before(&x, &a[j - 1]); j--)
+                a[j] = a[j - 1];
+            a[j] = x;
+        }
+    }
+    sort_item_t *src = a, *dst = tmp;
+    for (size_t w = RUN; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = n - lo > w ? lo + w : n, hi = n - mid > w ? mid + w : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                dst[k++] = item_before(&src[j], &src[i]) ? src[j++] : src[i++];
+            while (i < mid)
+                dst[k++] = src[i++];
+            while (j < hi)
+                dst[k++] = src[j++];
+        }
+        sort_item_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof *a);
 }
 
 /* The same order from the entries, for dues the words cannot hold. */
@@ -384,13 +418,16 @@ static void prefetch_ahead(const sort_item_t *a, size_t n, size_t i) {
 }
 
 /* Sorts t[0..n) by (partition, due(e), id), due being the index due or the timer due. */
-static void sort_timers(sort_item_t *t, size_t n, bool index) {
+static void sort_timers(sort_item_t *t, sort_item_t *tmp, size_t n, bool index) {
     bool words = true;
     for (size_t i = 0; i < n && words; i++) {
         prefetch_ahead(t, n, i);
         words = timer_item(t[i].e, index ? cx_cache_index_due(t[i].e) : cx_cache_timer_due(t[i].e), &t[i]);
     }
-    if (n > 1) qsort(t, n, sizeof *t, words ? cmp_item : index ? cmp_index_due : cmp_timer_due);
+    if (words)
+        sort_items(t, tmp, n);
+    else if (n > 1) /* qsort(NULL, 0) is undefined */
+        qsort(t, n, sizeof *t, index ? cmp_index_due : cmp_timer_due);
 }
 
 /* the key moves only when it is absent or later than the due (see cache.h) */
@@ -462,18 +499,20 @@ cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch, cx_cac
         c->sort = a;
         if (!(a = realloc(c->tsort, n * sizeof *a))) return CX_ERR_NOMEM;
         c->tsort = a;
+        if (!(a = realloc(c->merge, n * sizeof *a))) return CX_ERR_NOMEM;
+        c->merge = a;
         c->sort_cap = n;
     }
     size_t k = 0, nt = 0;
     for (cx_cache_entry_t *e = c->dirty.next; e != &c->dirty; e = e->next)
         if (part < 0 || e->part == part) c->sort[k++] = profile_item(e);
-    if (n > 1) qsort(c->sort, n, sizeof *c->sort, cmp_item); /* qsort(NULL, 0) is undefined */
+    sort_items(c->sort, c->merge, n);
     for (size_t i = 0; i < n; i++) {
         prefetch_ahead(c->sort, n, i);
         if (timer_moves(c->sort[i].e)) c->tsort[nt++].e = c->sort[i].e;
     }
     cx_err_t rc = CX_OK;
-    sort_timers(c->tsort, nt, true);
+    sort_timers(c->tsort, c->merge, nt, true);
     for (size_t i = 0; i < nt && rc == CX_OK; i++) {
         const cx_cache_entry_t *e = c->tsort[i].e;
         prefetch_ahead(c->tsort, nt, i);
@@ -481,7 +520,7 @@ cx_err_t cx_cache_flush(cx_cache_t *c, int part, cx_store_batch_t *batch, cx_cac
         if (due && (rc = cx_store_timer_key(&c->key, e->part, due, e->cid)) == CX_OK)
             cx_store_batch_delete(batch, c->key.data, c->key.len);
     }
-    sort_timers(c->tsort, nt, false);
+    sort_timers(c->tsort, c->merge, nt, false);
     for (size_t i = 0; i < nt && rc == CX_OK; i++) {
         cx_cache_entry_t *e = c->tsort[i].e;
         prefetch_ahead(c->tsort, nt, i);

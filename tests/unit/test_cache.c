@@ -410,8 +410,9 @@ static int keycmp(const batch_ops_t *o, size_t i, size_t j) {
 }
 
 /* Marks 3 partitions x 10 id stems x 12 customers dirty (created when `create`), each with a due
- * from the table, shifted by `shift` places and less 0-2 ms. */
-static void dirty_all(cx_cache_t *c, bool create, size_t shift) {
+ * from the table, shifted by `shift` places and less 0-2 ms; with `far`, one due of six does not fit
+ * the sort's words. */
+static void dirty_all(cx_cache_t *c, bool create, size_t shift, bool far) {
     const char *stems[] = {"a",
                            "ab",
                            "abc",
@@ -422,7 +423,7 @@ static void dirty_all(cx_cache_t *c, bool create, size_t shift) {
                            "\xc3\xa9t\xc3\xa9",
                            "\xff",
                            "z"};
-    int64_t dues[] = {86400000, 86400000, 2 * 86400000, 1, INT64_C(1) << 48, 86400000 + 1};
+    int64_t dues[] = {86400000, 86400000, 2 * 86400000, 1, far ? INT64_C(1) << 48 : 3 * 86400000, 86400000 + 1};
     size_t made = 0;
     for (uint16_t part = 0; part < 3; part++)
         for (size_t s = 0; s < sizeof stems / sizeof *stems; s++)
@@ -440,11 +441,11 @@ static void dirty_all(cx_cache_t *c, bool create, size_t shift) {
  * dues equal, near and far (and one that does not fit the sort's words): the batch holds the
  * index keys that move away, then those that move in, then the profiles, each run in RocksDB's
  * byte order. */
-Test(cache, a_flush_writes_three_runs_each_in_key_order) {
+static void three_runs_in_key_order(bool far) {
     cx_cache_t *c = cx_cache_new(st, 4096, 4096);
-    dirty_all(c, true, 0);
+    dirty_all(c, true, 0, far);
     flush(c, -1); /* index keys now exist: the next flush moves some of them */
-    dirty_all(c, false, 3);
+    dirty_all(c, false, 3, far);
     cx_store_batch_t *b = cx_store_batch_new();
     cr_assert_eq(cx_cache_flush(c, -1, b, NULL, NULL), CX_OK);
     batch_ops_t *o = calloc(1, sizeof *o);
@@ -464,6 +465,15 @@ Test(cache, a_flush_writes_three_runs_each_in_key_order) {
     cr_assert_eq(cx_store_write(st, b, err, sizeof err), CX_OK, "%s", err);
     cx_store_batch_destroy(b);
     cx_cache_destroy(c);
+}
+
+Test(cache, a_flush_writes_three_runs_each_in_key_order) {
+    three_runs_in_key_order(true);
+}
+
+/* every due in the sort's words: all three runs go through the merge sort, none through qsort */
+Test(cache, a_flush_writes_three_runs_each_in_key_order_when_every_due_fits_the_sort_words) {
+    three_runs_in_key_order(false);
 }
 
 Test(cache, a_prefetch_hint_changes_nothing) {

@@ -1,7 +1,8 @@
 /*
  * bench_core.c — the core benchmark of issue 7: wire-format events, pre-encoded in memory, through
  * decode -> validation -> pipeline (RocksDB on disk in a temp dir, write-back cache, flush every
- * 100k events) -> output encoding (Avro wire, as `run` produces), on one core, without Kafka.
+ * 100k events or --flush-every) -> output encoding (Avro wire, as `run` produces), on one core,
+ * without Kafka.
  *
  * Events are synthetic and controlled (not `cxstream gen`, whose volume per customer depends on
  * habits): N events over D days in non-decreasing event time, customers drawn uniformly from C
@@ -28,7 +29,7 @@
 #include "pipeline.h"
 
 #define CHUNK_EVENTS 1000000
-#define FLUSH_EVERY  100000
+#define FLUSH_EVERY  100000 /* default of --flush-every */
 
 typedef struct bench_sink {
     cx_codec_t *codec;
@@ -130,7 +131,7 @@ typedef struct run {
     cx_pipeline_t *pl;
     const cx_config_t *cfg;
     int partitions;
-    uint64_t since_flush, events, rejected;
+    uint64_t since_flush, flush_every, events, rejected;
     char err[512];
 } run_t;
 
@@ -166,7 +167,7 @@ __attribute__((noinline)) static cx_err_t process_chunk(run_t *r, const chunk_t 
         if (rc == CX_OK) rc = cx_pipeline_event(r->pl, part, &ev, (int64_t)r->events, r->err, sizeof r->err);
         if (rc != CX_OK) return rc;
         r->events++;
-        if (++r->since_flush >= FLUSH_EVERY || cx_pipeline_needs_flush(r->pl)) {
+        if (++r->since_flush >= r->flush_every || cx_pipeline_needs_flush(r->pl)) {
             if ((rc = cx_pipeline_flush(r->pl, -1, r->err, sizeof r->err)) != CX_OK) return rc;
             r->since_flush = 0;
         }
@@ -186,16 +187,20 @@ static long rss_kb(void) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_core --events N --customers C [--days D] [--partitions P] [--enriched 0|1]\n"
-                    "                  [--dir DIR] [--cache-customers K] [--set key=value]...\n");
+                    "                  [--dir DIR] [--flush-every E] [--set key=value]...\n");
 }
 
 int main(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"events", required_argument, 0, 'n'},   {"customers", required_argument, 0, 'c'},
-        {"days", required_argument, 0, 'd'},     {"partitions", required_argument, 0, 'p'},
-        {"enriched", required_argument, 0, 'e'}, {"dir", required_argument, 0, 'D'},
-        {"set", required_argument, 0, 's'},      {0, 0, 0, 0}};
-    uint64_t n_events = 1000000, customers = 100000;
+    static const struct option opts[] = {{"events", required_argument, 0, 'n'},
+                                         {"customers", required_argument, 0, 'c'},
+                                         {"days", required_argument, 0, 'd'},
+                                         {"partitions", required_argument, 0, 'p'},
+                                         {"enriched", required_argument, 0, 'e'},
+                                         {"dir", required_argument, 0, 'D'},
+                                         {"set", required_argument, 0, 's'},
+                                         {"flush-every", required_argument, 0, 'f'},
+                                         {0, 0, 0, 0}};
+    uint64_t n_events = 1000000, customers = 100000, flush_every = FLUSH_EVERY;
     int days = 90, partitions = 4, enriched = 0, o, status = 1;
     const char *dir = NULL;
     char err[512] = "", tmpl[] = "/tmp/cxbench-XXXXXX";
@@ -205,6 +210,7 @@ int main(int argc, char **argv) {
         switch (o) {
         case 'n': n_events = strtoull(optarg, NULL, 10); break;
         case 'c': customers = strtoull(optarg, NULL, 10); break;
+        case 'f': flush_every = strtoull(optarg, NULL, 10); break;
         case 'd': days = atoi(optarg); break;
         case 'p': partitions = atoi(optarg); break;
         case 'e': enriched = atoi(optarg); break;
@@ -215,7 +221,7 @@ int main(int argc, char **argv) {
         default: usage(); return 2;
         }
     }
-    if (!n_events || !customers || partitions < 1 || partitions > CX_PARTS_MAX) {
+    if (!n_events || !customers || !flush_every || partitions < 1 || partitions > CX_PARTS_MAX) {
         usage();
         return 2;
     }
@@ -246,6 +252,7 @@ int main(int argc, char **argv) {
         if (cx_pipeline_assign(r.pl, (uint16_t)p, NULL, err, sizeof err) != CX_OK) goto fail;
     r.cfg = cfg;
     r.partitions = partitions;
+    r.flush_every = flush_every;
     size_t chunk_n = n_events < CHUNK_EVENTS ? (size_t)n_events : CHUNK_EVENTS;
     ch.len = malloc(chunk_n * sizeof *ch.len);
     ch.kind = malloc(chunk_n);

@@ -81,6 +81,13 @@ double cx_bgnbd_p_alive(const cx_bgnbd_params_t *p, double x, double t_x, double
     return 1.0 / (1.0 + exp(lr));
 }
 
+double cx_bgnbd_p_alive_T(const cx_bgnbd_params_t *p, double x, double t_x, double thr) {
+    if (x <= 0.0 || !(thr > 0.0 && thr < 1.0) || !params_valid(p)) return NAN;
+    /* P < thr  <=>  lr > log(1/thr - 1), lr as in cx_bgnbd_p_alive, solved for T */
+    double need = log1p(-thr) - log(thr) - (log(p->a) - log(p->b + x - 1.0));
+    return t_x + (p->alpha + t_x) * expm1(need / (p->r + x));
+}
+
 static double expected_uncached(const cx_bgnbd_params_t *p, double x, double t_x, double T, double t);
 
 /* The series costs up to thousands of terms when t is long against alpha + T (a new customer's

@@ -22,6 +22,11 @@ typedef struct cx_bgnbd_params {
  * without repeat transactions cannot have dropped out, since dropout follows a transaction). */
 double cx_bgnbd_p_alive(const cx_bgnbd_params_t *p, double x, double t_x, double T);
 
+/* The T at which cx_bgnbd_p_alive(p, x, t_x, T) falls to thr (it falls as T grows): P(alive) < thr
+ * for T beyond it, up to rounding. NAN when x <= 0, thr is outside (0, 1) or the parameters are
+ * invalid; may be below t_x (P(alive) is below thr from the start). */
+double cx_bgnbd_p_alive_T(const cx_bgnbd_params_t *p, double x, double t_x, double thr);
+
 /* E[Y(t) | x, t_x, T]: expected transactions in (T, T + t]. Closed form with the Gaussian
  * hypergeometric function 2F1, evaluated by its series after Euler's transformation where that
  * makes the terms decay (see bgnbd.c); a = 1 is handled by the limit, not a division by zero. */

@@ -205,6 +205,15 @@ int64_t cx_triggers_churn_due_ms(const cx_profile_t *p, const cx_config_t *cfg, 
     int unit = unit_of(cfg);
     double thr = cfg->churn_p_alive;
     int64_t lo = from_day, hi = (int64_t)p->last_tx_day + CX_TRIGGERS_CHURN_HORIZON_DAYS;
+    /* The closed-form inverse names the day and two evaluations confirm it: P falls monotonically
+     * with the day, so P(g - 1) >= thr > P(g) with lo <= g - 1 and g <= hi is what the checks and the
+     * search below find. Rounding can put the guess a day off; then they decide. */
+    double T = cx_bgnbd_p_alive_T(bg, (double)(p->tx_days - 1), (double)(p->last_tx_day - p->first_tx_day) / unit, thr);
+    double guess = floor((double)p->first_tx_day + T * unit) + 1.0; /* the first whole day past it */
+    if (guess > (double)lo && guess <= (double)hi) {
+        int64_t g = (int64_t)guess;
+        if (p_alive_days(p, bg, unit, g) < thr && !(p_alive_days(p, bg, unit, g - 1) < thr)) return day_start(g);
+    }
     if (p_alive_days(p, bg, unit, lo) < thr) return day_start(lo);
     if (hi <= lo || !(p_alive_days(p, bg, unit, hi) < thr)) return 0;
     while (hi - lo > 1) { /* invariant: P(lo) >= thr > P(hi) */

@@ -49,6 +49,32 @@ Test(bgnbd, p_alive_decreases_as_silence_grows) {
     }
 }
 
+Test(bgnbd, p_alive_T_is_where_p_alive_falls_to_the_threshold) {
+    const double xs[] = {1, 2, 7, 40}, txs[] = {0, 3.5, 30.43, 200}, thrs[] = {0.01, 0.2, 0.5, 0.9};
+    for (size_t i = 0; i < 4; i++)
+        for (size_t j = 0; j < 4; j++)
+            for (size_t k = 0; k < 4; k++) {
+                double T = cx_bgnbd_p_alive_T(&paper, xs[i], txs[j], thrs[k]);
+                cr_assert(isfinite(T), "x %g t_x %g thr %g", xs[i], txs[j], thrs[k]);
+                /* below t_x the model does not apply (T >= t_x); there P(alive) starts below thr */
+                if (T < txs[j]) {
+                    cr_assert_lt(cx_bgnbd_p_alive(&paper, xs[i], txs[j], txs[j]), thrs[k]);
+                    continue;
+                }
+                cr_assert_float_eq(cx_bgnbd_p_alive(&paper, xs[i], txs[j], T), thrs[k], 1e-9, "x %g t_x %g thr %g",
+                                   xs[i], txs[j], thrs[k]);
+                cr_assert_lt(cx_bgnbd_p_alive(&paper, xs[i], txs[j], T + 0.01), thrs[k]);
+                cr_assert_gt(cx_bgnbd_p_alive(&paper, xs[i], txs[j], T - 0.01 > txs[j] ? T - 0.01 : txs[j]),
+                             thrs[k] - 1e-9);
+            }
+    cr_assert(isnan(cx_bgnbd_p_alive_T(&paper, 0, 0, 0.2)), "no repeat transactions: P(alive) is 1");
+    cr_assert(isnan(cx_bgnbd_p_alive_T(&paper, 2, 3, 0)));
+    cr_assert(isnan(cx_bgnbd_p_alive_T(&paper, 2, 3, 1)));
+    cx_bgnbd_params_t bad = paper;
+    bad.alpha = 0;
+    cr_assert(isnan(cx_bgnbd_p_alive_T(&bad, 2, 3, 0.2)));
+}
+
 Test(bgnbd, p_alive_is_higher_for_a_more_recent_last_transaction) {
     cr_assert(cx_bgnbd_p_alive(&paper, 5, 38, 39) > cx_bgnbd_p_alive(&paper, 5, 20, 39));
 }

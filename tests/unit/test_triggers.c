@@ -361,6 +361,45 @@ Test(triggers, churn_risk_fires_on_the_first_day_p_alive_is_below_the_threshold)
     cr_assert_not(t->has_usual_gap_days);
 }
 
+static uint64_t next_rand(uint64_t *x) {
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    return *x >> 11;
+}
+
+/* The due against the rule evaluated day by day, over random histories, model parameters and
+ * thresholds (the due comes from the closed-form inverse, confirmed, or from a search). */
+Test(triggers, churn_due_is_the_first_day_p_alive_is_below_the_threshold_over_random_histories) {
+    uint64_t seed = 0x9e3779b97f4a7c15u;
+    int found = 0, none = 0;
+    for (int round = 0; round < 400; round++) {
+        cx_profile_t p = {0};
+        p.has_tx = true;
+        p.first_tx_day = 19000 + (int32_t)(next_rand(&seed) % 400);
+        p.last_tx_day = p.first_tx_day + (int32_t)(next_rand(&seed) % 500);
+        p.tx_days = 2 + (int64_t)(next_rand(&seed) % 40);
+        cx_bgnbd_params_t bg = {
+            0.05 + (double)(next_rand(&seed) % 400) / 100.0, 0.5 + (double)(next_rand(&seed) % 3000) / 100.0,
+            0.05 + (double)(next_rand(&seed) % 300) / 100.0, 0.05 + (double)(next_rand(&seed) % 600) / 100.0};
+        /* every 8th threshold tiny: P(alive) may then stay above it within the horizon */
+        cfg->churn_p_alive = round % 8 ? 0.01 + (double)(next_rand(&seed) % 98) / 100.0 : 1e-12;
+        cfg->bgnbd_unit_days = 1 + (int)(next_rand(&seed) % 14);
+        int32_t from = p.last_tx_day + (int32_t)(next_rand(&seed) % 200) - 50;
+        int64_t expect = 0;
+        for (int64_t d = from; d <= (int64_t)p.last_tx_day + CX_TRIGGERS_CHURN_HORIZON_DAYS; d++)
+            if (cx_triggers_p_alive(&p, &bg, cfg->bgnbd_unit_days, (int32_t)d) < cfg->churn_p_alive) {
+                expect = d * CX_DAY_MS;
+                break;
+            }
+        cr_assert_eq(cx_triggers_churn_due_ms(&p, cfg, &bg, from), expect, "round %d", round);
+        if (expect)
+            found++;
+        else
+            none++;
+    }
+    cr_assert_gt(found, 100, "the histories must reach the threshold often (%d)", found);
+    cr_assert_gt(none, 5, "and sometimes not within the horizon (%d)", none);
+}
+
 Test(triggers, a_one_time_customer_gets_no_trigger) {
     purchase("o1", EVENING(0), 999);
     purchase("o1", EVENING(0) + 3600000, 999); /* same day: still x = 0 */

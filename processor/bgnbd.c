@@ -69,11 +69,16 @@ double cx_bgnbd_hyp2f1(double a, double b, double c, double z) {
     return exp(s * log1p(-z)) * f;
 }
 
+/* log(a/(b+x-1)): the log of P(alive)'s odds ratio at T = t_x (cx_bgnbd_p_alive and its inverse) */
+static double log_ratio_at_t_x(const cx_bgnbd_params_t *p, double x) {
+    return log(p->a) - log(p->b + x - 1.0);
+}
+
 double cx_bgnbd_p_alive(const cx_bgnbd_params_t *p, double x, double t_x, double T) {
     if (x <= 0.0) return 1.0;
     if (!params_valid(p)) return NAN;
     /* 1 / (1 + a/(b+x-1) * ((alpha+T)/(alpha+t_x))^(r+x)), the ratio in logs. */
-    double lr = log(p->a) - log(p->b + x - 1.0) + (p->r + x) * log1p((T - t_x) / (p->alpha + t_x));
+    double lr = log_ratio_at_t_x(p, x) + (p->r + x) * log1p((T - t_x) / (p->alpha + t_x));
     if (lr > 0) {
         double e = exp(-lr);
         return e / (1.0 + e);
@@ -84,7 +89,7 @@ double cx_bgnbd_p_alive(const cx_bgnbd_params_t *p, double x, double t_x, double
 double cx_bgnbd_p_alive_T(const cx_bgnbd_params_t *p, double x, double t_x, double thr) {
     if (x <= 0.0 || !(thr > 0.0 && thr < 1.0) || !params_valid(p)) return NAN;
     /* P < thr  <=>  lr > log(1/thr - 1), lr as in cx_bgnbd_p_alive, solved for T */
-    double need = log1p(-thr) - log(thr) - (log(p->a) - log(p->b + x - 1.0));
+    double need = log1p(-thr) - log(thr) - log_ratio_at_t_x(p, x);
     return t_x + (p->alpha + t_x) * expm1(need / (p->r + x));
 }
 
@@ -158,7 +163,7 @@ double cx_bgnbd_loglik(const cx_bgnbd_params_t *p, double x, double t_x, double 
     double a2 = lgam(a + b) + lgam(b + x) - lgam(b) - lgam(a + b + x);
     double a3 = -(r + x) * log(alpha + T);
     if (x <= 0.0) return a1 + a2 + a3;
-    double a4 = log(a) - log(b + x - 1.0) - (r + x) * log(alpha + t_x);
+    double a4 = log_ratio_at_t_x(p, x) - (r + x) * log(alpha + t_x);
     double hi = a3 > a4 ? a3 : a4, lo = a3 > a4 ? a4 : a3;
     return a1 + a2 + hi + log1p(exp(lo - hi));
 }

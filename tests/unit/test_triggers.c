@@ -295,6 +295,12 @@ Test(triggers, engagement_drop_at_a_day_start_matches_the_pure_rule) {
     cx_profile_clear(&p);
 }
 
+/* One xorshift64 step of the random histories below; returns the new state. */
+static uint64_t xorshift(uint64_t *x) {
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    return *x;
+}
+
 /* The due day search (play-day bitmap) against the rule evaluated day by day, over random histories:
  * dense and sparse play days, gaps, with and without a drop at the end, from every start day. */
 Test(triggers, engagement_drop_due_is_the_first_day_the_rule_holds) {
@@ -304,12 +310,12 @@ Test(triggers, engagement_drop_due_is_the_first_day_the_rule_holds) {
         cx_profile_t p;
         cx_profile_init(&p, "c1");
         p.has_tx = true;
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        xorshift(&x);
         int days = 30 + (int)(x % 150), density = 1 + (int)((x >> 8) % 6), cut = (int)((x >> 16) % 40);
         int32_t last_play = -1;
         p.first_tx_day = (int32_t)D0;
         for (int d = 0; d < days; d++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            xorshift(&x);
             bool late = d > days - cut; /* the drop: fewer plays at the end */
             if (x % (uint64_t)(late ? density * 4 : density) == 0) {
                 cx_profile_bucket(&p, (int32_t)(D0 + d))->plays = 1 + (uint32_t)(x >> 40) % 3;
@@ -361,11 +367,6 @@ Test(triggers, churn_risk_fires_on_the_first_day_p_alive_is_below_the_threshold)
     cr_assert_not(t->has_usual_gap_days);
 }
 
-static uint64_t next_rand(uint64_t *x) {
-    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
-    return *x >> 11;
-}
-
 /* The due against the rule evaluated day by day, over random histories, model parameters and
  * thresholds (the due comes from the closed-form inverse, confirmed, or from a search). */
 Test(triggers, churn_due_is_the_first_day_p_alive_is_below_the_threshold_over_random_histories) {
@@ -374,16 +375,17 @@ Test(triggers, churn_due_is_the_first_day_p_alive_is_below_the_threshold_over_ra
     for (int round = 0; round < 400; round++) {
         cx_profile_t p = {0};
         p.has_tx = true;
-        p.first_tx_day = 19000 + (int32_t)(next_rand(&seed) % 400);
-        p.last_tx_day = p.first_tx_day + (int32_t)(next_rand(&seed) % 500);
-        p.tx_days = 2 + (int64_t)(next_rand(&seed) % 40);
-        cx_bgnbd_params_t bg = {
-            0.05 + (double)(next_rand(&seed) % 400) / 100.0, 0.5 + (double)(next_rand(&seed) % 3000) / 100.0,
-            0.05 + (double)(next_rand(&seed) % 300) / 100.0, 0.05 + (double)(next_rand(&seed) % 600) / 100.0};
+        p.first_tx_day = 19000 + (int32_t)((xorshift(&seed) >> 11) % 400);
+        p.last_tx_day = p.first_tx_day + (int32_t)((xorshift(&seed) >> 11) % 500);
+        p.tx_days = 2 + (int64_t)((xorshift(&seed) >> 11) % 40);
+        cx_bgnbd_params_t bg = {0.05 + (double)((xorshift(&seed) >> 11) % 400) / 100.0,
+                                0.5 + (double)((xorshift(&seed) >> 11) % 3000) / 100.0,
+                                0.05 + (double)((xorshift(&seed) >> 11) % 300) / 100.0,
+                                0.05 + (double)((xorshift(&seed) >> 11) % 600) / 100.0};
         /* every 8th threshold tiny: P(alive) may then stay above it within the horizon */
-        cfg->churn_p_alive = round % 8 ? 0.01 + (double)(next_rand(&seed) % 98) / 100.0 : 1e-12;
-        cfg->bgnbd_unit_days = 1 + (int)(next_rand(&seed) % 14);
-        int32_t from = p.last_tx_day + (int32_t)(next_rand(&seed) % 200) - 50;
+        cfg->churn_p_alive = round % 8 ? 0.01 + (double)((xorshift(&seed) >> 11) % 98) / 100.0 : 1e-12;
+        cfg->bgnbd_unit_days = 1 + (int)((xorshift(&seed) >> 11) % 14);
+        int32_t from = p.last_tx_day + (int32_t)((xorshift(&seed) >> 11) % 200) - 50;
         int64_t expect = 0;
         for (int64_t d = from; d <= (int64_t)p.last_tx_day + CX_TRIGGERS_CHURN_HORIZON_DAYS; d++)
             if (cx_triggers_p_alive(&p, &bg, cfg->bgnbd_unit_days, (int32_t)d) < cfg->churn_p_alive) {

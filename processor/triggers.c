@@ -109,16 +109,16 @@ static inline uint32_t popcount64(uint64_t x) {
     return (uint32_t)((x * UINT64_C(0x0101010101010101)) >> 56);
 }
 
-/* Set bits of `bits` in [a, b] (0 <= a; none when b < a). */
+/* Set bits of `bits` in [a, b] (0 <= a; none when b < a): the end words masked, the words between
+ * whole (the windows span two words at most, three for a 12-week baseline). */
 static uint32_t bits_in(const uint64_t *bits, int64_t a, int64_t b) {
     if (b < a) return 0;
-    uint32_t n = 0;
-    for (int64_t w = a >> 6; w <= b >> 6; w++) {
-        uint64_t m = bits[w];
-        if (w == a >> 6) m &= ~UINT64_C(0) << (a & 63);
-        if (w == b >> 6 && (b & 63) != 63) m &= (UINT64_C(1) << ((b & 63) + 1)) - 1;
-        n += popcount64(m);
-    }
+    int64_t wa = a >> 6, wb = b >> 6;
+    uint64_t first = ~UINT64_C(0) << (a & 63), last = ~UINT64_C(0) >> (63 - (b & 63));
+    if (wa == wb) return popcount64(bits[wa] & first & last);
+    uint32_t n = popcount64(bits[wa] & first) + popcount64(bits[wb] & last);
+    for (int64_t w = wa + 1; w < wb; w++)
+        n += popcount64(bits[w]);
     return n;
 }
 
@@ -141,20 +141,31 @@ int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, i
     /* bit i: a play day at lo + i; counts are popcounts of bit ranges (8 words at most) */
     uint64_t bits[DROP_SPAN_MAX / 64 + 1];
     memset(bits, 0, sizeof bits);
-    for (uint32_t i = 0; i < p->n_buckets; i++) {
-        int64_t d = p->buckets[i].day;
-        if (d >= lo && d < lo + span && p->buckets[i].plays > 0) bits[(d - lo) >> 6] |= UINT64_C(1) << ((d - lo) & 63);
+    for (uint32_t k = p->n_buckets; k-- > 0;) { /* newest first: the days before lo end the walk */
+        int64_t d = p->buckets[k].day;
+        if (d < lo) break;
+        uint64_t off = (uint64_t)(d - lo);
+        if (off < (uint64_t)span && p->buckets[k].plays > 0) bits[off >> 6] |= UINT64_C(1) << (off & 63);
     }
-    /* day d's windows (indices from lo): recent [d - R, d - 1], baseline [d - R - 7h, d - R - 1]; both
-     * slide by one day per step, the baseline is counted again when h changes */
+    /* Day d's windows (indices from lo): recent [d - R, d - 1], baseline [d - R - 7h, d - R - 1]; both
+     * slide by one day per step, h grows every 7 days up to its cap (history_weeks), and the baseline
+     * is counted again when h changes or after days it was not kept for. The baseline holds at most
+     * 7h play days, so the rule needs recent < fraction x 4 x 7 (the same products as drop_rule's,
+     * rounded the same way); on days with recent at or above that (after a run of daily plays), with
+     * no recent play, or with too little history, a day costs only the recent window's slide. */
     const int64_t R = CX_TRIGGERS_RECENT_DAYS;
+    const double cap = cfg->drop_fraction * 4.0 * 7.0;
     int64_t i = from_day - lo; /* d - lo */
     uint32_t recent = bits_in(bits, i - R, i - 1), base = 0;
-    int hb = 0; /* the h `base` was counted for (0: not counted) */
+    int h = history_weeks(p, from_day), hb = 0; /* hb: the h `base` was counted for (0: not counted) */
+    int64_t grow = p->has_tx && h < CX_TRIGGERS_BASELINE_WEEKS ? (int64_t)p->first_tx_day + R + 7 * (h + 1) : INT64_MAX;
     for (int64_t d = from_day; d <= last; d++, i++) {
         if (d > from_day) recent += bit_at(bits, i - 1) - bit_at(bits, i - 1 - R);
-        int h = history_weeks(p, (int32_t)d);
-        if (h <= 0) {
+        if (d == grow) {
+            h++;
+            grow = h < CX_TRIGGERS_BASELINE_WEEKS ? grow + 7 : INT64_MAX;
+        }
+        if (h < cfg->drop_min_history_weeks || h <= 0 || recent == 0 || (double)recent >= cap) {
             hb = 0;
             continue;
         }

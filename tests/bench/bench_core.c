@@ -4,11 +4,16 @@
  * 100k events or --flush-every) -> output encoding (Avro wire, as `run` produces), on one core,
  * without Kafka.
  *
- * Events are synthetic and controlled (not `cxstream gen`, whose volume per customer depends on
- * habits): N events over D days in non-decreasing event time, customers drawn uniformly from C
- * distinct ids (hashed order, so the cache sees a uniform working set), 75% plays, 25% purchases.
- * They are encoded in chunks of 1M events outside the timed region, so the input does not inflate
- * the peak RSS and only the processing is timed. Prints one line of key=value results.
+ * Two sources. `--source uniform` (the default, the table's core rows): synthetic and controlled
+ * events, N over D days in non-decreasing event time, customers drawn uniformly from C distinct ids
+ * (hashed order, so the cache sees a uniform working set), 75% plays, 25% purchases.
+ * `--source gen`: the records of `cxstream gen --customers C --days D` (seed 1), the end-to-end
+ * benchmark's data (habits: heavy streamers to occasional renters, email sends, surveys, ~1% invalid
+ * records, which are rejected as `run` rejects them), the first N input records or all of them
+ * without --events; campaign records are applied when generated, outside the timed region, as `run`
+ * applies the campaigns topic apart from the merge. Either way events are encoded in chunks of 1M
+ * outside the timed region, so the input does not inflate the peak RSS and only the processing is
+ * timed. Prints one line of key=value results.
  *
  * callgrind: the processing is the function process_chunk; run under
  *   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=process_chunk
@@ -26,6 +31,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "gen.h"
 #include "pipeline.h"
 
 #define CHUNK_EVENTS 1000000
@@ -68,6 +74,24 @@ static uint64_t splitmix(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
+static int chunk_add(chunk_t *c, const void *data, size_t len, cx_record_kind_t kind) {
+    if (c->used + len > c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : (size_t)64 << 20;
+        while (cap < c->used + len)
+            cap *= 2;
+        uint8_t *d = realloc(c->data, cap);
+        if (!d) return -1;
+        c->data = d;
+        c->cap = cap;
+    }
+    memcpy(c->data + c->used, data, len);
+    c->used += len;
+    c->len[c->n] = (uint32_t)len;
+    c->kind[c->n] = (uint8_t)kind;
+    c->n++;
+    return 0;
+}
+
 /* Encodes events [first, first + n) into c. */
 static int encode_chunk(cx_codec_t *codec, chunk_t *c, uint64_t first, size_t n, uint64_t total, uint64_t customers,
                         int64_t start_ms, int64_t span_ms) {
@@ -107,23 +131,37 @@ static int encode_chunk(cx_codec_t *codec, chunk_t *c, uint64_t first, size_t n,
             cx_buf_free(&b);
             return -1;
         }
-        if (c->used + b.len > c->cap) {
-            size_t cap = c->cap ? c->cap * 2 : (size_t)64 << 20;
-            while (cap < c->used + b.len)
-                cap *= 2;
-            uint8_t *d = realloc(c->data, cap);
-            if (!d) return -1;
-            c->data = d;
-            c->cap = cap;
+        if (chunk_add(c, b.data, b.len, kind) != 0) {
+            cx_buf_free(&b);
+            return -1;
         }
-        memcpy(c->data + c->used, b.data, b.len);
-        c->used += b.len;
-        c->len[c->n] = (uint32_t)b.len;
-        c->kind[c->n] = (uint8_t)kind;
-        c->n++;
     }
     cx_buf_free(&b);
     return 0;
+}
+
+/* Fills c with up to `n` input records of the generator (campaigns go to the pipeline at once);
+ * returns how many, 0 at the end of the stream, -1 on failure (err). */
+static long gen_chunk(cx_gen_t *g, cx_pipeline_t *pl, chunk_t *c, size_t n, char *err, size_t errn) {
+    c->n = c->used = 0;
+    cx_gen_record_t rec;
+    while (c->n < n) {
+        int got = cx_gen_next(g, &rec);
+        if (got < 0) {
+            snprintf(err, errn, "generator: %s", cx_gen_error(g));
+            return -1;
+        }
+        if (got == 0) break;
+        if (rec.type == CX_EV_CAMPAIGN) {
+            if (cx_pipeline_campaign(pl, rec.campaign->campaign_id, rec.campaign, err, errn) != CX_OK) return -1;
+            continue;
+        }
+        if (chunk_add(c, rec.raw, rec.raw_len, cx_codec_kind_of_event(rec.type)) != 0) {
+            snprintf(err, errn, "out of memory");
+            return -1;
+        }
+    }
+    return (long)c->n;
 }
 
 typedef struct run {
@@ -186,21 +224,20 @@ static long rss_kb(void) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_core --events N --customers C [--days D] [--partitions P] [--enriched 0|1]\n"
-                    "                  [--dir DIR] [--flush-every E] [--set key=value]...\n");
+    fprintf(stderr, "usage: bench_core [--events N] --customers C [--days D] [--partitions P] [--enriched 0|1]\n"
+                    "                  [--dir DIR] [--flush-every E] [--source uniform|gen] [--set key=value]...\n"
+                    "  --events defaults to 1,000,000 (uniform) or the whole generated stream (gen)\n");
 }
 
 int main(int argc, char **argv) {
-    static const struct option opts[] = {{"events", required_argument, 0, 'n'},
-                                         {"customers", required_argument, 0, 'c'},
-                                         {"days", required_argument, 0, 'd'},
-                                         {"partitions", required_argument, 0, 'p'},
-                                         {"enriched", required_argument, 0, 'e'},
-                                         {"dir", required_argument, 0, 'D'},
-                                         {"set", required_argument, 0, 's'},
-                                         {"flush-every", required_argument, 0, 'f'},
-                                         {0, 0, 0, 0}};
-    uint64_t n_events = 1000000, customers = 100000, flush_every = FLUSH_EVERY;
+    static const struct option opts[] = {
+        {"events", required_argument, 0, 'n'},   {"customers", required_argument, 0, 'c'},
+        {"days", required_argument, 0, 'd'},     {"partitions", required_argument, 0, 'p'},
+        {"enriched", required_argument, 0, 'e'}, {"dir", required_argument, 0, 'D'},
+        {"set", required_argument, 0, 's'},      {"flush-every", required_argument, 0, 'f'},
+        {"source", required_argument, 0, 'S'},   {0, 0, 0, 0}};
+    uint64_t n_events = 0, customers = 100000, flush_every = FLUSH_EVERY;
+    bool from_gen = false;
     int days = 90, partitions = 4, enriched = 0, o, status = 1;
     const char *dir = NULL;
     char err[512] = "", tmpl[] = "/tmp/cxbench-XXXXXX";
@@ -215,13 +252,21 @@ int main(int argc, char **argv) {
         case 'p': partitions = atoi(optarg); break;
         case 'e': enriched = atoi(optarg); break;
         case 'D': dir = optarg; break;
+        case 'S':
+            if (strcmp(optarg, "gen") != 0 && strcmp(optarg, "uniform") != 0) {
+                fprintf(stderr, "bench_core: --source is uniform or gen, not %s\n", optarg);
+                return 2;
+            }
+            from_gen = strcmp(optarg, "gen") == 0;
+            break;
         case 's':
             if (n_sets < 32) sets[n_sets++] = optarg;
             break;
         default: usage(); return 2;
         }
     }
-    if (!n_events || !customers || !flush_every || partitions < 1 || partitions > CX_PARTS_MAX) {
+    if (!n_events && !from_gen) n_events = 1000000;
+    if (!customers || !flush_every || partitions < 1 || partitions > CX_PARTS_MAX) {
         usage();
         return 2;
     }
@@ -234,6 +279,7 @@ int main(int argc, char **argv) {
     bench_sink_t bs = {0};
     run_t r = {0};
     chunk_t ch = {0};
+    cx_gen_t *gen = NULL;
     if (!cfg) goto done;
     cfg->enriched_enabled = enriched != 0;
     for (int i = 0; i < n_sets; i++)
@@ -253,7 +299,13 @@ int main(int argc, char **argv) {
     r.cfg = cfg;
     r.partitions = partitions;
     r.flush_every = flush_every;
-    size_t chunk_n = n_events < CHUNK_EVENTS ? (size_t)n_events : CHUNK_EVENTS;
+    if (from_gen) {
+        cx_gen_opts_t go = cx_gen_opts_default();
+        go.customers = customers;
+        go.days = days;
+        if (!(gen = cx_gen_new(&go, err, sizeof err))) goto fail;
+    }
+    size_t chunk_n = n_events && n_events < CHUNK_EVENTS ? (size_t)n_events : CHUNK_EVENTS;
     ch.len = malloc(chunk_n * sizeof *ch.len);
     ch.kind = malloc(chunk_n);
     if (!ch.len || !ch.kind) goto fail;
@@ -263,12 +315,18 @@ int main(int argc, char **argv) {
     double cpu_busy = 0;
     int64_t start_ms = INT64_C(1736121600000); /* 2025-01-06T00:00:00Z */
     uint64_t wire_bytes = 0;
-    for (uint64_t first = 0; first < n_events; first += chunk_n) {
-        size_t n = (size_t)(n_events - first < chunk_n ? n_events - first : chunk_n);
-        if (encode_chunk(r.codec, &ch, first, n, n_events, customers, start_ms, (int64_t)days * 86400000) != 0) {
+    uint64_t inputs = 0; /* records read, rejected ones included */
+    for (uint64_t first = 0; !n_events || first < n_events; first += chunk_n) {
+        size_t n = (size_t)(n_events && n_events - first < chunk_n ? n_events - first : chunk_n);
+        if (gen) {
+            long got = gen_chunk(gen, r.pl, &ch, n, err, sizeof err);
+            if (got < 0) goto fail;
+            if (got == 0) break;
+        } else if (encode_chunk(r.codec, &ch, first, n, n_events, customers, start_ms, (int64_t)days * 86400000) != 0) {
             snprintf(err, sizeof err, "encoding events failed");
             goto fail;
         }
+        inputs += ch.n;
         wire_bytes += ch.used;
         getrusage(RUSAGE_SELF, &ru);
         cpu0 = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
@@ -291,16 +349,17 @@ int main(int argc, char **argv) {
     cx_store_compact(store);
     uint64_t db_bytes = cx_store_size_bytes(store);
     /* distinct customers actually drawn: with uniform draws, C * (1 - exp(-N/C)) */
-    double distinct = (double)customers * (1.0 - __builtin_exp(-(double)n_events / (double)customers));
+    double distinct =
+        gen ? (double)customers : (double)customers * (1.0 - __builtin_exp(-(double)n_events / (double)customers));
     cx_cache_stats_t cs = cx_pipeline_cache_stats(r.pl);
-    printf("events=%" PRIu64 " customers=%" PRIu64 " distinct_customers=%.0f enriched=%d partitions=%d "
+    printf("source=%s events=%" PRIu64 " customers=%" PRIu64 " distinct_customers=%.0f enriched=%d partitions=%d "
            "seconds=%.3f cpu_seconds=%.3f events_per_s=%.0f peak_rss_mb=%.1f rss_base_mb=%.1f "
            "db_bytes=%" PRIu64 " db_bytes_per_customer=%.1f wire_bytes_per_event=%.1f rejected=%" PRIu64
            " segment_changes=%" PRIu64 " triggers=%" PRIu64 " enriched_out=%" PRIu64 " out_bytes=%" PRIu64
            " flushes=%" PRIu64 " timers_fired=%" PRIu64 " decodes_per_event=%.2f encodes_per_event=%.2f\n",
-           r.events, customers, distinct, enriched, partitions, busy, cpu_busy, (double)r.events / busy,
-           peak_kb / 1024.0, rss_base / 1024.0, db_bytes, (double)db_bytes / distinct,
-           (double)wire_bytes / (double)n_events, r.rejected, st.out[CX_REC_SEGMENT_CHANGE], st.out[CX_REC_TRIGGER],
+           gen ? "gen" : "uniform", r.events, customers, distinct, enriched, partitions, busy, cpu_busy,
+           (double)r.events / busy, peak_kb / 1024.0, rss_base / 1024.0, db_bytes, (double)db_bytes / distinct,
+           (double)wire_bytes / (double)inputs, r.rejected, st.out[CX_REC_SEGMENT_CHANGE], st.out[CX_REC_TRIGGER],
            st.out[CX_REC_ENRICHED], bs.bytes, st.flushes, st.timers_fired, (double)cs.decodes / (double)r.events,
            (double)cs.encodes / (double)r.events);
     status = 0;
@@ -308,6 +367,7 @@ int main(int argc, char **argv) {
 fail:
     fprintf(stderr, "bench_core: %s\n", err[0] ? err : r.err);
 done:
+    cx_gen_destroy(gen);
     free(ch.data);
     free(ch.len);
     free(ch.kind);

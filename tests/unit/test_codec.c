@@ -1152,3 +1152,65 @@ Test(codec, mutated_wire_events_never_crash_and_truncations_are_decode_errors) {
         cr_assert((int)code >= 0 && (int)code < CX_DLQ__COUNT, "code %d", (int)code);
     }
 }
+
+/* ---------- the byte rules of ids and tokens (checked on every event, eight bytes at a time) ---------- */
+
+static bool ref_id_byte(unsigned char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == ':' || c == '@' || c == '-';
+}
+static bool ref_token_byte(unsigned char c) {
+    return c >= 0x20 && c != 0x7F;
+}
+static bool ref_valid(const unsigned char *s, size_t n, bool (*ok)(unsigned char)) {
+    if (n < 1 || n > CX_ID_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!ok(s[i])) return false;
+    return true;
+}
+
+/* Every byte value at every position of strings of 1..40 bytes (whole words, tails, both), on
+ * backgrounds of valid bytes that sit next to the limits (0x20, 0x7E, 0x80, 0xFF: a borrow from a
+ * neighbouring byte must neither hide nor invent a control character), and pairs of edge bytes in
+ * adjacent positions; lengths 0, 128 and 129. */
+Test(codec, id_and_token_checks_follow_the_byte_rules) {
+    static const unsigned char bg_tok[] = {0x20, 0x7E, 0x80, 0xFF, 'a'};
+    static const unsigned char edges[] = {0x00, 0x01, 0x1F, 0x20, 0x21, 0x2C, 0x2D, 0x2F, 0x3A, 0x3B, 0x3F,
+                                          0x40, 0x5A, 0x5B, 0x5F, 0x60, 0x7A, 0x7B, 0x7E, 0x7F, 0x80, 0xFF};
+    unsigned char s[CX_ID_MAX + 2];
+    long checked = 0;
+    for (size_t n = 1; n <= 40; n++)
+        for (size_t b = 0; b < sizeof bg_tok; b++)
+            for (size_t pos = 0; pos < n; pos++)
+                for (int c = 0; c < 256; c++) {
+                    memset(s, bg_tok[b], n);
+                    s[pos] = (unsigned char)c;
+                    cr_assert_eq(cx_token_valid((const char *)s, n), ref_valid(s, n, ref_token_byte),
+                                 "token: byte 0x%02x at %zu of %zu on 0x%02x", c, pos, n, bg_tok[b]);
+                    memset(s, 'z', n);
+                    s[pos] = (unsigned char)c;
+                    cr_assert_eq(cx_id_valid((const char *)s, n), ref_valid(s, n, ref_id_byte),
+                                 "id: byte 0x%02x at %zu of %zu", c, pos, n);
+                    checked += 2;
+                }
+    for (size_t n = 2; n <= 24; n++)
+        for (size_t pos = 0; pos + 1 < n; pos++)
+            for (size_t a = 0; a < sizeof edges; a++)
+                for (size_t c = 0; c < sizeof edges; c++) {
+                    memset(s, 0x80, n);
+                    s[pos] = edges[a];
+                    s[pos + 1] = edges[c];
+                    cr_assert_eq(cx_token_valid((const char *)s, n), ref_valid(s, n, ref_token_byte),
+                                 "token: 0x%02x 0x%02x at %zu of %zu", edges[a], edges[c], pos, n);
+                    memset(s, '_', n);
+                    s[pos] = edges[a];
+                    s[pos + 1] = edges[c];
+                    cr_assert_eq(cx_id_valid((const char *)s, n), ref_valid(s, n, ref_id_byte));
+                    checked += 2;
+                }
+    memset(s, 'a', sizeof s);
+    cr_assert(cx_token_valid((const char *)s, CX_ID_MAX) && cx_id_valid((const char *)s, CX_ID_MAX));
+    cr_assert_not(cx_token_valid((const char *)s, CX_ID_MAX + 1) || cx_id_valid((const char *)s, CX_ID_MAX + 1));
+    cr_assert_not(cx_token_valid((const char *)s, 0) || cx_id_valid((const char *)s, 0));
+    cr_assert_gt(checked, 100000);
+}

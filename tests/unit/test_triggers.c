@@ -302,16 +302,22 @@ static uint64_t xorshift(uint64_t *x) {
 }
 
 /* The due day search (play-day bitmap) against the rule evaluated day by day, over random histories:
- * dense and sparse play days, gaps, with and without a drop at the end, from every start day. */
+ * dense and sparse play days, gaps, with and without a drop at the end, from every start day, and
+ * over drop fractions and history minimums (the search skips days whose recent count is at or above
+ * fraction x 28: a bound one day off, or one that ignored the fraction, fails it). */
 Test(triggers, engagement_drop_due_is_the_first_day_the_rule_holds) {
+    static const double fractions[] = {0.3, 0.05, 0.55, 0.9, 1.0};
     uint64_t x = 88172645463325252u;
     int checked = 0, dues = 0;
-    for (int round = 0; round < 300; round++) {
+    for (int round = 0; round < 600; round++) {
+        cfg->drop_fraction = fractions[round % 5];
+        cfg->drop_min_history_weeks = round % 7 == 3 ? 1 + round % 12 : 8;
         cx_profile_t p;
         cx_profile_init(&p, "c1");
         p.has_tx = true;
         xorshift(&x);
-        int days = 30 + (int)(x % 150), density = 1 + (int)((x >> 8) % 6), cut = (int)((x >> 16) % 40);
+        /* density 1 (a play every day) is the common heavy streamer, whose recent count starts at 28 */
+        int days = 30 + (int)(x % 150), density = 1 + (int)((x >> 8) % 6) / 2, cut = (int)((x >> 16) % 40);
         int32_t last_play = -1;
         p.first_tx_day = (int32_t)D0;
         for (int d = 0; d < days; d++) {

@@ -461,9 +461,9 @@ static cx_err_t fire(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int64_t d
     }
     /* disengagement triggers, in the order STOPPED_STREAMING, ENGAGEMENT_DROP, CHURN_RISK */
     for (int k = 0; k < CX_TRIG__COUNT && rc == CX_OK; k++) {
-        int64_t *kdue = cx_triggers_due_field(pr, (cx_trigger_kind_t)k);
-        if (!*kdue || *kdue > due) continue;
-        *kdue = 0;
+        int64_t kdue = *cx_triggers_due_field(pr, (cx_trigger_kind_t)k);
+        if (!kdue || kdue > due) continue;
+        cx_triggers_clear_due(pr, (cx_trigger_kind_t)k);
         cx_trigger_t t;
         if (cx_triggers_decide(pr, p->cfg, &p->bg, (cx_trigger_kind_t)k, due, segment_name(p, pr->segment), &t)) {
             rc = emit(p, CX_REC_TRIGGER, pr->customer_id, &t);
@@ -716,24 +716,6 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
     }
 }
 
-static void add_play_day(cx_profile_t *pr, int32_t day) {
-    unsigned n = pr->n_play_days;
-    for (unsigned i = 0; i < n; i++)
-        if (pr->play_days[i] == day) return;
-    if (n == CX_PLAY_DAYS_KEPT && day < pr->play_days[0]) return; /* older than the kept ones */
-    pr->play_days_total++;
-    if (n == CX_PLAY_DAYS_KEPT) {
-        memmove(pr->play_days, pr->play_days + 1, (n - 1) * sizeof(int32_t));
-        n--;
-    }
-    unsigned pos = n;
-    while (pos > 0 && pr->play_days[pos - 1] > day)
-        pos--;
-    memmove(pr->play_days + pos + 1, pr->play_days + pos, (n - pos) * sizeof(int32_t));
-    pr->play_days[pos] = day;
-    pr->n_play_days = (uint8_t)(n + 1);
-}
-
 static void count_genre(cx_profile_t *pr, const char *genre) {
     int free_slot = -1, min_slot = 0;
     for (int i = 0; i < CX_GENRES_KEPT; i++) {
@@ -828,7 +810,7 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
     p->st.events++;
     if (ev->ts_ms < P->wm) p->st.late++;
     int32_t day = wm_day_of(P, ev->ts_ms);
-    bool tx = false, first_tx = !pr->has_tx;
+    bool tx = false, first_tx = !pr->has_tx, new_play_day = true;
     char resp_campaign[CX_ID_MAX + 1] = "";
     switch (ev->type) {
     case CX_EV_PLAY: {
@@ -838,8 +820,9 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
         pr->has_play = true;
         if (pl->seconds_watched >= cfg->retrieval_min_seconds) {
             tx = true;
-            if ((rc = cx_rfm_add_transaction(pr, ev->ts_ms, 0, true, day, p->keep_days)) != CX_OK) return rc;
-            add_play_day(pr, (int32_t)cx_day(ev->ts_ms));
+            if ((rc = cx_rfm_add_transaction(pr, ev->ts_ms, 0, true, day, p->keep_days, &new_play_day)) != CX_OK)
+                return rc;
+            if (cx_triggers_add_play_day(pr, (int32_t)cx_day(ev->ts_ms))) new_play_day = true;
             if (pl->has_genre) count_genre(pr, pl->genre);
         }
         break;
@@ -848,7 +831,7 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
         pr->purchases_total++;
         pr->revenue_total_minor += ev->u.purchase.amount_minor;
         tx = true;
-        if ((rc = cx_rfm_add_transaction(pr, ev->ts_ms, ev->u.purchase.amount_minor, false, day, p->keep_days)))
+        if ((rc = cx_rfm_add_transaction(pr, ev->ts_ms, ev->u.purchase.amount_minor, false, day, p->keep_days, NULL)))
             return rc;
         break;
     case CX_EV_EMAIL_SEND: {
@@ -867,7 +850,7 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
     }
     if (tx && (rc = cx_campaigns_transaction(p->camps, part, pr, ev, first_tx, resp_campaign)) != CX_OK) return rc;
     if (tx && (rc = rescore(p, P, e, day, ev->ts_ms, &(cause_t){.id = ev->event_id})) != CX_OK) return rc;
-    if (tx) cx_triggers_arm(pr, cfg, &p->bg, P->wm, ev->type == CX_EV_PLAY);
+    if (tx) cx_triggers_arm(pr, cfg, &p->bg, P->wm, ev->type == CX_EV_PLAY, new_play_day);
     if ((rc = update_timer(p, P, e)) != CX_OK) return rc;
     if (cfg->enriched_enabled) {
         cx_enriched_t en;

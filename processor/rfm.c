@@ -76,7 +76,8 @@ int32_t cx_rfm_next_change_day(const cx_profile_t *p, const cx_rfm_thresholds_t 
 }
 
 cx_err_t cx_rfm_add_transaction(cx_profile_t *p, int64_t ts_ms, int64_t amount_minor, bool is_play, int32_t wm_day,
-                                int32_t keep_days) {
+                                int32_t keep_days, bool *new_play_day) {
+    bool fresh = true;
     int32_t day = (int32_t)cx_day(ts_ms);
     bool had_day;
     if (!p->has_tx) {
@@ -101,7 +102,7 @@ cx_err_t cx_rfm_add_transaction(cx_profile_t *p, int64_t ts_ms, int64_t amount_m
         cx_bucket_t *b = cx_profile_bucket(p, day);
         if (!b) return CX_ERR_NOMEM;
         b->tx++;
-        if (is_play) b->plays++;
+        if (is_play) fresh = b->plays++ == 0;
         b->amount_minor += amount_minor;
     }
     if (!p->has_tx) {
@@ -124,5 +125,6 @@ cx_err_t cx_rfm_add_transaction(cx_profile_t *p, int64_t ts_ms, int64_t amount_m
     }
     int32_t ref = p->last_tx_day < wm_day ? p->last_tx_day : wm_day;
     cx_profile_prune_buckets(p, ref - keep_days + 1);
+    if (new_play_day) *new_play_day = fresh;
     return CX_OK;
 }

@@ -40,8 +40,10 @@ int32_t cx_rfm_next_change_day(const cx_profile_t *p, const cx_rfm_thresholds_t 
 
 /* Records one transaction (a purchase, or a play >= retrieval.min_seconds) on UTC day `day` with
  * `amount_minor` (0 for plays) in buckets and BG/NBD day counters. `is_play` marks play days.
- * Buckets older than min(wm_day, last_tx_day) - keep_days are pruned. CX_ERR_NOMEM only. */
+ * Buckets older than min(wm_day, last_tx_day) - keep_days are pruned. *new_play_day (may be NULL)
+ * is false only for a play on a day whose bucket already had plays (true for a purchase). CX_ERR_NOMEM
+ * only. */
 cx_err_t cx_rfm_add_transaction(cx_profile_t *p, int64_t ts_ms, int64_t amount_minor, bool is_play, int32_t wm_day,
-                                int32_t keep_days);
+                                int32_t keep_days, bool *new_play_day);
 
 #endif

@@ -29,6 +29,25 @@ static unsigned gaps_of(const cx_profile_t *p, double gaps[CX_PLAY_DAYS_KEPT]) {
     return n;
 }
 
+bool cx_triggers_add_play_day(cx_profile_t *pr, int32_t day) {
+    unsigned n = pr->n_play_days;
+    for (unsigned i = 0; i < n; i++)
+        if (pr->play_days[i] == day) return false;
+    if (n == CX_PLAY_DAYS_KEPT && day < pr->play_days[0]) return false; /* older than the kept ones */
+    pr->play_days_total++;
+    if (n == CX_PLAY_DAYS_KEPT) {
+        memmove(pr->play_days, pr->play_days + 1, (n - 1) * sizeof(int32_t));
+        n--;
+    }
+    unsigned pos = n;
+    while (pos > 0 && pr->play_days[pos - 1] > day)
+        pos--;
+    memmove(pr->play_days + pos + 1, pr->play_days + pos, (n - pos) * sizeof(int32_t));
+    pr->play_days[pos] = day;
+    pr->n_play_days = (uint8_t)(n + 1);
+    return true;
+}
+
 bool cx_triggers_usual_gap(const cx_profile_t *p, double *gap_days) {
     double g[CX_PLAY_DAYS_KEPT];
     unsigned n = gaps_of(p, g);
@@ -247,6 +266,11 @@ int64_t *cx_triggers_due_field(cx_profile_t *p, cx_trigger_kind_t kind) {
     }
 }
 
+void cx_triggers_clear_due(cx_profile_t *p, cx_trigger_kind_t kind) {
+    *cx_triggers_due_field(p, kind) = 0;
+    if (kind == CX_TRIG_ENGAGEMENT_DROP) p->drop_armed_first = 0; /* the next play searches again */
+}
+
 static bool set_due(cx_profile_t *p, cx_trigger_kind_t kind, int64_t due, int64_t wm_ms) {
     if (due && (due <= wm_ms || due == p->last_trigger_due_ms[kind])) due = 0;
     int64_t *f = cx_triggers_due_field(p, kind);
@@ -255,7 +279,8 @@ static bool set_due(cx_profile_t *p, cx_trigger_kind_t kind, int64_t due, int64_
     return true;
 }
 
-bool cx_triggers_arm(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg, int64_t wm_ms, bool play) {
+bool cx_triggers_arm(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg, int64_t wm_ms, bool play,
+                     bool new_play_day) {
     int32_t from_day;
     if (wm_ms == INT64_MIN)
         from_day = p->has_tx ? p->last_tx_day + 1 : 0;
@@ -264,9 +289,16 @@ bool cx_triggers_arm(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_par
     bool known_cadence = p->play_days_total >= (uint32_t)cfg->inactivity_min_play_days;
     bool changed = false;
     if (play) {
-        changed |= set_due(p, CX_TRIG_STOPPED_STREAMING, cx_triggers_stop_due_ms(p, cfg), wm_ms);
-        changed |=
-            set_due(p, CX_TRIG_ENGAGEMENT_DROP, known_cadence ? cx_triggers_drop_due_ms(p, cfg, from_day) : 0, wm_ms);
+        /* a play on a known play day: the dues stand (cx_triggers_arm in triggers.h); a
+         * STOPPED_STREAMING due of 0 is computed again, as is an ENGAGEMENT_DROP due after it fired
+         * (cx_triggers_clear_due) or its history's first day moved */
+        if (new_play_day || !p->stop_due_ms)
+            changed |= set_due(p, CX_TRIG_STOPPED_STREAMING, cx_triggers_stop_due_ms(p, cfg), wm_ms);
+        if (new_play_day || p->drop_armed_first != p->first_tx_day + 1) {
+            changed |= set_due(p, CX_TRIG_ENGAGEMENT_DROP,
+                               known_cadence ? cx_triggers_drop_due_ms(p, cfg, from_day) : 0, wm_ms);
+            p->drop_armed_first = p->first_tx_day + 1;
+        }
     }
     changed |=
         set_due(p, CX_TRIG_CHURN_RISK, known_cadence ? 0 : cx_triggers_churn_due_ms(p, cfg, bg, from_day), wm_ms);

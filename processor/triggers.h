@@ -71,15 +71,30 @@ int64_t cx_triggers_clv_minor(const cx_profile_t *p, const cx_config_t *cfg, con
 int64_t cx_triggers_churn_due_ms(const cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg,
                                  int32_t from_day);
 
+/* Adds a retrieval-play day (UTC day number) to the last CX_PLAY_DAYS_KEPT distinct ones, kept
+ * ascending, and counts it in play_days_total; a day already kept, or older than all of a full set,
+ * changes nothing. Returns whether anything changed. */
+bool cx_triggers_add_play_day(cx_profile_t *p, int32_t day);
+
 /* Sets the three per-kind due fields of p after a transaction was applied, for a partition whose
  * watermark is wm_ms (a due time at or below it is not armed: no timer fires retroactively;
  * neither is one equal to the due time of the last trigger of that kind, which already fired).
  * `play` says whether the transaction was a play (only plays re-arm STOPPED_STREAMING and
- * ENGAGEMENT_DROP). Returns true when a due field changed. */
-bool cx_triggers_arm(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg, int64_t wm_ms, bool play);
+ * ENGAGEMENT_DROP); `new_play_day` false says the play fell on a day that already had plays (the
+ * kept play days and the buckets' play days did not change), and then a pending STOPPED_STREAMING
+ * due stands, and so does the ENGAGEMENT_DROP due, 0 included, unless it fired since (cleared with
+ * cx_triggers_clear_due) or the history's first day moved (p->drop_armed_first): both are functions
+ * of the play days, and the search for the drop starts the day after the watermark, which only moves
+ * forward, so a pending due (past the watermark) is still the first day the rule holds, and a search
+ * that found none still finds none. Returns true when a due field changed. */
+bool cx_triggers_arm(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_params_t *bg, int64_t wm_ms, bool play,
+                     bool new_play_day);
 
 /* The due field of a kind (p->stop_due_ms, drop_due_ms, churn_due_ms). */
 int64_t *cx_triggers_due_field(cx_profile_t *p, cx_trigger_kind_t kind);
+/* Clears the due of a kind when its timer fires (cx_triggers_arm then computes it again on the next
+ * play, whatever its day). */
+void cx_triggers_clear_due(cx_profile_t *p, cx_trigger_kind_t kind);
 
 /* Contact-history eligibility at ts_ms: false if the latest contact of a campaign type with
  * exclusion.weeks.<TYPE> = w > 0 is less than w weeks before ts_ms. */

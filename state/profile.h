@@ -98,6 +98,9 @@ typedef struct cx_profile {
     /* disengagement */
     int32_t play_days[CX_PLAY_DAYS_KEPT]; /* distinct retrieval-play days, ascending */
     uint32_t play_days_total;
+    /* not stored: first_tx_day + 1 as of the last computation of drop_due_ms, 0 when none since the
+     * profile was loaded (cx_triggers_arm: a play on a known play day keeps the pending due) */
+    int32_t drop_armed_first;
     int64_t last_trigger_ts_ms;                  /* 0: none */
     int64_t last_trigger_due_ms[CX_TRIG__COUNT]; /* due time of the last trigger of each kind */
 

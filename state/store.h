@@ -103,7 +103,8 @@ uint64_t cx_store_size_bytes(cx_store_t *s);
 /* Memory RocksDB holds now: memtables (active and immutable) and block cache usage. */
 uint64_t cx_store_memtable_bytes(cx_store_t *s);
 uint64_t cx_store_block_cache_bytes(cx_store_t *s);
-/* Forces memtables to SST files and compacts (benchmarks measure bytes per customer). */
+/* Forces memtables to SST files and compacts everything, the bottommost level rewritten (benchmarks
+ * measure bytes per customer). */
 void cx_store_compact(cx_store_t *s);
 
 #endif

@@ -3,6 +3,9 @@
 (called by run.sh). Sizes come from the environment (defaults fit ~15 min on the 2-core machine):
   CX_BENCH_RUNS (3), CX_BENCH_CORE ("100000:300000,1000000:1000000,2000000:2000000" = customers:events),
   CX_BENCH_CG_EVENTS (300000, callgrind run: enough events for 3 flushes, so the RocksDB writes count), CX_BENCH_E2E_CUSTOMERS (20000 -> ~1.45 M records over 90 days),
+  CX_BENCH_CG_GEN_CUSTOMERS (27600 -> ~2 M records: the callgrind run on the end-to-end data, `bench_core --source gen`;
+    the core also runs the whole end-to-end data, E2E_CUSTOMERS, flushing every GEN_FLUSH_EVERY = 2,000,000 events,
+    about what a 5 s commit interval is at the end-to-end rate),
   CX_BENCH_CORE_DECODED (65536) and CX_BENCH_E2E_DECODED (16384): cache.max_decoded of the compact-cache rows
   (the core one at the second CORE size with cache.max_customers = its customers),
   CX_BENCH_E2E_COMMIT_MS (1000): commit.interval_ms of the rows beside the default (5000 under at-least-once),
@@ -32,6 +35,8 @@ CORE = [tuple(int(x) for x in s.split(":")) for s in
         os.environ.get("CX_BENCH_CORE", "100000:300000,1000000:1000000,2000000:2000000").split(",")]
 CG_EVENTS = int(os.environ.get("CX_BENCH_CG_EVENTS", "300000"))
 E2E_CUSTOMERS = int(os.environ.get("CX_BENCH_E2E_CUSTOMERS", "20000"))
+CG_GEN_CUSTOMERS = int(os.environ.get("CX_BENCH_CG_GEN_CUSTOMERS", "27600"))
+GEN_FLUSH_EVERY = 2000000
 CORE_DECODED = int(os.environ.get("CX_BENCH_CORE_DECODED", "65536"))
 E2E_DECODED = int(os.environ.get("CX_BENCH_E2E_DECODED", "16384"))
 E2E_COMMIT_MS = int(os.environ.get("CX_BENCH_E2E_COMMIT_MS", "1000"))
@@ -57,20 +62,25 @@ def med(xs):
 
 
 def core(customers, events, enriched, extra=()):
-    out = subprocess.run([os.path.join(BUILD, "bench_core"), "--customers", str(customers), "--events", str(events),
+    """events 0: --source gen, the whole generated stream of `customers`."""
+    size = ["--events", str(events)] if events else ["--source", "gen", "--flush-every", str(GEN_FLUSH_EVERY)]
+    out = subprocess.run([os.path.join(BUILD, "bench_core"), "--customers", str(customers), *size,
                           "--enriched", str(enriched), *extra], check=True, capture_output=True, text=True).stdout
     return kv(out.strip().splitlines()[-1])
 
 
 def callgrind(customers, events):
+    """Instructions per event of the processing; events 0: the generated stream, as in core()."""
     cg = "/tmp/cxbench-callgrind.out"
-    subprocess.run(["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=process_chunk",
-                    "--callgrind-out-file=" + cg, os.path.join(BUILD, "bench_core"), "--customers", str(customers),
-                    "--events", str(events)], check=True, capture_output=True, text=True)
+    size = ["--events", str(events)] if events else ["--source", "gen", "--flush-every", str(GEN_FLUSH_EVERY)]
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=process_chunk",
+                          "--callgrind-out-file=" + cg, os.path.join(BUILD, "bench_core"), "--customers",
+                          str(customers), *size], check=True, capture_output=True, text=True).stdout
+    n = int(kv(out.strip().splitlines()[-1])["events"])
     with open(cg) as f:
         for line in f:
             if line.startswith("summary:") or line.startswith("totals:"):
-                return int(line.split()[1]) / events
+                return int(line.split()[1]) / n
     return float("nan")
 
 
@@ -181,13 +191,18 @@ def main():
     if len(CORE) > 1:
         c, e = CORE[1]
         runs.insert(3, (c, e, 0, ("--set", "cache.max_customers=%d" % c, "--set", "cache.max_decoded=%d" % CORE_DECODED)))
+    runs.append((E2E_CUSTOMERS, 0, 0, ()))  # the end-to-end data through the core
     for customers, events, enriched, extra in runs:
         rs = []
         for i in range(RUNS):
             log("core customers=%d events=%d enriched=%d %s run %d" % (customers, events, enriched, " ".join(extra),
                                                                        i + 1))
             rs.append(core(customers, events, enriched, extra))
-        what = "%s customers, %s events, enriched %s" % (f"{customers:,}", f"{events:,}", "on" if enriched else "off")
+        if events:
+            what = "%s customers, %s events, enriched %s" % (f"{customers:,}", f"{events:,}", "on" if enriched else "off")
+        else:
+            what = ("the end-to-end data (cxstream gen, %s customers, %s events), flush every %s events, enriched off"
+                    % (f"{customers:,}", f"{int(rs[0]['events']):,}", f"{GEN_FLUSH_EVERY:,}"))
         if extra:
             what += ", cache.max_customers=%s, cache.max_decoded=%s" % (f"{customers:,}", f"{CORE_DECODED:,}")
         rows.append(("core", what,
@@ -203,6 +218,10 @@ def main():
     rows.append(("core", "instructions/event (callgrind, %s customers, %s events)" % (f"{CORE[0][0]:,}",
                                                                                    f"{CG_EVENTS:,}"),
                  {"instr/event": med(ins)}))
+    log("callgrind on the generated data, %d customers" % CG_GEN_CUSTOMERS)
+    ins = callgrind(CG_GEN_CUSTOMERS, 0)
+    rows.append(("core", "instructions/event (callgrind, the end-to-end data's shape: cxstream gen, %s customers, "
+                 "flush every %s events)" % (f"{CG_GEN_CUSTOMERS:,}", f"{GEN_FLUSH_EVERY:,}"), {"instr/event": ins}))
 
     # 2-4. broker
     broker_up()

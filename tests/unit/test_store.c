@@ -477,6 +477,11 @@ Test(store, hinted_memtable_inserts_keep_the_latest_version_of_every_key) {
     snprintf(cmd, sizeof cmd, "grep -q 'memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.3' %s/OPTIONS-*",
              dir);
     cr_assert_eq(system(cmd), 0, "the OPTIONS file of %s names the hint's prefix extractor", dir);
+    snprintf(cmd, sizeof cmd,
+             "grep -q '^ *bottommost_compression=kZSTD' %s/OPTIONS-* && grep -q '^ *compression=kLZ4Compression' "
+             "%s/OPTIONS-*",
+             dir, dir);
+    cr_assert_eq(system(cmd), 0, "LZ4, and zstd at the bottommost level");
     remove_dir(dir);
     cx_buf_free(&k);
     cx_buf_free(&v);

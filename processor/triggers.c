@@ -297,7 +297,9 @@ bool cx_triggers_arm(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_par
         if (new_play_day || p->drop_armed_first != p->first_tx_day + 1) {
             changed |= set_due(p, CX_TRIG_ENGAGEMENT_DROP,
                                known_cadence ? cx_triggers_drop_due_ms(p, cfg, from_day) : 0, wm_ms);
-            p->drop_armed_first = p->first_tx_day + 1;
+            /* without a watermark the search starts after the last transaction day, which a later
+             * watermark may undercut: nothing is kept then */
+            p->drop_armed_first = wm_ms == INT64_MIN ? 0 : p->first_tx_day + 1;
         }
     }
     changed |=

@@ -220,8 +220,9 @@ def main():
                  {"instr/event": med(ins)}))
     log("callgrind on the generated data, %d customers" % CG_GEN_CUSTOMERS)
     ins = callgrind(CG_GEN_CUSTOMERS, 0)
-    rows.append(("core", "instructions/event (callgrind, the end-to-end data's shape: cxstream gen, %s customers, "
-                 "flush every %s events)" % (f"{CG_GEN_CUSTOMERS:,}", f"{GEN_FLUSH_EVERY:,}"), {"instr/event": ins}))
+    rows.append(("core", "instructions/event (callgrind, the end-to-end data's shape: cxstream gen, %s customers; "
+                 "flush every %s events, so at the default size the event work alone)"
+                 % (f"{CG_GEN_CUSTOMERS:,}", f"{GEN_FLUSH_EVERY:,}"), {"instr/event": ins}))
 
     # 2-4. broker
     broker_up()

@@ -66,14 +66,9 @@ static inline bool ctrl_in64(uint64_t w) {
     uint64_t del = w ^ (0x7F * ones);
     return ((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs) != 0;
 }
-static inline bool ctrl_in32(uint32_t w) {
-    const uint32_t ones = 0x01010101u, highs = 0x80808080u;
-    uint32_t del = w ^ (0x7Fu * ones);
-    return ((((w - 0x20u * ones) & ~w) | ((del - ones) & ~del)) & highs) != 0;
-}
 
 /* Words at a time (checked on every event); the last word overlaps the one before it, so no byte
- * loop is left but for strings under 4 bytes. */
+ * loop is left but for strings under 4 bytes (4-7 bytes: two overlapping halves of one word). */
 bool cx_token_valid(const char *s, size_t len) {
     if (len < 1 || len > CX_ID_MAX) return false;
     if (len >= 8) {
@@ -85,11 +80,11 @@ bool cx_token_valid(const char *s, size_t len) {
         memcpy(&w, s + len - 8, 8);
         return !ctrl_in64(w);
     }
-    if (len >= 4) {
+    if (len >= 4) { /* the first and the last 4 bytes (overlapping) as one word */
         uint32_t a, b;
         memcpy(&a, s, 4);
         memcpy(&b, s + len - 4, 4);
-        return !ctrl_in32(a) && !ctrl_in32(b);
+        return !ctrl_in64((uint64_t)a << 32 | b);
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];

@@ -408,6 +408,13 @@ cx_err_t cx_metrics_collect_runner(cx_buf_t *b, const cx_config_t *cfg, cx_runne
                           "Time the pipeline thread waited for the consumer to deliver a record (idle when "
                           "caught up; with consumer lag, the fetching is the bound)."));
     TRY(cx_metrics_sample(b, "cxstream_input_wait_seconds_total", st.input_wait_s, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_input_buffered_bytes", CX_METRIC_GAUGE,
+                          "Bytes of input records copied out of the consumer, waiting for the event-time merge."));
+    TRY(cx_metrics_sample_u64(b, "cxstream_input_buffered_bytes", st.input_buffered_bytes, (char *)NULL));
+    TRY(cx_metrics_family(b, "cxstream_fetcher_wakes_total", CX_METRIC_COUNTER,
+                          "ListOffsets requests made to wake the consumer's fetcher while the merge waited for "
+                          "records the broker has."));
+    TRY(cx_metrics_sample_u64(b, "cxstream_fetcher_wakes_total", st.fetcher_wakes, (char *)NULL));
     TRY(cx_metrics_family(b, "cxstream_input_partitions", CX_METRIC_GAUGE, "Partitions per input topic."));
     TRY(cx_metrics_sample(b, "cxstream_input_partitions", np, (char *)NULL));
 

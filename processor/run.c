@@ -26,15 +26,20 @@
 #include "codec.h"
 #include "http.h"
 #include "owners.h"
+#include "recq.h"
 #include "registry.h"
 #include "runner.h"
 
 #define CONSUME_BATCH 1000
+/* Events a partition processes per poll round before the consumer is drained again: librdkafka's
+ * queue is kept short (its bound makes librdkafka 2.0.2 stop fetching for up to a second) while the
+ * merge's own queues (recq.h, CX_PREFETCH_KB) hold the prefetch. */
+#define ROUND_EVENTS 2048
 
 typedef struct inq {
-    rd_kafka_message_t **m;
-    size_t head, n, cap;
+    cx_recq_t rq; /* records copied out of librdkafka (recq.h) */
     bool assigned, paused;
+    bool merge_waits;      /* of input 0's: the merge of this partition waits for one of its inputs */
     int64_t position;      /* next offset expected from the broker */
     int64_t idle_since_ms; /* when the FIFO was found empty at the partition's end; 0 = not idle */
     int64_t start_offset;  /* offset assigned at the last rebalance (recovery without a stored one) */
@@ -65,6 +70,12 @@ struct cx_runner {
     int64_t progress_at_commit; /* progress() at the last commit cycle */
     bool fatal;
     char fatal_msg[768];
+    bool more_work;        /* the last round left records the merge could process: the next poll must not wait */
+    size_t buffered_bytes; /* held by the merge's queues (recq.h) */
+    size_t buffer_bound;   /* bytes: above it the consumer is drained only when the merge cannot go on */
+    int32_t behind_p;      /* the merge waits for records of partition behind_p of input behind_i not yet fetched */
+    int behind_i;          /* -1: none */
+    int64_t woken_ms;      /* the last wake_fetcher */
     /* HTTP readers (runner.h): mu is held while a poll processes, in callbacks and in close */
     pthread_mutex_t mu;
     bool mu_init;
@@ -128,7 +139,7 @@ static const char *topic_of_kind(const cx_runner_t *r, cx_record_kind_t kind) {
 }
 
 static void txn_begin(cx_runner_t *r);
-static void queue_clear(inq_t *q);
+static void queue_clear(cx_runner_t *r, inq_t *q);
 
 static cx_err_t produce(cx_runner_t *r, const char *topic, const void *key, size_t klen, const void *val, size_t vlen,
                         rd_kafka_headers_t *hdrs) {
@@ -189,14 +200,15 @@ static cx_err_t sink_emit(void *opaque, cx_record_kind_t kind, const char *key, 
     return rc;
 }
 
-static cx_err_t send_dlq(cx_runner_t *r, const rd_kafka_message_t *m, cx_dlq_code_t code, const char *detail) {
+/* The record (key, payload) at topic/p/offset to the DLQ, with the reason in headers. */
+static cx_err_t send_dlq(cx_runner_t *r, const char *topic, int32_t p, int64_t offset, const void *key, size_t key_len,
+                         const void *payload, size_t len, cx_dlq_code_t code, const char *detail) {
     r->st.dlq[code]++;
     char part[16], off[24];
-    snprintf(part, sizeof part, "%" PRId32, m->partition);
-    snprintf(off, sizeof off, "%" PRId64, m->offset);
+    snprintf(part, sizeof part, "%" PRId32, p);
+    snprintf(off, sizeof off, "%" PRId64, offset);
     rd_kafka_headers_t *h = rd_kafka_headers_new(5);
     const char *name = cx_dlq_code_name(code);
-    const char *topic = rd_kafka_topic_name(m->rkt);
     rd_kafka_header_add(h, "cx.error", -1, name, -1);
     rd_kafka_header_add(h, "cx.error.detail", -1, detail, -1);
     rd_kafka_header_add(h, "cx.source.topic", -1, topic, -1);
@@ -204,7 +216,7 @@ static cx_err_t send_dlq(cx_runner_t *r, const rd_kafka_message_t *m, cx_dlq_cod
     rd_kafka_header_add(h, "cx.source.offset", -1, off, -1);
     cx_log(CX_LOG_DEBUG, "decode", "rejected topic=%s partition=%s offset=%s error=%s detail=\"%s\"", topic, part, off,
            name, detail);
-    return produce(r, r->cfg->topic_dlq, m->key, m->key_len, m->payload, m->len, h);
+    return produce(r, r->cfg->topic_dlq, key, key_len, payload, len, h);
 }
 
 /* ---------- changelog, transactions, recovery ---------- */
@@ -375,7 +387,7 @@ static void recover_all(cx_runner_t *r, const char *why) {
             inq_t *q = Q(r, p, i);
             if (!q->assigned) continue;
             if (q->paused) rd_kafka_topic_partition_list_add(resume, r->in_topics[i], p);
-            queue_clear(q);
+            queue_clear(r, q);
             q->position = stored[i] >= 0 ? stored[i] : q->start_offset;
             rd_kafka_topic_partition_list_add(seek, r->in_topics[i], p)->offset = q->position;
         }
@@ -492,10 +504,10 @@ static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) 
 
 /* ---------- rebalance ---------- */
 
-static void queue_clear(inq_t *q) {
-    for (size_t k = 0; k < q->n; k++)
-        rd_kafka_message_destroy(q->m[(q->head + k) % q->cap]);
-    q->head = q->n = 0;
+static void queue_clear(cx_runner_t *r, inq_t *q) {
+    size_t before = q->rq.bytes;
+    cx_recq_clear(&q->rq);
+    r->buffered_bytes -= before - q->rq.bytes;
     q->head_ready = false;
     q->idle_since_ms = 0;
     q->paused = false;
@@ -612,7 +624,7 @@ static void on_assign(cx_runner_t *r, rd_kafka_topic_partition_list_t *parts) {
                 Q(r, p, j)->position = stored[j];
         }
         inq_t *q = Q(r, p, i);
-        queue_clear(q);
+        queue_clear(r, q);
         q->assigned = true;
         if (q->position >= 0)
             tp->offset = q->position; /* local state decides: never count twice */
@@ -652,7 +664,7 @@ static void on_revoke(cx_runner_t *r, rd_kafka_topic_partition_list_t *parts) {
         int i = input_of_topic(r, parts->elems[k].topic);
         if (i < 0 || p >= r->n_parts) continue;
         if (Q(r, p, i)->paused) rd_kafka_topic_partition_list_add(resume, parts->elems[k].topic, p);
-        queue_clear(Q(r, p, i));
+        queue_clear(r, Q(r, p, i));
         Q(r, p, i)->assigned = false;
         cx_pipeline_revoke(r->pl, (uint16_t)p);
     }
@@ -713,7 +725,11 @@ static cx_err_t conf_apply(rd_kafka_conf_t *conf, const cx_config_t *cfg, const 
     return CX_OK;
 }
 
-#define CX_PREFETCH_KB 32768 /* input prefetch of an instance, split among its pipeline threads */
+/* Input prefetch of an instance, split among its pipeline threads: the merge's queues (recq.h) take
+ * records out of librdkafka at once up to CX_PREFETCH_KB, and librdkafka queues up to CX_LIB_QUEUE_KB
+ * (payload bytes; its own memory is ~13 times that for 54-byte records) */
+#define CX_PREFETCH_KB  8192
+#define CX_LIB_QUEUE_KB 4096
 
 /* The output producer: idempotent, murmur2 like the Java client so outputs co-partition with the
  * inputs. exactly_once: transactional, transactional.id = <group.id>-<group.instance.id> when static
@@ -789,6 +805,7 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     }
     r->cfg = cfg;
     if (o) r->opts = *o;
+    r->behind_i = -1;
     r->in_topics[CX_EV_EMAIL_SEND] = cfg->topic_email_send;
     r->in_topics[CX_EV_PURCHASE] = cfg->topic_purchase;
     r->in_topics[CX_EV_PLAY] = cfg->topic_play;
@@ -848,8 +865,9 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
 
     char stats[24], prefetch_kb[24];
     snprintf(stats, sizeof stats, "%" PRId64, cfg->statistics_interval_ms);
-    snprintf(prefetch_kb, sizeof prefetch_kb, "%d",
-             CX_PREFETCH_KB / (cfg->processing_threads > 1 ? cfg->processing_threads : 1));
+    int threads = cfg->processing_threads > 1 ? cfg->processing_threads : 1;
+    r->buffer_bound = (size_t)CX_PREFETCH_KB * 1024 / (size_t)threads;
+    snprintf(prefetch_kb, sizeof prefetch_kb, "%d", CX_LIB_QUEUE_KB / threads);
     conf = rd_kafka_conf_new();
     /* Prefetch. librdkafka 2.0.2 compares queued.min.messages and queued.max.messages.kbytes with
      * the whole consumer queue (every partition's fetch queue is forwarded to it) and, once either is
@@ -904,8 +922,7 @@ void cx_runner_destroy(cx_runner_t *r) {
     if (!r) return;
     if (r->q) {
         for (int32_t k = 0; k < r->n_parts * CX_INPUTS; k++) {
-            queue_clear(&r->q[k]);
-            free(r->q[k].m);
+            cx_recq_free(&r->q[k].rq);
             cx_buf_free(&r->q[k].comment);
         }
         free(r->q);
@@ -993,7 +1010,9 @@ static cx_err_t apply_campaign(cx_runner_t *r, const rd_kafka_message_t *m) {
     }
     cx_dlq_code_t code =
         cx_registry_decode_campaign(r->registry, r->codec, m->payload, m->len, &r->camp, detail, sizeof detail);
-    if (code != CX_DLQ_NONE) return send_dlq(r, m, code, detail);
+    if (code != CX_DLQ_NONE)
+        return send_dlq(r, rd_kafka_topic_name(m->rkt), m->partition, m->offset, m->key, m->key_len, m->payload, m->len,
+                        code, detail);
     r->st.campaigns++;
     return cx_pipeline_campaign(r->pl, r->camp.campaign_id, &r->camp, NULL, 0);
 }
@@ -1126,6 +1145,22 @@ done:
 
 /* ---------- merge and process ---------- */
 
+/* A long queue is paused while the merge waits for another input of its partition (it would crowd
+ * that input out) or the buffer is full; not otherwise, as pausing discards what librdkafka has
+ * fetched for it, to fetch it again. */
+static void pause_if_long(cx_runner_t *r, int32_t p, int i) {
+    inq_t *q = Q(r, p, i);
+    if (q->paused || q->rq.n < (size_t)r->cfg->input_max_buffered) return;
+    if (!Q(r, p, 0)->merge_waits && r->buffered_bytes < r->buffer_bound) return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, r->in_topics[i], p);
+    rd_kafka_pause_partitions(r->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    q->paused = true;
+}
+
+/* Copies m into its input's queue (recq.h) and destroys it: what waits for the merge no longer pins
+ * librdkafka's buffers. */
 static void enqueue(cx_runner_t *r, rd_kafka_message_t *m) {
     int i = input_of_topic(r, rd_kafka_topic_name(m->rkt));
     int32_t p = m->partition;
@@ -1134,46 +1169,35 @@ static void enqueue(cx_runner_t *r, rd_kafka_message_t *m) {
         return;
     }
     inq_t *q = Q(r, p, i);
-    if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 256;
-        rd_kafka_message_t **a = malloc(cap * sizeof *a);
-        if (!a) { /* cannot buffer: drop it and rewind the fetch to it (never lose it) */
-            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), p)->offset = m->offset;
-            rd_kafka_seek_partitions(r->consumer, l, 1000);
-            rd_kafka_topic_partition_list_destroy(l);
-            rd_kafka_message_destroy(m);
-            return;
-        }
-        for (size_t k = 0; k < q->n; k++)
-            a[k] = q->m[(q->head + k) % q->cap];
-        free(q->m);
-        q->m = a;
-        q->head = 0;
-        q->cap = cap;
+    size_t before = q->rq.bytes;
+    cx_err_t rc = cx_recq_push(&q->rq, m->offset, m->key, m->key_len, m->payload, m->len);
+    r->buffered_bytes += q->rq.bytes - before;
+    if (rc != CX_OK) {
+        /* cannot buffer: drop it and rewind the fetch to it (never lose it) */
+        cx_log(CX_LOG_WARN, "consumer", "cannot buffer topic=%s partition=%" PRId32 " offset=%" PRId64 ": %s",
+               r->in_topics[i], p, m->offset, cx_err2str(rc));
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, r->in_topics[i], p)->offset = m->offset;
+        rd_kafka_seek_partitions(r->consumer, l, 1000);
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_message_destroy(m);
+        return;
     }
-    q->m[(q->head + q->n) % q->cap] = m;
-    q->n++;
     q->position = m->offset + 1;
+    rd_kafka_message_destroy(m);
     q->idle_since_ms = 0;
     r->st.consumed++;
     r->st.consumed_in[i]++;
-    if (q->n >= (size_t)r->cfg->input_max_buffered && !q->paused) {
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, r->in_topics[i], p);
-        rd_kafka_pause_partitions(r->consumer, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        q->paused = true;
-    }
+    pause_if_long(r, p, i);
 }
 
 static void dequeue(cx_runner_t *r, int32_t p, int i) {
     inq_t *q = Q(r, p, i);
-    rd_kafka_message_destroy(q->m[q->head]);
-    q->head = (q->head + 1) % q->cap;
-    q->n--;
+    size_t before = q->rq.bytes;
+    cx_recq_pop(&q->rq);
+    r->buffered_bytes -= before - q->rq.bytes;
     q->head_ready = false;
-    if (q->paused && q->n <= (size_t)r->cfg->input_max_buffered / 4) {
+    if (q->paused && q->rq.n <= (size_t)r->cfg->input_max_buffered / 4) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, r->in_topics[i], p);
         rd_kafka_resume_partitions(r->consumer, l);
@@ -1185,17 +1209,12 @@ static void dequeue(cx_runner_t *r, int32_t p, int i) {
 /* Decodes the head of q; an invalid head goes to the DLQ and is dropped. false when q is empty. */
 static bool head(cx_runner_t *r, int32_t p, int i, cx_err_t *rc) {
     inq_t *q = Q(r, p, i);
-    while (q->n) {
+    while (q->rq.n) {
         if (q->head_ready) return true;
-        rd_kafka_message_t *m = q->m[q->head];
+        const cx_rec_t *m = cx_recq_at(&q->rq, 0);
         q->detail[0] = 0;
-        cx_dlq_code_t code;
-        if (m->err) {
-            dequeue(r, p, i);
-            continue;
-        }
-        code = cx_registry_decode_event(r->registry, r->codec, cx_codec_kind_of_event((cx_event_type_t)i), m->payload,
-                                        m->len, &q->ev, q->detail, sizeof q->detail);
+        cx_dlq_code_t code = cx_registry_decode_event(r->registry, r->codec, cx_codec_kind_of_event((cx_event_type_t)i),
+                                                      cx_rec_payload(m), m->len, &q->ev, q->detail, sizeof q->detail);
         if (code == CX_DLQ_NONE) {
             /* now_ms is read once per poll round (cx_runner_poll) and again only for an event that
              * would be too far in the future against it: the same verdict as a clock read per event */
@@ -1204,7 +1223,9 @@ static bool head(cx_runner_t *r, int32_t p, int i, cx_err_t *rc) {
         }
         if (code != CX_DLQ_NONE) {
             /* a rejected record still advances the partition's next offset once it is out */
-            if ((*rc = send_dlq(r, m, code, q->detail)) != CX_OK) return false;
+            if ((*rc = send_dlq(r, r->in_topics[i], p, m->offset, cx_rec_key(m), m->key_len, cx_rec_payload(m), m->len,
+                                code, q->detail)) != CX_OK)
+                return false;
             cx_pipeline_skip(r->pl, (uint16_t)p, i, m->offset);
             dequeue(r, p, i);
             continue;
@@ -1226,15 +1247,19 @@ static bool head(cx_runner_t *r, int32_t p, int i, cx_err_t *rc) {
 static void prefetch_ahead(cx_runner_t *r, const inq_t *q) {
     static const size_t dist[] = {16, 12, 8, 4};
     for (int s = 0; s < 4; s++) {
-        if (dist[s] >= q->n) continue;
-        const rd_kafka_message_t *m = q->m[(q->head + dist[s]) % q->cap];
-        if (m->key) cx_pipeline_prefetch(r->pl, m->key, m->key_len, s);
+        if (dist[s] >= q->rq.n) continue;
+        const cx_rec_t *m = cx_recq_at(&q->rq, dist[s]);
+        if (m->has_key) cx_pipeline_prefetch(r->pl, cx_rec_key(m), m->key_len, s);
     }
 }
 
 static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_t n) {
     const cx_config_t *cfg = r->cfg;
-    for (;;) {
+    for (int done = 0;; done++) {
+        if (done == ROUND_EVENTS) {
+            r->more_work = true;
+            return CX_OK;
+        }
         int best = -1;
         bool wait = false;
         int64_t now = 0; /* read only when an input is idle */
@@ -1250,6 +1275,10 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
             int64_t lo = 0, hi = -1;
             rd_kafka_get_watermark_offsets(r->consumer, r->in_topics[i], p, &lo, &hi);
             if (hi < 0 || (q->position >= 0 && q->position < hi)) {
+                if (!q->rq.n) {
+                    r->behind_p = p;
+                    r->behind_i = i;
+                }
                 /* records exist that we have not fetched yet, or no fetch has answered yet (the
                  * cached high watermark is unknown right after an assignment: treating that as
                  * "at the end" let other inputs run ahead and made this one's events late) */
@@ -1260,9 +1289,13 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
                 if (now - q->idle_since_ms < cfg->input_max_idle_ms) wait = true;
             }
         }
+        Q(r, p, 0)->merge_waits = best >= 0 && wait;
+        if (Q(r, p, 0)->merge_waits)
+            for (int i = 0; i < CX_INPUTS; i++)
+                if (Q(r, p, i)->assigned) pause_if_long(r, p, i);
         if (best < 0 || wait) return CX_OK;
         inq_t *q = Q(r, p, best);
-        rd_kafka_message_t *m = q->m[q->head];
+        int64_t offset = cx_recq_at(&q->rq, 0)->offset;
         bool more = true;
         cx_err_t rc = CX_OK;
         uint64_t recoveries = r->st.recoveries; /* a recovery inside commit_cycle cleared the queues */
@@ -1277,7 +1310,7 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
             if (rc == CX_OK && more) rd_kafka_poll(r->producer, 0); /* delivery reports */
             if (r->st.recoveries != recoveries) return rc;
         }
-        if (rc == CX_OK) rc = cx_pipeline_event(r->pl, (uint16_t)p, &q->ev, m->offset, errstr, n);
+        if (rc == CX_OK) rc = cx_pipeline_event(r->pl, (uint16_t)p, &q->ev, offset, errstr, n);
         if (rc != CX_OK) return rc;
         dequeue(r, p, best);
         prefetch_ahead(r, q);
@@ -1303,21 +1336,30 @@ static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t go
         cx_seterr(errstr, n, "%s", r->fatal_msg);
         return CX_ERR_FATAL;
     }
-    for (ssize_t k = 0; k < got; k++) {
-        rd_kafka_message_t *m = msgs[k];
-        if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                cx_log(CX_LOG_WARN, "consumer", "consume error err=\"%s\"", rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            continue;
+    /* what librdkafka has queued moves into the merge's compact queues (recq.h), a batch at a time
+     * until a batch comes back short; input.max_buffered_records pauses a partition whose queue is
+     * full, so this ends */
+    for (;;) {
+        for (ssize_t k = 0; k < got; k++) {
+            rd_kafka_message_t *m = msgs[k];
+            if (m->err) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    cx_log(CX_LOG_WARN, "consumer", "consume error err=\"%s\"", rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            enqueue(r, m);
         }
-        enqueue(r, m);
+        if (got < CONSUME_BATCH || r->buffered_bytes >= r->buffer_bound) break;
+        if ((got = rd_kafka_consume_batch_queue(r->cq, 0, msgs, CONSUME_BATCH)) < 0) got = 0;
     }
     rd_kafka_poll(r->producer, 0); /* delivery reports */
     cx_err_t rc = poll_campaigns(r, false, errstr, n);
     /* other instances' watermarks may have raised the merged watermark: a KPI owner whose own
      * partitions are quiet must still produce the records now due (the final closed one) */
     if (rc == CX_OK) rc = cx_campaigns_tick(cx_pipeline_campaigns(r->pl));
+    r->more_work = false;
+    r->behind_i = -1;
     for (int32_t p = 0; p < r->n_parts && rc == CX_OK; p++)
         if (cx_pipeline_owns(r->pl, (uint16_t)p)) rc = process_partition(r, p, errstr, n);
     if (rc == CX_OK) {
@@ -1337,16 +1379,37 @@ static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t go
     return rc;
 }
 
+/* librdkafka 2.0.2 stops fetching once its queue has exceeded queued.max.messages.kbytes and looks
+ * again only when its broker thread wakes: on a request, a response, or after a second. Draining its
+ * queue does not wake it. When the merge waits for records the broker has and nothing is queued, a
+ * ListOffsets request to that partition's leader wakes the thread that fetches it (and refreshes the
+ * high watermark the merge reads); at most every 10 ms, and only while the merge would wait anyway. */
+#define WAKE_MIN_MS 10
+static void wake_fetcher(cx_runner_t *r) {
+    if (r->behind_i < 0) return;
+    int64_t now = cx_mono_ms();
+    if (now - r->woken_ms < WAKE_MIN_MS) return;
+    r->woken_ms = now;
+    int64_t lo, hi;
+    rd_kafka_query_watermark_offsets(r->consumer, r->in_topics[r->behind_i], r->behind_p, &lo, &hi, 1000);
+    r->st.fetcher_wakes++;
+}
+
 cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) {
     rd_kafka_message_t *msgs[CONSUME_BATCH];
     /* the wait happens outside the lock, so HTTP handlers read the pipeline meanwhile */
     /* take what is queued without waiting; only when nothing is, wait for the first record: the
      * batch call itself waits until the whole batch is filled or the timeout passes, so a merge
      * that needed one partition's next fetch sat idle while fewer than a batch were queued */
-    ssize_t got = rd_kafka_consume_batch_queue(r->cq, 0, msgs, CONSUME_BATCH);
+    /* a full buffer takes more only when the merge cannot go on without it */
+    ssize_t got = 0;
+    if (!r->more_work || r->buffered_bytes < r->buffer_bound)
+        got = rd_kafka_consume_batch_queue(r->cq, 0, msgs, CONSUME_BATCH);
+    if (got < 0) got = 0;
     double waited_s = 0;
     bool idle = false;
-    if (got == 0 && timeout_ms != 0) {
+    if (got == 0 && timeout_ms != 0 && !r->more_work) {
+        wake_fetcher(r);
         double t0 = cx_mono_s();
         rd_kafka_message_t *first = rd_kafka_consume_queue(r->cq, timeout_ms);
         waited_s = cx_mono_s() - t0;
@@ -1425,6 +1488,7 @@ cx_runner_restore_t cx_runner_restore_status(const cx_runner_t *r) {
 
 cx_runner_stats_t cx_runner_stats(const cx_runner_t *r) {
     cx_runner_stats_t s = r->st;
+    s.input_buffered_bytes = r->buffered_bytes;
     s.partitions = 0;
     s.paused_inputs = 0;
     for (int32_t p = 0; p < r->n_parts; p++)
@@ -1458,10 +1522,6 @@ int64_t cx_runner_lag(cx_runner_t *r) {
             if (rd_kafka_get_watermark_offsets(r->consumer, r->in_topics[i], p, &lo, &hi) || hi < 0) continue;
             int64_t pos = Q(r, p, i)->position;
             int64_t done = off[i] >= 0 ? off[i] : (pos >= 0 ? pos : lo);
-            if (Q(r, p, i)->n)
-                done = rd_kafka_message_errstr(Q(r, p, i)->m[Q(r, p, i)->head])
-                           ? Q(r, p, i)->m[Q(r, p, i)->head]->offset
-                           : done;
             lag += hi > done ? hi - done : 0;
             any = true;
         }
@@ -1550,8 +1610,9 @@ static void *run_thread_main(void *arg) {
     cx_runner_stats_t st = cx_runner_stats(t->r);
     cx_pipeline_stats_t ps = cx_pipeline_stats(cx_runner_pipeline(t->r));
     cx_log(CX_LOG_INFO, "run",
-           "stopped consumed=%" PRIu64 " events=%" PRIu64 " duplicates=%" PRIu64 " commits=%" PRIu64 " thread=%d",
-           st.consumed, ps.events, ps.duplicates, st.commits, t->k);
+           "stopped consumed=%" PRIu64 " events=%" PRIu64 " duplicates=%" PRIu64 " commits=%" PRIu64
+           " idle_commits=%" PRIu64 " input_wait_s=%.2f thread=%d",
+           st.consumed, ps.events, ps.duplicates, st.commits, st.idle_commits, st.input_wait_s, t->k);
     t->rcode = CX_EXIT_OK;
     return NULL;
 }

@@ -41,6 +41,8 @@ typedef struct cx_runner_stats {
     int paused_inputs;                /* input topic partitions paused: their FIFO is full */
     double last_commit_s;             /* duration of the last commit cycle */
     double input_wait_s;              /* time cx_runner_poll waited for the consumer to deliver a record */
+    uint64_t fetcher_wakes;           /* ListOffsets requests made to wake librdkafka's fetcher (run.c) */
+    size_t input_buffered_bytes;      /* held by the merge's input queues (recq.h) */
     uint64_t consumed_in[CX_INPUTS];  /* input records read, by cx_event_type_t */
     uint64_t produced_kind[16];       /* output records produced, by cx_record_kind_t (DLQ: dlq[]) */
     cx_histogram_t commit_seconds;    /* commit cycle durations */

@@ -663,6 +663,9 @@ Test(mock, an_input_paused_at_a_rebalance_is_fetched_again_after_it) {
     cr_assert(poll_until(a, NULL, owns_all), "the first instance never owned every partition");
     cr_assert(poll_until(a, NULL, all_owned_paused), "paused: %d of %d", cx_runner_stats(a).paused_inputs, MH_PARTS);
     cx_runner_stats_t before = cx_runner_stats(a);
+    /* what waits for the merge is held as copies, counted */
+    cr_assert_geq(before.input_buffered_bytes, (size_t)MH_PARTS * 8 * 40, "%zu bytes buffered",
+                  before.input_buffered_bytes);
 
     cx_runner_t *b = cx_runner_new(cfg_b, &ro, err, sizeof err);
     cr_assert(b, "%s", err);

@@ -103,8 +103,12 @@ static const cfg_key_t cfg_keys[] = {
         "`max.task.idle.ms`)."),
     I64("input.max_buffered_records", input_max_buffered, "20000", 4, 10000000, 0,
         "Records buffered per input partition ahead of the event-time merge; a partition that holds this "
-        "many while the merge waits for another input of its partition (or the instance's 8 MB input "
-        "buffer is full) is paused until it drains to a quarter (bounds memory while one input lags)."),
+        "many while the merge waits for another input of its partition (or `input.buffer_kb` is full) is "
+        "paused until it drains to a quarter (bounds memory while one input lags)."),
+    I64("input.buffer_kb", input_buffer_kb, "8192", 64, 1048576, 0,
+        "Input records copied out of the consumer ahead of the event-time merge, in KB per instance "
+        "(split among `processing.threads`); each poll takes what librdkafka has queued up to this. "
+        "Larger costs cache misses; smaller makes more, shorter rounds."),
     {"input.min_ts", CFG_TS, "1990-01-01T00:00:00Z", 0, 0, CFG_NO_MAX, NULL, 0, OFF(input_min_ts_ms),
      "Events with an earlier `ts` go to the DLQ (BAD_TIMESTAMP). Epoch milliseconds or ISO-8601 UTC "
      "(`YYYY-MM-DD[THH:MM[:SS[.mmm]]Z]`)."},

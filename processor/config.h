@@ -65,6 +65,7 @@ typedef struct cx_config {
     /* input, event time */
     int64_t input_max_idle_ms;
     int64_t input_max_buffered;
+    int64_t input_buffer_kb;
     int64_t input_min_ts_ms;
     int64_t input_max_future_ms;
     int64_t watermark_lateness_ms;

@@ -33,7 +33,7 @@
 #define CONSUME_BATCH 1000
 /* Events a partition processes per poll round before the consumer is drained again: librdkafka's
  * queue is kept short (its bound makes librdkafka 2.0.2 stop fetching for up to a second) while the
- * merge's own queues (recq.h, CX_PREFETCH_KB) hold the prefetch. */
+ * merge's own queues (recq.h, input.buffer_kb) hold the prefetch. */
 #define ROUND_EVENTS 2048
 
 typedef struct inq {
@@ -726,9 +726,8 @@ static cx_err_t conf_apply(rd_kafka_conf_t *conf, const cx_config_t *cfg, const 
 }
 
 /* Input prefetch of an instance, split among its pipeline threads: the merge's queues (recq.h) take
- * records out of librdkafka at once up to CX_PREFETCH_KB, and librdkafka queues up to CX_LIB_QUEUE_KB
+ * records out of librdkafka at once up to input.buffer_kb, and librdkafka queues up to CX_LIB_QUEUE_KB
  * (payload bytes; its own memory is ~13 times that for 54-byte records) */
-#define CX_PREFETCH_KB  8192
 #define CX_LIB_QUEUE_KB 4096
 
 /* The output producer: idempotent, murmur2 like the Java client so outputs co-partition with the
@@ -866,7 +865,7 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     char stats[24], prefetch_kb[24];
     snprintf(stats, sizeof stats, "%" PRId64, cfg->statistics_interval_ms);
     int threads = cfg->processing_threads > 1 ? cfg->processing_threads : 1;
-    r->buffer_bound = (size_t)CX_PREFETCH_KB * 1024 / (size_t)threads;
+    r->buffer_bound = (size_t)cfg->input_buffer_kb * 1024 / (size_t)threads;
     snprintf(prefetch_kb, sizeof prefetch_kb, "%d", CX_LIB_QUEUE_KB / threads);
     conf = rd_kafka_conf_new();
     /* Prefetch. librdkafka 2.0.2 compares queued.min.messages and queued.max.messages.kbytes with

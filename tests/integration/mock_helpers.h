@@ -100,6 +100,9 @@ static cx_config_t *mh_config(const char *bootstraps, const char *state_dir, con
     cx_config_t *cfg = cx_config_new();
     cr_assert(cfg);
     cr_assert_eq(cx_config_set(cfg, "commit.interval_ms", "100", NULL, err, sizeof err), CX_OK, "%s", err);
+    /* the smallest input buffer: a poll takes about one batch, so a run of a few thousand records
+     * needs many polls and an injected fault lands mid-stream (8 MB would take it all at once) */
+    cr_assert_eq(cx_config_set(cfg, "input.buffer_kb", "64", NULL, err, sizeof err), CX_OK, "%s", err);
     if (bootstraps)
         cr_assert_eq(cx_config_set(cfg, "bootstrap.servers", bootstraps, NULL, err, sizeof err), CX_OK, "%s", err);
     if (state_dir) cr_assert_eq(cx_config_set(cfg, "state.dir", state_dir, NULL, err, sizeof err), CX_OK, "%s", err);

@@ -870,14 +870,11 @@ cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, ch
     conf = rd_kafka_conf_new();
     /* Prefetch. librdkafka 2.0.2 compares queued.min.messages and queued.max.messages.kbytes with
      * the whole consumer queue (every partition's fetch queue is forwarded to it) and, once either is
-     * exceeded, holds back each partition's next fetch for a full second. The library's 100,000
-     * messages left the merge idle 100-600 ms every ~100 k records; 8 MB was exceeded by a single
-     * fetch response of 16 partitions (up to 1 MB each) or by what arrived during a commit cycle, so
-     * the pipeline waited ~0.5 s of every second for input (23 s of a 62 s run at 5 s commits). The
-     * bound has to exceed one fetch response plus what the consumer delivers while the pipeline is in
-     * a commit cycle; the count is set high so the bytes decide (kafka.* settings override both).
+     * exceeded, fetches again only when its broker thread wakes (up to a second later; wake_fetcher).
+     * Records move on to the merge's queues at once (enqueue), so this queue is short and its bound
+     * small; the count is set high so the bytes decide (kafka.* settings override both).
      * processing.threads splits it: each thread's consumer fetches its share of the partitions.
-     * The bytes are payload: with ~54-byte records the queue's own memory is several times that. */
+     * The bytes are payload: with ~54-byte records the queue's own memory is ~13 times that. */
     const char *cextra[] = {"queued.min.messages",
                             "1000000",
                             "queued.max.messages.kbytes",
@@ -1147,15 +1144,23 @@ done:
 /* A long queue is paused while the merge waits for another input of its partition (it would crowd
  * that input out) or the buffer is full; not otherwise, as pausing discards what librdkafka has
  * fetched for it, to fetch it again. */
+/* Pauses or resumes the fetching of input i's partition p. */
+static void set_paused(cx_runner_t *r, int32_t p, int i, bool pause) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, r->in_topics[i], p);
+    if (pause)
+        rd_kafka_pause_partitions(r->consumer, l);
+    else
+        rd_kafka_resume_partitions(r->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    Q(r, p, i)->paused = pause;
+}
+
 static void pause_if_long(cx_runner_t *r, int32_t p, int i) {
     inq_t *q = Q(r, p, i);
     if (q->paused || q->rq.n < (size_t)r->cfg->input_max_buffered) return;
     if (!Q(r, p, 0)->merge_waits && r->buffered_bytes < r->buffer_bound) return;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, r->in_topics[i], p);
-    rd_kafka_pause_partitions(r->consumer, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    q->paused = true;
+    set_paused(r, p, i, true);
 }
 
 /* Copies m into its input's queue (recq.h) and destroys it: what waits for the merge no longer pins
@@ -1196,13 +1201,7 @@ static void dequeue(cx_runner_t *r, int32_t p, int i) {
     cx_recq_pop(&q->rq);
     r->buffered_bytes -= before - q->rq.bytes;
     q->head_ready = false;
-    if (q->paused && q->rq.n <= (size_t)r->cfg->input_max_buffered / 4) {
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, r->in_topics[i], p);
-        rd_kafka_resume_partitions(r->consumer, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        q->paused = false;
-    }
+    if (q->paused && q->rq.n <= (size_t)r->cfg->input_max_buffered / 4) set_paused(r, p, i, false);
 }
 
 /* Decodes the head of q; an invalid head goes to the DLQ and is dropped. false when q is empty. */
@@ -1336,8 +1335,7 @@ static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t go
         return CX_ERR_FATAL;
     }
     /* what librdkafka has queued moves into the merge's compact queues (recq.h), a batch at a time
-     * until a batch comes back short; input.max_buffered_records pauses a partition whose queue is
-     * full, so this ends */
+     * until a batch comes back short or the queues hold input.buffer_kb */
     for (;;) {
         for (ssize_t k = 0; k < got; k++) {
             rd_kafka_message_t *m = msgs[k];

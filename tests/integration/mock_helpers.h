@@ -183,12 +183,13 @@ static void mh_offsets_read(const cx_config_t *cfg, const char *bootstraps, mh_o
     for (int i = 0; i < CX_INPUTS; i++)
         for (int32_t p = 0; p < MH_PARTS; p++) {
             int64_t lo = 0, hi = 0;
-            cr_assert_eq(rd_kafka_query_watermark_offsets(c, topics[i], p, &lo, &hi, 10000),
+            /* 30 s: a check right after a fault test takes the broker down (for 10 s) must outlast it */
+            cr_assert_eq(rd_kafka_query_watermark_offsets(c, topics[i], p, &lo, &hi, 30000),
                          RD_KAFKA_RESP_ERR_NO_ERROR);
             o->end[i][p] = hi;
             rd_kafka_topic_partition_list_add(l, topics[i], p);
         }
-    cr_assert_eq(rd_kafka_committed(c, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    cr_assert_eq(rd_kafka_committed(c, l, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
     for (int k = 0; k < l->cnt; k++) {
         int i = k / MH_PARTS, p = k % MH_PARTS;
         o->committed[i][p] = l->elems[k].err ? -1 : l->elems[k].offset;

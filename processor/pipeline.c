@@ -717,19 +717,20 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
 }
 
 static void count_genre(cx_profile_t *pr, const char *genre) {
+    uint64_t fp = cx_profile_genre_fp(genre);
     int free_slot = -1, min_slot = 0;
     for (int i = 0; i < CX_GENRES_KEPT; i++) {
-        if (pr->genres[i].count && strcmp(pr->genres[i].genre, genre) == 0) {
-            pr->genres[i].count++;
+        if (pr->genre_count[i] && pr->genre_fp[i] == fp) {
+            pr->genre_count[i]++;
             return;
         }
-        if (!pr->genres[i].count && free_slot < 0) free_slot = i;
-        if (pr->genres[i].count < pr->genres[min_slot].count) min_slot = i;
+        if (!pr->genre_count[i] && free_slot < 0) free_slot = i;
+        if (pr->genre_count[i] < pr->genre_count[min_slot]) min_slot = i;
     }
     /* Space-Saving with 4 counters: replace the smallest, inheriting its count */
     int slot = free_slot >= 0 ? free_slot : min_slot;
-    put_str(pr->genres[slot].genre, sizeof pr->genres[slot].genre, 0, genre);
-    pr->genres[slot].count++;
+    cx_profile_set_genre(pr, (unsigned)slot, genre);
+    pr->genre_count[slot]++;
 }
 
 static cx_err_t add_contact(cx_profile_t *pr, const cx_event_t *ev, const cx_campaign_t *camp) {

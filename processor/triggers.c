@@ -324,13 +324,15 @@ cx_action_t cx_triggers_action(const cx_profile_t *p, const cx_config_t *cfg) {
 }
 
 const char *cx_triggers_top_genre(const cx_profile_t *p) {
-    const cx_genre_count_t *best = NULL;
+    int best = -1;
     for (int i = 0; i < CX_GENRES_KEPT; i++) {
-        const cx_genre_count_t *g = &p->genres[i];
-        if (!g->count) continue;
-        if (!best || g->count > best->count || (g->count == best->count && strcmp(g->genre, best->genre) < 0)) best = g;
+        uint32_t n = p->genre_count[i];
+        if (!n) continue;
+        if (best < 0 || n > p->genre_count[best] ||
+            (n == p->genre_count[best] && strcmp(p->genre[i], p->genre[best]) < 0))
+            best = i;
     }
-    return best ? best->genre : NULL;
+    return best < 0 ? NULL : p->genre[best];
 }
 
 /* The most recent contact (TEST send) of any kind, or NULL. */

@@ -78,6 +78,13 @@ void cx_profile_clear(cx_profile_t *p) {
     cx_profile_init_lean(p, NULL);
 }
 
+void cx_profile_set_genre(cx_profile_t *p, unsigned slot, const char *name) {
+    size_t n = strnlen(name, CX_SHORT_MAX);
+    memcpy(p->genre[slot], name, n);
+    p->genre[slot][n] = '\0';
+    p->genre_fp[slot] = cx_hash_mem(p->genre[slot], n);
+}
+
 cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src) {
     *dst = *src;
     dst->buckets = NULL;
@@ -218,7 +225,7 @@ static uint8_t *put_contact(uint8_t *d, const cx_contact_t *c) {
 static size_t encode_bound(const cx_profile_t *p) {
     enum { V = 10 };
     return 64 * V + (size_t)p->n_buckets * 4 * V + CX_PLAY_DAYS_KEPT * V + CX_TRIG__COUNT * V +
-           CX_GENRES_KEPT * (sizeof p->genres[0].genre + 2 * V) +
+           CX_GENRES_KEPT * (sizeof p->genre[0] + 2 * V) +
            CX_TOUCHPOINTS_KEPT * (sizeof p->touchpoints[0].touchpoint + 3 * V) + sizeof p->acquisition_campaign_id + V +
            ((size_t)p->n_contacts + CX_CT__COUNT) * (sizeof(cx_contact_t) + 3 * V) +
            (size_t)p->n_sends * (sizeof(cx_open_send_t) + 8 * V) + (size_t)p->n_dedup * 8;
@@ -278,12 +285,12 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
     for (int k = 0; k < CX_TRIG__COUNT; k++)
         PUTS(p->last_trigger_due_ms[k]);
     unsigned ng = 0;
-    while (ng < CX_GENRES_KEPT && p->genres[ng].count)
+    while (ng < CX_GENRES_KEPT && p->genre_count[ng])
         ng++;
     PUTU(ng);
     for (unsigned i = 0; i < ng; i++) {
-        PUTSTR(p->genres[i].genre);
-        PUTU(p->genres[i].count);
+        PUTSTR(p->genre[i]);
+        PUTU(p->genre_count[i]);
     }
     if (p->has_nps) {
         PUTU(p->nps_last);
@@ -475,8 +482,9 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     uint64_t ng = getu(&r);
     if (ng > CX_GENRES_KEPT) r.bad = true;
     for (unsigned i = 0; i < ng && !r.bad; i++) {
-        getstr(&r, p->genres[i].genre, sizeof p->genres[i].genre);
-        p->genres[i].count = (uint32_t)getu(&r);
+        getstr(&r, p->genre[i], sizeof p->genre[i]);
+        p->genre_fp[i] = cx_profile_genre_fp(p->genre[i]);
+        p->genre_count[i] = (uint32_t)getu(&r);
     }
     if (p->has_nps) {
         p->nps_last = (int8_t)getu(&r);

@@ -49,11 +49,6 @@ typedef struct cx_open_send {
     uint8_t responded; /* bit 0 any response, bit 1 hard response */
 } cx_open_send_t;
 
-typedef struct cx_genre_count {
-    char genre[CX_SHORT_MAX + 1];
-    uint32_t count;
-} cx_genre_count_t;
-
 typedef struct cx_touchpoint_score {
     char touchpoint[CX_SHORT_MAX + 1];
     int8_t score;
@@ -128,13 +123,19 @@ typedef struct cx_profile {
     uint8_t n_sends;
     bool newsletter_recipient;
 
-    cx_genre_count_t genres[CX_GENRES_KEPT];
+    /* genre counters (Space-Saving, slots filled in order; count 0: empty): the counts and the names'
+     * fingerprints are hot (a play finds its genre without reading the names), the names cold. Set a
+     * slot's name with cx_profile_set_genre(), which keeps its fingerprint. */
+    uint64_t genre_fp[CX_GENRES_KEPT]; /* cx_hash_mem of the name; not stored */
+    uint32_t genre_count[CX_GENRES_KEPT];
 
     /* duplicates: fingerprints of the last accepted event ids, ring */
     uint8_t n_dedup, dedup_next;
     uint64_t dedup[CX_DEDUP_MAX];
 
     char customer_id[CX_ID_MAX + 1];
+
+    char genre[CX_GENRES_KEPT][CX_SHORT_MAX + 1]; /* names of the genre counters above */
 
     /* voice of customer */
     bool has_nps;
@@ -168,6 +169,13 @@ cx_err_t cx_profile_camp_reserve(cx_profile_t *p, unsigned contacts, unsigned se
 void cx_profile_clear(cx_profile_t *p); /* frees buckets and the campaign block; lean afterwards */
 /* Deep copy; dst must be cleared or freshly initialised. */
 cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src);
+/* Names genre counter `slot` (truncated to CX_SHORT_MAX bytes) and sets its fingerprint; the count is
+ * the caller's. */
+void cx_profile_set_genre(cx_profile_t *p, unsigned slot, const char *name);
+/* The fingerprint cx_profile_t.genre_fp holds for a genre name. */
+static inline uint64_t cx_profile_genre_fp(const char *name) {
+    return cx_hash_mem(name, strlen(name));
+}
 
 /* Compact encoding (customer_id is the key, not repeated in the value). */
 cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out);

@@ -52,8 +52,10 @@ static void make_max(cx_profile_t *p) {
     for (int k = 0; k < CX_TRIG__COUNT; k++)
         p->last_trigger_due_ms[k] = INT64_C(1690000000000) + k;
     for (int i = 0; i < CX_GENRES_KEPT; i++) {
-        fill_str(p->genres[i].genre, CX_SHORT_MAX, (char)('g' + i));
-        p->genres[i].count = 4000000000u - (uint32_t)i;
+        char g[CX_SHORT_MAX + 1];
+        fill_str(g, CX_SHORT_MAX, (char)('g' + i));
+        cx_profile_set_genre(p, (unsigned)i, g);
+        p->genre_count[i] = 4000000000u - (uint32_t)i;
     }
     p->has_nps = true;
     p->nps_last = 10;
@@ -155,8 +157,11 @@ static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
     for (int k = 0; k < CX_TRIG__COUNT; k++)
         cr_assert_eq(a->last_trigger_due_ms[k], b->last_trigger_due_ms[k]);
     for (int i = 0; i < CX_GENRES_KEPT; i++) {
-        cr_assert_eq(a->genres[i].count, b->genres[i].count);
-        if (a->genres[i].count) cr_assert_str_eq(a->genres[i].genre, b->genres[i].genre);
+        cr_assert_eq(a->genre_count[i], b->genre_count[i]);
+        if (a->genre_count[i]) {
+            cr_assert_str_eq(a->genre[i], b->genre[i]);
+            cr_assert_eq(a->genre_fp[i], b->genre_fp[i], "slot %d: the decoder recomputes the fingerprint", i);
+        }
     }
     cr_assert_eq(a->has_nps, b->has_nps);
     if (a->has_nps) {
@@ -234,10 +239,10 @@ static void make_typical(cx_profile_t *p) {
         p->play_days[i] = day0 + 297 + 7 * i;
     p->n_play_days = CX_PLAY_DAYS_KEPT;
     p->play_days_total = 52;
-    snprintf(p->genres[0].genre, sizeof p->genres[0].genre, "drama");
-    p->genres[0].count = 60;
-    snprintf(p->genres[1].genre, sizeof p->genres[1].genre, "comedy");
-    p->genres[1].count = 40;
+    cx_profile_set_genre(p, 0, "drama");
+    p->genre_count[0] = 60;
+    cx_profile_set_genre(p, 1, "comedy");
+    p->genre_count[1] = 40;
     p->has_nps = true;
     p->nps_last = 9;
     p->nps_last_ts_ms = p->last_tx_ts_ms - 5 * CX_DAY_MS;

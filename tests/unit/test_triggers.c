@@ -417,6 +417,32 @@ Test(triggers, a_one_time_customer_gets_no_trigger) {
     cr_assert_eq(cap.n_trig, 0);
 }
 
+/* Four genre counters (Space-Saving): a fifth genre takes the smallest counter and inherits its count;
+ * a play of a counted genre finds its counter by the name's fingerprint. */
+Test(triggers, top_genre_counts_genres_apart_and_a_fifth_inherits_the_smallest_counter) {
+    static const char *genres[] = {"drama",    "drama",    "comedy",   "comedy", "comedy", "action",
+                                   "kids",     "thriller", "thriller", "kids",   "drama",  "comedy",
+                                   "thriller", "action",   "thriller", "kids"};
+    for (int d = 0; d < 16; d++)
+        play("g1", EVENING(d), genres[d]);
+    /* drama 2, comedy 3, action 1, kids 1; thriller takes action's counter (1 + 2 = 3); kids 2, drama 3,
+     * comedy 4, thriller 4; action takes kids' counter (2 + 1 = 3); thriller 5; kids takes drama's
+     * counter (3 + 1 = 4). Top: thriller 5 (comedy 4 and kids 4). */
+    advance(DAY(16 + 60));
+    cr_assert_geq(cap.n_trig, 1);
+    cr_assert(cap.trig[0].has_top_genre);
+    cr_assert_str_eq(cap.trig[0].top_genre, "thriller");
+}
+
+Test(triggers, top_genre_ties_go_to_the_first_name) {
+    static const char *genres[] = {"western", "comedy", "western", "comedy", "anime"};
+    for (int d = 0; d < 5; d++)
+        play("g2", EVENING(d), genres[d]);
+    advance(DAY(5 + 60));
+    cr_assert_geq(cap.n_trig, 1);
+    cr_assert_str_eq(cap.trig[0].top_genre, "comedy", "western 2 and comedy 2: the first name in byte order");
+}
+
 Test(triggers, an_irregular_monthly_renter_gets_nothing_after_two_quiet_weeks) {
     int days[] = {0, 25, 61, 88, 120};
     for (int i = 0; i < 5; i++) {

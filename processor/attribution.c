@@ -22,7 +22,7 @@ static const char *title_of(const cx_event_t *ev) {
 
 bool cx_attr_is_hard(const cx_event_t *ev, const cx_open_send_t *send, const cx_campaign_t *camp) {
     if (ev->has_campaign_code) {
-        if (send->has_code && strcmp(ev->campaign_code, send->code) == 0) return true;
+        if (send->has_code && cx_sid_eq(&send->code, ev->campaign_code)) return true;
         if (camp && camp->has_campaign_code && strcmp(ev->campaign_code, camp->campaign_code) == 0) return true;
     }
     const char *title = title_of(ev);
@@ -50,15 +50,15 @@ int cx_attr_choose(const cx_open_send_t *sends, const cx_campaign_t *const *camp
 
 bool cx_contacts_eligible(const cx_profile_t *pr, const int32_t exclusion_weeks[CX_CT__COUNT], int64_t now_ms,
                           char *last_contact_campaign_id) {
-    const cx_contact_t *latest = NULL, *excluding = NULL;
-    const cx_contact_t *cand[CX_CONTACTS_KEPT + CX_CT__COUNT];
+    const cx_pcontact_t *latest = NULL, *excluding = NULL;
+    const cx_pcontact_t *cand[CX_CONTACTS_KEPT + CX_CT__COUNT];
     unsigned n = 0;
     for (unsigned i = 0; i < pr->n_contacts && i < CX_CONTACTS_KEPT; i++)
         cand[n++] = &pr->contacts[i];
     for (int t = 0; t < CX_CT__COUNT; t++)
         if (pr->has_latest_by_type & (1u << t)) cand[n++] = &pr->latest_by_type[t];
     for (unsigned i = 0; i < n; i++) {
-        const cx_contact_t *c = cand[i];
+        const cx_pcontact_t *c = cand[i];
         if (c->group != CX_GROUP_TEST) continue; /* a control-group member was not mailed */
         if (!latest || c->ts_ms > latest->ts_ms) latest = c;
         unsigned t = (unsigned)c->campaign_type;
@@ -68,10 +68,11 @@ bool cx_contacts_eligible(const cx_profile_t *pr, const int32_t exclusion_weeks[
             excluding = c;
     }
     if (last_contact_campaign_id) {
-        const cx_contact_t *show = excluding ? excluding : latest;
-        if (show)
-            memcpy(last_contact_campaign_id, show->campaign_id, CX_ID_MAX + 1);
-        else
+        const cx_pcontact_t *show = excluding ? excluding : latest;
+        if (show) {
+            const char *id = cx_sid_str(&show->campaign_id);
+            memcpy(last_contact_campaign_id, id, strlen(id) + 1);
+        } else
             last_contact_campaign_id[0] = 0;
     }
     return excluding == NULL;

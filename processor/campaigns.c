@@ -247,16 +247,20 @@ static void contribute(cx_kpi_counts_t *c, const cx_open_send_t *s, int64_t sign
 }
 
 /* The campaign type became known: fix the contacts recorded with CX_CT_OTHER meanwhile. */
-static void fix_contact_types(cx_profile_t *pr, const cx_campaign_t *camp) {
-    if (camp->type == CX_CT_OTHER) return;
+static cx_err_t fix_contact_types(cx_profile_t *pr, const cx_campaign_t *camp) {
+    if (camp->type == CX_CT_OTHER) return CX_OK;
     for (unsigned i = 0; i < pr->n_contacts; i++) {
-        cx_contact_t *c = &pr->contacts[i];
-        if (c->campaign_type != CX_CT_OTHER || strcmp(c->campaign_id, camp->campaign_id) != 0) continue;
+        cx_pcontact_t *c = &pr->contacts[i];
+        if (c->campaign_type != CX_CT_OTHER || !cx_sid_eq(&c->campaign_id, camp->campaign_id)) continue;
         c->campaign_type = camp->type;
-        cx_contact_t *latest = &pr->latest_by_type[camp->type];
-        if (!(pr->has_latest_by_type & (1u << camp->type)) || latest->ts_ms <= c->ts_ms) *latest = *c;
+        cx_pcontact_t *latest = &pr->latest_by_type[camp->type];
+        if (!(pr->has_latest_by_type & (1u << camp->type)) || latest->ts_ms <= c->ts_ms) {
+            cx_err_t rc = cx_pcontact_copy(latest, c);
+            if (rc != CX_OK) return rc;
+        }
         pr->has_latest_by_type |= (uint8_t)(1u << camp->type);
     }
+    return CX_OK;
 }
 
 /* Counts waiting sends whose campaign has arrived; closes them if their window already ended. */
@@ -264,10 +268,10 @@ static cx_err_t resolve_waiting(cx_campaigns_t *k, uint16_t part, cx_profile_t *
     for (unsigned i = 0; i < pr->n_sends; i++) {
         cx_open_send_t *s = &pr->sends[i];
         if (!(s->responded & CX_SEND_WAITING)) continue;
-        const cx_campaign_t *camp = k->lookup(k->lookup_opaque, s->campaign_id);
+        const cx_campaign_t *camp = k->lookup(k->lookup_opaque, cx_sid_str(&s->campaign_id));
         if (!camp) continue;
         kpi_entry_t *e;
-        cx_kpi_counts_t *c = counts_get(k, s->campaign_id, part, &e);
+        cx_kpi_counts_t *c = counts_get(k, cx_sid_str(&s->campaign_id), part, &e);
         if (!c) return CX_ERR_NOMEM;
         s->responded &= (uint8_t)~CX_SEND_WAITING;
         s->end_ts_ms = cx_attr_window_due(s->ts_ms, camp->observation_days);
@@ -275,7 +279,8 @@ static cx_err_t resolve_waiting(cx_campaigns_t *k, uint16_t part, cx_profile_t *
         contribute(c, s, +1);
         touched(k, e, part);
         if (s->group == CX_GROUP_TEST) {
-            fix_contact_types(pr, camp);
+            cx_err_t rc = fix_contact_types(pr, camp);
+            if (rc != CX_OK) return rc;
             if (camp->type == CX_CT_NEWSLETTER) pr->newsletter_recipient = true;
         }
         if (s->end_ts_ms <= now) {
@@ -287,8 +292,10 @@ static cx_err_t resolve_waiting(cx_campaigns_t *k, uint16_t part, cx_profile_t *
 }
 
 static void remove_send(cx_profile_t *pr, unsigned i) {
+    cx_open_send_clear(&pr->sends[i]);
     memmove(&pr->sends[i], &pr->sends[i + 1], (pr->n_sends - i - 1) * sizeof pr->sends[0]);
     pr->n_sends--;
+    memset(&pr->sends[pr->n_sends], 0, sizeof pr->sends[0]); /* moved down: the slot holds no ids now */
 }
 
 /* A slot for a new send: a free one, else the oldest closed, else the oldest waiting, else the open
@@ -320,21 +327,19 @@ cx_err_t cx_campaigns_send(cx_campaigns_t *k, uint16_t part, cx_profile_t *pr, c
     if (!c) return CX_ERR_NOMEM;
     cx_open_send_t *s = NULL;
     for (unsigned i = 0; i < pr->n_sends && !s; i++)
-        if (strcmp(pr->sends[i].campaign_id, es->campaign_id) == 0) s = &pr->sends[i];
+        if (cx_sid_eq(&pr->sends[i].campaign_id, es->campaign_id)) s = &pr->sends[i];
     if (s) {
         /* a repeated send restarts the window; the latest send decides the group */
         if (!(s->responded & CX_SEND_WAITING)) contribute(c, s, -1);
     } else {
         s = &pr->sends[alloc_send(pr)];
-        memset(s, 0, sizeof *s);
-        memcpy(s->campaign_id, es->campaign_id, sizeof s->campaign_id);
+        cx_open_send_clear(s);
+        if ((rc = cx_sid_set(&s->campaign_id, es->campaign_id)) != CX_OK) return rc;
     }
-    memcpy(s->send_event_id, ev->event_id, sizeof s->send_event_id);
+    if ((rc = cx_sid_set(&s->send_event_id, ev->event_id)) != CX_OK) return rc;
     s->has_code = ev->has_campaign_code;
-    if (s->has_code)
-        memcpy(s->code, ev->campaign_code, sizeof s->code);
-    else
-        s->code[0] = 0;
+    if ((rc = s->has_code ? cx_sid_set(&s->code, ev->campaign_code) : (cx_sid_free(&s->code), CX_OK)) != CX_OK)
+        return rc;
     s->ts_ms = ev->ts_ms;
     s->group = (uint8_t)es->group;
     s->responded &= CX_SEND_RESPONDED | CX_SEND_HARD;
@@ -366,14 +371,15 @@ cx_err_t cx_campaigns_transaction(cx_campaigns_t *k, uint16_t part, cx_profile_t
         const cx_open_send_t *s = &pr->sends[i];
         if (!(s->responded & (CX_SEND_WAITING | CX_SEND_CLOSED)) &&
             cx_attr_in_window(s->ts_ms, s->end_ts_ms, ev->ts_ms))
-            camps[i] = k->lookup(k->lookup_opaque, s->campaign_id);
+            camps[i] = k->lookup(k->lookup_opaque, cx_sid_str(&s->campaign_id));
     }
     bool hard;
     int idx = cx_attr_choose(pr->sends, camps, pr->n_sends, ev, &hard);
     if (idx < 0) return CX_OK;
     cx_open_send_t *s = &pr->sends[idx];
     kpi_entry_t *e;
-    cx_kpi_counts_t *c = counts_get(k, s->campaign_id, part, &e);
+    const char *campaign_id = cx_sid_str(&s->campaign_id);
+    cx_kpi_counts_t *c = counts_get(k, campaign_id, part, &e);
     if (!c) return CX_ERR_NOMEM;
     unsigned g = s->group < CX_GROUP__COUNT ? s->group : CX_GROUP_TEST;
     bool purchase = ev->type == CX_EV_PURCHASE;
@@ -390,18 +396,19 @@ cx_err_t cx_campaigns_transaction(cx_campaigns_t *k, uint16_t part, cx_profile_t
     }
     s->responded |= (uint8_t)(CX_SEND_RESPONDED | (hard ? CX_SEND_HARD : 0));
     touched(k, e, part);
-    memcpy(attributed_campaign_id, s->campaign_id, CX_ID_MAX + 1);
+    size_t id_len = strlen(campaign_id);
+    memcpy(attributed_campaign_id, campaign_id, id_len + 1);
     if (first_tx && !pr->has_acquisition) {
         pr->has_acquisition = true;
-        memcpy(pr->acquisition_campaign_id, s->campaign_id, sizeof pr->acquisition_campaign_id);
+        memcpy(pr->acquisition_campaign_id, campaign_id, id_len + 1);
     }
     cx_response_t r;
     memset(&r, 0, sizeof r);
     memcpy(r.customer_id, pr->customer_id, sizeof r.customer_id);
     r.ts_ms = ev->ts_ms;
     memcpy(r.response_id, ev->event_id, sizeof r.response_id);
-    memcpy(r.campaign_id, s->campaign_id, sizeof r.campaign_id);
-    memcpy(r.send_event_id, s->send_event_id, sizeof r.send_event_id);
+    memcpy(r.campaign_id, campaign_id, id_len + 1);
+    snprintf(r.send_event_id, sizeof r.send_event_id, "%s", cx_sid_str(&s->send_event_id));
     memcpy(r.response_event_id, ev->event_id, sizeof r.response_event_id);
     r.response_type = hard ? CX_RESP_HARD : CX_RESP_SOFT;
     r.action = purchase ? CX_RESP_ACTION_PURCHASE : CX_RESP_ACTION_PLAY;
@@ -419,7 +426,7 @@ cx_err_t cx_campaigns_timer(cx_campaigns_t *k, uint16_t part, cx_profile_t *pr, 
         if (!s->end_ts_ms || s->end_ts_ms > due) continue;
         if (s->responded & CX_SEND_WAITING) {
             cx_log(CX_LOG_DEBUG, "campaigns", "send_dropped campaign=%s send=%s reason=campaign_unknown",
-                   s->campaign_id, s->send_event_id);
+                   cx_sid_str(&s->campaign_id), cx_sid_str(&s->send_event_id));
             remove_send(pr, i);
         } else {
             s->responded |= CX_SEND_CLOSED; /* a non-responder is final now */

@@ -736,21 +736,26 @@ static void count_genre(cx_profile_t *pr, const char *genre) {
 static cx_err_t add_contact(cx_profile_t *pr, const cx_event_t *ev, const cx_campaign_t *camp) {
     cx_err_t rc = cx_profile_camp_reserve(pr, pr->n_contacts + 1u, 0);
     if (rc != CX_OK) return rc;
-    cx_contact_t c;
+    cx_pcontact_t c;
     memset(&c, 0, sizeof c);
-    memcpy(c.campaign_id, ev->u.email_send.campaign_id, sizeof c.campaign_id);
+    if ((rc = cx_sid_set(&c.campaign_id, ev->u.email_send.campaign_id)) != CX_OK) return rc;
     c.campaign_type = camp ? camp->type : CX_CT_OTHER;
     c.channel = ev->u.email_send.channel;
     c.group = ev->u.email_send.group;
     c.ts_ms = ev->ts_ms;
-    if (pr->n_contacts == CX_CONTACTS_KEPT) {
+    cx_pcontact_t *latest = &pr->latest_by_type[c.campaign_type];
+    if ((!(pr->has_latest_by_type & (1u << c.campaign_type)) || latest->ts_ms <= c.ts_ms) &&
+        (rc = cx_pcontact_copy(latest, &c)) != CX_OK) {
+        cx_sid_free(&c.campaign_id);
+        return rc;
+    }
+    pr->has_latest_by_type |= (uint8_t)(1u << c.campaign_type);
+    if (pr->n_contacts == CX_CONTACTS_KEPT) { /* the oldest leaves; its slot's id with it */
+        cx_sid_free(&pr->contacts[0].campaign_id);
         memmove(pr->contacts, pr->contacts + 1, (CX_CONTACTS_KEPT - 1) * sizeof c);
         pr->n_contacts--;
     }
-    pr->contacts[pr->n_contacts++] = c;
-    cx_contact_t *latest = &pr->latest_by_type[c.campaign_type];
-    if (!(pr->has_latest_by_type & (1u << c.campaign_type)) || latest->ts_ms <= c.ts_ms) *latest = c;
-    pr->has_latest_by_type |= (uint8_t)(1u << c.campaign_type);
+    pr->contacts[pr->n_contacts++] = c; /* c's id moves into the slot (the slot's old bytes were moved or empty) */
     return CX_OK;
 }
 
@@ -1009,6 +1014,15 @@ void cx_pipeline_offsets(const cx_pipeline_t *p, uint16_t part, int64_t next_off
     for (int i = 0; i < CX_INPUTS; i++)
         next_offsets[i] = cx_pipeline_owns(p, part) ? p->parts[part]->next_off[i] : -1;
 }
+/* The record form of a kept contact. */
+static void contact_out(cx_contact_t *o, const cx_pcontact_t *c) {
+    memset(o, 0, sizeof *o);
+    snprintf(o->campaign_id, sizeof o->campaign_id, "%s", cx_sid_str(&c->campaign_id));
+    o->campaign_type = c->campaign_type;
+    o->channel = c->channel;
+    o->group = c->group;
+    o->ts_ms = c->ts_ms;
+}
 
 static void profile_out(const cx_pipeline_t *p, const part_t *P, const cx_profile_t *pr, cx_profile_out_t *o) {
     memset(o, 0, sizeof *o);
@@ -1053,15 +1067,16 @@ static void profile_out(const cx_pipeline_t *p, const part_t *P, const cx_profil
     memcpy(o->acquisition_campaign_id, pr->acquisition_campaign_id, sizeof o->acquisition_campaign_id);
     o->newsletter_recipient = pr->newsletter_recipient;
     for (unsigned i = 0; i < pr->n_contacts; i++)
-        o->contacts[o->n_contacts++] = pr->contacts[i];
+        contact_out(&o->contacts[o->n_contacts++], &pr->contacts[i]);
     for (int t = 0; t < CX_CT__COUNT; t++) {
         if (!(pr->has_latest_by_type & (1u << t))) continue;
-        const cx_contact_t *c = &pr->latest_by_type[t];
+        const cx_pcontact_t *c = &pr->latest_by_type[t];
         bool dup = false;
         for (unsigned i = 0; i < pr->n_contacts; i++)
-            if (pr->contacts[i].ts_ms == c->ts_ms && strcmp(pr->contacts[i].campaign_id, c->campaign_id) == 0)
+            if (pr->contacts[i].ts_ms == c->ts_ms &&
+                strcmp(cx_sid_str(&pr->contacts[i].campaign_id), cx_sid_str(&c->campaign_id)) == 0)
                 dup = true;
-        if (!dup) o->contacts[o->n_contacts++] = *c;
+        if (!dup) contact_out(&o->contacts[o->n_contacts++], c);
     }
 }
 

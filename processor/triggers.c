@@ -336,8 +336,8 @@ const char *cx_triggers_top_genre(const cx_profile_t *p) {
 }
 
 /* The most recent contact (TEST send) of any kind, or NULL. */
-static const cx_contact_t *last_contact(const cx_profile_t *p) {
-    const cx_contact_t *c = p->n_contacts ? &p->contacts[p->n_contacts - 1] : NULL;
+static const cx_pcontact_t *last_contact(const cx_profile_t *p) {
+    const cx_pcontact_t *c = p->n_contacts ? &p->contacts[p->n_contacts - 1] : NULL;
     for (int t = 0; t < CX_CT__COUNT; t++)
         if ((p->has_latest_by_type & (1u << t)) && (!c || p->latest_by_type[t].ts_ms > c->ts_ms))
             c = &p->latest_by_type[t];
@@ -390,10 +390,11 @@ bool cx_triggers_decide(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_
         snprintf(out->top_genre, sizeof out->top_genre, "%s", g);
     }
     out->eligible = cx_triggers_eligible(p, cfg, due_ms);
-    const cx_contact_t *c = last_contact(p);
+    const cx_pcontact_t *c = last_contact(p);
     if (c) {
         out->has_last_contact_campaign_id = true;
-        memcpy(out->last_contact_campaign_id, c->campaign_id, sizeof out->last_contact_campaign_id);
+        snprintf(out->last_contact_campaign_id, sizeof out->last_contact_campaign_id, "%s",
+                 cx_sid_str(&c->campaign_id));
     }
     p->last_trigger_ts_ms = due_ms;
     p->last_trigger_due_ms[kind] = due_ms;

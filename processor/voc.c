@@ -461,7 +461,7 @@ void cx_voc_windows_before(const cx_profile_t *pr, int64_t due, cx_voc_windows_t
         if (s->group != CX_GROUP_TEST || (s->responded & (CX_SEND_WAITING | CX_SEND_CLOSED)) || !s->end_ts_ms ||
             s->end_ts_ms > due)
             continue;
-        memcpy(w->s[w->n].send_event_id, s->send_event_id, sizeof w->s[w->n].send_event_id);
+        snprintf(w->s[w->n].send_event_id, sizeof w->s[w->n].send_event_id, "%s", cx_sid_str(&s->send_event_id));
         w->s[w->n].responded = s->responded & CX_SEND_RESPONDED;
         w->n++;
     }
@@ -471,7 +471,7 @@ void cx_voc_windows_after(cx_voc_t *v, uint16_t part, const cx_profile_t *pr, co
     for (unsigned i = 0; i < w->n; i++) {
         bool open = false; /* closed sends stay in the profile, flagged, until their slot is reused */
         for (unsigned k = 0; k < pr->n_sends && !open; k++)
-            open = strcmp(pr->sends[k].send_event_id, w->s[i].send_event_id) == 0 &&
+            open = cx_sid_eq(&pr->sends[k].send_event_id, w->s[i].send_event_id) &&
                    !(pr->sends[k].responded & CX_SEND_CLOSED);
         if (open) continue;
         bump(v, part, pr->segment, offsetof(vseg_t, sends));

@@ -21,17 +21,109 @@ void cx_profile_init_lean(cx_profile_t *p, const char *customer_id) {
     }
 }
 
-/* The block is [cx_profile_camp_t][contacts: cap_contacts][sends: cap_sends] (all 8-byte aligned). */
+cx_err_t cx_sid_setn(cx_sid_t *s, const char *v, size_t n) {
+    if (n > CX_ID_MAX) return CX_ERR_INVALID;
+    char in[sizeof s->b] = {0}, *h = NULL; /* read v before s changes: v may point into s */
+    if (n <= CX_SID_INLINE)
+        memcpy(in, v, n);
+    else if (!(h = malloc(n + 1)))
+        return CX_ERR_NOMEM;
+    else {
+        memcpy(h, v, n);
+        h[n] = 0;
+    }
+    cx_sid_free(s);
+    if (h) {
+        memcpy(s->b, &h, sizeof h);
+        s->b[CX_SID_INLINE + 1] = 1;
+    } else
+        memcpy(s->b, in, sizeof in);
+    return CX_OK;
+}
+
+void cx_sid_free(cx_sid_t *s) {
+    if (s->b[CX_SID_INLINE + 1]) {
+        char *h;
+        memcpy(&h, s->b, sizeof h);
+        free(h);
+    }
+    memset(s, 0, sizeof *s);
+}
+
+cx_err_t cx_pcontact_copy(cx_pcontact_t *dst, const cx_pcontact_t *src) {
+    if (dst == src) return CX_OK;
+    cx_err_t rc = cx_sid_dup(&dst->campaign_id, &src->campaign_id);
+    if (rc != CX_OK) return rc;
+    dst->campaign_type = src->campaign_type;
+    dst->channel = src->channel;
+    dst->group = src->group;
+    dst->ts_ms = src->ts_ms;
+    return CX_OK;
+}
+
+void cx_open_send_clear(cx_open_send_t *s) {
+    cx_sid_free(&s->campaign_id);
+    cx_sid_free(&s->send_event_id);
+    cx_sid_free(&s->code);
+    memset(s, 0, sizeof *s);
+}
+
+/* The block is [cx_profile_camp_t][contacts: cap_contacts][sends: cap_sends] (all 8-byte aligned).
+ * Every slot, live or not, is a valid value: a slot that is not live holds no heap id (zeroed), so the
+ * block's ids are freed by walking its whole capacity (camp_free). */
 static size_t camp_size(unsigned cap_contacts, unsigned cap_sends) {
-    return sizeof(cx_profile_camp_t) + cap_contacts * sizeof(cx_contact_t) + cap_sends * sizeof(cx_open_send_t);
+    return sizeof(cx_profile_camp_t) + cap_contacts * sizeof(cx_pcontact_t) + cap_sends * sizeof(cx_open_send_t);
 }
 
 static void camp_point(cx_profile_t *p) {
     cx_profile_camp_t *c = p->camp;
     p->latest_by_type = c ? c->latest_by_type : NULL;
-    p->contacts = c && c->cap_contacts ? (cx_contact_t *)(void *)(c + 1) : NULL;
-    p->sends =
-        c && c->cap_sends ? (cx_open_send_t *)(void *)((char *)(c + 1) + c->cap_contacts * sizeof(cx_contact_t)) : NULL;
+    p->contacts = c && c->cap_contacts ? (cx_pcontact_t *)(void *)(c + 1) : NULL;
+    p->sends = c && c->cap_sends ? (cx_open_send_t *)(void *)((char *)(c + 1) + c->cap_contacts * sizeof(cx_pcontact_t))
+                                 : NULL;
+}
+
+/* Calls f on every id of the block's capacity. */
+static cx_err_t camp_each_sid(cx_profile_t *p, cx_err_t (*f)(cx_sid_t *)) {
+    cx_err_t rc = CX_OK, r;
+    for (int t = 0; t < CX_CT__COUNT; t++)
+        if ((r = f(&p->latest_by_type[t].campaign_id)) != CX_OK) rc = r;
+    for (unsigned i = 0; i < p->camp->cap_contacts; i++)
+        if ((r = f(&p->contacts[i].campaign_id)) != CX_OK) rc = r;
+    for (unsigned i = 0; i < p->camp->cap_sends; i++) {
+        cx_open_send_t *o = &p->sends[i];
+        if ((r = f(&o->campaign_id)) != CX_OK) rc = r;
+        if ((r = f(&o->send_event_id)) != CX_OK) rc = r;
+        if ((r = f(&o->code)) != CX_OK) rc = r;
+    }
+    return rc;
+}
+
+static cx_err_t sid_free_cb(cx_sid_t *s) {
+    cx_sid_free(s);
+    return CX_OK;
+}
+
+/* After a byte copy of another block: the heap ids become this block's own copies (an id that cannot
+ * be copied is emptied; CX_ERR_NOMEM). */
+static cx_err_t sid_own_cb(cx_sid_t *s) {
+    if (!s->b[CX_SID_INLINE + 1]) return CX_OK;
+    const char *h = cx_sid_str(s);
+    size_t n = strlen(h);
+    char *c = malloc(n + 1);
+    if (c) memcpy(c, h, n + 1);
+    memset(s, 0, sizeof *s);
+    if (!c) return CX_ERR_NOMEM;
+    memcpy(s->b, &c, sizeof c);
+    s->b[CX_SID_INLINE + 1] = 1;
+    return CX_OK;
+}
+
+static void camp_free(cx_profile_t *p) {
+    if (!p->camp) return;
+    (void)camp_each_sid(p, sid_free_cb);
+    free(p->camp);
+    p->camp = NULL;
 }
 
 cx_err_t cx_profile_campaigns(cx_profile_t *p) {
@@ -56,9 +148,9 @@ cx_err_t cx_profile_camp_reserve(cx_profile_t *p, unsigned contacts, unsigned se
     if (!c) return CX_ERR_NOMEM;
     char *base = (char *)(c + 1);
     /* the sends move up by the contacts' growth; new room is zeroed */
-    memmove(base + nc * sizeof(cx_contact_t), base + oc * sizeof(cx_contact_t), os * sizeof(cx_open_send_t));
-    memset(base + oc * sizeof(cx_contact_t), 0, (nc - oc) * sizeof(cx_contact_t));
-    memset(base + nc * sizeof(cx_contact_t) + os * sizeof(cx_open_send_t), 0, (ns - os) * sizeof(cx_open_send_t));
+    memmove(base + nc * sizeof(cx_pcontact_t), base + oc * sizeof(cx_pcontact_t), os * sizeof(cx_open_send_t));
+    memset(base + oc * sizeof(cx_pcontact_t), 0, (nc - oc) * sizeof(cx_pcontact_t));
+    memset(base + nc * sizeof(cx_pcontact_t) + os * sizeof(cx_open_send_t), 0, (ns - os) * sizeof(cx_open_send_t));
     c->cap_contacts = (uint8_t)nc;
     c->cap_sends = (uint8_t)ns;
     p->camp = c;
@@ -74,7 +166,7 @@ void cx_profile_init(cx_profile_t *p, const char *customer_id) {
 void cx_profile_clear(cx_profile_t *p) {
     if (!p) return;
     free(p->buckets);
-    free(p->camp);
+    camp_free(p);
     cx_profile_init_lean(p, NULL);
 }
 
@@ -101,6 +193,10 @@ cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src) {
         memcpy(dst->camp, src->camp, sz);
     }
     camp_point(dst);
+    if (dst->camp && camp_each_sid(dst, sid_own_cb) != CX_OK) {
+        dst->n_buckets = 0;
+        return CX_ERR_NOMEM;
+    }
     if (src->n_buckets) {
         dst->buckets = malloc(src->n_buckets * sizeof(cx_bucket_t));
         if (!dst->buckets) {
@@ -214,8 +310,8 @@ static uint8_t *put_str(uint8_t *d, const char *s) {
 #define PUTS(v)   (d = put_sv(d, (int64_t)(v)))
 #define PUTSTR(s) (d = put_str(d, (s)))
 
-static uint8_t *put_contact(uint8_t *d, const cx_contact_t *c) {
-    PUTSTR(c->campaign_id);
+static uint8_t *put_contact(uint8_t *d, const cx_pcontact_t *c) {
+    PUTSTR(cx_sid_str(&c->campaign_id));
     PUTU(c->campaign_type | (c->channel << 3) | (c->group << 6));
     PUTS(c->ts_ms);
     return d;
@@ -227,8 +323,8 @@ static size_t encode_bound(const cx_profile_t *p) {
     return 64 * V + (size_t)p->n_buckets * 4 * V + CX_PLAY_DAYS_KEPT * V + CX_TRIG__COUNT * V +
            CX_GENRES_KEPT * (sizeof p->genre[0] + 2 * V) +
            CX_TOUCHPOINTS_KEPT * (sizeof p->touchpoints[0].touchpoint + 3 * V) + sizeof p->acquisition_campaign_id + V +
-           ((size_t)p->n_contacts + CX_CT__COUNT) * (sizeof(cx_contact_t) + 3 * V) +
-           (size_t)p->n_sends * (sizeof(cx_open_send_t) + 8 * V) + (size_t)p->n_dedup * 8;
+           ((size_t)p->n_contacts + CX_CT__COUNT) * (CX_ID_MAX + 1 + 3 * V) +
+           (size_t)p->n_sends * (3 * (CX_ID_MAX + 1) + 8 * V) + (size_t)p->n_dedup * 8;
 }
 
 enum {
@@ -313,10 +409,10 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
     PUTU(p->n_sends);
     for (unsigned i = 0; i < p->n_sends; i++) {
         const cx_open_send_t *s = &p->sends[i];
-        PUTSTR(s->campaign_id);
-        PUTSTR(s->send_event_id);
+        PUTSTR(cx_sid_str(&s->campaign_id));
+        PUTSTR(cx_sid_str(&s->send_event_id));
         PUTU(s->has_code);
-        if (s->has_code) PUTSTR(s->code);
+        if (s->has_code) PUTSTR(cx_sid_str(&s->code));
         PUTS(s->ts_ms);
         PUTS(s->end_ts_ms);
         PUTU(s->group | (s->responded << 1));
@@ -348,6 +444,7 @@ typedef struct rd {
     const uint8_t *p;
     size_t n;
     bool bad;
+    bool nomem; /* with bad: an id could not be allocated */
 } rd_t;
 
 static inline __attribute__((always_inline)) uint64_t getu(rd_t *r) {
@@ -393,8 +490,22 @@ static void getstr(rd_t *r, char *dst, size_t cap) {
     r->n -= n;
 }
 
-static void get_contact(rd_t *r, cx_contact_t *c) {
-    getstr(r, c->campaign_id, sizeof c->campaign_id);
+static void getsid(rd_t *r, cx_sid_t *s) {
+    uint64_t n = getu(r);
+    if (r->bad || n > CX_ID_MAX || n > r->n) {
+        r->bad = true;
+        return;
+    }
+    if (cx_sid_setn(s, (const char *)r->p, (size_t)n) != CX_OK) {
+        r->bad = r->nomem = true;
+        return;
+    }
+    r->p += n;
+    r->n -= n;
+}
+
+static void get_contact(rd_t *r, cx_pcontact_t *c) {
+    getsid(r, &c->campaign_id);
     uint64_t packed = getu(r);
     c->campaign_type = (cx_campaign_type_t)(packed & 7);
     c->channel = (cx_channel_t)((packed >> 3) & 7);
@@ -413,9 +524,9 @@ static bool camp_need(cx_profile_t *p, const rd_t *r, unsigned contacts, unsigne
 cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void *buf, size_t len, char *errstr,
                            size_t errstr_size) {
     free(p->buckets);
-    free(p->camp);
+    camp_free(p);
     cx_profile_init_lean(p, customer_id);
-    rd_t r = {buf, len, false};
+    rd_t r = {buf, len, false, false};
     uint64_t version = getu(&r);
     if (version != CX_PROFILE_VERSION && version != 1) {
         cx_seterr(errstr, errstr_size, "profile %s: unknown encoding version %llu", customer_id,
@@ -525,10 +636,10 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
         p->n_sends = (uint8_t)ns;
     for (unsigned i = 0; i < p->n_sends && !r.bad; i++) {
         cx_open_send_t *s = &p->sends[i];
-        getstr(&r, s->campaign_id, sizeof s->campaign_id);
-        getstr(&r, s->send_event_id, sizeof s->send_event_id);
+        getsid(&r, &s->campaign_id);
+        getsid(&r, &s->send_event_id);
         s->has_code = getu(&r) != 0;
-        if (s->has_code) getstr(&r, s->code, sizeof s->code);
+        if (s->has_code) getsid(&r, &s->code);
         s->ts_ms = gets(&r);
         s->end_ts_ms = gets(&r);
         uint64_t g = getu(&r);
@@ -555,6 +666,11 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     p->voc_clv_minor = gets(&r);
     /* version 1 had no index_due_ms: its index key was exactly at timer_due_ms */
     p->index_due_ms = version == 1 ? p->timer_due_ms : gets(&r);
+    if (r.nomem) {
+        cx_seterr(errstr, errstr_size, "profile %s: out of memory for its campaign ids", customer_id);
+        cx_profile_clear(p);
+        return CX_ERR_NOMEM;
+    }
     if (r.bad || r.n != 0) {
         cx_seterr(errstr, errstr_size, "profile %s: corrupt encoding (%zu bytes)", customer_id, len);
         cx_profile_clear(p);

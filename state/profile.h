@@ -8,8 +8,8 @@
  * delta-coded) keeps a typical customer well under 300 bytes in RocksDB.
  *
  * Ownership: cx_profile_t owns its bucket array (grown on demand) and its campaign block (contacts,
- * latest contact per type, open sends: 5.3 KB that most customers never use), both freed by
- * cx_profile_clear(). `contacts`, `latest_by_type` and `sends` point into the campaign block, or are
+ * latest contact per type, open sends: 1.4 KB at full capacity, which most customers never use), both
+ * freed by cx_profile_clear(), and the block the ids longer than CX_SID_INLINE bytes (cx_sid_t). `contacts`, `latest_by_type` and `sends` point into the campaign block, or are
  * NULL while it is absent (then n_contacts, has_latest_by_type and n_sends are 0): call
  * cx_profile_campaigns() before the first write to them. Everything else is inline and bounded.
  */
@@ -38,16 +38,59 @@ typedef struct cx_bucket {
     int64_t amount_minor; /* purchase amounts */
 } cx_bucket_t;
 
-typedef struct cx_open_send {
-    char campaign_id[CX_ID_MAX + 1];
-    char send_event_id[CX_ID_MAX + 1];
-    bool has_code;
-    char code[CX_ID_MAX + 1]; /* the send's own campaign_code */
+/* An id of up to CX_ID_MAX bytes in 24 bytes: up to CX_SID_INLINE bytes inline, longer ones in a heap
+ * string it owns. All-zero is the empty id and holds nothing; cx_sid_free() returns to it. A struct
+ * copy would share the heap string: copy with cx_sid_dup(), move by memmove and zero the source. */
+#define CX_SID_INLINE 22
+typedef struct cx_sid {
+    char
+        b[CX_SID_INLINE + 2]; /* inline: the string, NUL-padded, b[23] == 0; heap: the pointer in b[0..7], b[23] == 1 */
+} cx_sid_t;
+
+static inline const char *cx_sid_str(const cx_sid_t *s) {
+    if (!s->b[CX_SID_INLINE + 1]) return s->b;
+    const char *h;
+    memcpy(&h, s->b, sizeof h);
+    return h;
+}
+static inline bool cx_sid_eq(const cx_sid_t *s, const char *v) {
+    return strcmp(cx_sid_str(s), v) == 0;
+}
+/* Sets s to the n bytes at v (no NUL needed). CX_ERR_INVALID if n > CX_ID_MAX, CX_ERR_NOMEM; either
+ * way s keeps its value. */
+cx_err_t cx_sid_setn(cx_sid_t *s, const char *v, size_t n);
+static inline cx_err_t cx_sid_set(cx_sid_t *s, const char *v) {
+    return cx_sid_setn(s, v, strlen(v));
+}
+static inline cx_err_t cx_sid_dup(cx_sid_t *dst, const cx_sid_t *src) {
+    return cx_sid_set(dst, cx_sid_str(src));
+}
+void cx_sid_free(cx_sid_t *s);
+
+/* A contact (a TEST send) as the profile keeps it (cx_contact_t is the form records carry). */
+typedef struct cx_pcontact {
+    cx_sid_t campaign_id;
+    cx_campaign_type_t campaign_type; /* CX_CT_OTHER while the campaign is unknown */
+    cx_channel_t channel;
+    cx_group_t group;
     int64_t ts_ms;
-    int64_t end_ts_ms; /* window end (inclusive); 0 while the campaign is unknown */
+} cx_pcontact_t;
+
+typedef struct cx_open_send {
+    cx_sid_t campaign_id;
+    cx_sid_t send_event_id;
+    cx_sid_t code; /* the send's own campaign_code */
+    bool has_code;
     uint8_t group;     /* cx_group_t */
     uint8_t responded; /* bit 0 any response, bit 1 hard response */
+    int64_t ts_ms;
+    int64_t end_ts_ms; /* window end (inclusive); 0 while the campaign is unknown */
 } cx_open_send_t;
+
+/* dst := src, the id copied (dst's old id freed). CX_ERR_NOMEM leaves dst as it was. */
+cx_err_t cx_pcontact_copy(cx_pcontact_t *dst, const cx_pcontact_t *src);
+/* Frees a send's ids and zeroes it. */
+void cx_open_send_clear(cx_open_send_t *s);
 
 typedef struct cx_touchpoint_score {
     char touchpoint[CX_SHORT_MAX + 1];
@@ -57,10 +100,10 @@ typedef struct cx_touchpoint_score {
 
 /* The campaign block: allocated on a customer's first contact or send (cx_profile_campaigns), in one
  * allocation with room for cap_contacts contacts and cap_sends sends after it, grown on demand
- * (cx_profile_camp_reserve): a customer with one open send holds ~1.4 KB instead of the 5.3 KB of
- * full arrays. */
+ * (cx_profile_camp_reserve): a customer with one open send holds 440 bytes instead of the 1.4 KB of
+ * full arrays (5.3 KB and ~1.4 KB while ids were kept in 129-byte arrays). */
 typedef struct cx_profile_camp {
-    cx_contact_t latest_by_type[CX_CT__COUNT];
+    cx_pcontact_t latest_by_type[CX_CT__COUNT];
     uint8_t cap_contacts, cap_sends;
 } cx_profile_camp_t;
 
@@ -115,10 +158,10 @@ typedef struct cx_profile {
     int64_t voc_monetary_minor, voc_clv_minor;
 
     /* campaigns */
-    cx_profile_camp_t *camp;      /* NULL until the first contact or send; owns the three arrays below */
-    cx_contact_t *contacts;       /* in the camp allocation or NULL; [camp->cap_contacts], newest last */
-    cx_contact_t *latest_by_type; /* camp->latest_by_type or NULL; [CX_CT__COUNT] */
-    cx_open_send_t *sends;        /* in the camp allocation or NULL; [camp->cap_sends] */
+    cx_profile_camp_t *camp;       /* NULL until the first contact or send; owns the three arrays below */
+    cx_pcontact_t *contacts;       /* in the camp allocation or NULL; [camp->cap_contacts], newest last */
+    cx_pcontact_t *latest_by_type; /* camp->latest_by_type or NULL; [CX_CT__COUNT] */
+    cx_open_send_t *sends;         /* in the camp allocation or NULL; [camp->cap_sends] */
     uint8_t n_contacts;
     uint8_t n_sends;
     bool newsletter_recipient;
@@ -167,7 +210,8 @@ cx_err_t cx_profile_campaigns(cx_profile_t *p);
  * afterwards. CX_ERR_NOMEM on failure (the block is unchanged). */
 cx_err_t cx_profile_camp_reserve(cx_profile_t *p, unsigned contacts, unsigned sends);
 void cx_profile_clear(cx_profile_t *p); /* frees buckets and the campaign block; lean afterwards */
-/* Deep copy; dst must be cleared or freshly initialised. */
+/* Deep copy; dst must hold nothing (cleared, or from cx_profile_init_lean: cx_profile_init's campaign
+ * block would leak). */
 cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src);
 /* Names genre counter `slot` (truncated to CX_SHORT_MAX bytes) and sets its fingerprint; the count is
  * the caller's. */

@@ -160,7 +160,7 @@ Test(attribution, code_of_send_or_campaign_or_promoted_title_is_hard) {
     cx_open_send_t s;
     memset(&s, 0, sizeof s);
     s.has_code = true;
-    strcpy(s.code, "PERSONAL1");
+    cr_assert_eq(cx_sid_set(&s.code, "PERSONAL1"), CX_OK);
     cx_event_t a = purchase_ev("a", T0, 1, "PERSONAL1"), b = purchase_ev("b", T0, 1, "WB10"),
                c = purchase_ev("c", T0, 1, "OTHER"), d = play_ev("d", T0, "T9"), e = play_ev("e", T0, "T1");
     cr_assert(cx_attr_is_hard(&a, &s, &camps[0]));
@@ -168,6 +168,7 @@ Test(attribution, code_of_send_or_campaign_or_promoted_title_is_hard) {
     cr_assert_not(cx_attr_is_hard(&c, &s, &camps[0]));
     cr_assert(cx_attr_is_hard(&d, &s, &camps[0]));
     cr_assert_not(cx_attr_is_hard(&e, &s, &camps[0]));
+    cx_open_send_clear(&s);
     cr_assert_not(cx_attr_is_hard(&b, &s, NULL), "the campaign's code needs the campaign");
 }
 
@@ -338,19 +339,51 @@ Test(attribution, full_send_list_reuses_closed_slots_first) {
     cr_assert_eq(pr.n_sends, CX_OPEN_SENDS_MAX);
     int have_c1 = 0, have_x0 = 0;
     for (unsigned i = 0; i < pr.n_sends; i++) {
-        have_c1 += strcmp(pr.sends[i].campaign_id, "C1") == 0;
-        have_x0 += strcmp(pr.sends[i].campaign_id, "X0") == 0;
+        have_c1 += cx_sid_eq(&pr.sends[i].campaign_id, "C1");
+        have_x0 += cx_sid_eq(&pr.sends[i].campaign_id, "X0");
     }
     cr_assert_eq(have_c1, 1);
     cr_assert_eq(have_x0, 0, "the closed send's slot was reused, the waiting ones kept");
 }
 
+/* Ids longer than a profile keeps inline (CX_SID_INLINE): sends that wait and are dropped (removed from
+ * the middle of the list), a closed slot reused, and a response that names its campaign and send by
+ * their full ids; ASan checks that every id is freed once. */
+Test(attribution, long_ids_through_waiting_drop_reuse_and_response) {
+    char cid[CX_ID_MAX + 1], eid[CX_ID_MAX + 1], keep_c[CX_ID_MAX + 1], keep_e[CX_ID_MAX + 1];
+    add_camp("lapsed-subscribers-win-back-2024-autumn", CX_CT_WIN_BACK, 1, NULL);
+    for (int i = 0; i < CX_OPEN_SENDS_MAX; i++) {
+        snprintf(cid, sizeof cid, "unknown-campaign-with-a-long-name-%02d", i);
+        snprintf(eid, sizeof eid, "send-event-00000000-0000-0000-0000-%012d", i);
+        if (i == 3) snprintf(cid, sizeof cid, "lapsed-subscribers-win-back-2024-autumn");
+        do_send(eid, cid, CX_GROUP_TEST, T0 + i);
+        if (i == 6) {
+            snprintf(keep_c, sizeof keep_c, "%s", cid);
+            snprintf(keep_e, sizeof keep_e, "%s", eid);
+        }
+    }
+    add_camp("unknown-campaign-with-a-long-name-06", CX_CT_OTHER, 30, NULL); /* known now: stops waiting */
+    fire_timers_until(T0 + 7 * D + 10); /* the win-back send closes; the waiting ones are dropped */
+    cr_assert_eq(pr.n_sends, 2, "the closed send and the one whose campaign arrived");
+    do_send("send-event-ffffffff-ffff-ffff-ffff-ffffffffffff", "C1", CX_GROUP_TEST, T0 + 8 * D);
+    cr_assert_eq(pr.n_sends, 3);
+    cx_event_t ev = purchase_ev("b1", T0 + 8 * D + 1, 100, NULL);
+    cr_assert_str_eq(do_tx(&ev), "C1", "the latest open send");
+    cr_assert_str_eq(responses[n_responses - 1].send_event_id, "send-event-ffffffff-ffff-ffff-ffff-ffffffffffff");
+    bool kept = false;
+    for (unsigned i = 0; i < pr.n_sends; i++)
+        if (cx_sid_eq(&pr.sends[i].campaign_id, keep_c)) {
+            kept = true;
+            cr_assert_str_eq(cx_sid_str(&pr.sends[i].send_event_id), keep_e, "moved down intact");
+        }
+    cr_assert(kept);
+}
+
 /* ---- contacts and exclusion ---- */
 
 static void add_contact(cx_profile_t *p, const char *cid, cx_campaign_type_t t, cx_group_t g, int64_t ts) {
-    cx_contact_t *c = &p->contacts[p->n_contacts++];
-    memset(c, 0, sizeof *c);
-    snprintf(c->campaign_id, sizeof c->campaign_id, "%s", cid);
+    cx_pcontact_t *c = &p->contacts[p->n_contacts++];
+    cr_assert_eq(cx_sid_set(&c->campaign_id, cid), CX_OK);
     c->campaign_type = t;
     c->group = g;
     c->ts_ms = ts;
@@ -380,7 +413,8 @@ Test(attribution, control_contacts_and_zero_week_types_do_not_exclude) {
 Test(attribution, latest_by_type_still_excludes_after_the_contact_list_rolled_over) {
     int32_t weeks[CX_CT__COUNT] = {0, 4, 0, 0, 0};
     pr.latest_by_type[CX_CT_WIN_BACK] =
-        (cx_contact_t){.campaign_id = "WB", .campaign_type = CX_CT_WIN_BACK, .group = CX_GROUP_TEST, .ts_ms = T0};
+        (cx_pcontact_t){.campaign_type = CX_CT_WIN_BACK, .group = CX_GROUP_TEST, .ts_ms = T0};
+    cr_assert_eq(cx_sid_set(&pr.latest_by_type[CX_CT_WIN_BACK].campaign_id, "WB"), CX_OK);
     pr.has_latest_by_type = 1u << CX_CT_WIN_BACK;
     for (int i = 0; i < CX_CONTACTS_KEPT; i++)
         add_contact(&pr, "NL", CX_CT_NEWSLETTER, CX_GROUP_TEST, T0 + 1 + i);

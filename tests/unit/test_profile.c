@@ -15,6 +15,16 @@ static void fill_str(char *dst, size_t len, char c) {
     dst[len] = 0;
 }
 
+static void set_sid(cx_sid_t *s, const char *v) {
+    cr_assert_eq(cx_sid_set(s, v), CX_OK, "%s", v);
+}
+
+static void fill_sid(cx_sid_t *s, size_t len, char c) {
+    char v[CX_ID_MAX + 1];
+    fill_str(v, len, c);
+    set_sid(s, v);
+}
+
 /* A profile with every field set and every bounded array full, ids at their maximal length. */
 static void make_max(cx_profile_t *p) {
     char id[CX_ID_MAX + 1];
@@ -71,8 +81,8 @@ static void make_max(cx_profile_t *p) {
     fill_str(p->acquisition_campaign_id, CX_ID_MAX, 'a');
     p->newsletter_recipient = true;
     for (int i = 0; i < CX_CONTACTS_KEPT; i++) {
-        cx_contact_t *c = &p->contacts[i];
-        fill_str(c->campaign_id, CX_ID_MAX, (char)('A' + i));
+        cx_pcontact_t *c = &p->contacts[i];
+        fill_sid(&c->campaign_id, CX_ID_MAX, (char)('A' + i));
         c->campaign_type = (cx_campaign_type_t)(i % CX_CT__COUNT);
         c->channel = (cx_channel_t)(i % CX_CH__COUNT);
         c->group = (cx_group_t)(i % 2);
@@ -80,8 +90,8 @@ static void make_max(cx_profile_t *p) {
     }
     p->n_contacts = CX_CONTACTS_KEPT;
     for (int t = 0; t < CX_CT__COUNT; t++) {
-        cx_contact_t *c = &p->latest_by_type[t];
-        fill_str(c->campaign_id, CX_ID_MAX, (char)('K' + t));
+        cx_pcontact_t *c = &p->latest_by_type[t];
+        fill_sid(&c->campaign_id, CX_ID_MAX, (char)('K' + t));
         c->campaign_type = (cx_campaign_type_t)t;
         c->channel = CX_CH_POST;
         c->group = CX_GROUP_CONTROL;
@@ -90,10 +100,10 @@ static void make_max(cx_profile_t *p) {
     p->has_latest_by_type = (1u << CX_CT__COUNT) - 1;
     for (int i = 0; i < CX_OPEN_SENDS_MAX; i++) {
         cx_open_send_t *s = &p->sends[i];
-        fill_str(s->campaign_id, CX_ID_MAX, (char)('m' + i));
-        fill_str(s->send_event_id, CX_ID_MAX, (char)('M' + i));
+        fill_sid(&s->campaign_id, CX_ID_MAX, (char)('m' + i));
+        fill_sid(&s->send_event_id, CX_ID_MAX, (char)('M' + i));
         s->has_code = i % 2 == 0;
-        if (s->has_code) fill_str(s->code, CX_ID_MAX, (char)('0' + i));
+        if (s->has_code) fill_sid(&s->code, CX_ID_MAX, (char)('0' + i));
         s->ts_ms = INT64_C(1700000000000) + i;
         s->end_ts_ms = i == 3 ? 0 : INT64_C(1702592000001) + i;
         s->group = (uint8_t)(i % 2);
@@ -112,8 +122,8 @@ static void make_max(cx_profile_t *p) {
     p->churn_due_ms = INT64_C(1703006400000);
 }
 
-static void assert_contact_eq(const cx_contact_t *a, const cx_contact_t *b) {
-    cr_assert_str_eq(a->campaign_id, b->campaign_id);
+static void assert_contact_eq(const cx_pcontact_t *a, const cx_pcontact_t *b) {
+    cr_assert_str_eq(cx_sid_str(&a->campaign_id), cx_sid_str(&b->campaign_id));
     cr_assert_eq(a->campaign_type, b->campaign_type);
     cr_assert_eq(a->channel, b->channel);
     cr_assert_eq(a->group, b->group);
@@ -187,10 +197,10 @@ static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
     cr_assert_eq(a->n_sends, b->n_sends);
     for (unsigned i = 0; i < a->n_sends; i++) {
         const cx_open_send_t *x = &a->sends[i], *y = &b->sends[i];
-        cr_assert_str_eq(x->campaign_id, y->campaign_id);
-        cr_assert_str_eq(x->send_event_id, y->send_event_id);
+        cr_assert_str_eq(cx_sid_str(&x->campaign_id), cx_sid_str(&y->campaign_id));
+        cr_assert_str_eq(cx_sid_str(&x->send_event_id), cx_sid_str(&y->send_event_id));
         cr_assert_eq(x->has_code, y->has_code);
-        if (x->has_code) cr_assert_str_eq(x->code, y->code);
+        if (x->has_code) cr_assert_str_eq(cx_sid_str(&x->code), cx_sid_str(&y->code));
         cr_assert_eq(x->ts_ms, y->ts_ms);
         cr_assert_eq(x->end_ts_ms, y->end_ts_ms);
         cr_assert_eq(x->group, y->group);
@@ -252,13 +262,15 @@ static void make_typical(cx_profile_t *p) {
     p->touchpoints[0].ts_ms = p->nps_last_ts_ms;
     p->n_touchpoints = 1;
     for (int i = 0; i < 3; i++) {
-        cx_contact_t *c = &p->contacts[i];
-        snprintf(c->campaign_id, sizeof c->campaign_id, "newsletter-2024-%02d", i + 1);
+        cx_pcontact_t *c = &p->contacts[i];
+        char id[32];
+        snprintf(id, sizeof id, "newsletter-2024-%02d", i + 1);
+        set_sid(&c->campaign_id, id);
         c->campaign_type = CX_CT_NEWSLETTER;
         c->ts_ms = p->first_tx_ts_ms + (int64_t)i * 30 * CX_DAY_MS;
     }
     p->n_contacts = 3;
-    p->latest_by_type[CX_CT_NEWSLETTER] = p->contacts[2];
+    cr_assert_eq(cx_pcontact_copy(&p->latest_by_type[CX_CT_NEWSLETTER], &p->contacts[2]), CX_OK);
     p->has_latest_by_type = 1u << CX_CT_NEWSLETTER;
     p->newsletter_recipient = true;
     for (int i = 0; i < 8; i++)
@@ -339,9 +351,10 @@ Test(profile, typical_customers_encode_compactly) {
     p.f_score = 2;
     p.m_score = 2;
     p.segment = 4;
-    p.contacts[0] = (cx_contact_t){.campaign_id = "newsletter-2024-05", .ts_ms = p.last_tx_ts_ms - 86400000};
+    p.contacts[0] = (cx_pcontact_t){.ts_ms = p.last_tx_ts_ms - 86400000};
+    set_sid(&p.contacts[0].campaign_id, "newsletter-2024-05");
     p.n_contacts = 1;
-    p.latest_by_type[CX_CT_NEWSLETTER] = p.contacts[0];
+    cr_assert_eq(cx_pcontact_copy(&p.latest_by_type[CX_CT_NEWSLETTER], &p.contacts[0]), CX_OK);
     p.has_latest_by_type = 1;
     for (int i = 0; i < 6; i++)
         p.dedup[i] = cx_hash64(&i, sizeof i);
@@ -510,7 +523,7 @@ Test(profile, dedup_ring_forgets_the_oldest_beyond_keep) {
 Test(profile, copy_is_deep) {
     cx_profile_t p, q;
     make_typical(&p);
-    cx_profile_init(&q, NULL);
+    cx_profile_init_lean(&q, NULL);
     cr_assert_eq(cx_profile_copy(&q, &p), CX_OK);
     cr_assert_neq(q.buckets, p.buckets);
     assert_profile_eq(&p, &q);
@@ -577,6 +590,67 @@ Test(profile, hostile_deltas_are_refused_without_overflow) {
     cx_profile_clear(&p);
 }
 
+/* ---- ids kept at their length (cx_sid_t) ---- */
+
+Test(profile, sid_keeps_short_ids_inline_and_long_ones_on_the_heap) {
+    cx_sid_t s = {0};
+    cr_assert_str_eq(cx_sid_str(&s), "", "all-zero is the empty id");
+    char v[CX_ID_MAX + 2];
+    for (size_t n = 0; n <= CX_ID_MAX; n++) {
+        fill_str(v, n, (char)('a' + n % 26));
+        cr_assert_eq(cx_sid_set(&s, v), CX_OK);
+        cr_assert_str_eq(cx_sid_str(&s), v, "length %zu", n);
+        cr_assert_eq(cx_sid_str(&s) == s.b, n <= CX_SID_INLINE, "length %zu: inline up to %d bytes", n, CX_SID_INLINE);
+    }
+    fill_str(v, CX_ID_MAX + 1, 'x');
+    cr_assert_eq(cx_sid_set(&s, v), CX_ERR_INVALID, "longer than CX_ID_MAX");
+    cr_assert_eq(strlen(cx_sid_str(&s)), CX_ID_MAX, "a refused value leaves the id as it was");
+    cr_assert_eq(cx_sid_set(&s, "short"), CX_OK, "heap to inline frees the heap string (ASan: no leak)");
+    cr_assert_str_eq(cx_sid_str(&s), "short");
+    cr_assert(cx_sid_eq(&s, "short"));
+    cr_assert_not(cx_sid_eq(&s, "shorter"));
+    cx_sid_free(&s);
+    cr_assert_str_eq(cx_sid_str(&s), "");
+}
+
+Test(profile, sid_set_from_its_own_string) {
+    cx_sid_t s = {0};
+    cr_assert_eq(cx_sid_set(&s, "inline-id"), CX_OK);
+    cr_assert_eq(cx_sid_set(&s, cx_sid_str(&s) + 7), CX_OK, "a suffix of itself, inline");
+    cr_assert_str_eq(cx_sid_str(&s), "id");
+    char v[64];
+    fill_str(v, 40, 'h');
+    cr_assert_eq(cx_sid_set(&s, v), CX_OK);
+    cr_assert_eq(cx_sid_dup(&s, &s), CX_OK, "itself, on the heap (ASan: no use after free)");
+    cr_assert_str_eq(cx_sid_str(&s), v);
+    cr_assert_eq(cx_sid_set(&s, cx_sid_str(&s) + 30), CX_OK, "a heap suffix that fits inline");
+    cr_assert_str_eq(cx_sid_str(&s), "hhhhhhhhhh");
+    cx_sid_free(&s);
+}
+
+/* Long ids in every slot: a deep copy owns its own strings, eviction and removal free what leaves,
+ * and clearing both profiles frees everything exactly once (the ASan run checks the frees). */
+Test(profile, long_campaign_ids_are_owned_copied_and_freed_once) {
+    cx_profile_t *p = calloc(1, sizeof *p), *q = calloc(1, sizeof *q);
+    cr_assert(p && q);
+    make_max(p);
+    cr_assert_eq(cx_profile_copy(q, p), CX_OK);
+    for (int i = 0; i < CX_OPEN_SENDS_MAX; i++) {
+        cr_assert_neq(cx_sid_str(&q->sends[i].send_event_id), cx_sid_str(&p->sends[i].send_event_id),
+                      "send %d: the copy has its own string", i);
+        cr_assert_str_eq(cx_sid_str(&q->sends[i].send_event_id), cx_sid_str(&p->sends[i].send_event_id));
+    }
+    cr_assert_neq(cx_sid_str(&q->contacts[0].campaign_id), cx_sid_str(&p->contacts[0].campaign_id));
+    cx_profile_clear(p);
+    assert_profile_eq(q, q); /* still readable after the original is gone */
+    char first[CX_ID_MAX + 1];
+    fill_str(first, CX_ID_MAX, 'M');
+    cr_assert_str_eq(cx_sid_str(&q->sends[0].send_event_id), first);
+    cx_profile_clear(q);
+    free(p);
+    free(q);
+}
+
 Test(profile, campaign_block_grows_on_demand_and_keeps_its_contents) {
     cx_profile_t p;
     cx_profile_init_lean(&p, "c");
@@ -584,25 +658,27 @@ Test(profile, campaign_block_grows_on_demand_and_keeps_its_contents) {
     cr_assert_eq(cx_profile_camp_reserve(&p, 0, 1), CX_OK);
     cr_assert_not_null(p.sends);
     cr_assert_null(p.contacts, "no room asked for contacts");
-    strcpy(p.sends[0].campaign_id, "s0");
+    set_sid(&p.sends[0].campaign_id, "s0");
     p.sends[0].ts_ms = 7;
     p.n_sends = 1;
     /* contacts grow in front of the sends: the send moves with its contents */
     for (unsigned i = 0; i < CX_CONTACTS_KEPT + 3; i++) {
         cr_assert_eq(cx_profile_camp_reserve(&p, p.n_contacts + 1u, 0), CX_OK);
         if (p.n_contacts < CX_CONTACTS_KEPT) {
-            snprintf(p.contacts[p.n_contacts].campaign_id, CX_ID_MAX + 1, "c%u", i);
+            char id[16];
+            snprintf(id, sizeof id, "c%u", i);
+            set_sid(&p.contacts[p.n_contacts].campaign_id, id);
             p.n_contacts++;
         }
     }
     cr_assert_eq(p.camp->cap_contacts, CX_CONTACTS_KEPT, "capped at CX_CONTACTS_KEPT");
-    cr_assert_str_eq(p.sends[0].campaign_id, "s0");
+    cr_assert_str_eq(cx_sid_str(&p.sends[0].campaign_id), "s0");
     cr_assert_eq(p.sends[0].ts_ms, 7);
-    cr_assert_str_eq(p.contacts[CX_CONTACTS_KEPT - 1].campaign_id, "c7");
+    cr_assert_str_eq(cx_sid_str(&p.contacts[CX_CONTACTS_KEPT - 1].campaign_id), "c7");
     cr_assert_eq(cx_profile_camp_reserve(&p, 0, CX_OPEN_SENDS_MAX + 5), CX_OK);
     cr_assert_eq(p.camp->cap_sends, CX_OPEN_SENDS_MAX);
-    cr_assert_str_eq(p.sends[0].campaign_id, "s0");
-    cr_assert_str_eq(p.sends[CX_OPEN_SENDS_MAX - 1].campaign_id, "", "new room is zeroed");
+    cr_assert_str_eq(cx_sid_str(&p.sends[0].campaign_id), "s0");
+    cr_assert_str_eq(cx_sid_str(&p.sends[CX_OPEN_SENDS_MAX - 1].campaign_id), "", "new room is zeroed");
     /* a decoded profile holds just the room its sections need */
     cx_buf_t enc = CX_BUF_INIT;
     cr_assert_eq(cx_profile_encode(&p, &enc), CX_OK);
@@ -612,7 +688,7 @@ Test(profile, campaign_block_grows_on_demand_and_keeps_its_contents) {
     cr_assert_eq(cx_profile_decode(&q, "c", enc.data, enc.len, err, sizeof err), CX_OK, "%s", err);
     cr_assert_eq(q.camp->cap_contacts, CX_CONTACTS_KEPT);
     cr_assert_eq(q.camp->cap_sends, 2, "one send, room rounded up to a step of two");
-    cr_assert_str_eq(q.sends[0].campaign_id, "s0");
+    cr_assert_str_eq(cx_sid_str(&q.sends[0].campaign_id), "s0");
     cx_buf_free(&enc);
     cx_profile_clear(&p);
     cx_profile_clear(&q);

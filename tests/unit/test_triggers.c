@@ -513,6 +513,28 @@ Test(triggers, newsletter_contacts_do_not_exclude_by_default) {
     cr_assert_str_eq(cap.trig[0].last_contact_campaign_id, "nl");
 }
 
+/* Campaign ids longer than a profile keeps inline (CX_SID_INLINE): the contact list rolls over (the
+ * oldest ids freed), the win-back contact survives as the latest of its type, and the trigger names the
+ * newest contact; ASan checks that every id is freed once. */
+Test(triggers, long_campaign_ids_survive_the_contact_list_rolling_over) {
+    char wb[CX_ID_MAX + 1], nl[CX_ID_MAX + 1];
+    snprintf(wb, sizeof wb, "win-back-autumn-2024-lapsed-subscribers-%s", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    campaign(wb, CX_CT_WIN_BACK);
+    daily("c1", 0, 29);
+    email_send("c1", DAY(30), wb, CX_GROUP_TEST);
+    for (int i = 0; i < CX_CONTACTS_KEPT + 3; i++) {
+        snprintf(nl, sizeof nl, "newsletter-2024-weekly-new-releases-%02d", i);
+        if (i % 2 == 0) campaign(nl, CX_CT_NEWSLETTER); /* the others stay unknown: their sends wait */
+        email_send("c1", DAY(30) + 1 + i, nl, CX_GROUP_TEST);
+    }
+    advance(DAY(43));
+    cr_assert_eq(cap.n_trig, 1);
+    cr_assert_not(cap.trig[0].eligible, "the win-back contact, no longer in the last %d, still excludes",
+                  CX_CONTACTS_KEPT);
+    cr_assert(cap.trig[0].has_last_contact_campaign_id);
+    cr_assert_str_eq(cap.trig[0].last_contact_campaign_id, nl);
+}
+
 /* ---------- restart ---------- */
 
 Test(triggers, a_restart_over_the_same_store_fires_the_same_trigger) {

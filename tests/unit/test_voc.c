@@ -213,8 +213,9 @@ Test(voc, economics_sums_follow_the_customer_and_replace_the_old_contribution) {
     const int64_t ends[4] = {at(5, 0), at(5, 0), at(9, 0), at(5, 0)};
     for (int i = 0; i < 4; i++) {
         cx_open_send_t *s = &f.pr.sends[f.pr.n_sends++];
-        memset(s, 0, sizeof *s);
-        snprintf(s->send_event_id, sizeof s->send_event_id, "send%d", i);
+        char id[16];
+        snprintf(id, sizeof id, "send%d", i);
+        cr_assert_eq(cx_sid_set(&s->send_event_id, id), CX_OK);
         s->end_ts_ms = ends[i];
         s->group = i == 3 ? CX_GROUP_CONTROL : CX_GROUP_TEST;
         s->responded = i == 0 || i == 3 ? 1 : 0;

@@ -399,12 +399,13 @@ cx_err_t cx_campaigns_transaction(cx_campaigns_t *k, uint16_t part, cx_profile_t
     size_t id_len = strlen(campaign_id);
     memcpy(attributed_campaign_id, campaign_id, id_len + 1);
     if (first_tx && !pr->has_acquisition) {
+        cx_err_t rc = cx_sid_setn(&pr->acquisition_campaign_id, campaign_id, id_len);
+        if (rc != CX_OK) return rc;
         pr->has_acquisition = true;
-        memcpy(pr->acquisition_campaign_id, campaign_id, id_len + 1);
     }
     cx_response_t r;
     memset(&r, 0, sizeof r);
-    memcpy(r.customer_id, pr->customer_id, sizeof r.customer_id);
+    snprintf(r.customer_id, sizeof r.customer_id, "%s", cx_sid_str(&pr->customer_id));
     r.ts_ms = ev->ts_ms;
     memcpy(r.response_id, ev->event_id, sizeof r.response_id);
     memcpy(r.campaign_id, campaign_id, id_len + 1);
@@ -415,7 +416,7 @@ cx_err_t cx_campaigns_transaction(cx_campaigns_t *k, uint16_t part, cx_profile_t
     r.amount_minor = amount;
     r.group = (cx_group_t)g;
     r.latency_ms = ev->ts_ms - s->ts_ms;
-    return k->sink.emit ? k->sink.emit(k->sink.opaque, CX_REC_RESPONSE, pr->customer_id, &r) : CX_OK;
+    return k->sink.emit ? k->sink.emit(k->sink.opaque, CX_REC_RESPONSE, r.customer_id, &r) : CX_OK;
 }
 
 cx_err_t cx_campaigns_timer(cx_campaigns_t *k, uint16_t part, cx_profile_t *pr, int64_t due) {

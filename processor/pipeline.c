@@ -430,7 +430,7 @@ static cx_err_t rescore(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int32_
     if (seg >= 0 && seg < CX_SEGMENTS_MAX) P->seg_counts[seg]++;
     cx_segment_change_t sc;
     memset(&sc, 0, sizeof sc);
-    memcpy(sc.customer_id, pr->customer_id, sizeof sc.customer_id);
+    cx_sid_get(&pr->customer_id, sc.customer_id, sizeof sc.customer_id);
     sc.ts_ms = ts;
     sc.previous_segment = segment_name(p, prev);
     sc.segment = segment_name(p, seg);
@@ -444,7 +444,7 @@ static cx_err_t rescore(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int32_
     sc.has_p_alive = sc.has_clv_minor = true;
     sc.p_alive = cx_triggers_p_alive(pr, &p->bg, p->cfg->bgnbd_unit_days, day);
     sc.clv_minor = clv;
-    return emit(p, CX_REC_SEGMENT_CHANGE, pr->customer_id, &sc);
+    return emit(p, CX_REC_SEGMENT_CHANGE, cx_sid_str(&pr->customer_id), &sc);
 }
 
 /* Fires every timer kind of one customer due at `due`. */
@@ -466,7 +466,7 @@ static cx_err_t fire(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e, int64_t d
         cx_triggers_clear_due(pr, (cx_trigger_kind_t)k);
         cx_trigger_t t;
         if (cx_triggers_decide(pr, p->cfg, &p->bg, (cx_trigger_kind_t)k, due, segment_name(p, pr->segment), &t)) {
-            rc = emit(p, CX_REC_TRIGGER, pr->customer_id, &t);
+            rc = emit(p, CX_REC_TRIGGER, cx_sid_str(&pr->customer_id), &t);
             cx_voc_trigger(p->voc, e->part, pr->segment);
         }
     }
@@ -716,21 +716,22 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
     }
 }
 
-static void count_genre(cx_profile_t *pr, const char *genre) {
+static cx_err_t count_genre(cx_profile_t *pr, const char *genre) {
     uint64_t fp = cx_profile_genre_fp(genre);
     int free_slot = -1, min_slot = 0;
     for (int i = 0; i < CX_GENRES_KEPT; i++) {
         if (pr->genre_count[i] && pr->genre_fp[i] == fp) {
             pr->genre_count[i]++;
-            return;
+            return CX_OK;
         }
         if (!pr->genre_count[i] && free_slot < 0) free_slot = i;
         if (pr->genre_count[i] < pr->genre_count[min_slot]) min_slot = i;
     }
     /* Space-Saving with 4 counters: replace the smallest, inheriting its count */
     int slot = free_slot >= 0 ? free_slot : min_slot;
-    cx_profile_set_genre(pr, (unsigned)slot, genre);
-    pr->genre_count[slot]++;
+    cx_err_t rc = cx_profile_set_genre(pr, (unsigned)slot, genre);
+    if (rc == CX_OK) pr->genre_count[slot]++;
+    return rc;
 }
 
 static cx_err_t add_contact(cx_profile_t *pr, const cx_event_t *ev, const cx_campaign_t *camp) {
@@ -783,7 +784,7 @@ static void fill_enriched(const cx_pipeline_t *p, const cx_profile_t *pr, const 
     }
     if (pr->has_acquisition) {
         en->has_acquisition_campaign_id = true;
-        memcpy(en->acquisition_campaign_id, pr->acquisition_campaign_id, sizeof en->acquisition_campaign_id);
+        cx_sid_get(&pr->acquisition_campaign_id, en->acquisition_campaign_id, sizeof en->acquisition_campaign_id);
     }
     en->newsletter_recipient = pr->newsletter_recipient;
 }
@@ -829,7 +830,7 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
             if ((rc = cx_rfm_add_transaction(pr, ev->ts_ms, 0, true, day, p->keep_days, &new_play_day)) != CX_OK)
                 return rc;
             if (cx_triggers_add_play_day(pr, (int32_t)cx_day(ev->ts_ms))) new_play_day = true;
-            if (pl->has_genre) count_genre(pr, pl->genre);
+            if (pl->has_genre && (rc = count_genre(pr, pl->genre)) != CX_OK) return rc;
         }
         break;
     }
@@ -865,7 +866,7 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
             en.has_response_campaign_id = true;
             memcpy(en.response_campaign_id, resp_campaign, sizeof en.response_campaign_id);
         }
-        if ((rc = emit(p, CX_REC_ENRICHED, pr->customer_id, &en)) != CX_OK) return rc;
+        if ((rc = emit(p, CX_REC_ENRICHED, cx_sid_str(&pr->customer_id), &en)) != CX_OK) return rc;
     }
     return CX_OK;
 }
@@ -1026,7 +1027,7 @@ static void contact_out(cx_contact_t *o, const cx_pcontact_t *c) {
 
 static void profile_out(const cx_pipeline_t *p, const part_t *P, const cx_profile_t *pr, cx_profile_out_t *o) {
     memset(o, 0, sizeof *o);
-    memcpy(o->customer_id, pr->customer_id, sizeof o->customer_id);
+    cx_sid_get(&pr->customer_id, o->customer_id, sizeof o->customer_id);
     int32_t day = (int32_t)cx_day(P->wm == INT64_MIN ? (pr->has_tx ? pr->last_tx_ts_ms : 0) : P->wm);
     o->has_tx = pr->has_tx;
     if (pr->has_tx) {
@@ -1064,7 +1065,7 @@ static void profile_out(const cx_pipeline_t *p, const part_t *P, const cx_profil
     o->nps_last = pr->nps_last;
     o->nps_count = pr->nps_count;
     o->has_acquisition_campaign_id = pr->has_acquisition;
-    memcpy(o->acquisition_campaign_id, pr->acquisition_campaign_id, sizeof o->acquisition_campaign_id);
+    cx_sid_get(&pr->acquisition_campaign_id, o->acquisition_campaign_id, sizeof o->acquisition_campaign_id);
     o->newsletter_recipient = pr->newsletter_recipient;
     for (unsigned i = 0; i < pr->n_contacts; i++)
         contact_out(&o->contacts[o->n_contacts++], &pr->contacts[i]);

@@ -329,10 +329,10 @@ const char *cx_triggers_top_genre(const cx_profile_t *p) {
         uint32_t n = p->genre_count[i];
         if (!n) continue;
         if (best < 0 || n > p->genre_count[best] ||
-            (n == p->genre_count[best] && strcmp(p->genre[i], p->genre[best]) < 0))
+            (n == p->genre_count[best] && strcmp(cx_sid_str(&p->genre[i]), cx_sid_str(&p->genre[best])) < 0))
             best = i;
     }
-    return best < 0 ? NULL : p->genre[best];
+    return best < 0 ? NULL : cx_sid_str(&p->genre[best]);
 }
 
 /* The most recent contact (TEST send) of any kind, or NULL. */
@@ -365,9 +365,9 @@ bool cx_triggers_decide(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_
         return false;
     int32_t day = (int32_t)cx_day(due_ms);
     memset(out, 0, sizeof *out);
-    memcpy(out->customer_id, p->customer_id, sizeof out->customer_id);
+    cx_sid_get(&p->customer_id, out->customer_id, sizeof out->customer_id);
     out->ts_ms = due_ms;
-    snprintf(out->trigger_id, sizeof out->trigger_id, "%s:%s:%" PRId64, p->customer_id, cx_trigger_kind_names[kind],
+    snprintf(out->trigger_id, sizeof out->trigger_id, "%s:%s:%" PRId64, out->customer_id, cx_trigger_kind_names[kind],
              due_ms);
     out->kind = kind;
     if (p->n_play_days) {

@@ -354,24 +354,26 @@ static void on_term(void *opaque, const char *tok, size_t len) {
         if (c->t[i] && c->rc == CX_OK) c->rc = cx_topk_add(c->t[i], tok, len, 1);
 }
 
-static void touchpoint_last(cx_profile_t *pr, const cx_survey_t *s, int64_t ts_ms) {
+static cx_err_t touchpoint_last(cx_profile_t *pr, const cx_survey_t *s, int64_t ts_ms) {
     unsigned n = pr->n_touchpoints, oldest = 0;
     for (unsigned i = 0; i < n; i++) {
-        if (strcmp(pr->touchpoints[i].touchpoint, s->touchpoint) == 0) {
+        if (cx_sid_eq(&pr->touchpoints[i].touchpoint, s->touchpoint)) {
             if (ts_ms >= pr->touchpoints[i].ts_ms) {
                 pr->touchpoints[i].score = (int8_t)s->score;
                 pr->touchpoints[i].ts_ms = ts_ms;
             }
-            return;
+            return CX_OK;
         }
         if (pr->touchpoints[i].ts_ms < pr->touchpoints[oldest].ts_ms) oldest = i;
     }
     unsigned slot = n < CX_TOUCHPOINTS_KEPT ? n : oldest;
-    if (n == CX_TOUCHPOINTS_KEPT && ts_ms < pr->touchpoints[oldest].ts_ms) return; /* older than all kept */
-    memcpy(pr->touchpoints[slot].touchpoint, s->touchpoint, sizeof pr->touchpoints[slot].touchpoint);
+    if (n == CX_TOUCHPOINTS_KEPT && ts_ms < pr->touchpoints[oldest].ts_ms) return CX_OK; /* older than all kept */
+    cx_err_t rc = cx_sid_set(&pr->touchpoints[slot].touchpoint, s->touchpoint);
+    if (rc != CX_OK) return rc;
     pr->touchpoints[slot].score = (int8_t)s->score;
     pr->touchpoints[slot].ts_ms = ts_ms;
     if (n < CX_TOUCHPOINTS_KEPT) pr->n_touchpoints = (uint8_t)(n + 1);
+    return CX_OK;
 }
 
 cx_err_t cx_voc_survey(cx_voc_t *v, uint16_t part, cx_profile_t *pr, const cx_survey_t *s, int64_t ts_ms) {
@@ -381,8 +383,9 @@ cx_err_t cx_voc_survey(cx_voc_t *v, uint16_t part, cx_profile_t *pr, const cx_su
     int32_t d = (int32_t)cx_day(ts_ms);
     int64_t due = (int64_t)(d + v->window_days) * CX_DAY_MS;
     bool inside = P ? P->wm == INT64_MIN || P->wm < due : true;
+    cx_err_t rc = touchpoint_last(pr, s, ts_ms);
+    if (rc != CX_OK) return rc;
     pr->nps_count++;
-    touchpoint_last(pr, s, ts_ms);
     if (!pr->has_nps || ts_ms >= pr->nps_last_ts_ms) {
         if (P && pr->nps_due_ms && seg_ok(v, pr->segment)) cx_nps_add(&P->seg[pr->segment].nps, pr->nps_last, -1);
         pr->has_nps = true;

@@ -88,7 +88,10 @@ static cx_profile_t *prof_alloc(cx_cache_t *c, const char *cid) {
         c->n_free_profs--;
     } else if (!(pr = aligned_alloc(64, (sizeof *pr + 63) & ~(size_t)63))) /* the hot part in the fewest lines */
         return NULL;
-    cx_profile_init_lean(pr, cid);
+    if (cx_profile_init_lean(pr, cid) != CX_OK) { /* an id longer than CX_SID_INLINE, no memory for it */
+        free(pr);
+        return NULL;
+    }
     return pr;
 }
 
@@ -462,7 +465,7 @@ static void prefetch_profile_hot(const cx_profile_t *pr) {
     const char *b = (const char *)pr;
     for (size_t o = 0; o < CX_PROFILE_HOT_END; o += 64)
         __builtin_prefetch(b + o);
-    __builtin_prefetch(pr->customer_id);
+    __builtin_prefetch(&pr->customer_id);
 }
 
 static cx_err_t flush_profile(cx_cache_t *c, cx_cache_entry_t *e, cx_store_batch_t *batch) {

@@ -11,14 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void cx_profile_init_lean(cx_profile_t *p, const char *customer_id) {
+cx_err_t cx_profile_init_lean(cx_profile_t *p, const char *customer_id) {
     memset(p, 0, sizeof *p);
     p->segment = -1;
-    if (customer_id) {
-        size_t n = strnlen(customer_id, CX_ID_MAX);
-        memcpy(p->customer_id, customer_id, n);
-        p->customer_id[n] = 0;
-    }
+    return customer_id ? cx_sid_setn(&p->customer_id, customer_id, strnlen(customer_id, CX_ID_MAX)) : CX_OK;
 }
 
 cx_err_t cx_sid_setn(cx_sid_t *s, const char *v, size_t n) {
@@ -163,22 +159,43 @@ void cx_profile_init(cx_profile_t *p, const char *customer_id) {
     (void)cx_profile_camp_reserve(p, CX_CONTACTS_KEPT, CX_OPEN_SENDS_MAX);
 }
 
+/* Calls f on every id of the struct itself (not the campaign block's). */
+static cx_err_t prof_each_sid(cx_profile_t *p, cx_err_t (*f)(cx_sid_t *)) {
+    cx_err_t rc = f(&p->customer_id), r;
+    for (int i = 0; i < CX_GENRES_KEPT; i++)
+        if ((r = f(&p->genre[i])) != CX_OK) rc = r;
+    for (int i = 0; i < CX_TOUCHPOINTS_KEPT; i++)
+        if ((r = f(&p->touchpoints[i].touchpoint)) != CX_OK) rc = r;
+    if ((r = f(&p->acquisition_campaign_id)) != CX_OK) rc = r;
+    return rc;
+}
+
 void cx_profile_clear(cx_profile_t *p) {
     if (!p) return;
     free(p->buckets);
     camp_free(p);
-    cx_profile_init_lean(p, NULL);
+    (void)prof_each_sid(p, sid_free_cb);
+    (void)cx_profile_init_lean(p, NULL);
 }
 
-void cx_profile_set_genre(cx_profile_t *p, unsigned slot, const char *name) {
-    size_t n = strnlen(name, CX_SHORT_MAX);
-    memcpy(p->genre[slot], name, n);
-    p->genre[slot][n] = '\0';
-    p->genre_fp[slot] = cx_hash_mem(p->genre[slot], n);
+cx_err_t cx_profile_set_genre(cx_profile_t *p, unsigned slot, const char *name) {
+    cx_err_t rc = cx_sid_setn(&p->genre[slot], name, strnlen(name, CX_SHORT_MAX));
+    if (rc != CX_OK) return rc;
+    p->genre_fp[slot] = cx_profile_genre_fp(cx_sid_str(&p->genre[slot]));
+    return CX_OK;
 }
 
 cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src) {
     *dst = *src;
+    /* the struct's ids first: until they are dst's own, dst shares src's heap strings */
+    if (prof_each_sid(dst, sid_own_cb) != CX_OK) {
+        dst->camp = NULL;
+        camp_point(dst);
+        dst->n_contacts = dst->n_sends = dst->has_latest_by_type = 0;
+        dst->buckets = NULL;
+        dst->n_buckets = dst->cap_buckets = 0;
+        return CX_ERR_NOMEM;
+    }
     dst->buckets = NULL;
     dst->cap_buckets = 0;
     dst->camp = NULL;
@@ -321,9 +338,8 @@ static uint8_t *put_contact(uint8_t *d, const cx_pcontact_t *c) {
 static size_t encode_bound(const cx_profile_t *p) {
     enum { V = 10 };
     return 64 * V + (size_t)p->n_buckets * 4 * V + CX_PLAY_DAYS_KEPT * V + CX_TRIG__COUNT * V +
-           CX_GENRES_KEPT * (sizeof p->genre[0] + 2 * V) +
-           CX_TOUCHPOINTS_KEPT * (sizeof p->touchpoints[0].touchpoint + 3 * V) + sizeof p->acquisition_campaign_id + V +
-           ((size_t)p->n_contacts + CX_CT__COUNT) * (CX_ID_MAX + 1 + 3 * V) +
+           CX_GENRES_KEPT * (CX_ID_MAX + 1 + 2 * V) + CX_TOUCHPOINTS_KEPT * (CX_ID_MAX + 1 + 3 * V) + CX_ID_MAX + 1 +
+           V + ((size_t)p->n_contacts + CX_CT__COUNT) * (CX_ID_MAX + 1 + 3 * V) +
            (size_t)p->n_sends * (3 * (CX_ID_MAX + 1) + 8 * V) + (size_t)p->n_dedup * 8;
 }
 
@@ -385,7 +401,7 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
         ng++;
     PUTU(ng);
     for (unsigned i = 0; i < ng; i++) {
-        PUTSTR(p->genre[i]);
+        PUTSTR(cx_sid_str(&p->genre[i]));
         PUTU(p->genre_count[i]);
     }
     if (p->has_nps) {
@@ -395,11 +411,11 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
     }
     PUTU(p->n_touchpoints);
     for (unsigned i = 0; i < p->n_touchpoints; i++) {
-        PUTSTR(p->touchpoints[i].touchpoint);
+        PUTSTR(cx_sid_str(&p->touchpoints[i].touchpoint));
         PUTU(p->touchpoints[i].score);
         PUTS(p->touchpoints[i].ts_ms);
     }
-    if (p->has_acquisition) PUTSTR(p->acquisition_campaign_id);
+    if (p->has_acquisition) PUTSTR(cx_sid_str(&p->acquisition_campaign_id));
     PUTU(p->n_contacts);
     for (unsigned i = 0; i < p->n_contacts; i++)
         d = put_contact(d, &p->contacts[i]);
@@ -477,19 +493,6 @@ static int64_t get_delta(rd_t *r, int64_t base, int64_t lo, int64_t hi) {
 }
 #define GET_DAY(r, base) ((int32_t)get_delta((r), (base), INT32_MIN, INT32_MAX))
 
-static void getstr(rd_t *r, char *dst, size_t cap) {
-    uint64_t n = getu(r);
-    if (r->bad || n >= cap || n > r->n) {
-        r->bad = true;
-        dst[0] = 0;
-        return;
-    }
-    memcpy(dst, r->p, n);
-    dst[n] = 0;
-    r->p += n;
-    r->n -= n;
-}
-
 static void getsid(rd_t *r, cx_sid_t *s) {
     uint64_t n = getu(r);
     if (r->bad || n > CX_ID_MAX || n > r->n) {
@@ -523,9 +526,11 @@ static bool camp_need(cx_profile_t *p, const rd_t *r, unsigned contacts, unsigne
 
 cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void *buf, size_t len, char *errstr,
                            size_t errstr_size) {
-    free(p->buckets);
-    camp_free(p);
-    cx_profile_init_lean(p, customer_id);
+    cx_profile_clear(p);
+    if (cx_profile_init_lean(p, customer_id) != CX_OK) {
+        cx_seterr(errstr, errstr_size, "profile %s: out of memory for its id", customer_id);
+        return CX_ERR_NOMEM;
+    }
     rd_t r = {buf, len, false, false};
     uint64_t version = getu(&r);
     if (version != CX_PROFILE_VERSION && version != 1) {
@@ -593,8 +598,8 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     uint64_t ng = getu(&r);
     if (ng > CX_GENRES_KEPT) r.bad = true;
     for (unsigned i = 0; i < ng && !r.bad; i++) {
-        getstr(&r, p->genre[i], sizeof p->genre[i]);
-        p->genre_fp[i] = cx_profile_genre_fp(p->genre[i]);
+        getsid(&r, &p->genre[i]);
+        p->genre_fp[i] = cx_profile_genre_fp(cx_sid_str(&p->genre[i]));
         p->genre_count[i] = (uint32_t)getu(&r);
     }
     if (p->has_nps) {
@@ -608,11 +613,11 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     else
         p->n_touchpoints = (uint8_t)ntp;
     for (unsigned i = 0; i < p->n_touchpoints && !r.bad; i++) {
-        getstr(&r, p->touchpoints[i].touchpoint, sizeof p->touchpoints[i].touchpoint);
+        getsid(&r, &p->touchpoints[i].touchpoint);
         p->touchpoints[i].score = (int8_t)getu(&r);
         p->touchpoints[i].ts_ms = gets(&r);
     }
-    if (p->has_acquisition) getstr(&r, p->acquisition_campaign_id, sizeof p->acquisition_campaign_id);
+    if (p->has_acquisition) getsid(&r, &p->acquisition_campaign_id);
     uint64_t nc = getu(&r);
     if (nc > CX_CONTACTS_KEPT)
         r.bad = true;

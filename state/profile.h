@@ -66,6 +66,13 @@ static inline cx_err_t cx_sid_dup(cx_sid_t *dst, const cx_sid_t *src) {
     return cx_sid_set(dst, cx_sid_str(src));
 }
 void cx_sid_free(cx_sid_t *s);
+/* Copies the id into dst[cap] (NUL-terminated; cap > CX_ID_MAX never truncates). */
+static inline void cx_sid_get(const cx_sid_t *s, char *dst, size_t cap) {
+    const char *v = cx_sid_str(s);
+    size_t n = strnlen(v, cap - 1);
+    memcpy(dst, v, n);
+    dst[n] = 0;
+}
 
 /* A contact (a TEST send) as the profile keeps it (cx_contact_t is the form records carry). */
 typedef struct cx_pcontact {
@@ -93,7 +100,7 @@ cx_err_t cx_pcontact_copy(cx_pcontact_t *dst, const cx_pcontact_t *src);
 void cx_open_send_clear(cx_open_send_t *s);
 
 typedef struct cx_touchpoint_score {
-    char touchpoint[CX_SHORT_MAX + 1];
+    cx_sid_t touchpoint;
     int8_t score;
     int64_t ts_ms;
 } cx_touchpoint_score_t;
@@ -176,9 +183,9 @@ typedef struct cx_profile {
     uint8_t n_dedup, dedup_next;
     uint64_t dedup[CX_DEDUP_MAX];
 
-    char customer_id[CX_ID_MAX + 1];
+    cx_sid_t customer_id;
 
-    char genre[CX_GENRES_KEPT][CX_SHORT_MAX + 1]; /* names of the genre counters above */
+    cx_sid_t genre[CX_GENRES_KEPT]; /* names of the genre counters above */
 
     /* voice of customer */
     bool has_nps;
@@ -189,7 +196,7 @@ typedef struct cx_profile {
     uint8_t n_touchpoints;
 
     bool has_acquisition;
-    char acquisition_campaign_id[CX_ID_MAX + 1];
+    cx_sid_t acquisition_campaign_id;
 } cx_profile_t;
 
 /* The end of the part of a profile most events read (see the field order above): up to the duplicate
@@ -201,7 +208,7 @@ typedef struct cx_profile {
  * once; should the allocation fail, the block is absent and cx_profile_campaigns() reports it). */
 void cx_profile_init(cx_profile_t *p, const char *customer_id);
 /* The same without the campaign block (the cache's and the decoder's form). */
-void cx_profile_init_lean(cx_profile_t *p, const char *customer_id);
+cx_err_t cx_profile_init_lean(cx_profile_t *p, const char *customer_id); /* CX_ERR_NOMEM: id not kept */
 /* Allocates the (zeroed) campaign block unless present, without room for contacts or sends.
  * CX_ERR_NOMEM on failure. */
 cx_err_t cx_profile_campaigns(cx_profile_t *p);
@@ -215,7 +222,7 @@ void cx_profile_clear(cx_profile_t *p); /* frees buckets and the campaign block;
 cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src);
 /* Names genre counter `slot` (truncated to CX_SHORT_MAX bytes) and sets its fingerprint; the count is
  * the caller's. */
-void cx_profile_set_genre(cx_profile_t *p, unsigned slot, const char *name);
+cx_err_t cx_profile_set_genre(cx_profile_t *p, unsigned slot, const char *name); /* CX_ERR_NOMEM: unchanged */
 /* The fingerprint cx_profile_t.genre_fp holds for a genre name. */
 static inline uint64_t cx_profile_genre_fp(const char *name) {
     return cx_hash_mem(name, strlen(name));

@@ -318,7 +318,7 @@ Test(attribution, first_transaction_response_sets_the_acquisition_campaign) {
     char got[CX_ID_MAX + 1];
     cr_assert_eq(cx_campaigns_transaction(k, 0, &pr, &ev, true, got), CX_OK);
     cr_assert(pr.has_acquisition);
-    cr_assert_str_eq(pr.acquisition_campaign_id, "C2");
+    cr_assert_str_eq(cx_sid_str(&pr.acquisition_campaign_id), "C2");
 }
 
 Test(attribution, control_send_of_a_newsletter_does_not_make_a_recipient) {

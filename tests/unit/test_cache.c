@@ -74,7 +74,7 @@ Test(cache, miss_then_hit_and_absent_without_create_is_null) {
     cr_assert_null(get(c, 0, "a", false), "absent and not created");
     cx_cache_entry_t *e = get(c, 0, "a", true);
     cr_assert_not_null(e);
-    cr_assert_str_eq(e->prof->customer_id, "a");
+    cr_assert_str_eq(cx_sid_str(&e->prof->customer_id), "a");
     cr_assert_eq(e->prof->segment, -1);
     cr_assert_not(e->dirty, "a fresh profile is not dirty until marked");
     cr_assert_eq(get(c, 0, "a", false), e);
@@ -250,7 +250,7 @@ Test(cache, flush_of_one_partition_leaves_the_others_dirty) {
 }
 
 void cb(void *o, cx_cache_entry_t *e) {
-    cr_assert_str_eq(e->prof->customer_id, "a");
+    cr_assert_str_eq(cx_sid_str(&e->prof->customer_id), "a");
     (*(int *)o)++;
 }
 

@@ -362,7 +362,7 @@ Test(changelog, profile_tombstone_removes_profile_and_its_timer_key) {
     cx_buf_free(&d.text);
     cx_buf_t tk = CX_BUF_INIT, v = CX_BUF_INIT;
     bool found = false;
-    cr_assert_eq(cx_store_timer_key(&tk, last->part, prof.index_due_ms, prof.customer_id), CX_OK);
+    cr_assert_eq(cx_store_timer_key(&tk, last->part, prof.index_due_ms, cx_sid_str(&prof.customer_id)), CX_OK);
     cr_assert_eq(cx_store_get(s, tk.data, tk.len, &v, &found, err, sizeof err), CX_OK, "%s", err);
     cr_assert(found, "the timer index key is derived from index_due_ms");
 

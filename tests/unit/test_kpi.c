@@ -182,8 +182,8 @@ static void send_to(cx_campaigns_t *k, uint16_t part, cx_profile_t *pr, cx_group
     cx_event_t ev;
     memset(&ev, 0, sizeof ev);
     ev.type = CX_EV_EMAIL_SEND;
-    snprintf(ev.event_id, sizeof ev.event_id, "s-%.60s", pr->customer_id);
-    snprintf(ev.customer_id, sizeof ev.customer_id, "%s", pr->customer_id);
+    snprintf(ev.event_id, sizeof ev.event_id, "s-%.60s", cx_sid_str(&pr->customer_id));
+    snprintf(ev.customer_id, sizeof ev.customer_id, "%s", cx_sid_str(&pr->customer_id));
     ev.ts_ms = ts;
     strcpy(ev.u.email_send.campaign_id, "C1");
     ev.u.email_send.group = g;
@@ -194,7 +194,7 @@ static void buy(cx_campaigns_t *k, uint16_t part, cx_profile_t *pr, int64_t ts, 
     cx_event_t ev;
     memset(&ev, 0, sizeof ev);
     ev.type = CX_EV_PURCHASE;
-    snprintf(ev.event_id, sizeof ev.event_id, "b-%.60s-%lld", pr->customer_id, (long long)ts);
+    snprintf(ev.event_id, sizeof ev.event_id, "b-%.60s-%lld", cx_sid_str(&pr->customer_id), (long long)ts);
     ev.ts_ms = ts;
     ev.u.purchase.amount_minor = amount;
     char got[CX_ID_MAX + 1];

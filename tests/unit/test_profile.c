@@ -72,13 +72,13 @@ static void make_max(cx_profile_t *p) {
     p->nps_last_ts_ms = INT64_C(1650000000000);
     p->nps_count = INT64_C(1) << 40;
     for (int i = 0; i < CX_TOUCHPOINTS_KEPT; i++) {
-        fill_str(p->touchpoints[i].touchpoint, CX_SHORT_MAX, (char)('t' + i));
+        fill_sid(&p->touchpoints[i].touchpoint, CX_SHORT_MAX, (char)('t' + i));
         p->touchpoints[i].score = (int8_t)(i * 3);
         p->touchpoints[i].ts_ms = INT64_C(1600000000000) + i;
     }
     p->n_touchpoints = CX_TOUCHPOINTS_KEPT;
     p->has_acquisition = true;
-    fill_str(p->acquisition_campaign_id, CX_ID_MAX, 'a');
+    fill_sid(&p->acquisition_campaign_id, CX_ID_MAX, 'a');
     p->newsletter_recipient = true;
     for (int i = 0; i < CX_CONTACTS_KEPT; i++) {
         cx_pcontact_t *c = &p->contacts[i];
@@ -132,7 +132,7 @@ static void assert_contact_eq(const cx_pcontact_t *a, const cx_pcontact_t *b) {
 
 /* Field-by-field equality of everything the encoding carries. */
 static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
-    cr_assert_str_eq(a->customer_id, b->customer_id);
+    cr_assert_str_eq(cx_sid_str(&a->customer_id), cx_sid_str(&b->customer_id));
     cr_assert_eq(a->has_tx, b->has_tx);
     cr_assert_eq(a->has_play, b->has_play);
     if (a->has_tx) {
@@ -169,7 +169,7 @@ static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
     for (int i = 0; i < CX_GENRES_KEPT; i++) {
         cr_assert_eq(a->genre_count[i], b->genre_count[i]);
         if (a->genre_count[i]) {
-            cr_assert_str_eq(a->genre[i], b->genre[i]);
+            cr_assert_str_eq(cx_sid_str(&a->genre[i]), cx_sid_str(&b->genre[i]));
             cr_assert_eq(a->genre_fp[i], b->genre_fp[i], "slot %d: the decoder recomputes the fingerprint", i);
         }
     }
@@ -181,12 +181,13 @@ static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
     }
     cr_assert_eq(a->n_touchpoints, b->n_touchpoints);
     for (unsigned i = 0; i < a->n_touchpoints; i++) {
-        cr_assert_str_eq(a->touchpoints[i].touchpoint, b->touchpoints[i].touchpoint);
+        cr_assert_str_eq(cx_sid_str(&a->touchpoints[i].touchpoint), cx_sid_str(&b->touchpoints[i].touchpoint));
         cr_assert_eq(a->touchpoints[i].score, b->touchpoints[i].score);
         cr_assert_eq(a->touchpoints[i].ts_ms, b->touchpoints[i].ts_ms);
     }
     cr_assert_eq(a->has_acquisition, b->has_acquisition);
-    if (a->has_acquisition) cr_assert_str_eq(a->acquisition_campaign_id, b->acquisition_campaign_id);
+    if (a->has_acquisition)
+        cr_assert_str_eq(cx_sid_str(&a->acquisition_campaign_id), cx_sid_str(&b->acquisition_campaign_id));
     cr_assert_eq(a->newsletter_recipient, b->newsletter_recipient);
     cr_assert_eq(a->n_contacts, b->n_contacts);
     for (unsigned i = 0; i < a->n_contacts; i++)
@@ -257,7 +258,7 @@ static void make_typical(cx_profile_t *p) {
     p->nps_last = 9;
     p->nps_last_ts_ms = p->last_tx_ts_ms - 5 * CX_DAY_MS;
     p->nps_count = 2;
-    snprintf(p->touchpoints[0].touchpoint, sizeof p->touchpoints[0].touchpoint, "general");
+    set_sid(&p->touchpoints[0].touchpoint, "general");
     p->touchpoints[0].score = 9;
     p->touchpoints[0].ts_ms = p->nps_last_ts_ms;
     p->n_touchpoints = 1;
@@ -288,7 +289,8 @@ static void round_trip(const cx_profile_t *p, cx_buf_t *enc) {
     cx_profile_t q;
     cx_profile_init(&q, NULL);
     char err[256] = "";
-    cr_assert_eq(cx_profile_decode(&q, p->customer_id, enc->data, enc->len, err, sizeof err), CX_OK, "%s", err);
+    cr_assert_eq(cx_profile_decode(&q, cx_sid_str(&p->customer_id), enc->data, enc->len, err, sizeof err), CX_OK, "%s",
+                 err);
     assert_profile_eq(p, &q);
     cx_buf_t again = CX_BUF_INIT;
     cr_assert_eq(cx_profile_encode(&q, &again), CX_OK);
@@ -641,6 +643,10 @@ Test(profile, long_campaign_ids_are_owned_copied_and_freed_once) {
         cr_assert_str_eq(cx_sid_str(&q->sends[i].send_event_id), cx_sid_str(&p->sends[i].send_event_id));
     }
     cr_assert_neq(cx_sid_str(&q->contacts[0].campaign_id), cx_sid_str(&p->contacts[0].campaign_id));
+    cr_assert_neq(cx_sid_str(&q->customer_id), cx_sid_str(&p->customer_id), "the struct's ids too");
+    cr_assert_neq(cx_sid_str(&q->genre[0]), cx_sid_str(&p->genre[0]));
+    cr_assert_neq(cx_sid_str(&q->touchpoints[0].touchpoint), cx_sid_str(&p->touchpoints[0].touchpoint));
+    cr_assert_neq(cx_sid_str(&q->acquisition_campaign_id), cx_sid_str(&p->acquisition_campaign_id));
     cx_profile_clear(p);
     assert_profile_eq(q, q); /* still readable after the original is gone */
     char first[CX_ID_MAX + 1];

@@ -13,8 +13,8 @@
  * saves two of the three RocksDB writes of most flushed customers and keeps the index's deletions
  * behind the scan instead of in front of it.
  *
- * Two forms: at most `max_decoded` entries hold the decoded profile (~1.5 KB plus day buckets and
- * campaign block, ~3 KB for an active customer); the others hold the compact encoding RocksDB stores
+ * Two forms: at most `max_decoded` entries hold the decoded profile (~1 KB plus day buckets and
+ * campaign block, ~2.5 KB for an active customer); the others hold the compact encoding RocksDB stores
  * (~200-450 B), decoded again on their next use. Memory is max_entries encodings plus max_decoded
  * decoded profiles, whatever the number of customers. A dirty entry may be encoded too: its
  * encoding is what the next flush writes.

@@ -232,7 +232,31 @@ cx_err_t cx_cache_load(cx_cache_t *c, cx_cache_entry_t *e, char *errstr, size_t 
     return CX_OK;
 }
 
+/* The next victims of a trim are the decoded list's tail: a full cache trims about one entry per
+ * event, and each victim is a profile not used for a while, so encoding it waits on memory. Their
+ * loads start a trim or two ahead, in stages as in cx_cache_prefetch: the entry two places from the
+ * tail, the profile of the one before it (its entry arrived since), the day buckets and campaign
+ * block of the tail (its profile arrived since). */
+static void prefetch_victims(const cx_cache_t *c) {
+    const cx_cache_entry_t *t1 = c->decoded.dprev;
+    if (t1 == &c->decoded) return;
+    if (t1->prof) {
+        const cx_profile_t *pr = t1->prof;
+        if (pr->n_buckets) __builtin_prefetch(pr->buckets);
+        if (pr->camp) __builtin_prefetch(pr->camp);
+    }
+    const cx_cache_entry_t *t2 = t1->dprev;
+    if (t2 == &c->decoded) return;
+    if (t2->prof) {
+        const char *b = (const char *)t2->prof;
+        for (size_t o = 0; o < sizeof(cx_profile_t); o += 64)
+            __builtin_prefetch(b + o);
+    }
+    if (t2->dprev != &c->decoded) __builtin_prefetch(t2->dprev);
+}
+
 cx_err_t cx_cache_trim(cx_cache_t *c) {
+    bool trimmed = false;
     while (c->ndecoded > c->max_decoded) {
         cx_cache_entry_t *v = c->decoded.dprev;
         if (v->hot_ref) {
@@ -247,7 +271,9 @@ cx_err_t cx_cache_trim(cx_cache_t *c) {
             c->st.encodes++;
         }
         drop_prof(c, v);
+        trimmed = true;
     }
+    if (trimmed) prefetch_victims(c);
     return CX_OK;
 }
 
@@ -588,7 +614,12 @@ void cx_cache_prefetch(const cx_cache_t *c, const void *cid, size_t len, int sta
     for (const cx_cache_entry_t *e = *slot; e; e = e->hnext) {
         if (e->hash != h || e->cid_len != len || memcmp(e->cid, cid, len) != 0) continue;
         const cx_profile_t *pr = e->prof;
-        if (!pr) return;
+        if (!pr) { /* held encoded: the record's lookup decodes it */
+            if (stage == 2 && e->enc)
+                for (uint32_t o = 0; o < e->enc_len; o += 64)
+                    __builtin_prefetch(e->enc + o);
+            return;
+        }
         if (stage == 2)
             prefetch_profile_hot(pr);
         else if (pr->n_buckets) {

@@ -30,13 +30,16 @@
 #define CX_GENRES_KEPT      4  /* genre counters for top_genre */
 #define CX_TOUCHPOINTS_KEPT 4  /* last score per touchpoint */
 
-/* One UTC day of activity inside the trailing windows. */
-typedef struct cx_bucket {
+/* One UTC day of activity inside the trailing windows. Packed to 20 bytes (24 with the padding
+ * before amount_minor): an active customer keeps ~30 of them, and the RFM scans read them all. Take
+ * no pointer to amount_minor (it is 4-byte aligned). */
+typedef struct __attribute__((packed, aligned(4))) cx_bucket {
     int32_t day;          /* UTC day number */
     uint32_t tx;          /* transactions: purchases + plays >= retrieval.min_seconds */
     uint32_t plays;       /* plays >= retrieval.min_seconds (play day iff > 0) */
     int64_t amount_minor; /* purchase amounts */
 } cx_bucket_t;
+_Static_assert(sizeof(cx_bucket_t) == 20, "cx_bucket_t is packed to 20 bytes");
 
 /* An id of up to CX_ID_MAX bytes in 24 bytes: up to CX_SID_INLINE bytes inline, longer ones in a heap
  * string it owns. All-zero is the empty id and holds nothing; cx_sid_free() returns to it. A struct

@@ -69,10 +69,9 @@ bool cx_contacts_eligible(const cx_profile_t *pr, const int32_t exclusion_weeks[
     }
     if (last_contact_campaign_id) {
         const cx_pcontact_t *show = excluding ? excluding : latest;
-        if (show) {
-            const char *id = cx_sid_str(&show->campaign_id);
-            memcpy(last_contact_campaign_id, id, strlen(id) + 1);
-        } else
+        if (show)
+            cx_sid_get(&show->campaign_id, last_contact_campaign_id, CX_ID_MAX + 1);
+        else
             last_contact_campaign_id[0] = 0;
     }
     return excluding == NULL;

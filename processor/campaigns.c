@@ -405,11 +405,11 @@ cx_err_t cx_campaigns_transaction(cx_campaigns_t *k, uint16_t part, cx_profile_t
     }
     cx_response_t r;
     memset(&r, 0, sizeof r);
-    snprintf(r.customer_id, sizeof r.customer_id, "%s", cx_sid_str(&pr->customer_id));
+    cx_sid_get(&pr->customer_id, r.customer_id, sizeof r.customer_id);
     r.ts_ms = ev->ts_ms;
     memcpy(r.response_id, ev->event_id, sizeof r.response_id);
     memcpy(r.campaign_id, campaign_id, id_len + 1);
-    snprintf(r.send_event_id, sizeof r.send_event_id, "%s", cx_sid_str(&s->send_event_id));
+    cx_sid_get(&s->send_event_id, r.send_event_id, sizeof r.send_event_id);
     memcpy(r.response_event_id, ev->event_id, sizeof r.response_event_id);
     r.response_type = hard ? CX_RESP_HARD : CX_RESP_SOFT;
     r.action = purchase ? CX_RESP_ACTION_PURCHASE : CX_RESP_ACTION_PLAY;

@@ -1018,7 +1018,7 @@ void cx_pipeline_offsets(const cx_pipeline_t *p, uint16_t part, int64_t next_off
 /* The record form of a kept contact. */
 static void contact_out(cx_contact_t *o, const cx_pcontact_t *c) {
     memset(o, 0, sizeof *o);
-    snprintf(o->campaign_id, sizeof o->campaign_id, "%s", cx_sid_str(&c->campaign_id));
+    cx_sid_get(&c->campaign_id, o->campaign_id, sizeof o->campaign_id);
     o->campaign_type = c->campaign_type;
     o->channel = c->channel;
     o->group = c->group;
@@ -1075,7 +1075,7 @@ static void profile_out(const cx_pipeline_t *p, const part_t *P, const cx_profil
         bool dup = false;
         for (unsigned i = 0; i < pr->n_contacts; i++)
             if (pr->contacts[i].ts_ms == c->ts_ms &&
-                strcmp(cx_sid_str(&pr->contacts[i].campaign_id), cx_sid_str(&c->campaign_id)) == 0)
+                cx_sid_eq(&pr->contacts[i].campaign_id, cx_sid_str(&c->campaign_id)))
                 dup = true;
         if (!dup) contact_out(&o->contacts[o->n_contacts++], c);
     }

@@ -393,8 +393,7 @@ bool cx_triggers_decide(cx_profile_t *p, const cx_config_t *cfg, const cx_bgnbd_
     const cx_pcontact_t *c = last_contact(p);
     if (c) {
         out->has_last_contact_campaign_id = true;
-        snprintf(out->last_contact_campaign_id, sizeof out->last_contact_campaign_id, "%s",
-                 cx_sid_str(&c->campaign_id));
+        cx_sid_get(&c->campaign_id, out->last_contact_campaign_id, sizeof out->last_contact_campaign_id);
     }
     p->last_trigger_ts_ms = due_ms;
     p->last_trigger_due_ms[kind] = due_ms;

@@ -464,7 +464,7 @@ void cx_voc_windows_before(const cx_profile_t *pr, int64_t due, cx_voc_windows_t
         if (s->group != CX_GROUP_TEST || (s->responded & (CX_SEND_WAITING | CX_SEND_CLOSED)) || !s->end_ts_ms ||
             s->end_ts_ms > due)
             continue;
-        snprintf(w->s[w->n].send_event_id, sizeof w->s[w->n].send_event_id, "%s", cx_sid_str(&s->send_event_id));
+        cx_sid_get(&s->send_event_id, w->s[w->n].send_event_id, sizeof w->s[w->n].send_event_id);
         w->s[w->n].responded = s->responded & CX_SEND_RESPONDED;
         w->n++;
     }

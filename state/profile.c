@@ -103,16 +103,9 @@ static cx_err_t sid_free_cb(cx_sid_t *s) {
 /* After a byte copy of another block: the heap ids become this block's own copies (an id that cannot
  * be copied is emptied; CX_ERR_NOMEM). */
 static cx_err_t sid_own_cb(cx_sid_t *s) {
-    if (!s->b[CX_SID_INLINE + 1]) return CX_OK;
-    const char *h = cx_sid_str(s);
-    size_t n = strlen(h);
-    char *c = malloc(n + 1);
-    if (c) memcpy(c, h, n + 1);
-    memset(s, 0, sizeof *s);
-    if (!c) return CX_ERR_NOMEM;
-    memcpy(s->b, &c, sizeof c);
-    s->b[CX_SID_INLINE + 1] = 1;
-    return CX_OK;
+    cx_sid_t shared = *s;
+    memset(s, 0, sizeof *s); /* s no longer refers to the other block's string; setting it frees nothing */
+    return cx_sid_dup(s, &shared);
 }
 
 static void camp_free(cx_profile_t *p) {

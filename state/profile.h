@@ -9,7 +9,8 @@
  *
  * Ownership: cx_profile_t owns its bucket array (grown on demand) and its campaign block (contacts,
  * latest contact per type, open sends: 1.4 KB at full capacity, which most customers never use), both
- * freed by cx_profile_clear(), and the block the ids longer than CX_SID_INLINE bytes (cx_sid_t). `contacts`, `latest_by_type` and `sends` point into the campaign block, or are
+ * freed by cx_profile_clear(), as are the heap strings of its ids longer than CX_SID_INLINE bytes
+ * (cx_sid_t). `contacts`, `latest_by_type` and `sends` point into the campaign block, or are
  * NULL while it is absent (then n_contacts, has_latest_by_type and n_sends are 0): call
  * cx_profile_campaigns() before the first write to them. Everything else is inline and bounded.
  */
@@ -43,11 +44,11 @@ _Static_assert(sizeof(cx_bucket_t) == 20, "cx_bucket_t is packed to 20 bytes");
 
 /* An id of up to CX_ID_MAX bytes in 24 bytes: up to CX_SID_INLINE bytes inline, longer ones in a heap
  * string it owns. All-zero is the empty id and holds nothing; cx_sid_free() returns to it. A struct
- * copy would share the heap string: copy with cx_sid_dup(), move by memmove and zero the source. */
+ * copy would share the heap string: copy with cx_sid_dup(), move by memmove and zero the source.
+ * Inline: the string, NUL-padded, b[23] == 0; heap: the pointer in b[0..7], b[23] == 1. */
 #define CX_SID_INLINE 22
 typedef struct cx_sid {
-    char
-        b[CX_SID_INLINE + 2]; /* inline: the string, NUL-padded, b[23] == 0; heap: the pointer in b[0..7], b[23] == 1 */
+    char b[CX_SID_INLINE + 2];
 } cx_sid_t;
 
 static inline const char *cx_sid_str(const cx_sid_t *s) {

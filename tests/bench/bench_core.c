@@ -78,31 +78,31 @@ static uint64_t splitmix(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
+/* buf with room for `need` bytes of *cap (doubling, from `first`): buf itself, its reallocation, or
+ * NULL when out of memory (buf is then unchanged). */
+static void *grow(void *buf, size_t *cap, size_t need, size_t first) {
+    if (need <= *cap) return buf;
+    size_t n = *cap ? *cap * 2 : first;
+    while (n < need)
+        n *= 2;
+    void *b = realloc(buf, n);
+    if (b) *cap = n;
+    return b;
+}
+
 static int chunk_add(chunk_t *c, const void *data, size_t len, const char *key, cx_record_kind_t kind) {
     size_t kl = strlen(key);
     if (kl > UINT8_MAX) kl = UINT8_MAX; /* longer than CX_ID_MAX: only a prefetch hint, never a lookup */
-    if (c->kused + kl > c->kcap) {
-        size_t cap = c->kcap ? c->kcap * 2 : (size_t)16 << 20;
-        while (cap < c->kused + kl)
-            cap *= 2;
-        char *k = realloc(c->keys, cap);
-        if (!k) return -1;
-        c->keys = k;
-        c->kcap = cap;
-    }
+    char *k = grow(c->keys, &c->kcap, c->kused + kl, (size_t)16 << 20);
+    if (!k) return -1;
+    c->keys = k;
+    uint8_t *d = grow(c->data, &c->cap, c->used + len, (size_t)64 << 20);
+    if (!d) return -1;
+    c->data = d;
     memcpy(c->keys + c->kused, key, kl);
     c->koff[c->n] = (uint32_t)c->kused;
     c->klen[c->n] = (uint8_t)kl;
     c->kused += kl;
-    if (c->used + len > c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : (size_t)64 << 20;
-        while (cap < c->used + len)
-            cap *= 2;
-        uint8_t *d = realloc(c->data, cap);
-        if (!d) return -1;
-        c->data = d;
-        c->cap = cap;
-    }
     memcpy(c->data + c->used, data, len);
     c->used += len;
     c->len[c->n] = (uint32_t)len;

@@ -141,6 +141,13 @@ static const char *topic_of_kind(const cx_runner_t *r, cx_record_kind_t kind) {
 static void txn_begin(cx_runner_t *r);
 static void queue_clear(cx_runner_t *r, inq_t *q);
 
+/* The producer's queue is full (CX_PRODUCER_QUEUE_MSGS): send what it holds now rather than after
+ * linger.ms, and serve the deliveries that make room. A flush that times out is no error here: the
+ * caller produces again and waits again while the broker is slow; records that fail are counted by
+ * dr_cb and stop the commit. */
+static void wait_for_room(rd_kafka_t *producer) {
+    (void)rd_kafka_flush(producer, 100);
+}
 static cx_err_t produce(cx_runner_t *r, const char *topic, const void *key, size_t klen, const void *val, size_t vlen,
                         rd_kafka_headers_t *hdrs) {
     if (r->eos && !r->in_txn && !r->txn_failed) txn_begin(r);
@@ -163,7 +170,7 @@ static cx_err_t produce(cx_runner_t *r, const char *topic, const void *key, size
             return CX_OK;
         }
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) { /* back-pressure: let deliveries drain */
-            rd_kafka_poll(r->producer, 100);
+            wait_for_room(r->producer);
             continue;
         }
         if (hdrs) rd_kafka_headers_destroy(hdrs);
@@ -247,7 +254,7 @@ static cx_err_t changelog_produce(void *opaque, uint16_t part, const void *key, 
             return CX_OK;
         }
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(r->producer, 100);
+            wait_for_room(r->producer);
             continue;
         }
         cx_log(CX_LOG_ERROR, "changelog", "produce failed partition=%u err=\"%s\"", part, rd_kafka_err2str(err));
@@ -730,6 +737,13 @@ static cx_err_t conf_apply(rd_kafka_conf_t *conf, const cx_config_t *cfg, const 
  * (payload bytes; its own memory is ~13 times that for 54-byte records) */
 #define CX_LIB_QUEUE_KB 4096
 
+/* Records the producer holds before produce waits for acknowledgements (librdkafka's default is
+ * 100,000). A commit mirrors every dirty profile to the changelog at once, and each queued record
+ * costs its copy plus ~400 bytes of librdkafka's own (message, cx.group header): at 100,000 that was
+ * ~50-100 MB of peak RSS per commit. Waiting for room (QUEUE_FULL: poll, produce again) does not
+ * slow the commit on a healthy broker, since the records go out in batches of this size anyway. */
+#define CX_PRODUCER_QUEUE_MSGS "10000"
+
 /* The output producer: idempotent, murmur2 like the Java client so outputs co-partition with the
  * inputs. exactly_once: transactional, transactional.id = <group.id>-<group.instance.id> when static
  * membership is configured, else <group.id>-<hostname>-<hash of state.dir>: stable across restarts
@@ -760,6 +774,8 @@ static cx_err_t producer_new(cx_runner_t *r, bool init_txn, char *errstr, size_t
                             "20",
                             "compression.type",
                             "lz4",
+                            "queue.buffering.max.messages",
+                            CX_PRODUCER_QUEUE_MSGS,
                             r->eos ? "transactional.id" : NULL,
                             txid,
                             "transaction.timeout.ms",

@@ -507,6 +507,57 @@ Test(mock, fatal_produce_error_stops_without_commit_and_a_restart_completes_the_
     run_free(&x);
 }
 
+/* ---------- producer back-pressure ---------- */
+
+/* The last changelog value of every customer profile (keys of internal records start with a zero
+ * byte and are left out): what a restore would rebuild. */
+static mh_set_t latest_profiles(const char *bootstraps, const char *topic) {
+    mh_recs_t cl;
+    mh_read_topic(bootstraps, topic, &cl);
+    mh_recs_t last = {0};
+    for (size_t i = 0; i < cl.n; i++) {
+        if (!cl.v[i].key[0]) continue;
+        bool later = false; /* one key lives in one partition, read in offset order */
+        for (size_t j = i + 1; j < cl.n && !later; j++)
+            later = strcmp(cl.v[j].key, cl.v[i].key) == 0;
+        if (later) continue;
+        if (last.n == last.cap) {
+            last.cap = last.cap ? 2 * last.cap : 64;
+            last.v = realloc(last.v, last.cap * sizeof *last.v);
+            cr_assert(last.v);
+        }
+        last.v[last.n++] = cl.v[i];
+    }
+    mh_set_t s = mh_set_of(&last);
+    free(last.v);
+    mh_recs_free(&cl);
+    return s;
+}
+
+/* A producer queue of 3 records, far below a commit's changelog records and the outputs between
+ * commits: produce waits for room (QUEUE_FULL) instead of failing, and the run's outputs, offsets and
+ * the final changelog value of every profile are those of a run with the default queue. */
+Test(mock, a_producer_queue_far_smaller_than_a_commit_loses_nothing) {
+    run_t clean, x;
+    run_clean(&clean, true);
+    const char *sets[] = {"kafka.queue.buffering.max.messages=3", NULL};
+    run_open(&x, true, sets);
+    char err[768];
+    x.r = runner_start(&x);
+    cr_assert_eq(mh_drive(x.r, x.cfg, x.cl.bootstraps, 60000, NULL, NULL, err, sizeof err), CX_OK, "%s", err);
+    run_finish(&x);
+    cr_assert_eq(x.st.recoveries, 0);
+    assert_same_outputs(&clean, &x);
+    mh_set_t a = latest_profiles(clean.cl.bootstraps, clean.cfg->topic_changelog);
+    mh_set_t b = latest_profiles(x.cl.bootstraps, x.cfg->topic_changelog);
+    cr_assert_gt(a.n, 150, "profiles in the changelog: %zu", a.n);
+    mh_assert_same_set(&a, &b, "changelog (last value per profile)");
+    mh_set_free(&a);
+    mh_set_free(&b);
+    run_free(&clean);
+    run_free(&x);
+}
+
 /* ---------- the group guard of internal topics ---------- */
 
 Test(mock, internal_records_name_their_group_and_another_groups_partials_are_skipped) {

@@ -197,8 +197,9 @@ static const cfg_key_t cfg_keys[] = {
     I32("dedup.per_customer", dedup_per_customer, "8", 1, 32, "Recent event ids kept per customer to drop duplicates."),
     STR("state.dir", state_dir, "./cxstream-state", CFG_NONEMPTY, "RocksDB directory of local state."),
     I64("state.block_cache_mb", state_block_cache_mb, "64", 1, 1048576, 0, "RocksDB block cache, in MB."),
-    I64("state.write_buffer_mb", state_write_buffer_mb, "64", 1, 4096, 0,
-        "RocksDB memtable size, in MB (up to two are held while one is written out)."),
+    I64("state.write_buffer_mb", state_write_buffer_mb, "32", 1, 4096, 0,
+        "RocksDB memtable size, in MB (up to two are held while one is written out; a commit's write "
+        "goes in chunks of 4 MB, so it fills several)."),
     I64("cache.max_customers", cache_max_customers, "200000", 1, 1e9, 0,
         "Profiles held in the write-back cache, decoded or encoded."),
     I64("cache.max_decoded", cache_max_decoded, "200000", 1, 1e9, 0,

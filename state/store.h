@@ -27,7 +27,7 @@ typedef struct cx_store_batch cx_store_batch_t;
 typedef struct cx_store_opts {
     const char *dir;        /* NULL: in-memory (replay, tests) */
     size_t block_cache_mb;  /* default 64 */
-    size_t write_buffer_mb; /* memtable size (up to two are held); default 64 */
+    size_t write_buffer_mb; /* memtable size (up to two are held); default 32 */
     bool sync;              /* fsync each flush (default false: the changelog is the backup) */
 } cx_store_opts_t;
 
@@ -56,10 +56,14 @@ void cx_store_batch_clear(cx_store_batch_t *b);
 void cx_store_batch_put(cx_store_batch_t *b, const void *k, size_t kl, const void *v, size_t vl);
 void cx_store_batch_delete(cx_store_batch_t *b, const void *k, size_t kl);
 size_t cx_store_batch_count(const cx_store_batch_t *b);
+/* RocksDB write batches the batch is held and written as (~4 MB each; 1 when empty). */
+size_t cx_store_batch_chunks(const cx_store_batch_t *b);
 /* Visits every operation of a batch in order (put: v non-NULL; delete: v NULL, vl 0), e.g. to
  * mirror a flush to the changelog. Pointers are valid during the call only. */
 void cx_store_batch_each(const cx_store_batch_t *b,
                          void (*cb)(void *opaque, const void *k, size_t kl, const void *v, size_t vl), void *opaque);
+/* Writes the batch: in chunks of a few MB, in order, each atomic but not the whole (a crash may leave
+ * a prefix written; callers put what marks a batch complete, e.g. a checkpoint, last). */
 cx_err_t cx_store_write(cx_store_t *s, cx_store_batch_t *b, char *errstr, size_t errstr_size);
 
 /* Write-behind: hands the batch to the store's writer thread (started on first use) and returns at

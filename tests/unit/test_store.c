@@ -293,6 +293,82 @@ Test(store, write_buffer_mb_bounds_the_memtables) {
     cr_assert_lt(small, 3u << 20, "1 MB memtables (at most two) were written out (%" PRIu64 ")", small);
 }
 
+/* One batch far larger than a memtable (~24 MB: 6,000 keys of 4 KB) is held and written in chunks of
+ * ~4 MB (written whole, it made one memtable as large as itself), in order: every operation is
+ * visited and applied once, and a delete of a key put in an earlier chunk wins. */
+static bool visit_count(void *opaque, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)k, (void)kl, (void)v, (void)vl;
+    (*(int *)opaque)++;
+    return true;
+}
+
+typedef struct order {
+    int n, puts, dels, first_del; /* first_del: index of the first delete visited */
+} order_t;
+
+static void visit_order(void *opaque, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)k, (void)kl, (void)vl;
+    order_t *o = opaque;
+    if (v)
+        o->puts++;
+    else if (o->dels++ == 0)
+        o->first_del = o->n;
+    o->n++;
+}
+
+Test(store, a_batch_larger_than_the_memtables_is_written_in_order_and_whole) {
+    cx_store_opts_t o = {.dir = NULL, .write_buffer_mb = 1};
+    cx_store_t *s = cx_store_open(&o, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    enum { N = 6000, VLEN = 4096 };
+    char *val = malloc(VLEN), id[32];
+    cr_assert_not_null(val);
+    cx_buf_t k = CX_BUF_INIT, v = CX_BUF_INIT;
+    cx_store_batch_t *b = cx_store_batch_new();
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "big%05d", i);
+        memset(val, 'a' + i % 26, VLEN);
+        cx_store_key(&k, 3, CX_KEY_PROFILE, id, strlen(id));
+        cx_store_batch_put(b, k.data, k.len, val, VLEN);
+    }
+    for (int i = 0; i < 10; i++) { /* the first ten keys, put ~24 MB earlier */
+        snprintf(id, sizeof id, "big%05d", i);
+        cx_store_key(&k, 3, CX_KEY_PROFILE, id, strlen(id));
+        cx_store_batch_delete(b, k.data, k.len);
+    }
+    cr_assert_eq(cx_store_batch_count(b), (size_t)N + 10);
+    size_t chunks = cx_store_batch_chunks(b);
+    cr_assert(chunks >= 5 && chunks <= 7, "a 24 MB batch in %zu chunks", chunks);
+    order_t ord = {0};
+    cx_store_batch_each(b, visit_order, &ord);
+    cr_assert_eq(ord.puts, N);
+    cr_assert_eq(ord.dels, 10);
+    cr_assert_eq(ord.first_del, N, "operations visited out of order");
+    cr_assert_eq(cx_store_write(s, b, err, sizeof err), CX_OK, "%s", err);
+    int n = 0;
+    cr_assert_eq(cx_store_scan_tag(s, 3, CX_KEY_PROFILE, visit_count, &n, err, sizeof err), CX_OK, "%s", err);
+    cr_assert_eq(n, N - 10);
+    for (int i = 0; i < N; i += 997) {
+        snprintf(id, sizeof id, "big%05d", i);
+        cx_store_key(&k, 3, CX_KEY_PROFILE, id, strlen(id));
+        bool found = false;
+        cr_assert_eq(cx_store_get(s, k.data, k.len, &v, &found, err, sizeof err), CX_OK);
+        cr_assert_eq(found, i >= 10, "%s", id);
+        if (found) cr_assert(v.len == VLEN && v.data[0] == 'a' + i % 26 && v.data[VLEN - 1] == 'a' + i % 26, "%s", id);
+    }
+    /* cleared, the batch is empty and takes new operations */
+    cx_store_batch_clear(b);
+    cr_assert_eq(cx_store_batch_count(b), 0u);
+    cr_assert_eq(cx_store_batch_chunks(b), 1u);
+    cx_store_batch_put(b, k.data, k.len, "x", 1);
+    cr_assert_eq(cx_store_batch_count(b), 1u);
+    cx_store_batch_destroy(b);
+    cx_buf_free(&k);
+    cx_buf_free(&v);
+    free(val);
+    cx_store_close(s);
+}
+
 /* A batch of n profiles "w<round>-<i>" with 1 KB values. */
 static cx_store_batch_t *profiles_batch(int round, int n, size_t vlen) {
     cx_store_batch_t *b = cx_store_batch_new();

@@ -812,8 +812,11 @@ cx_err_t cx_pipeline_event(cx_pipeline_t *p, uint16_t part, const cx_event_t *ev
         p->st.duplicates++;
         return CX_OK;
     }
+    if ((rc = cx_profile_dedup_add(pr, fp, (unsigned)cfg->dedup_per_customer)) != CX_OK) {
+        cx_seterr(errstr, errstr_size, "customer %s: no memory for its duplicate ring", ev->customer_id);
+        return rc;
+    }
     cx_cache_mark_dirty(p->cache, e);
-    cx_profile_dedup_add(pr, fp, (unsigned)cfg->dedup_per_customer);
     p->st.events++;
     if (ev->ts_ms < P->wm) p->st.late++;
     int32_t day = wm_day_of(P, ev->ts_ms);

@@ -166,6 +166,7 @@ static cx_err_t prof_each_sid(cx_profile_t *p, cx_err_t (*f)(cx_sid_t *)) {
 void cx_profile_clear(cx_profile_t *p) {
     if (!p) return;
     free(p->buckets);
+    free(p->dedup_more);
     camp_free(p);
     (void)prof_each_sid(p, sid_free_cb);
     (void)cx_profile_init_lean(p, NULL);
@@ -180,6 +181,18 @@ cx_err_t cx_profile_set_genre(cx_profile_t *p, unsigned slot, const char *name) 
 
 cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src) {
     *dst = *src;
+    /* the duplicate ring's overflow first: without it dst keeps the ring's part in the struct */
+    cx_err_t more = CX_OK;
+    dst->dedup_more = NULL;
+    if (src->dedup_more) {
+        if ((dst->dedup_more = malloc((CX_DEDUP_MAX - CX_DEDUP_INLINE) * sizeof *dst->dedup_more)))
+            memcpy(dst->dedup_more, src->dedup_more, (CX_DEDUP_MAX - CX_DEDUP_INLINE) * sizeof *dst->dedup_more);
+        else if (dst->n_dedup > CX_DEDUP_INLINE) {
+            dst->n_dedup = CX_DEDUP_INLINE;
+            dst->dedup_next = 0;
+            more = CX_ERR_NOMEM;
+        }
+    }
     /* the struct's ids first: until they are dst's own, dst shares src's heap strings */
     if (prof_each_sid(dst, sid_own_cb) != CX_OK) {
         dst->camp = NULL;
@@ -216,7 +229,7 @@ cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src) {
         memcpy(dst->buckets, src->buckets, src->n_buckets * sizeof(cx_bucket_t));
         dst->cap_buckets = src->n_buckets;
     }
-    return CX_OK;
+    return more;
 }
 
 uint64_t cx_hash64(const void *data, size_t len) {
@@ -277,23 +290,40 @@ void cx_profile_prune_buckets(cx_profile_t *p, int32_t min_day) {
     p->n_buckets -= k;
 }
 
+/* Entry i of the duplicate ring (i < n_dedup, so dedup_more exists when i >= CX_DEDUP_INLINE). */
+static inline uint64_t *dedup_at(const cx_profile_t *p, unsigned i) {
+    return i < CX_DEDUP_INLINE ? (uint64_t *)&p->dedup[i] : &p->dedup_more[i - CX_DEDUP_INLINE];
+}
+
 bool cx_profile_dedup_seen(const cx_profile_t *p, uint64_t fp) {
-    for (unsigned i = 0; i < p->n_dedup; i++)
+    unsigned n = p->n_dedup < CX_DEDUP_INLINE ? p->n_dedup : CX_DEDUP_INLINE;
+    for (unsigned i = 0; i < n; i++)
         if (p->dedup[i] == fp) return true;
+    for (unsigned i = CX_DEDUP_INLINE; i < p->n_dedup; i++)
+        if (p->dedup_more[i - CX_DEDUP_INLINE] == fp) return true;
     return false;
 }
 
-void cx_profile_dedup_add(cx_profile_t *p, uint64_t fp, unsigned keep) {
+static cx_err_t dedup_more_alloc(cx_profile_t *p) {
+    if (!p->dedup_more && !(p->dedup_more = calloc(CX_DEDUP_MAX - CX_DEDUP_INLINE, sizeof *p->dedup_more)))
+        return CX_ERR_NOMEM;
+    return CX_OK;
+}
+
+cx_err_t cx_profile_dedup_add(cx_profile_t *p, uint64_t fp, unsigned keep) {
     if (keep > CX_DEDUP_MAX) keep = CX_DEDUP_MAX;
-    if (keep == 0) return;
+    if (keep == 0) return CX_OK;
+    unsigned slot = p->n_dedup < keep ? p->n_dedup : p->dedup_next % keep;
+    if (slot >= CX_DEDUP_INLINE && dedup_more_alloc(p) != CX_OK) return CX_ERR_NOMEM;
+    *dedup_at(p, slot) = fp;
     if (p->n_dedup < keep) {
-        p->dedup[p->n_dedup++] = fp;
+        p->n_dedup++;
         p->dedup_next = p->n_dedup % keep;
-        return;
+    } else {
+        p->dedup_next = (uint8_t)((p->dedup_next + 1) % keep);
+        p->n_dedup = (uint8_t)keep;
     }
-    p->dedup[p->dedup_next % keep] = fp;
-    p->dedup_next = (uint8_t)((p->dedup_next + 1) % keep);
-    p->n_dedup = (uint8_t)keep;
+    return CX_OK;
 }
 
 /* ---- encoding ---- */
@@ -429,7 +459,7 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
     PUTU(p->n_dedup);
     PUTU(p->dedup_next);
     for (unsigned i = 0; i < p->n_dedup; i++) {
-        uint64_t fp = p->dedup[i];
+        uint64_t fp = *dedup_at(p, i);
         memcpy(d, &fp, 8);
         d += 8;
     }
@@ -648,9 +678,12 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     uint64_t dn = getu(&r);
     if (nd > CX_DEDUP_MAX || dn > CX_DEDUP_MAX || r.n < nd * 8) r.bad = true;
     if (!r.bad) {
+        if (nd > CX_DEDUP_INLINE && dedup_more_alloc(p) != CX_OK) return CX_ERR_NOMEM;
+        size_t in = nd < CX_DEDUP_INLINE ? nd : CX_DEDUP_INLINE;
         p->n_dedup = (uint8_t)nd;
         p->dedup_next = (uint8_t)dn;
-        memcpy(p->dedup, r.p, nd * 8);
+        memcpy(p->dedup, r.p, in * 8);
+        if (nd > in) memcpy(p->dedup_more, r.p + in * 8, (nd - in) * 8);
         r.p += nd * 8;
         r.n -= nd * 8;
     }

@@ -26,6 +26,7 @@
 #define CX_PROFILE_VERSION  2  /* 2 added index_due_ms; 1 is still read */
 #define CX_PLAY_DAYS_KEPT   10 /* last play days kept for the usual-gap estimator */
 #define CX_DEDUP_MAX        32 /* upper bound of dedup.per_customer */
+#define CX_DEDUP_INLINE     8  /* of them in the struct (the default); the rest in dedup_more */
 #define CX_CONTACTS_KEPT    8  /* last contacts kept, besides the latest per campaign type */
 #define CX_OPEN_SENDS_MAX   8  /* open campaign sends kept per customer */
 #define CX_GENRES_KEPT      4  /* genre counters for top_genre */
@@ -183,11 +184,13 @@ typedef struct cx_profile {
     uint64_t genre_fp[CX_GENRES_KEPT]; /* cx_hash_mem of the name; not stored */
     uint32_t genre_count[CX_GENRES_KEPT];
 
-    /* duplicates: fingerprints of the last accepted event ids, ring */
+    /* duplicates: fingerprints of the last accepted event ids, ring; entries CX_DEDUP_INLINE and up
+     * (dedup.per_customer above it) in dedup_more */
     uint8_t n_dedup, dedup_next;
-    uint64_t dedup[CX_DEDUP_MAX];
+    uint64_t dedup[CX_DEDUP_INLINE];
 
     cx_sid_t customer_id;
+    uint64_t *dedup_more; /* [CX_DEDUP_MAX - CX_DEDUP_INLINE] or NULL; owned */
 
     cx_sid_t genre[CX_GENRES_KEPT]; /* names of the genre counters above */
 
@@ -204,9 +207,9 @@ typedef struct cx_profile {
 } cx_profile_t;
 
 /* The end of the part of a profile most events read (see the field order above): up to the duplicate
- * ring's first 8 entries (dedup.per_customer's default); the id's first line is read when a record is
- * emitted. */
-#define CX_PROFILE_HOT_END (offsetof(cx_profile_t, dedup) + 8 * sizeof(uint64_t))
+ * ring's entries in the struct (dedup.per_customer's default); the id's first line is read when a
+ * record is emitted. */
+#define CX_PROFILE_HOT_END (offsetof(cx_profile_t, dedup) + CX_DEDUP_INLINE * sizeof(uint64_t))
 
 /* Zeroed, segment -1, with the campaign block allocated at full capacity (every field writable at
  * once; should the allocation fail, the block is absent and cx_profile_campaigns() reports it). */
@@ -245,9 +248,10 @@ cx_bucket_t *cx_profile_bucket(cx_profile_t *p, int32_t day);
 void cx_profile_prune_buckets(cx_profile_t *p, int32_t min_day);
 
 /* Dedup: true if `fp` is among the remembered fingerprints; cx_profile_dedup_add remembers it in a
- * ring of `keep` entries. */
+ * ring of `keep` entries (CX_ERR_NOMEM, nothing changed, when a ring beyond CX_DEDUP_INLINE cannot
+ * get its memory). */
 bool cx_profile_dedup_seen(const cx_profile_t *p, uint64_t fp);
-void cx_profile_dedup_add(cx_profile_t *p, uint64_t fp, unsigned keep);
+cx_err_t cx_profile_dedup_add(cx_profile_t *p, uint64_t fp, unsigned keep);
 
 /* 64-bit FNV-1a of bytes: the event-id fingerprint kept in profiles (in-memory tables use cx_hash_mem). */
 uint64_t cx_hash64(const void *data, size_t len);

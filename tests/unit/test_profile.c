@@ -10,6 +10,11 @@
 
 #include "profile.h"
 
+/* Entry i of a profile's duplicate ring, in the struct or its overflow block. */
+static uint64_t ring_at(const cx_profile_t *p, unsigned i) {
+    return i < CX_DEDUP_INLINE ? p->dedup[i] : p->dedup_more[i - CX_DEDUP_INLINE];
+}
+
 static void fill_str(char *dst, size_t len, char c) {
     memset(dst, c, len);
     dst[len] = 0;
@@ -111,8 +116,10 @@ static void make_max(cx_profile_t *p) {
     }
     p->n_sends = CX_OPEN_SENDS_MAX;
     for (int i = 0; i < CX_DEDUP_MAX; i++)
-        p->dedup[i] = UINT64_C(0xfedcba9876543210) ^ (uint64_t)i * 0x9e3779b97f4a7c15u;
-    p->n_dedup = CX_DEDUP_MAX;
+        cr_assert_eq(
+            cx_profile_dedup_add(p, UINT64_C(0xfedcba9876543210) ^ (uint64_t)i * 0x9e3779b97f4a7c15u, CX_DEDUP_MAX),
+            CX_OK);
+    cr_assert_eq(p->n_dedup, CX_DEDUP_MAX);
     p->dedup_next = 17;
     p->timer_due_ms = INT64_C(1700006400000);
     p->index_due_ms = INT64_C(1699906400000);
@@ -210,7 +217,7 @@ static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
     cr_assert_eq(a->n_dedup, b->n_dedup);
     cr_assert_eq(a->dedup_next, b->dedup_next);
     for (unsigned i = 0; i < a->n_dedup; i++)
-        cr_assert_eq(a->dedup[i], b->dedup[i]);
+        cr_assert_eq(ring_at(a, i), ring_at(b, i));
     cr_assert_eq(a->timer_due_ms, b->timer_due_ms);
     cr_assert_eq(a->index_due_ms, b->index_due_ms);
     cr_assert_eq(a->rfm_due_ms, b->rfm_due_ms);
@@ -520,6 +527,43 @@ Test(profile, dedup_ring_forgets_the_oldest_beyond_keep) {
     cr_assert(cx_profile_dedup_seen(&q, 6));
     cx_profile_clear(&p);
     cx_profile_clear(&q);
+}
+
+/* dedup.per_customer above CX_DEDUP_INLINE: the ring's later entries live in their own block, which
+ * exists only then, is found by seen, survives the encoding and is copied, not shared. */
+Test(profile, a_ring_beyond_the_struct_lives_in_its_own_block_and_round_trips) {
+    cx_profile_t p, q, r;
+    cx_profile_init(&p, "ring");
+    for (uint64_t fp = 1; fp <= CX_DEDUP_INLINE; fp++)
+        cr_assert_eq(cx_profile_dedup_add(&p, fp, 12), CX_OK);
+    cr_assert_null(p.dedup_more, "no block while the ring fits the struct");
+    for (uint64_t fp = CX_DEDUP_INLINE + 1; fp <= 14; fp++)
+        cr_assert_eq(cx_profile_dedup_add(&p, fp, 12), CX_OK);
+    cr_assert_not_null(p.dedup_more);
+    cr_assert_eq(p.n_dedup, 12);
+    cr_assert_not(cx_profile_dedup_seen(&p, 2), "the two oldest of 14 with keep=12 are forgotten");
+    for (uint64_t fp = 3; fp <= 14; fp++)
+        cr_assert(cx_profile_dedup_seen(&p, fp), "%llu", (unsigned long long)fp);
+    cx_buf_t enc = CX_BUF_INIT;
+    char err[256];
+    cr_assert_eq(cx_profile_encode(&p, &enc), CX_OK);
+    cx_profile_init_lean(&q, NULL);
+    cr_assert_eq(cx_profile_decode(&q, "ring", enc.data, enc.len, err, sizeof err), CX_OK, "%s", err);
+    cr_assert_eq(q.n_dedup, 12);
+    cr_assert_eq(q.dedup_next, p.dedup_next);
+    for (unsigned i = 0; i < 12; i++)
+        cr_assert_eq(ring_at(&q, i), ring_at(&p, i), "entry %u", i);
+    cx_profile_init_lean(&r, NULL);
+    cr_assert_eq(cx_profile_copy(&r, &q), CX_OK);
+    cr_assert_neq(r.dedup_more, q.dedup_more);
+    cx_profile_clear(&q);
+    for (uint64_t fp = 3; fp <= 14; fp++)
+        cr_assert(cx_profile_dedup_seen(&r, fp), "copy: %llu", (unsigned long long)fp);
+    cr_assert_eq(cx_profile_dedup_add(&r, 15, 12), CX_OK);
+    cr_assert_not(cx_profile_dedup_seen(&r, 3));
+    cx_buf_free(&enc);
+    cx_profile_clear(&p);
+    cx_profile_clear(&r);
 }
 
 Test(profile, copy_is_deep) {

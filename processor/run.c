@@ -98,6 +98,7 @@ struct cx_runner {
     int64_t owners_published_ms; /* CLOCK_MONOTONIC of the last publication, 0 none */
     int64_t owners_generation;   /* assignments seen by this process */
     bool owners_quiet;           /* revoking or closing: publish no owner records */
+    bool closing;                /* cx_runner_close: the last commit must land (commit_final) */
     atomic_bool http_serving;    /* cx_runner_http_serving: an HTTP server answers for this runner */
 };
 
@@ -457,6 +458,57 @@ static int64_t progress(const cx_runner_t *r) {
     return sum;
 }
 
+/* Errors after which committing the same offsets again can succeed: the coordinator moving or
+ * not answering in time. */
+static bool commit_retriable(rd_kafka_resp_err_t err) {
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__WAIT_COORD:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION: return true;
+    default: return false;
+    }
+}
+
+/* The last commit, at close: the group's offsets are what operations watch as lag, and nothing
+ * commits after this one. A commit that failed on a moving or silent coordinator is made again, and
+ * once one succeeds the group's offsets are read back: an earlier asynchronous commit that librdkafka
+ * retried can land after it and move them back (seen in the mock tests with injected OffsetCommit
+ * errors), so then it is made again too. Bounded by CX_FINAL_COMMIT_MS; what is left is logged (the
+ * state holds its own offsets, so a restart resumes correctly either way). */
+#define CX_FINAL_COMMIT_MS 10000
+static rd_kafka_resp_err_t commit_final(cx_runner_t *r, const rd_kafka_topic_partition_list_t *l) {
+    int64_t deadline = cx_mono_ms() + CX_FINAL_COMMIT_MS;
+    rd_kafka_resp_err_t err;
+    for (int attempt = 0;; attempt++) {
+        err = rd_kafka_commit(r->consumer, l, 0);
+        if (!err) {
+            rd_kafka_topic_partition_list_t *back = rd_kafka_topic_partition_list_copy(l);
+            int64_t left = deadline - cx_mono_ms();
+            err = rd_kafka_committed(r->consumer, back, (int)(left > 1000 ? left : 1000));
+            for (int i = 0; i < back->cnt && !err; i++)
+                if (back->elems[i].err || back->elems[i].offset < l->elems[i].offset)
+                    err = back->elems[i].err ? back->elems[i].err : RD_KAFKA_RESP_ERR__OUTDATED;
+            rd_kafka_topic_partition_list_destroy(back);
+            if (!err) return err;
+            if (err == RD_KAFKA_RESP_ERR__OUTDATED)
+                cx_log(CX_LOG_WARN, "commit",
+                       "final offsets read back behind what was committed (an earlier "
+                       "commit landed after it); committing again");
+        }
+        if ((err != RD_KAFKA_RESP_ERR__OUTDATED && !commit_retriable(err)) || cx_mono_ms() >= deadline) return err;
+        /* not rd_kafka_poll: the consumer's queue is the main one (poll_set_consumer) and it would
+         * take records */
+        struct timespec ts = {0, (attempt < 5 ? 100 : 500) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* flush (changelog + acknowledgements or transaction, then RocksDB, written behind: the next
  * events are processed while it lands, and a failure surfaces at the next store access or flush)
  * → offsets (at_least_once; the state's own offsets, in the acknowledged changelog, are what a
@@ -494,11 +546,11 @@ static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) 
             if (off[i] >= 0) rd_kafka_topic_partition_list_add(l, r->in_topics[i], p)->offset = off[i];
     }
     if (l->cnt) {
-        rd_kafka_resp_err_t err = rd_kafka_commit(r->consumer, l, !sync);
+        rd_kafka_resp_err_t err = r->closing ? commit_final(r, l) : rd_kafka_commit(r->consumer, l, !sync);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            cx_log(CX_LOG_WARN, "commit",
-                   "offset commit failed err=\"%s\" (state holds the offsets; retried next cycle)",
-                   rd_kafka_err2str(err));
+            cx_log(CX_LOG_WARN, "commit", "offset commit failed err=\"%s\" (state holds the offsets; %s)",
+                   rd_kafka_err2str(err),
+                   r->closing ? "the group's lag stays until the next start" : "retried next cycle");
     }
     rd_kafka_topic_partition_list_destroy(l);
     r->st.commits++;
@@ -1445,7 +1497,9 @@ cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) 
 cx_err_t cx_runner_close(cx_runner_t *r, char *errstr, size_t n) {
     cx_runner_lock(r);
     r->owners_quiet = true;
+    r->closing = true;
     cx_err_t rc = r->fatal ? CX_ERR_FATAL : commit_cycle(r, true, errstr, n);
+    r->closing = false; /* the revoke inside consumer_close commits as a revoke does */
     if (r->fatal) cx_seterr(errstr, n, "%s", r->fatal_msg);
     /* on a fatal error nothing more is committed: the revoke in close must not commit either */
     if (rc != CX_OK) r->fatal = true;

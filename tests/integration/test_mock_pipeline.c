@@ -662,6 +662,48 @@ Test(mock, a_quiet_input_is_committed_before_the_interval_ends) {
     run_free(&x);
 }
 
+/* Whether the pipeline has processed every input record up to o's end offsets (what a commit now
+ * would commit). */
+static bool processed_to_end(cx_runner_t *r, const mh_offsets_t *o) {
+    for (int32_t p = 0; p < MH_PARTS; p++) {
+        int64_t off[CX_INPUTS];
+        cx_pipeline_offsets(cx_runner_pipeline(r), (uint16_t)p, off);
+        for (int i = 0; i < CX_INPUTS; i++)
+            if (o->end[i][p] > 0 && off[i] != o->end[i][p]) return false;
+    }
+    return true;
+}
+
+/* The last commit lands although the coordinator fails it: close commits again until the group's
+ * offsets read back at the end. The interval is far longer than the test, so the commits before
+ * close are idle ones, and the injected OffsetCommit errors outlast them: when close begins, the
+ * pipeline has processed the whole stream and the group has none of it. */
+Test(mock, the_final_commit_at_close_lands_through_coordinator_errors) {
+    char err[768];
+    const char *sets[] = {"commit.interval_ms=600000", NULL};
+    run_t x;
+    run_open(&x, false, sets);
+    rd_kafka_resp_err_t errs[12];
+    for (size_t i = 0; i < 12; i++)
+        errs[i] = i % 3 == 0   ? RD_KAFKA_RESP_ERR_NOT_COORDINATOR
+                  : i % 3 == 1 ? RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE
+                               : RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT;
+    rd_kafka_mock_push_request_errors_array(x.cl.mc, MH_API_OFFSET_COMMIT, 12, errs);
+    x.r = runner_start(&x);
+    mh_offsets_t before;
+    mh_offsets_read(x.cfg, x.cl.bootstraps, &before);
+    int64_t deadline = mh_mono_ms() + 30000;
+    while (!processed_to_end(x.r, &before)) {
+        cr_assert_lt(mh_mono_ms(), deadline, "the stream was not processed");
+        cr_assert_eq(cx_runner_poll(x.r, 50, err, sizeof err), CX_OK, "%s", err);
+    }
+    mh_offsets_read(x.cfg, x.cl.bootstraps, &before);
+    cr_assert(!mh_offsets_at_end(&before), "a commit before close landed: the test needs more injected errors");
+    run_finish(&x);
+    cr_assert(mh_offsets_at_end(&x.off), "close returned with the group behind the stream");
+    run_free(&x);
+}
+
 /* ---------- a paused input across a rebalance ---------- */
 
 /* Polls a and (when not NULL) b until done(a) holds or 30 s pass. */

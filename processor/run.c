@@ -98,7 +98,6 @@ struct cx_runner {
     int64_t owners_published_ms; /* CLOCK_MONOTONIC of the last publication, 0 none */
     int64_t owners_generation;   /* assignments seen by this process */
     bool owners_quiet;           /* revoking or closing: publish no owner records */
-    bool closing;                /* cx_runner_close: the last commit must land (commit_final) */
     atomic_bool http_serving;    /* cx_runner_http_serving: an HTTP server answers for this runner */
 };
 
@@ -515,7 +514,14 @@ static rd_kafka_resp_err_t commit_final(cx_runner_t *r, const rd_kafka_topic_par
  * restart resumes from, so the group's may run ahead of a write still in flight).
  * A failed delivery is recovered from (recover_all) and returns CX_OK; a record the producer refuses
  * (CX_ERR_KAFKA) or a RocksDB failure (CX_ERR_IO) is returned: the caller stops without committing. */
-static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) {
+typedef enum {
+    COMMIT_ASYNC, /* the interval's cycles: the group's offsets asynchronously */
+    COMMIT_SYNC,  /* a revoke: the state in RocksDB and the offsets committed before returning */
+    COMMIT_FINAL, /* close: as COMMIT_SYNC, and the offsets made to land (commit_final) */
+} commit_mode_t;
+
+static cx_err_t commit_cycle(cx_runner_t *r, commit_mode_t mode, char *errstr, size_t n) {
+    bool sync = mode != COMMIT_ASYNC;
     int64_t t0 = cx_mono_ms();
     if (r->recover) recover_all(r, "an earlier flush failed");
     if (r->n_parts > 0 && !r->owners_quiet &&
@@ -546,11 +552,11 @@ static cx_err_t commit_cycle(cx_runner_t *r, bool sync, char *errstr, size_t n) 
             if (off[i] >= 0) rd_kafka_topic_partition_list_add(l, r->in_topics[i], p)->offset = off[i];
     }
     if (l->cnt) {
-        rd_kafka_resp_err_t err = r->closing ? commit_final(r, l) : rd_kafka_commit(r->consumer, l, !sync);
+        rd_kafka_resp_err_t err = mode == COMMIT_FINAL ? commit_final(r, l) : rd_kafka_commit(r->consumer, l, !sync);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
             cx_log(CX_LOG_WARN, "commit", "offset commit failed err=\"%s\" (state holds the offsets; %s)",
                    rd_kafka_err2str(err),
-                   r->closing ? "the group's lag stays until the next start" : "retried next cycle");
+                   mode == COMMIT_FINAL ? "the group's lag stays until the next start" : "retried next cycle");
     }
     rd_kafka_topic_partition_list_destroy(l);
     r->st.commits++;
@@ -711,7 +717,7 @@ static void on_assign(cx_runner_t *r, rd_kafka_topic_partition_list_t *parts) {
 static void on_revoke(cx_runner_t *r, rd_kafka_topic_partition_list_t *parts) {
     char err[256];
     r->owners_quiet = true; /* the new owner publishes */
-    if (!r->fatal && commit_cycle(r, true, err, sizeof err) != CX_OK) {
+    if (!r->fatal && commit_cycle(r, COMMIT_SYNC, err, sizeof err) != CX_OK) {
         r->fatal = true;
         snprintf(r->fatal_msg, sizeof r->fatal_msg, "commit on revoke: %s", err);
     }
@@ -1372,7 +1378,7 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
              * was 247 flushes for 1 M events in bench_core) */
             if (rc == CX_OK &&
                 (cx_pipeline_needs_flush(r->pl) || (more && cx_mono_ms() - r->last_commit_ms >= r->commit_ms)))
-                rc = commit_cycle(r, false, errstr, n);
+                rc = commit_cycle(r, COMMIT_ASYNC, errstr, n);
             if (rc == CX_OK && more) rd_kafka_poll(r->producer, 0); /* delivery reports */
             if (r->st.recoveries != recoveries) return rc;
         }
@@ -1380,7 +1386,7 @@ static cx_err_t process_partition(cx_runner_t *r, int32_t p, char *errstr, size_
         if (rc != CX_OK) return rc;
         dequeue(r, p, best);
         prefetch_ahead(r, q);
-        if (cx_pipeline_needs_flush(r->pl) && (rc = commit_cycle(r, false, errstr, n)) != CX_OK) return rc;
+        if (cx_pipeline_needs_flush(r->pl) && (rc = commit_cycle(r, COMMIT_ASYNC, errstr, n)) != CX_OK) return rc;
         if (r->st.recoveries != recoveries) return CX_OK;
     }
 }
@@ -1432,7 +1438,7 @@ static cx_err_t poll_batch(cx_runner_t *r, rd_kafka_message_t **msgs, ssize_t go
         bool interval = now - r->last_commit_ms >= r->commit_ms;
         if (interval || (idle && idle_commit_due(r, now))) {
             if (!interval) r->st.idle_commits++;
-            rc = commit_cycle(r, false, errstr, n);
+            rc = commit_cycle(r, COMMIT_ASYNC, errstr, n);
         }
     }
     if (rc != CX_OK && !r->fatal) {
@@ -1497,9 +1503,7 @@ cx_err_t cx_runner_poll(cx_runner_t *r, int timeout_ms, char *errstr, size_t n) 
 cx_err_t cx_runner_close(cx_runner_t *r, char *errstr, size_t n) {
     cx_runner_lock(r);
     r->owners_quiet = true;
-    r->closing = true;
-    cx_err_t rc = r->fatal ? CX_ERR_FATAL : commit_cycle(r, true, errstr, n);
-    r->closing = false; /* the revoke inside consumer_close commits as a revoke does */
+    cx_err_t rc = r->fatal ? CX_ERR_FATAL : commit_cycle(r, COMMIT_FINAL, errstr, n);
     if (r->fatal) cx_seterr(errstr, n, "%s", r->fatal_msg);
     /* on a fatal error nothing more is committed: the revoke in close must not commit either */
     if (rc != CX_OK) r->fatal = true;

@@ -179,13 +179,20 @@ cx_err_t cx_profile_set_genre(cx_profile_t *p, unsigned slot, const char *name) 
     return CX_OK;
 }
 
+/* The duplicate ring's block beyond CX_DEDUP_INLINE, allocated once. */
+static cx_err_t dedup_more_alloc(cx_profile_t *p) {
+    if (!p->dedup_more && !(p->dedup_more = calloc(CX_DEDUP_MAX - CX_DEDUP_INLINE, sizeof *p->dedup_more)))
+        return CX_ERR_NOMEM;
+    return CX_OK;
+}
+
 cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src) {
     *dst = *src;
     /* the duplicate ring's overflow first: without it dst keeps the ring's part in the struct */
     cx_err_t more = CX_OK;
     dst->dedup_more = NULL;
     if (src->dedup_more) {
-        if ((dst->dedup_more = malloc((CX_DEDUP_MAX - CX_DEDUP_INLINE) * sizeof *dst->dedup_more)))
+        if (dedup_more_alloc(dst) == CX_OK)
             memcpy(dst->dedup_more, src->dedup_more, (CX_DEDUP_MAX - CX_DEDUP_INLINE) * sizeof *dst->dedup_more);
         else if (dst->n_dedup > CX_DEDUP_INLINE) {
             dst->n_dedup = CX_DEDUP_INLINE;
@@ -290,11 +297,6 @@ void cx_profile_prune_buckets(cx_profile_t *p, int32_t min_day) {
     p->n_buckets -= k;
 }
 
-/* Entry i of the duplicate ring (i < n_dedup, so dedup_more exists when i >= CX_DEDUP_INLINE). */
-static inline uint64_t *dedup_at(const cx_profile_t *p, unsigned i) {
-    return i < CX_DEDUP_INLINE ? (uint64_t *)&p->dedup[i] : &p->dedup_more[i - CX_DEDUP_INLINE];
-}
-
 bool cx_profile_dedup_seen(const cx_profile_t *p, uint64_t fp) {
     unsigned n = p->n_dedup < CX_DEDUP_INLINE ? p->n_dedup : CX_DEDUP_INLINE;
     for (unsigned i = 0; i < n; i++)
@@ -304,18 +306,12 @@ bool cx_profile_dedup_seen(const cx_profile_t *p, uint64_t fp) {
     return false;
 }
 
-static cx_err_t dedup_more_alloc(cx_profile_t *p) {
-    if (!p->dedup_more && !(p->dedup_more = calloc(CX_DEDUP_MAX - CX_DEDUP_INLINE, sizeof *p->dedup_more)))
-        return CX_ERR_NOMEM;
-    return CX_OK;
-}
-
 cx_err_t cx_profile_dedup_add(cx_profile_t *p, uint64_t fp, unsigned keep) {
     if (keep > CX_DEDUP_MAX) keep = CX_DEDUP_MAX;
     if (keep == 0) return CX_OK;
     unsigned slot = p->n_dedup < keep ? p->n_dedup : p->dedup_next % keep;
     if (slot >= CX_DEDUP_INLINE && dedup_more_alloc(p) != CX_OK) return CX_ERR_NOMEM;
-    *dedup_at(p, slot) = fp;
+    *cx_profile_dedup_at(p, slot) = fp;
     if (p->n_dedup < keep) {
         p->n_dedup++;
         p->dedup_next = p->n_dedup % keep;
@@ -459,7 +455,7 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
     PUTU(p->n_dedup);
     PUTU(p->dedup_next);
     for (unsigned i = 0; i < p->n_dedup; i++) {
-        uint64_t fp = *dedup_at(p, i);
+        uint64_t fp = *cx_profile_dedup_at(p, i);
         memcpy(d, &fp, 8);
         d += 8;
     }

@@ -251,6 +251,10 @@ void cx_profile_prune_buckets(cx_profile_t *p, int32_t min_day);
  * ring of `keep` entries (CX_ERR_NOMEM, nothing changed, when a ring beyond CX_DEDUP_INLINE cannot
  * get its memory). */
 bool cx_profile_dedup_seen(const cx_profile_t *p, uint64_t fp);
+/* Entry i of the duplicate ring (i < n_dedup, so dedup_more exists when i >= CX_DEDUP_INLINE). */
+static inline uint64_t *cx_profile_dedup_at(const cx_profile_t *p, unsigned i) {
+    return i < CX_DEDUP_INLINE ? (uint64_t *)&p->dedup[i] : &p->dedup_more[i - CX_DEDUP_INLINE];
+}
 cx_err_t cx_profile_dedup_add(cx_profile_t *p, uint64_t fp, unsigned keep);
 
 /* 64-bit FNV-1a of bytes: the event-id fingerprint kept in profiles (in-memory tables use cx_hash_mem). */

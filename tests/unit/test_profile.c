@@ -10,11 +10,6 @@
 
 #include "profile.h"
 
-/* Entry i of a profile's duplicate ring, in the struct or its overflow block. */
-static uint64_t ring_at(const cx_profile_t *p, unsigned i) {
-    return i < CX_DEDUP_INLINE ? p->dedup[i] : p->dedup_more[i - CX_DEDUP_INLINE];
-}
-
 static void fill_str(char *dst, size_t len, char c) {
     memset(dst, c, len);
     dst[len] = 0;
@@ -217,7 +212,7 @@ static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
     cr_assert_eq(a->n_dedup, b->n_dedup);
     cr_assert_eq(a->dedup_next, b->dedup_next);
     for (unsigned i = 0; i < a->n_dedup; i++)
-        cr_assert_eq(ring_at(a, i), ring_at(b, i));
+        cr_assert_eq(*cx_profile_dedup_at(a, i), *cx_profile_dedup_at(b, i));
     cr_assert_eq(a->timer_due_ms, b->timer_due_ms);
     cr_assert_eq(a->index_due_ms, b->index_due_ms);
     cr_assert_eq(a->rfm_due_ms, b->rfm_due_ms);
@@ -552,7 +547,7 @@ Test(profile, a_ring_beyond_the_struct_lives_in_its_own_block_and_round_trips) {
     cr_assert_eq(q.n_dedup, 12);
     cr_assert_eq(q.dedup_next, p.dedup_next);
     for (unsigned i = 0; i < 12; i++)
-        cr_assert_eq(ring_at(&q, i), ring_at(&p, i), "entry %u", i);
+        cr_assert_eq(*cx_profile_dedup_at(&q, i), *cx_profile_dedup_at(&p, i), "entry %u", i);
     cx_profile_init_lean(&r, NULL);
     cr_assert_eq(cx_profile_copy(&r, &q), CX_OK);
     cr_assert_neq(r.dedup_more, q.dedup_more);

@@ -101,8 +101,11 @@ cx_err_t cx_rfm_add_transaction(cx_profile_t *p, int64_t ts_ms, int64_t amount_m
     if (day > horizon_ref - keep_days || day >= oldest) {
         cx_bucket_t *b = cx_profile_bucket(p, day);
         if (!b) return CX_ERR_NOMEM;
-        b->tx++;
-        if (is_play) fresh = b->plays++ == 0;
+        if (b->tx < CX_BUCKET_TX_MAX) b->tx++;
+        if (is_play) {
+            fresh = !b->play;
+            b->play = 1;
+        }
         b->amount_minor += amount_minor;
     }
     if (!p->has_tx) {

@@ -105,11 +105,11 @@ static bool drop_rule(const cx_config_t *cfg, int h, uint32_t recent, uint32_t b
     return rate >= 1.0 && (double)recent < cfg->drop_fraction * 4.0 * rate;
 }
 
-/* Play days (buckets with plays > 0) in [a, b]. */
+/* Play days (buckets with a play) in [a, b]. */
 static uint32_t play_days_in(const cx_profile_t *p, int64_t a, int64_t b) {
     uint32_t n = 0;
     for (uint32_t i = 0; i < p->n_buckets; i++)
-        if (p->buckets[i].day >= a && p->buckets[i].day <= b && p->buckets[i].plays > 0) n++;
+        if (p->buckets[i].day >= a && p->buckets[i].day <= b && p->buckets[i].play) n++;
     return n;
 }
 
@@ -164,7 +164,7 @@ int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, i
         int64_t d = p->buckets[k].day;
         if (d < lo) break;
         uint64_t off = (uint64_t)(d - lo);
-        if (off < (uint64_t)span && p->buckets[k].plays > 0) bits[off >> 6] |= UINT64_C(1) << (off & 63);
+        if (off < (uint64_t)span && p->buckets[k].play) bits[off >> 6] |= UINT64_C(1) << (off & 63);
     }
     /* Day d's windows (indices from lo): recent [d - R, d - 1], baseline [d - R - 7h, d - R - 1]; both
      * slide by one day per step, h grows every 7 days up to its cap (history_weeks), and the baseline

@@ -368,7 +368,9 @@ static cx_err_t touchpoint_last(cx_profile_t *pr, const cx_survey_t *s, int64_t 
     }
     unsigned slot = n < CX_TOUCHPOINTS_KEPT ? n : oldest;
     if (n == CX_TOUCHPOINTS_KEPT && ts_ms < pr->touchpoints[oldest].ts_ms) return CX_OK; /* older than all kept */
-    cx_err_t rc = cx_sid_set(&pr->touchpoints[slot].touchpoint, s->touchpoint);
+    cx_err_t rc = cx_profile_touchpoints(pr);
+    if (rc != CX_OK) return rc;
+    rc = cx_sid_set(&pr->touchpoints[slot].touchpoint, s->touchpoint);
     if (rc != CX_OK) return rc;
     pr->touchpoints[slot].score = (int8_t)s->score;
     pr->touchpoints[slot].ts_ms = ts_ms;

@@ -13,8 +13,8 @@
  * saves two of the three RocksDB writes of most flushed customers and keeps the index's deletions
  * behind the scan instead of in front of it.
  *
- * Two forms: at most `max_decoded` entries hold the decoded profile (~770 B plus day buckets and
- * campaign block, ~2.5 KB for an active customer); the others hold the compact encoding RocksDB stores
+ * Two forms: at most `max_decoded` entries hold the decoded profile (640 B plus day buckets and
+ * campaign block, ~2 KB for an active customer); the others hold the compact encoding RocksDB stores
  * (~200-450 B), decoded again on their next use. Memory is max_entries encodings plus max_decoded
  * decoded profiles, whatever the number of customers. A dirty entry may be encoded too: its
  * encoding is what the next flush writes.
@@ -65,7 +65,7 @@ typedef struct cx_cache_stats {
 
 /* At most max_entries clean entries (all entries, dirty ones until the next flush), of which at most
  * max_decoded (after cx_cache_trim) in decoded form; the others are held in the compact encoding
- * RocksDB stores (~200-450 B instead of ~4 KB). */
+ * RocksDB stores (~200-450 B instead of ~2 KB). */
 cx_cache_t *cx_cache_new(cx_store_t *store, size_t max_entries, size_t max_decoded);
 void cx_cache_destroy(cx_cache_t *c);
 

@@ -157,7 +157,7 @@ static cx_err_t prof_each_sid(cx_profile_t *p, cx_err_t (*f)(cx_sid_t *)) {
     cx_err_t rc = f(&p->customer_id), r;
     for (int i = 0; i < CX_GENRES_KEPT; i++)
         if ((r = f(&p->genre[i])) != CX_OK) rc = r;
-    for (int i = 0; i < CX_TOUCHPOINTS_KEPT; i++)
+    for (int i = 0; p->touchpoints && i < CX_TOUCHPOINTS_KEPT; i++)
         if ((r = f(&p->touchpoints[i].touchpoint)) != CX_OK) rc = r;
     if ((r = f(&p->acquisition_campaign_id)) != CX_OK) rc = r;
     return rc;
@@ -169,7 +169,13 @@ void cx_profile_clear(cx_profile_t *p) {
     free(p->dedup_more);
     camp_free(p);
     (void)prof_each_sid(p, sid_free_cb);
+    free(p->touchpoints);
     (void)cx_profile_init_lean(p, NULL);
+}
+
+cx_err_t cx_profile_touchpoints(cx_profile_t *p) {
+    if (!p->touchpoints && !(p->touchpoints = calloc(CX_TOUCHPOINTS_KEPT, sizeof *p->touchpoints))) return CX_ERR_NOMEM;
+    return CX_OK;
 }
 
 cx_err_t cx_profile_set_genre(cx_profile_t *p, unsigned slot, const char *name) {
@@ -197,6 +203,16 @@ cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src) {
         else if (dst->n_dedup > CX_DEDUP_INLINE) {
             dst->n_dedup = CX_DEDUP_INLINE;
             dst->dedup_next = 0;
+            more = CX_ERR_NOMEM;
+        }
+    }
+    /* the touchpoints' block before the ids, so that its ids become dst's own with the others */
+    dst->touchpoints = NULL;
+    if (src->touchpoints) {
+        if ((dst->touchpoints = malloc(CX_TOUCHPOINTS_KEPT * sizeof *dst->touchpoints)))
+            memcpy(dst->touchpoints, src->touchpoints, CX_TOUCHPOINTS_KEPT * sizeof *dst->touchpoints);
+        else {
+            dst->n_touchpoints = 0;
             more = CX_ERR_NOMEM;
         }
     }
@@ -398,9 +414,11 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
         const cx_bucket_t *b = &p->buckets[i];
         PUTS(b->day - prev);
         prev = b->day;
-        /* tx and plays packed: plays <= tx always */
+        /* tx, then the transactions that were not plays (<= tx): the day is a play day iff fewer.
+         * Only that is kept, so a play day writes 0 (encodings before 2026-12-07 have the exact
+         * count of purchases there, and read the same) */
         PUTU(b->tx);
-        PUTU(b->tx - b->plays);
+        PUTU(b->play ? 0 : b->tx);
         PUTS(b->amount_minor);
     }
     PUTU((unsigned)(p->r_score) | ((unsigned)p->f_score << 3) | ((unsigned)p->m_score << 6));
@@ -587,10 +605,10 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
             cx_bucket_t *b = &p->buckets[i];
             b->day = GET_DAY(&r, prev);
             prev = b->day;
-            b->tx = (uint32_t)getu(&r);
-            uint64_t nonplay = getu(&r);
-            if (nonplay > b->tx) r.bad = true;
-            b->plays = b->tx - (uint32_t)nonplay;
+            uint64_t tx = getu(&r), nonplay = getu(&r);
+            if (tx > CX_BUCKET_TX_MAX || nonplay > tx) r.bad = true;
+            b->tx = (uint32_t)tx & CX_BUCKET_TX_MAX;
+            b->play = nonplay < tx;
             b->amount_minor = gets(&r);
             p->n_buckets = (uint32_t)i + 1;
         }
@@ -629,8 +647,10 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     uint64_t ntp = getu(&r);
     if (ntp > CX_TOUCHPOINTS_KEPT)
         r.bad = true;
-    else
+    else if (ntp) {
+        if (cx_profile_touchpoints(p) != CX_OK) return CX_ERR_NOMEM;
         p->n_touchpoints = (uint8_t)ntp;
+    }
     for (unsigned i = 0; i < p->n_touchpoints && !r.bad; i++) {
         getsid(&r, &p->touchpoints[i].touchpoint);
         p->touchpoints[i].score = (int8_t)getu(&r);

@@ -32,16 +32,17 @@
 #define CX_GENRES_KEPT      4  /* genre counters for top_genre */
 #define CX_TOUCHPOINTS_KEPT 4  /* last score per touchpoint */
 
-/* One UTC day of activity inside the trailing windows. Packed to 20 bytes (24 with the padding
- * before amount_minor): an active customer keeps ~30 of them, and the RFM scans read them all. Take
- * no pointer to amount_minor (it is 4-byte aligned). */
-typedef struct __attribute__((packed, aligned(4))) cx_bucket {
+/* One UTC day of activity inside the trailing windows, in 16 bytes: an active customer keeps ~30
+ * of them, and the RFM scans read them all. Only whether the day had a play counts (the play days of
+ * the triggers), so that is one bit beside the transaction count. */
+#define CX_BUCKET_TX_MAX 0x7fffffffu /* tx saturates there */
+typedef struct cx_bucket {
     int32_t day;          /* UTC day number */
-    uint32_t tx;          /* transactions: purchases + plays >= retrieval.min_seconds */
-    uint32_t plays;       /* plays >= retrieval.min_seconds (play day iff > 0) */
+    uint32_t tx : 31;     /* transactions: purchases + plays >= retrieval.min_seconds */
+    uint32_t play : 1;    /* a play >= retrieval.min_seconds on this day (a play day) */
     int64_t amount_minor; /* purchase amounts */
 } cx_bucket_t;
-_Static_assert(sizeof(cx_bucket_t) == 20, "cx_bucket_t is packed to 20 bytes");
+_Static_assert(sizeof(cx_bucket_t) == 16, "cx_bucket_t is 16 bytes");
 
 /* An id of up to CX_ID_MAX bytes in 24 bytes: up to CX_SID_INLINE bytes inline, longer ones in a heap
  * string it owns. All-zero is the empty id and holds nothing; cx_sid_free() returns to it. A struct
@@ -82,11 +83,12 @@ static inline void cx_sid_get(const cx_sid_t *s, char *dst, size_t cap) {
 /* A contact (a TEST send) as the profile keeps it (cx_contact_t is the form records carry). */
 typedef struct cx_pcontact {
     cx_sid_t campaign_id;
-    cx_campaign_type_t campaign_type; /* CX_CT_OTHER while the campaign is unknown */
-    cx_channel_t channel;
-    cx_group_t group;
     int64_t ts_ms;
+    uint8_t campaign_type; /* cx_campaign_type_t; CX_CT_OTHER while the campaign is unknown */
+    uint8_t channel;       /* cx_channel_t */
+    uint8_t group;         /* cx_group_t */
 } cx_pcontact_t;
+_Static_assert(sizeof(cx_pcontact_t) == 40, "cx_pcontact_t is 40 bytes");
 
 typedef struct cx_open_send {
     cx_sid_t campaign_id;
@@ -194,16 +196,15 @@ typedef struct cx_profile {
 
     cx_sid_t genre[CX_GENRES_KEPT]; /* names of the genre counters above */
 
-    /* voice of customer */
+    /* voice of customer; the touchpoints out of line, as most customers answer no survey */
     bool has_nps;
     int8_t nps_last;
-    int64_t nps_last_ts_ms;
-    int64_t nps_count;
-    cx_touchpoint_score_t touchpoints[CX_TOUCHPOINTS_KEPT];
     uint8_t n_touchpoints;
-
     bool has_acquisition;
     cx_sid_t acquisition_campaign_id;
+    int64_t nps_last_ts_ms;
+    int64_t nps_count;
+    cx_touchpoint_score_t *touchpoints; /* [CX_TOUCHPOINTS_KEPT] or NULL (cx_profile_touchpoints); owned */
 } cx_profile_t;
 
 /* The end of the part of a profile most events read (see the field order above): up to the duplicate
@@ -223,9 +224,11 @@ cx_err_t cx_profile_campaigns(cx_profile_t *p);
  * CX_OPEN_SENDS_MAX), allocating or growing the block; pointers into contacts/sends are invalid
  * afterwards. CX_ERR_NOMEM on failure (the block is unchanged). */
 cx_err_t cx_profile_camp_reserve(cx_profile_t *p, unsigned contacts, unsigned sends);
+/* Allocates the (zeroed) touchpoint block unless present. CX_ERR_NOMEM on failure. */
+cx_err_t cx_profile_touchpoints(cx_profile_t *p);
 void cx_profile_clear(cx_profile_t *p); /* frees buckets and the campaign block; lean afterwards */
 /* Deep copy; dst must hold nothing (cleared, or from cx_profile_init_lean: cx_profile_init's campaign
- * block would leak). */
+ * block would leak). CX_ERR_NOMEM: dst holds part of src, its own; clear it. */
 cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src);
 /* Names genre counter `slot` (truncated to CX_SHORT_MAX bytes) and sets its fingerprint; the count is
  * the caller's. */

@@ -42,7 +42,7 @@ static void make_max(cx_profile_t *p) {
         cx_bucket_t *b = cx_profile_bucket(p, 19000 + 2 * i);
         cr_assert_not_null(b);
         b->tx = 1000000u + (uint32_t)i;
-        b->plays = (uint32_t)i;
+        b->play = i % 3 != 0;
         b->amount_minor = i % 2 ? -(int64_t)i * 1000 : (int64_t)i * 123456789;
     }
     p->r_score = 5;
@@ -71,6 +71,7 @@ static void make_max(cx_profile_t *p) {
     p->nps_last = 10;
     p->nps_last_ts_ms = INT64_C(1650000000000);
     p->nps_count = INT64_C(1) << 40;
+    cr_assert_eq(cx_profile_touchpoints(p), CX_OK);
     for (int i = 0; i < CX_TOUCHPOINTS_KEPT; i++) {
         fill_sid(&p->touchpoints[i].touchpoint, CX_SHORT_MAX, (char)('t' + i));
         p->touchpoints[i].score = (int8_t)(i * 3);
@@ -154,7 +155,7 @@ static void assert_profile_eq(const cx_profile_t *a, const cx_profile_t *b) {
     for (uint32_t i = 0; i < a->n_buckets; i++) {
         cr_assert_eq(a->buckets[i].day, b->buckets[i].day, "bucket %u", i);
         cr_assert_eq(a->buckets[i].tx, b->buckets[i].tx, "bucket %u", i);
-        cr_assert_eq(a->buckets[i].plays, b->buckets[i].plays, "bucket %u", i);
+        cr_assert_eq(a->buckets[i].play, b->buckets[i].play, "bucket %u", i);
         cr_assert_eq(a->buckets[i].amount_minor, b->buckets[i].amount_minor, "bucket %u", i);
     }
     cr_assert_eq(a->r_score, b->r_score);
@@ -233,7 +234,7 @@ static void make_typical(cx_profile_t *p) {
     for (int i = 0; i <= 360; i += 7) { /* 52 transaction days, one purchase a month */
         cx_bucket_t *b = cx_profile_bucket(p, day0 + i);
         b->tx = 1 + (uint32_t)(i % 3);
-        b->plays = b->tx - (i % 28 == 0 ? 1 : 0);
+        b->play = b->tx > (i % 28 == 0 ? 1u : 0u);
         b->amount_minor = i % 28 == 0 ? 1299 : 0;
         p->tx_days++;
     }
@@ -260,6 +261,7 @@ static void make_typical(cx_profile_t *p) {
     p->nps_last = 9;
     p->nps_last_ts_ms = p->last_tx_ts_ms - 5 * CX_DAY_MS;
     p->nps_count = 2;
+    cr_assert_eq(cx_profile_touchpoints(p), CX_OK);
     set_sid(&p->touchpoints[0].touchpoint, "general");
     p->touchpoints[0].score = 9;
     p->touchpoints[0].ts_ms = p->nps_last_ts_ms;
@@ -294,6 +296,9 @@ static void round_trip(const cx_profile_t *p, cx_buf_t *enc) {
     cr_assert_eq(cx_profile_decode(&q, cx_sid_str(&p->customer_id), enc->data, enc->len, err, sizeof err), CX_OK, "%s",
                  err);
     assert_profile_eq(p, &q);
+    /* the touchpoints' block is allocated only for a profile that holds touchpoints */
+    cr_assert_eq(q.touchpoints != NULL, q.n_touchpoints > 0, "touchpoint block %p for %u touchpoints",
+                 (void *)q.touchpoints, q.n_touchpoints);
     cx_buf_t again = CX_BUF_INIT;
     cr_assert_eq(cx_profile_encode(&q, &again), CX_OK);
     cr_assert_eq(again.len, enc->len);
@@ -576,6 +581,69 @@ Test(profile, copy_is_deep) {
 
 /* Hand-made bytes whose deltas overflow the field they rebuild: refused, without signed overflow
  * (UBSan aborts the sanitized build on one). */
+/* The bytes of buckets[5] as cx_profile_encode writes them after their count, with the second
+ * number of each given (the transactions that were not plays) and bucket 4's tx given. */
+static void bucket_bytes(cx_buf_t *b, const uint64_t *tx, const uint64_t *nonplay, uint64_t tx4) {
+    cx_buf_reset(b);
+    cx_buf_put_uvarint(b, 5);
+    for (int i = 0; i < 5; i++) {
+        cx_buf_put_svarint(b, i ? 1 : 19000);
+        cx_buf_put_uvarint(b, i == 4 ? tx4 : tx[i]);
+        cx_buf_put_uvarint(b, nonplay[i]);
+        cx_buf_put_svarint(b, 100 * i);
+    }
+}
+
+/* A bucket keeps whether its day had a play, not how many (cx_bucket_t): encodings written before
+ * that carry the day's purchases where a play day now writes 0, and read the same. A count of
+ * transactions beyond 31 bits is refused. */
+Test(profile, play_days_are_read_from_exact_counts_and_flags_alike) {
+    static const uint64_t tx[] = {3, 2, 5, 1, 4}, now[] = {0, 2, 0, 0, 4}, before[] = {1, 2, 0, 0, 4};
+    static const bool play[] = {true, false, true, true, false};
+    cx_profile_t p, q;
+    cx_profile_init(&p, "c");
+    for (int i = 0; i < 5; i++) {
+        cx_bucket_t *k = cx_profile_bucket(&p, 19000 + i);
+        k->tx = (uint32_t)tx[i];
+        k->play = play[i];
+        k->amount_minor = 100 * i;
+    }
+    cx_buf_t e = CX_BUF_INIT, want = CX_BUF_INIT, old = CX_BUF_INIT, h = CX_BUF_INIT;
+    cr_assert_eq(cx_profile_encode(&p, &e), CX_OK);
+    bucket_bytes(&want, tx, now, tx[4]);
+    uint8_t *at = memmem(e.data, e.len, want.data, want.len);
+    cr_assert_not_null(at, "a play day writes 0, the others their tx");
+    size_t pre = (size_t)(at - e.data), post = e.len - pre - want.len;
+    char err[256] = "";
+    for (int k = 0; k < 2; k++) { /* the earlier writer's exact purchases; then 2^31 transactions */
+        bucket_bytes(&old, tx, before, k ? (uint64_t)CX_BUCKET_TX_MAX + 1 : tx[4]);
+        cx_buf_reset(&h);
+        cx_buf_append(&h, e.data, pre);
+        cx_buf_append(&h, old.data, old.len);
+        cx_buf_append(&h, at + want.len, post);
+        cx_profile_init(&q, NULL);
+        cx_err_t rc = cx_profile_decode(&q, "c", h.data, h.len, err, sizeof err);
+        if (k) {
+            cr_assert_eq(rc, CX_ERR_STATE, "a count of 2^31 transactions in a day must be refused");
+        } else {
+            cr_assert_eq(rc, CX_OK, "%s", err);
+            cr_assert_eq(q.n_buckets, 5u);
+            for (int i = 0; i < 5; i++) {
+                cr_assert_eq(q.buckets[i].day, 19000 + i);
+                cr_assert_eq(q.buckets[i].tx, tx[i], "bucket %d", i);
+                cr_assert_eq((bool)q.buckets[i].play, play[i], "bucket %d", i);
+                cr_assert_eq(q.buckets[i].amount_minor, 100 * i);
+            }
+        }
+        cx_profile_clear(&q);
+    }
+    cx_buf_free(&e);
+    cx_buf_free(&want);
+    cx_buf_free(&old);
+    cx_buf_free(&h);
+    cx_profile_clear(&p);
+}
+
 Test(profile, hostile_deltas_are_refused_without_overflow) {
     cx_profile_t q;
     cx_profile_init(&q, NULL);

@@ -229,7 +229,7 @@ Test(rfm, plays_mark_play_days_in_buckets) {
     cr_assert_eq(cx_rfm_add_transaction(&p, noon(DAY0), 999, false, DAY0, KEEP, NULL), CX_OK);
     cr_assert_eq(p.n_buckets, 1u);
     cr_assert_eq(p.buckets[0].tx, 2u);
-    cr_assert_eq(p.buckets[0].plays, 1u);
+    cr_assert_eq(p.buckets[0].play, 1u);
     cr_assert_eq(p.buckets[0].amount_minor, 999);
     cr_assert_eq(p.tx_days, 1);
 }

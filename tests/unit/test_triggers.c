@@ -290,7 +290,7 @@ Test(triggers, engagement_drop_at_a_day_start_matches_the_pure_rule) {
     p.has_tx = true;
     p.first_tx_day = (int32_t)D0;
     for (int d = 0; d <= 131; d++)
-        if (d <= 111 || (d >= 116 && (d - 116) % 5 == 0)) cx_profile_bucket(&p, (int32_t)(D0 + d))->plays = 1;
+        if (d <= 111 || (d >= 116 && (d - 116) % 5 == 0)) cx_profile_bucket(&p, (int32_t)(D0 + d))->play = 1;
     cr_assert_not(cx_triggers_drop_holds(&p, cfg, (int32_t)(D0 + 135)));
     cr_assert(cx_triggers_drop_holds(&p, cfg, (int32_t)(D0 + 136)));
     cx_profile_clear(&p);
@@ -325,7 +325,7 @@ Test(triggers, engagement_drop_due_is_the_first_day_the_rule_holds) {
             xorshift(&x);
             bool late = d > days - cut; /* the drop: fewer plays at the end */
             if (x % (uint64_t)(late ? density * 4 : density) == 0) {
-                cx_profile_bucket(&p, (int32_t)(D0 + d))->plays = 1 + (uint32_t)(x >> 40) % 3;
+                cx_profile_bucket(&p, (int32_t)(D0 + d))->play = 1;
                 last_play = (int32_t)(D0 + d);
             }
         }

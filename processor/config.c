@@ -204,7 +204,7 @@ static const cfg_key_t cfg_keys[] = {
     I64("cache.max_customers", cache_max_customers, "200000", 1, 1e9, 0,
         "Profiles held in the write-back cache, decoded or encoded."),
     I64("cache.max_decoded", cache_max_decoded, "200000", 1, 1e9, 0,
-        "Of those, profiles held decoded (640 B plus day buckets and campaign block, ~2 KB for an active "
+        "Of those, profiles held decoded (576 B plus day buckets and campaign block, ~2 KB for an active "
         "customer); the others stay in their compact encoding (~0.2-0.5 KB) "
         "until used."),
     I64("commit.interval_ms", commit_interval_ms, "0", 0, 3600000, 0,

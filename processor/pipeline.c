@@ -717,7 +717,7 @@ cx_err_t cx_pipeline_advance(cx_pipeline_t *p, uint16_t part, int64_t wm_ms, boo
 }
 
 static cx_err_t count_genre(cx_profile_t *pr, const char *genre) {
-    uint64_t fp = cx_profile_genre_fp(genre);
+    uint32_t fp = cx_profile_genre_fp(genre);
     int free_slot = -1, min_slot = 0;
     for (int i = 0; i < CX_GENRES_KEPT; i++) {
         if (pr->genre_count[i] && pr->genre_fp[i] == fp) {

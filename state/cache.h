@@ -13,7 +13,7 @@
  * saves two of the three RocksDB writes of most flushed customers and keeps the index's deletions
  * behind the scan instead of in front of it.
  *
- * Two forms: at most `max_decoded` entries hold the decoded profile (640 B plus day buckets and
+ * Two forms: at most `max_decoded` entries hold the decoded profile (576 B plus day buckets and
  * campaign block, ~2 KB for an active customer); the others hold the compact encoding RocksDB stores
  * (~200-450 B), decoded again on their next use. Memory is max_entries encodings plus max_decoded
  * decoded profiles, whatever the number of customers. A dirty entry may be encoded too: its

@@ -179,17 +179,18 @@ typedef struct cx_profile {
     uint8_t n_contacts;
     uint8_t n_sends;
     bool newsletter_recipient;
+    /* duplicates: fingerprints of the last accepted event ids, ring; entries CX_DEDUP_INLINE and up
+     * (dedup.per_customer above it) in dedup_more. The counts here, in the campaign fields' padding */
+    uint8_t n_dedup, dedup_next;
 
     /* genre counters (Space-Saving, slots filled in order; count 0: empty): the counts and the names'
      * fingerprints are hot (a play finds its genre without reading the names), the names cold. Set a
-     * slot's name with cx_profile_set_genre(), which keeps its fingerprint. */
-    uint64_t genre_fp[CX_GENRES_KEPT]; /* cx_hash_mem of the name; not stored */
+     * slot's name with cx_profile_set_genre(), which keeps its fingerprint. 32 bits: a genre new to
+     * the customer matches one of its four with a chance of ~1e-9, and would take its counter. */
+    uint32_t genre_fp[CX_GENRES_KEPT]; /* cx_profile_genre_fp of the name; not stored */
     uint32_t genre_count[CX_GENRES_KEPT];
 
-    /* duplicates: fingerprints of the last accepted event ids, ring; entries CX_DEDUP_INLINE and up
-     * (dedup.per_customer above it) in dedup_more */
-    uint8_t n_dedup, dedup_next;
-    uint64_t dedup[CX_DEDUP_INLINE];
+    uint64_t dedup[CX_DEDUP_INLINE]; /* the ring's first entries */
 
     cx_sid_t customer_id;
     uint64_t *dedup_more; /* [CX_DEDUP_MAX - CX_DEDUP_INLINE] or NULL; owned */
@@ -234,8 +235,8 @@ cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src);
  * the caller's. */
 cx_err_t cx_profile_set_genre(cx_profile_t *p, unsigned slot, const char *name); /* CX_ERR_NOMEM: unchanged */
 /* The fingerprint cx_profile_t.genre_fp holds for a genre name. */
-static inline uint64_t cx_profile_genre_fp(const char *name) {
-    return cx_hash_mem(name, strlen(name));
+static inline uint32_t cx_profile_genre_fp(const char *name) {
+    return (uint32_t)cx_hash_mem(name, strlen(name));
 }
 
 /* Compact encoding (customer_id is the key, not repeated in the value). */

@@ -209,7 +209,7 @@ cx_err_t cx_profile_copy(cx_profile_t *dst, const cx_profile_t *src) {
     /* the touchpoints' block before the ids, so that its ids become dst's own with the others */
     dst->touchpoints = NULL;
     if (src->touchpoints) {
-        if ((dst->touchpoints = malloc(CX_TOUCHPOINTS_KEPT * sizeof *dst->touchpoints)))
+        if (cx_profile_touchpoints(dst) == CX_OK)
             memcpy(dst->touchpoints, src->touchpoints, CX_TOUCHPOINTS_KEPT * sizeof *dst->touchpoints);
         else {
             dst->n_touchpoints = 0;

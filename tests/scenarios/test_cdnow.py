@@ -10,8 +10,10 @@ amount_minor round(dollars x 100)) and checks:
   (b) the calibration replay (purchases <= 1997-09-30, --until 1997-09-30T23:59:59.999Z):
       bgnbd_x, bgnbd_t_x_days / 7 and bgnbd_T_days / 7 equal every row of
       cdnow_customers_summary.csv (frequency, recency, T rounded to 2 decimals).
-Environment: CXSTREAM (the binary), CX_SOURCE_DIR. Exits 0 on success, 1 on a mismatch; a missing
-data folder skips the test with a message (exit 0).
+Environment: CXSTREAM (the binary), CX_DATA_DIR (the data folder CMake found, ../shared/data beside
+the checkout or its local origin) or else CX_SOURCE_DIR. Exits 0 on success, 1 on a mismatch or when
+the folder CX_DATA_DIR names is absent; without CX_DATA_DIR a missing folder skips the test with a
+message (exit 0).
 """
 import calendar
 import datetime
@@ -27,6 +29,8 @@ UNTIL_MS = 875663999999  # 1997-09-30T23:59:59.999Z
 
 
 def data_dir():
+    if os.environ.get("CX_DATA_DIR"):
+        return os.path.join(os.environ["CX_DATA_DIR"], "cdnow")
     src = os.environ.get("CX_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
     return os.path.normpath(os.path.join(src, "..", "shared", "data", "cdnow"))
 
@@ -74,6 +78,9 @@ def replay(binary, rows, outdir, until=None):
 def main():
     ddir = data_dir()
     if not os.path.isdir(ddir):
+        if os.environ.get("CX_DATA_DIR"):
+            print("FAIL: CDNOW data folder %s is absent (CX_DATA_DIR; cmake -DCX_DATA_DIR=... names it)" % ddir)
+            return 1
         print("SKIP: CDNOW data folder %s is absent" % ddir)
         return 0
     binary = os.environ.get("CXSTREAM")

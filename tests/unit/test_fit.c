@@ -14,7 +14,7 @@
 #include "fit.h"
 #include "gammagamma.h"
 
-#define CDNOW_DIR CX_SOURCE_DIR "/../shared/data/cdnow"
+#define CDNOW_DIR CX_DATA_DIR "/cdnow" /* ../shared/data beside the checkout (CMakeLists.txt) */
 #define N_CUST    2357
 
 static void assert_rel(double got, double want, double rel, const char *what) {

@@ -144,7 +144,9 @@ static void queue_clear(cx_runner_t *r, inq_t *q);
 /* The producer's queue is full (CX_PRODUCER_QUEUE_MSGS): send what it holds now rather than after
  * linger.ms, and serve the deliveries that make room. A flush that times out is no error here: the
  * caller produces again and waits again while the broker is slow; records that fail are counted by
- * dr_cb and stop the commit. */
+ * dr_cb and stop the commit. Serving deliveries as they come instead (rd_kafka_poll) was measured
+ * (2026-12-07): a default end-to-end run waits here ~2 s of ~33 s either way, the producer's rate
+ * bounds the commit's mirror, and a queue far smaller than a batch then waits linger.ms per round. */
 static void wait_for_room(rd_kafka_t *producer) {
     (void)rd_kafka_flush(producer, 100);
 }
@@ -478,34 +480,42 @@ static bool commit_retriable(rd_kafka_resp_err_t err) {
  * commits after this one. A commit that failed on a moving or silent coordinator is made again, and
  * once one succeeds the group's offsets are read back: an earlier asynchronous commit that librdkafka
  * retried can land after it and move them back (seen in the mock tests with injected OffsetCommit
- * errors), so then it is made again too. Bounded by CX_FINAL_COMMIT_MS; what is left is logged (the
- * state holds its own offsets, so a restart resumes correctly either way). */
+ * errors), so then it is made again too. Bounded by CX_FINAL_COMMIT_MS; what is left is logged here,
+ * saying which step failed (the state holds its own offsets, so a restart resumes correctly either
+ * way). */
 #define CX_FINAL_COMMIT_MS 10000
-static rd_kafka_resp_err_t commit_final(cx_runner_t *r, const rd_kafka_topic_partition_list_t *l) {
+static void commit_final(cx_runner_t *r, const rd_kafka_topic_partition_list_t *l) {
     int64_t deadline = cx_mono_ms() + CX_FINAL_COMMIT_MS;
     rd_kafka_resp_err_t err;
+    const char *step;
     for (int attempt = 0;; attempt++) {
+        step = "the final offset commit failed";
         err = rd_kafka_commit(r->consumer, l, 0);
         if (!err) {
             rd_kafka_topic_partition_list_t *back = rd_kafka_topic_partition_list_copy(l);
             int64_t left = deadline - cx_mono_ms();
+            step = "reading back the final offsets failed (the commit itself succeeded)";
             err = rd_kafka_committed(r->consumer, back, (int)(left > 1000 ? left : 1000));
             for (int i = 0; i < back->cnt && !err; i++)
                 if (back->elems[i].err || back->elems[i].offset < l->elems[i].offset)
                     err = back->elems[i].err ? back->elems[i].err : RD_KAFKA_RESP_ERR__OUTDATED;
             rd_kafka_topic_partition_list_destroy(back);
-            if (!err) return err;
-            if (err == RD_KAFKA_RESP_ERR__OUTDATED)
-                cx_log(CX_LOG_WARN, "commit",
-                       "final offsets read back behind what was committed (an earlier "
-                       "commit landed after it); committing again");
+            if (!err) return;
+            if (err == RD_KAFKA_RESP_ERR__OUTDATED) {
+                step = "the final offsets read back behind what was committed (an earlier commit landed after it)";
+                cx_log(CX_LOG_WARN, "commit", "%s; committing again", step);
+            }
         }
-        if ((err != RD_KAFKA_RESP_ERR__OUTDATED && !commit_retriable(err)) || cx_mono_ms() >= deadline) return err;
+        if ((err != RD_KAFKA_RESP_ERR__OUTDATED && !commit_retriable(err)) || cx_mono_ms() >= deadline) break;
         /* not rd_kafka_poll: the consumer's queue is the main one (poll_set_consumer) and it would
          * take records */
         struct timespec ts = {0, (attempt < 5 ? 100 : 500) * 1000000L};
         nanosleep(&ts, NULL);
     }
+    if (err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        cx_log(CX_LOG_WARN, "commit",
+               "%s err=\"%s\" after %d ms (state holds the offsets; the group's lag stays until the next start)", step,
+               rd_kafka_err2str(err), CX_FINAL_COMMIT_MS - (int)(deadline - cx_mono_ms()));
 }
 
 /* flush (changelog + acknowledgements or transaction, then RocksDB, written behind: the next
@@ -552,11 +562,15 @@ static cx_err_t commit_cycle(cx_runner_t *r, commit_mode_t mode, char *errstr, s
             if (off[i] >= 0) rd_kafka_topic_partition_list_add(l, r->in_topics[i], p)->offset = off[i];
     }
     if (l->cnt) {
-        rd_kafka_resp_err_t err = mode == COMMIT_FINAL ? commit_final(r, l) : rd_kafka_commit(r->consumer, l, !sync);
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (mode == COMMIT_FINAL)
+            commit_final(r, l); /* logs what it could not do */
+        else
+            err = rd_kafka_commit(r->consumer, l, !sync);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            cx_log(CX_LOG_WARN, "commit", "offset commit failed err=\"%s\" (state holds the offsets; %s)",
-                   rd_kafka_err2str(err),
-                   mode == COMMIT_FINAL ? "the group's lag stays until the next start" : "retried next cycle");
+            cx_log(CX_LOG_WARN, "commit",
+                   "offset commit failed err=\"%s\" (state holds the offsets; retried next cycle)",
+                   rd_kafka_err2str(err));
     }
     rd_kafka_topic_partition_list_destroy(l);
     r->st.commits++;

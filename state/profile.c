@@ -314,11 +314,8 @@ void cx_profile_prune_buckets(cx_profile_t *p, int32_t min_day) {
 }
 
 bool cx_profile_dedup_seen(const cx_profile_t *p, uint64_t fp) {
-    unsigned n = p->n_dedup < CX_DEDUP_INLINE ? p->n_dedup : CX_DEDUP_INLINE;
-    for (unsigned i = 0; i < n; i++)
-        if (p->dedup[i] == fp) return true;
-    for (unsigned i = CX_DEDUP_INLINE; i < p->n_dedup; i++)
-        if (p->dedup_more[i - CX_DEDUP_INLINE] == fp) return true;
+    for (unsigned i = 0; i < p->n_dedup; i++)
+        if (*cx_profile_dedup_at(p, i) == fp) return true;
     return false;
 }
 

@@ -1,7 +1,8 @@
 /*
  * profile.c — profile initialisation, sparse day buckets, dedup ring and the compact encoding.
  *
- * Encoding (version 2; version 1 lacked the last field, index_due_ms): a version byte, then the fields in declaration order as varints (signed
+ * Encoding (version 3; version 2 wrote each day bucket as three varints, version 1 also lacked the last
+ * field, index_due_ms; both are still read): a version byte, then the fields in declaration order as varints (signed
  * values zigzag), strings as length + bytes, optional groups behind a presence bitmap. Day numbers
  * of buckets and play days are delta-coded from the previous one; timestamps that usually sit near
  * last_tx_ts are stored as plain signed varints (ms since epoch fits in 6 bytes).
@@ -411,12 +412,10 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
         const cx_bucket_t *b = &p->buckets[i];
         PUTS(b->day - prev);
         prev = b->day;
-        /* tx, then the transactions that were not plays (<= tx): the day is a play day iff fewer.
-         * Only that is kept, so a play day writes 0 (encodings before 2026-12-07 have the exact
-         * count of purchases there, and read the same) */
-        PUTU(b->tx);
-        PUTU(b->play ? 0 : b->tx);
-        PUTS(b->amount_minor);
+        /* tx, the play bit and whether an amount follows in one varint: a day of plays only is two
+         * bytes (version 2 wrote tx, the transactions that were not plays and the amount) */
+        PUTU(((uint64_t)b->tx << 2) | ((uint64_t)b->play << 1) | (b->amount_minor != 0));
+        if (b->amount_minor) PUTS(b->amount_minor);
     }
     PUTU((unsigned)(p->r_score) | ((unsigned)p->f_score << 3) | ((unsigned)p->m_score << 6));
     PUTS(p->segment);
@@ -567,7 +566,7 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     }
     rd_t r = {buf, len, false, false};
     uint64_t version = getu(&r);
-    if (version != CX_PROFILE_VERSION && version != 1) {
+    if (version < 1 || version > CX_PROFILE_VERSION) {
         cx_seterr(errstr, errstr_size, "profile %s: unknown encoding version %llu", customer_id,
                   (unsigned long long)version);
         return CX_ERR_STATE;
@@ -602,11 +601,20 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
             cx_bucket_t *b = &p->buckets[i];
             b->day = GET_DAY(&r, prev);
             prev = b->day;
-            uint64_t tx = getu(&r), nonplay = getu(&r);
-            if (tx > CX_BUCKET_TX_MAX || nonplay > tx) r.bad = true;
-            b->tx = (uint32_t)tx & CX_BUCKET_TX_MAX;
-            b->play = nonplay < tx;
-            b->amount_minor = gets(&r);
+            if (version >= 3) {
+                uint64_t v = getu(&r), tx = v >> 2;
+                bool play = (v >> 1) & 1;
+                if (tx > CX_BUCKET_TX_MAX || (play && !tx)) r.bad = true; /* a play day counts it */
+                b->tx = (uint32_t)tx & CX_BUCKET_TX_MAX;
+                b->play = play;
+                b->amount_minor = v & 1 ? gets(&r) : 0;
+            } else { /* tx, the transactions that were not plays (the day had a play iff fewer), amount */
+                uint64_t tx = getu(&r), nonplay = getu(&r);
+                if (tx > CX_BUCKET_TX_MAX || nonplay > tx) r.bad = true;
+                b->tx = (uint32_t)tx & CX_BUCKET_TX_MAX;
+                b->play = nonplay < tx;
+                b->amount_minor = gets(&r);
+            }
             p->n_buckets = (uint32_t)i + 1;
         }
     }

@@ -411,6 +411,7 @@ Test(profile, version_1_without_index_due_is_read_as_keyed_at_timer_due) {
     cx_profile_t p, q;
     make_typical(&p);
     p.index_due_ms = 0; /* encodes as the single last byte 0 */
+    p.n_buckets = 0;    /* the day buckets' form changed in version 3; the rest is version 1's */
     cx_buf_t enc = CX_BUF_INIT;
     cr_assert_eq(cx_profile_encode(&p, &enc), CX_OK);
     cr_assert_eq(enc.data[0], CX_PROFILE_VERSION);
@@ -581,22 +582,31 @@ Test(profile, copy_is_deep) {
 
 /* Hand-made bytes whose deltas overflow the field they rebuild: refused, without signed overflow
  * (UBSan aborts the sanitized build on one). */
-/* The bytes of buckets[5] as cx_profile_encode writes them after their count, with the second
- * number of each given (the transactions that were not plays) and bucket 4's tx given. */
-static void bucket_bytes(cx_buf_t *b, const uint64_t *tx, const uint64_t *nonplay, uint64_t tx4) {
+/* The bytes of buckets[5] (days 19000.., amounts 100 * i) after their count, bucket 4's tx given.
+ * Version 2: tx, the second number given (the transactions that were not plays), the amount.
+ * Version 3: tx << 2 | play << 1 | (amount != 0), then the amount when not 0. */
+static void bucket_bytes(cx_buf_t *b, int version, const uint64_t *tx, const uint64_t *nonplay, const bool *play,
+                         uint64_t tx4) {
     cx_buf_reset(b);
     cx_buf_put_uvarint(b, 5);
     for (int i = 0; i < 5; i++) {
+        uint64_t t = i == 4 ? tx4 : tx[i];
         cx_buf_put_svarint(b, i ? 1 : 19000);
-        cx_buf_put_uvarint(b, i == 4 ? tx4 : tx[i]);
-        cx_buf_put_uvarint(b, nonplay[i]);
-        cx_buf_put_svarint(b, 100 * i);
+        if (version == 2) {
+            cx_buf_put_uvarint(b, t);
+            cx_buf_put_uvarint(b, nonplay[i]);
+            cx_buf_put_svarint(b, 100 * i);
+        } else {
+            cx_buf_put_uvarint(b, t << 2 | (uint64_t)play[i] << 1 | (i != 0));
+            if (i) cx_buf_put_svarint(b, 100 * i);
+        }
     }
 }
 
-/* A bucket keeps whether its day had a play, not how many (cx_bucket_t): encodings written before
- * that carry the day's purchases where a play day now writes 0, and read the same. A count of
- * transactions beyond 31 bits is refused. */
+/* A bucket keeps whether its day had a play, not how many (cx_bucket_t). Version 3 writes that bit
+ * beside tx in one varint, and the amount only when not 0; version 2 wrote tx, the transactions
+ * that were not plays (0 on a play day, or before 2026-12-07 the day's exact purchases) and the
+ * amount: all three forms read the same. A count of transactions beyond 31 bits is refused. */
 Test(profile, play_days_are_read_from_exact_counts_and_flags_alike) {
     static const uint64_t tx[] = {3, 2, 5, 1, 4}, now[] = {0, 2, 0, 0, 4}, before[] = {1, 2, 0, 0, 4};
     static const bool play[] = {true, false, true, true, false};
@@ -610,21 +620,27 @@ Test(profile, play_days_are_read_from_exact_counts_and_flags_alike) {
     }
     cx_buf_t e = CX_BUF_INIT, want = CX_BUF_INIT, old = CX_BUF_INIT, h = CX_BUF_INIT;
     cr_assert_eq(cx_profile_encode(&p, &e), CX_OK);
-    bucket_bytes(&want, tx, now, tx[4]);
+    cr_assert_eq(e.data[0], 3, "version 3");
+    bucket_bytes(&want, 3, tx, now, play, tx[4]);
     uint8_t *at = memmem(e.data, e.len, want.data, want.len);
-    cr_assert_not_null(at, "a play day writes 0, the others their tx");
+    cr_assert_not_null(at, "tx and the play bit in one varint, no amount of 0");
     size_t pre = (size_t)(at - e.data), post = e.len - pre - want.len;
     char err[256] = "";
-    for (int k = 0; k < 2; k++) { /* the earlier writer's exact purchases; then 2^31 transactions */
-        bucket_bytes(&old, tx, before, k ? (uint64_t)CX_BUCKET_TX_MAX + 1 : tx[4]);
+    /* version 2 with a play day's 0; with the earlier writer's exact purchases; version 3 and then
+     * version 2 with 2^31 transactions */
+    for (int k = 0; k < 4; k++) {
+        int version = k == 2 ? 3 : 2;
+        bucket_bytes(&old, version, tx, k == 0 ? now : before, play, k >= 2 ? (uint64_t)CX_BUCKET_TX_MAX + 1 : tx[4]);
         cx_buf_reset(&h);
         cx_buf_append(&h, e.data, pre);
         cx_buf_append(&h, old.data, old.len);
         cx_buf_append(&h, at + want.len, post);
+        h.data[0] = (uint8_t)version;
         cx_profile_init(&q, NULL);
         cx_err_t rc = cx_profile_decode(&q, "c", h.data, h.len, err, sizeof err);
-        if (k) {
-            cr_assert_eq(rc, CX_ERR_STATE, "a count of 2^31 transactions in a day must be refused");
+        if (k >= 2) {
+            cr_assert_eq(rc, CX_ERR_STATE, "version %d: a count of 2^31 transactions in a day must be refused",
+                         version);
         } else {
             cr_assert_eq(rc, CX_OK, "%s", err);
             cr_assert_eq(q.n_buckets, 5u);
@@ -649,22 +665,27 @@ Test(profile, hostile_deltas_are_refused_without_overflow) {
     cx_profile_init(&q, NULL);
     char err[256];
     cx_buf_t b = CX_BUF_INIT;
-    /* two buckets: day INT32_MAX, then a delta of +1 */
-    cx_buf_put_uvarint(&b, CX_PROFILE_VERSION);
-    cx_buf_put_uvarint(&b, 0); /* flags */
-    cx_buf_put_uvarint(&b, 0); /* purchases */
-    cx_buf_put_svarint(&b, 0); /* revenue */
-    cx_buf_put_uvarint(&b, 0); /* plays */
-    cx_buf_put_uvarint(&b, 2); /* buckets */
-    cx_buf_put_svarint(&b, INT32_MAX);
-    for (int i = 0; i < 3; i++)
-        cx_buf_put_uvarint(&b, 0);
-    cx_buf_put_svarint(&b, 1);
-    for (int i = 0; i < 3; i++)
-        cx_buf_put_uvarint(&b, 0);
-    for (int i = 0; i < 40; i++)
-        cx_buf_put_uvarint(&b, 0); /* the rest: zeros */
-    cr_assert_eq(cx_profile_decode(&q, "c", b.data, b.len, err, sizeof err), CX_ERR_STATE);
+    /* two buckets: day INT32_MAX, then a delta of +1 (version 2: three numbers per bucket after the
+     * day; version 3: one) */
+    for (int version = 2; version <= 3; version++) {
+        int per = version == 2 ? 3 : 1;
+        cx_buf_reset(&b);
+        cx_buf_put_uvarint(&b, (uint64_t)version);
+        cx_buf_put_uvarint(&b, 0); /* flags */
+        cx_buf_put_uvarint(&b, 0); /* purchases */
+        cx_buf_put_svarint(&b, 0); /* revenue */
+        cx_buf_put_uvarint(&b, 0); /* plays */
+        cx_buf_put_uvarint(&b, 2); /* buckets */
+        cx_buf_put_svarint(&b, INT32_MAX);
+        for (int i = 0; i < per; i++)
+            cx_buf_put_uvarint(&b, 0);
+        cx_buf_put_svarint(&b, 1);
+        for (int i = 0; i < per; i++)
+            cx_buf_put_uvarint(&b, 0);
+        for (int i = 0; i < 40; i++)
+            cx_buf_put_uvarint(&b, 0); /* the rest: zeros */
+        cr_assert_eq(cx_profile_decode(&q, "c", b.data, b.len, err, sizeof err), CX_ERR_STATE, "version %d", version);
+    }
     /* first transaction timestamp INT64_MAX, then last = first + 1 */
     cx_buf_reset(&b);
     cx_buf_put_uvarint(&b, CX_PROFILE_VERSION);

@@ -1,11 +1,12 @@
 /*
  * profile.c — profile initialisation, sparse day buckets, dedup ring and the compact encoding.
  *
- * Encoding (version 3; version 2 wrote each day bucket as three varints, version 1 also lacked the last
- * field, index_due_ms; both are still read): a version byte, then the fields in declaration order as varints (signed
- * values zigzag), strings as length + bytes, optional groups behind a presence bitmap. Day numbers
- * of buckets and play days are delta-coded from the previous one; timestamps that usually sit near
- * last_tx_ts are stored as plain signed varints (ms since epoch fits in 6 bytes).
+ * Encoding (version 3; version 2 wrote each day bucket as three varints, version 1 also lacked the
+ * last field, index_due_ms; both are still read): a version byte, then the fields in declaration
+ * order as varints (signed values zigzag), strings as length + bytes, optional groups behind a
+ * presence bitmap. Day numbers of buckets and play days are delta-coded from the previous one;
+ * timestamps that usually sit near last_tx_ts are stored as plain signed varints (ms since epoch
+ * fits in 6 bytes).
  */
 #include "profile.h"
 
@@ -601,20 +602,24 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
             cx_bucket_t *b = &p->buckets[i];
             b->day = GET_DAY(&r, prev);
             prev = b->day;
-            if (version >= 3) {
-                uint64_t v = getu(&r), tx = v >> 2;
-                bool play = (v >> 1) & 1;
-                if (tx > CX_BUCKET_TX_MAX || (play && !tx)) r.bad = true; /* a play day counts it */
-                b->tx = (uint32_t)tx & CX_BUCKET_TX_MAX;
-                b->play = play;
+            uint64_t tx;
+            bool play;
+            if (version >= 3) { /* tx << 2 | play << 1 | amount follows */
+                uint64_t v = getu(&r);
+                tx = v >> 2;
+                play = (v >> 1) & 1;
+                if (play && !tx) r.bad = true; /* a play day counts the play */
                 b->amount_minor = v & 1 ? gets(&r) : 0;
             } else { /* tx, the transactions that were not plays (the day had a play iff fewer), amount */
-                uint64_t tx = getu(&r), nonplay = getu(&r);
-                if (tx > CX_BUCKET_TX_MAX || nonplay > tx) r.bad = true;
-                b->tx = (uint32_t)tx & CX_BUCKET_TX_MAX;
-                b->play = nonplay < tx;
+                tx = getu(&r);
+                uint64_t nonplay = getu(&r);
+                if (nonplay > tx) r.bad = true;
+                play = nonplay < tx;
                 b->amount_minor = gets(&r);
             }
+            if (tx > CX_BUCKET_TX_MAX) r.bad = true;
+            b->tx = (uint32_t)tx & CX_BUCKET_TX_MAX;
+            b->play = play;
             p->n_buckets = (uint32_t)i + 1;
         }
     }

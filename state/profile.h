@@ -23,8 +23,7 @@
 #include "cx.h"
 #include "event.h"
 
-#define CX_PROFILE_VERSION \
-    3 /* 3: one varint per day bucket for tx and flags; 2 added index_due_ms; 1 and 2 are still read */
+#define CX_PROFILE_VERSION  3  /* 3: day buckets' tx and flags in one varint; 1 and 2 are still read */
 #define CX_PLAY_DAYS_KEPT   10 /* last play days kept for the usual-gap estimator */
 #define CX_DEDUP_MAX        32 /* upper bound of dedup.per_customer */
 #define CX_DEDUP_INLINE     8  /* of them in the struct (the default); the rest in dedup_more */

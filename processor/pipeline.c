@@ -357,12 +357,7 @@ static cx_err_t db_head(cx_pipeline_t *p, uint16_t part, db_timer_t **out, char 
 /* Recomputes the customer's earliest due time from the per-kind ones. */
 static cx_err_t update_timer(cx_pipeline_t *p, part_t *P, cx_cache_entry_t *e) {
     cx_profile_t *pr = e->prof;
-    int64_t kinds[] = {pr->rfm_due_ms, pr->stop_due_ms, pr->drop_due_ms, pr->churn_due_ms, pr->nps_due_ms};
-    int64_t due = 0;
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (kinds[i] && (!due || kinds[i] < due)) due = kinds[i];
-    for (unsigned i = 0; i < pr->n_sends; i++)
-        if (pr->sends[i].end_ts_ms && (!due || pr->sends[i].end_ts_ms < due)) due = pr->sends[i].end_ts_ms;
+    int64_t due = cx_profile_earliest_due(pr);
     if (due == pr->timer_due_ms) return CX_OK;
     pr->timer_due_ms = due;
     cx_cache_mark_dirty(p->cache, e);

@@ -361,11 +361,49 @@ static uint8_t *put_str(uint8_t *d, const char *s) {
 #define PUTS(v)   (d = put_sv(d, (int64_t)(v)))
 #define PUTSTR(s) (d = put_str(d, (s)))
 
-static uint8_t *put_contact(uint8_t *d, const cx_pcontact_t *c) {
+/* A time as its difference from the profile's base time, modulo 2^64 so that any pair round-trips
+ * (version 4; versions 1 to 3 wrote times whole, which is the same as a base of 0). */
+static inline uint8_t *put_ts(uint8_t *d, int64_t t, int64_t base) {
+    uint64_t u = (uint64_t)t - (uint64_t)base;
+    return put_uv(d, (u << 1) ^ (0 - (u >> 63)));
+}
+#define PUTTS(t) (d = put_ts(d, (t), base))
+
+static uint8_t *put_contact(uint8_t *d, const cx_pcontact_t *c, int64_t base) {
     PUTSTR(cx_sid_str(&c->campaign_id));
     PUTU(c->campaign_type | (c->channel << 3) | (c->group << 6));
-    PUTS(c->ts_ms);
+    PUTTS(c->ts_ms);
     return d;
+}
+
+static bool contact_eq(const cx_pcontact_t *a, const cx_pcontact_t *b) {
+    return a->ts_ms == b->ts_ms && a->campaign_type == b->campaign_type && a->channel == b->channel &&
+           a->group == b->group && strcmp(cx_sid_str(&a->campaign_id), cx_sid_str(&b->campaign_id)) == 0;
+}
+
+/* Version 4 writes a latest contact per type, and a send's campaign and time, as 1 + the index of the
+ * kept contact that holds the same (0: written out): nearly always one does. */
+static unsigned contact_ref(const cx_profile_t *p, const cx_pcontact_t *c) {
+    for (unsigned i = 0; i < p->n_contacts; i++)
+        if (contact_eq(&p->contacts[i], c)) return i + 1;
+    return 0;
+}
+static unsigned send_ref(const cx_profile_t *p, const cx_open_send_t *s) {
+    for (unsigned i = 0; i < p->n_contacts; i++)
+        if (p->contacts[i].ts_ms == s->ts_ms &&
+            strcmp(cx_sid_str(&p->contacts[i].campaign_id), cx_sid_str(&s->campaign_id)) == 0)
+            return i + 1;
+    return 0;
+}
+
+int64_t cx_profile_earliest_due(const cx_profile_t *p) {
+    int64_t kinds[] = {p->rfm_due_ms, p->stop_due_ms, p->drop_due_ms, p->churn_due_ms, p->nps_due_ms};
+    int64_t due = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (kinds[i] && (!due || kinds[i] < due)) due = kinds[i];
+    for (unsigned i = 0; i < p->n_sends; i++)
+        if (p->sends[i].end_ts_ms && (!due || p->sends[i].end_ts_ms < due)) due = p->sends[i].end_ts_ms;
+    return due;
 }
 
 /* At least the encoding's length: 10 bytes per varint, strings at their array sizes. */
@@ -373,8 +411,8 @@ static size_t encode_bound(const cx_profile_t *p) {
     enum { V = 10 };
     return 64 * V + (size_t)p->n_buckets * 4 * V + CX_PLAY_DAYS_KEPT * V + CX_TRIG__COUNT * V +
            CX_GENRES_KEPT * (CX_ID_MAX + 1 + 2 * V) + CX_TOUCHPOINTS_KEPT * (CX_ID_MAX + 1 + 3 * V) + CX_ID_MAX + 1 +
-           V + ((size_t)p->n_contacts + CX_CT__COUNT) * (CX_ID_MAX + 1 + 3 * V) +
-           (size_t)p->n_sends * (3 * (CX_ID_MAX + 1) + 8 * V) + (size_t)p->n_dedup * 8;
+           V + ((size_t)p->n_contacts + CX_CT__COUNT) * (CX_ID_MAX + 1 + 4 * V) +
+           (size_t)p->n_sends * (3 * (CX_ID_MAX + 1) + 9 * V) + (size_t)p->n_dedup * 8;
 }
 
 enum {
@@ -385,25 +423,45 @@ enum {
     F_NEWSLETTER = 1 << 4,
 };
 
-cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
+/* Version 4's presence bits of the times most profiles leave at 0 (one varint before the ones set):
+ * the trigger group after the play days, the due group at the end (bits 0-4: rfm, stop, drop, churn
+ * and nps due; T_TIMER: timer_due_ms is written, as it is not cx_profile_earliest_due; T_INDEX:
+ * index_due_ms is written, as it is not timer_due_ms). */
+enum { T_TIMER = 1 << 5, T_INDEX = 1 << 6 };
+/* Version 4's bits of a send beside its group (bit 0) and responded (bits 1-4, attribution.h). */
+enum { S_CODE = 1 << 5, S_END = 1 << 6 };
+
+cx_err_t cx_profile_encode_as(const cx_profile_t *p, cx_buf_t *out, int version) {
+    if (version != 3 && version != 4) return CX_ERR_INVALID;
     size_t bound = encode_bound(p);
     cx_err_t e = cx_buf_reserve(out, bound + 1);
     if (e != CX_OK) return e;
     uint8_t *d = out->data + out->len;
+    bool v4 = version == 4;
     unsigned flags = (p->has_tx ? F_TX : 0) | (p->has_play ? F_PLAY : 0) | (p->has_nps ? F_NPS : 0) |
                      (p->has_acquisition ? F_ACQ : 0) | (p->newsletter_recipient ? F_NEWSLETTER : 0);
-    PUTU(CX_PROFILE_VERSION);
+    PUTU(version);
     PUTU(flags);
+    /* the base: the latest transaction or play (most times lie days from it) */
+    int64_t base = 0;
+    if (v4) {
+        if (p->has_tx) base = p->last_tx_ts_ms;
+        if (p->has_play && (!p->has_tx || p->last_play_ts_ms > base)) base = p->last_play_ts_ms;
+        PUTS(base);
+    }
     if (p->has_tx) {
-        PUTS(p->first_tx_ts_ms);
-        PUTS(p->last_tx_ts_ms - p->first_tx_ts_ms);
+        PUTTS(p->first_tx_ts_ms);
+        if (v4)
+            PUTTS(p->last_tx_ts_ms);
+        else
+            PUTS(p->last_tx_ts_ms - p->first_tx_ts_ms);
         PUTS(p->first_tx_day);
         PUTS(p->last_tx_day - p->first_tx_day);
         PUTU(p->tx_days);
         PUTS(p->first_day_revenue_minor);
         PUTS(p->tx_revenue_minor);
     }
-    if (p->has_play) PUTS(p->last_play_ts_ms);
+    if (p->has_play) PUTTS(p->last_play_ts_ms);
     PUTU(p->purchases_total);
     PUTS(p->revenue_total_minor);
     PUTU(p->plays_total);
@@ -427,9 +485,19 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
         prev = p->play_days[i];
     }
     PUTU(p->play_days_total);
-    PUTS(p->last_trigger_ts_ms);
-    for (int k = 0; k < CX_TRIG__COUNT; k++)
-        PUTS(p->last_trigger_due_ms[k]);
+    if (v4) { /* bit 0 the last trigger's time, bit 1 + k trigger kind k's last due */
+        unsigned set = p->last_trigger_ts_ms != 0;
+        for (int k = 0; k < CX_TRIG__COUNT; k++)
+            set |= (unsigned)(p->last_trigger_due_ms[k] != 0) << (1 + k);
+        PUTU(set);
+        if (p->last_trigger_ts_ms) PUTTS(p->last_trigger_ts_ms);
+        for (int k = 0; k < CX_TRIG__COUNT; k++)
+            if (p->last_trigger_due_ms[k]) PUTTS(p->last_trigger_due_ms[k]);
+    } else {
+        PUTS(p->last_trigger_ts_ms);
+        for (int k = 0; k < CX_TRIG__COUNT; k++)
+            PUTS(p->last_trigger_due_ms[k]);
+    }
     unsigned ng = 0;
     while (ng < CX_GENRES_KEPT && p->genre_count[ng])
         ng++;
@@ -440,25 +508,42 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
     }
     if (p->has_nps) {
         PUTU(p->nps_last);
-        PUTS(p->nps_last_ts_ms);
+        PUTTS(p->nps_last_ts_ms);
         PUTU(p->nps_count);
     }
     PUTU(p->n_touchpoints);
     for (unsigned i = 0; i < p->n_touchpoints; i++) {
         PUTSTR(cx_sid_str(&p->touchpoints[i].touchpoint));
         PUTU(p->touchpoints[i].score);
-        PUTS(p->touchpoints[i].ts_ms);
+        PUTTS(p->touchpoints[i].ts_ms);
     }
     if (p->has_acquisition) PUTSTR(cx_sid_str(&p->acquisition_campaign_id));
     PUTU(p->n_contacts);
     for (unsigned i = 0; i < p->n_contacts; i++)
-        d = put_contact(d, &p->contacts[i]);
+        d = put_contact(d, &p->contacts[i], base);
     PUTU(p->has_latest_by_type);
-    for (int t = 0; t < CX_CT__COUNT; t++)
-        if (p->has_latest_by_type & (1u << t)) d = put_contact(d, &p->latest_by_type[t]);
+    for (int t = 0; t < CX_CT__COUNT; t++) {
+        if (!(p->has_latest_by_type & (1u << t))) continue;
+        unsigned ref = v4 ? contact_ref(p, &p->latest_by_type[t]) : 0;
+        if (v4) PUTU(ref);
+        if (!ref) d = put_contact(d, &p->latest_by_type[t], base);
+    }
     PUTU(p->n_sends);
     for (unsigned i = 0; i < p->n_sends; i++) {
         const cx_open_send_t *s = &p->sends[i];
+        if (v4) {
+            unsigned ref = send_ref(p, s);
+            PUTU(ref);
+            if (!ref) {
+                PUTSTR(cx_sid_str(&s->campaign_id));
+                PUTTS(s->ts_ms);
+            }
+            PUTSTR(cx_sid_str(&s->send_event_id));
+            PUTU(s->group | (s->responded << 1) | (s->has_code ? S_CODE : 0) | (s->end_ts_ms ? S_END : 0));
+            if (s->has_code) PUTSTR(cx_sid_str(&s->code));
+            if (s->end_ts_ms) PUTTS(s->end_ts_ms);
+            continue;
+        }
         PUTSTR(cx_sid_str(&s->campaign_id));
         PUTSTR(cx_sid_str(&s->send_event_id));
         PUTU(s->has_code);
@@ -474,18 +559,35 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
         memcpy(d, &fp, 8);
         d += 8;
     }
-    PUTS(p->timer_due_ms);
-    PUTS(p->rfm_due_ms);
-    PUTS(p->stop_due_ms);
-    PUTS(p->drop_due_ms);
-    PUTS(p->churn_due_ms);
-    PUTS(p->nps_due_ms);
+    if (v4) {
+        const int64_t due[] = {p->rfm_due_ms, p->stop_due_ms, p->drop_due_ms, p->churn_due_ms, p->nps_due_ms};
+        unsigned set = (p->timer_due_ms != cx_profile_earliest_due(p) ? T_TIMER : 0) |
+                       (p->index_due_ms != p->timer_due_ms ? T_INDEX : 0);
+        for (unsigned k = 0; k < sizeof due / sizeof due[0]; k++)
+            set |= due[k] ? 1u << k : 0;
+        PUTU(set);
+        for (unsigned k = 0; k < sizeof due / sizeof due[0]; k++)
+            if (due[k]) PUTTS(due[k]);
+        if (set & T_TIMER) PUTTS(p->timer_due_ms);
+        if (set & T_INDEX) PUTTS(p->index_due_ms);
+    } else {
+        PUTS(p->timer_due_ms);
+        PUTS(p->rfm_due_ms);
+        PUTS(p->stop_due_ms);
+        PUTS(p->drop_due_ms);
+        PUTS(p->churn_due_ms);
+        PUTS(p->nps_due_ms);
+    }
     PUTS(p->voc_monetary_minor);
     PUTS(p->voc_clv_minor);
-    PUTS(p->index_due_ms);
+    if (!v4) PUTS(p->index_due_ms);
     out->len = (size_t)(d - out->data);
     *d = 0; /* NUL-terminated, as cx_buf_append leaves it */
     return CX_OK;
+}
+
+cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out) {
+    return cx_profile_encode_as(p, out, CX_PROFILE_VERSION);
 }
 
 /* ---- decoding ---- */
@@ -527,6 +629,12 @@ static int64_t get_delta(rd_t *r, int64_t base, int64_t lo, int64_t hi) {
 }
 #define GET_DAY(r, base) ((int32_t)get_delta((r), (base), INT32_MIN, INT32_MAX))
 
+/* A time written by put_ts (modulo 2^64, so any value is one). */
+static int64_t get_ts(rd_t *r, int64_t base) {
+    uint64_t z = getu(r), u = (z >> 1) ^ (0 - (z & 1));
+    return (int64_t)((uint64_t)base + u);
+}
+
 static void getsid(rd_t *r, cx_sid_t *s) {
     uint64_t n = getu(r);
     if (r->bad || n > CX_ID_MAX || n > r->n) {
@@ -541,14 +649,21 @@ static void getsid(rd_t *r, cx_sid_t *s) {
     r->n -= n;
 }
 
-static void get_contact(rd_t *r, cx_pcontact_t *c) {
+static void get_contact(rd_t *r, cx_pcontact_t *c, int64_t base) {
     getsid(r, &c->campaign_id);
     uint64_t packed = getu(r);
     c->campaign_type = (cx_campaign_type_t)(packed & 7);
     c->channel = (cx_channel_t)((packed >> 3) & 7);
     c->group = (cx_group_t)((packed >> 6) & 1);
     if (c->campaign_type >= CX_CT__COUNT || c->channel >= CX_CH__COUNT) r->bad = true;
-    c->ts_ms = gets(r);
+    c->ts_ms = get_ts(r, base);
+}
+
+/* Version 4's reference to kept contact ref - 1 (0: none, NULL), refused beyond the kept ones. */
+static const cx_pcontact_t *get_ref(rd_t *r, const cx_profile_t *p) {
+    uint64_t ref = getu(r);
+    if (ref > p->n_contacts) r->bad = true;
+    return r->bad || !ref ? NULL : &p->contacts[ref - 1];
 }
 
 /* The campaign block with room for a non-empty section; false (p cleared) if it cannot be allocated. */
@@ -572,22 +687,24 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
                   (unsigned long long)version);
         return CX_ERR_STATE;
     }
+    bool v4 = version >= 4;
     unsigned flags = (unsigned)getu(&r);
+    int64_t base = v4 ? gets(&r) : 0; /* times before version 4 are whole: base 0 */
     p->has_tx = flags & F_TX;
     p->has_play = flags & F_PLAY;
     p->has_nps = flags & F_NPS;
     p->has_acquisition = flags & F_ACQ;
     p->newsletter_recipient = flags & F_NEWSLETTER;
     if (p->has_tx) {
-        p->first_tx_ts_ms = gets(&r);
-        p->last_tx_ts_ms = get_delta(&r, p->first_tx_ts_ms, INT64_MIN, INT64_MAX);
+        p->first_tx_ts_ms = get_ts(&r, base);
+        p->last_tx_ts_ms = v4 ? get_ts(&r, base) : get_delta(&r, p->first_tx_ts_ms, INT64_MIN, INT64_MAX);
         p->first_tx_day = GET_DAY(&r, 0);
         p->last_tx_day = GET_DAY(&r, p->first_tx_day);
         p->tx_days = (int64_t)getu(&r);
         p->first_day_revenue_minor = gets(&r);
         p->tx_revenue_minor = gets(&r);
     }
-    if (p->has_play) p->last_play_ts_ms = gets(&r);
+    if (p->has_play) p->last_play_ts_ms = get_ts(&r, base);
     p->purchases_total = (int64_t)getu(&r);
     p->revenue_total_minor = gets(&r);
     p->plays_total = (int64_t)getu(&r);
@@ -639,9 +756,12 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
         prev = p->play_days[i];
     }
     p->play_days_total = (uint32_t)getu(&r);
-    p->last_trigger_ts_ms = gets(&r);
+    /* version 4: which are set, then those (bit 0 the last trigger's time, bit 1 + k kind k's due) */
+    uint64_t trig = v4 ? getu(&r) : ~UINT64_C(0);
+    if (v4 && trig >> (1 + CX_TRIG__COUNT)) r.bad = true;
+    p->last_trigger_ts_ms = trig & 1 ? get_ts(&r, base) : 0;
     for (int k = 0; k < CX_TRIG__COUNT; k++)
-        p->last_trigger_due_ms[k] = gets(&r);
+        p->last_trigger_due_ms[k] = trig >> (1 + k) & 1 ? get_ts(&r, base) : 0;
     uint64_t ng = getu(&r);
     if (ng > CX_GENRES_KEPT) r.bad = true;
     for (unsigned i = 0; i < ng && !r.bad; i++) {
@@ -651,7 +771,7 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     }
     if (p->has_nps) {
         p->nps_last = (int8_t)getu(&r);
-        p->nps_last_ts_ms = gets(&r);
+        p->nps_last_ts_ms = get_ts(&r, base);
         p->nps_count = (int64_t)getu(&r);
     }
     uint64_t ntp = getu(&r);
@@ -664,7 +784,7 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     for (unsigned i = 0; i < p->n_touchpoints && !r.bad; i++) {
         getsid(&r, &p->touchpoints[i].touchpoint);
         p->touchpoints[i].score = (int8_t)getu(&r);
-        p->touchpoints[i].ts_ms = gets(&r);
+        p->touchpoints[i].ts_ms = get_ts(&r, base);
     }
     if (p->has_acquisition) getsid(&r, &p->acquisition_campaign_id);
     uint64_t nc = getu(&r);
@@ -675,12 +795,19 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
     else
         p->n_contacts = (uint8_t)nc;
     for (unsigned i = 0; i < p->n_contacts && !r.bad; i++)
-        get_contact(&r, &p->contacts[i]);
+        get_contact(&r, &p->contacts[i], base);
     uint64_t lbt = getu(&r);
     if (lbt && !r.bad && !camp_need(p, &r, 0, 0)) return CX_ERR_NOMEM;
     if (!r.bad) p->has_latest_by_type = (uint8_t)lbt;
-    for (int t = 0; t < CX_CT__COUNT && !r.bad; t++)
-        if (p->has_latest_by_type & (1u << t)) get_contact(&r, &p->latest_by_type[t]);
+    if (lbt >> CX_CT__COUNT) r.bad = true;
+    for (int t = 0; t < CX_CT__COUNT && !r.bad; t++) {
+        if (!(p->has_latest_by_type & (1u << t))) continue;
+        const cx_pcontact_t *same = v4 ? get_ref(&r, p) : NULL;
+        if (!same)
+            get_contact(&r, &p->latest_by_type[t], base);
+        else if (cx_pcontact_copy(&p->latest_by_type[t], same) != CX_OK)
+            r.bad = r.nomem = true;
+    }
     uint64_t ns = getu(&r);
     if (ns > CX_OPEN_SENDS_MAX)
         r.bad = true;
@@ -690,6 +817,26 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
         p->n_sends = (uint8_t)ns;
     for (unsigned i = 0; i < p->n_sends && !r.bad; i++) {
         cx_open_send_t *s = &p->sends[i];
+        if (v4) { /* the campaign and time as a kept contact's, or written; the id; bits; code; end */
+            const cx_pcontact_t *same = get_ref(&r, p);
+            if (same) {
+                const char *c = cx_sid_str(&same->campaign_id);
+                if (cx_sid_setn(&s->campaign_id, c, strlen(c)) != CX_OK) r.bad = r.nomem = true;
+                s->ts_ms = same->ts_ms;
+            } else {
+                getsid(&r, &s->campaign_id);
+                s->ts_ms = get_ts(&r, base);
+            }
+            getsid(&r, &s->send_event_id);
+            uint64_t g = getu(&r);
+            if (g >> 7) r.bad = true;
+            s->group = g & 1;
+            s->responded = (uint8_t)(g >> 1 & 15);
+            s->has_code = g & S_CODE;
+            if (s->has_code) getsid(&r, &s->code);
+            s->end_ts_ms = g & S_END ? get_ts(&r, base) : 0;
+            continue;
+        }
         getsid(&r, &s->campaign_id);
         getsid(&r, &s->send_event_id);
         s->has_code = getu(&r) != 0;
@@ -713,16 +860,26 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
         r.p += nd * 8;
         r.n -= nd * 8;
     }
-    p->timer_due_ms = gets(&r);
-    p->rfm_due_ms = gets(&r);
-    p->stop_due_ms = gets(&r);
-    p->drop_due_ms = gets(&r);
-    p->churn_due_ms = gets(&r);
-    p->nps_due_ms = gets(&r);
+    if (v4) { /* which dues are set, then those; timer and index only where not implied */
+        uint64_t set = getu(&r);
+        if (set >> 7) r.bad = true;
+        int64_t *due[] = {&p->rfm_due_ms, &p->stop_due_ms, &p->drop_due_ms, &p->churn_due_ms, &p->nps_due_ms};
+        for (unsigned k = 0; k < sizeof due / sizeof due[0]; k++)
+            *due[k] = set >> k & 1 ? get_ts(&r, base) : 0;
+        p->timer_due_ms = set & T_TIMER ? get_ts(&r, base) : cx_profile_earliest_due(p);
+        p->index_due_ms = set & T_INDEX ? get_ts(&r, base) : p->timer_due_ms;
+    } else {
+        p->timer_due_ms = gets(&r);
+        p->rfm_due_ms = gets(&r);
+        p->stop_due_ms = gets(&r);
+        p->drop_due_ms = gets(&r);
+        p->churn_due_ms = gets(&r);
+        p->nps_due_ms = gets(&r);
+    }
     p->voc_monetary_minor = gets(&r);
     p->voc_clv_minor = gets(&r);
     /* version 1 had no index_due_ms: its index key was exactly at timer_due_ms */
-    p->index_due_ms = version == 1 ? p->timer_due_ms : gets(&r);
+    if (!v4) p->index_due_ms = version == 1 ? p->timer_due_ms : gets(&r);
     if (r.nomem) {
         cx_seterr(errstr, errstr_size, "profile %s: out of memory for its campaign ids", customer_id);
         cx_profile_clear(p);

@@ -23,7 +23,7 @@
 #include "cx.h"
 #include "event.h"
 
-#define CX_PROFILE_VERSION  3  /* 3: day buckets' tx and flags in one varint; 1 and 2 are still read */
+#define CX_PROFILE_VERSION  4  /* 4: times relative to one base, repeats referenced; 1 to 3 are still read */
 #define CX_PLAY_DAYS_KEPT   10 /* last play days kept for the usual-gap estimator */
 #define CX_DEDUP_MAX        32 /* upper bound of dedup.per_customer */
 #define CX_DEDUP_INLINE     8  /* of them in the struct (the default); the rest in dedup_more */
@@ -96,7 +96,7 @@ typedef struct cx_open_send {
     cx_sid_t code; /* the send's own campaign_code */
     bool has_code;
     uint8_t group;     /* cx_group_t */
-    uint8_t responded; /* bit 0 any response, bit 1 hard response */
+    uint8_t responded; /* CX_SEND_* bits (attribution.h): responded, hard, waiting, closed */
     int64_t ts_ms;
     int64_t end_ts_ms; /* window end (inclusive); 0 while the campaign is unknown */
 } cx_open_send_t;
@@ -239,8 +239,14 @@ static inline uint32_t cx_profile_genre_fp(const char *name) {
     return (uint32_t)cx_hash_mem(name, strlen(name));
 }
 
-/* Compact encoding (customer_id is the key, not repeated in the value). */
+/* Compact encoding (customer_id is the key, not repeated in the value), in CX_PROFILE_VERSION. */
 cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out);
+/* The same in `version` 3 or 4 (CX_ERR_INVALID otherwise): tests write the older form the decoder
+ * still reads. */
+cx_err_t cx_profile_encode_as(const cx_profile_t *p, cx_buf_t *out, int version);
+/* The customer's earliest due time (0: none): the per-kind dues and the open sends' window ends.
+ * timer_due_ms holds it once the pipeline has updated the timer (version 4 writes it only when not). */
+int64_t cx_profile_earliest_due(const cx_profile_t *p);
 /* Decodes into p (cleared first, customer_id set from `customer_id`). CX_ERR_STATE on corrupt or
  * unknown-version input, with detail in errstr. */
 cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void *buf, size_t len, char *errstr,

@@ -108,7 +108,7 @@ static void make_max(cx_profile_t *p) {
         s->ts_ms = INT64_C(1700000000000) + i;
         s->end_ts_ms = i == 3 ? 0 : INT64_C(1702592000001) + i;
         s->group = (uint8_t)(i % 2);
-        s->responded = (uint8_t)(i % 4);
+        s->responded = (uint8_t)((15 - i) & 15); /* the first with all four CX_SEND_* bits */
     }
     p->n_sends = CX_OPEN_SENDS_MAX;
     for (int i = 0; i < CX_DEDUP_MAX; i++)
@@ -303,6 +303,14 @@ static void round_trip(const cx_profile_t *p, cx_buf_t *enc) {
     cr_assert_eq(cx_profile_encode(&q, &again), CX_OK);
     cr_assert_eq(again.len, enc->len);
     cr_assert(memcmp(again.data, enc->data, enc->len) == 0, "re-encoding differs");
+    /* and through version 3, the form before times were relative and repeats referenced */
+    cx_buf_reset(&again);
+    cr_assert_eq(cx_profile_encode_as(p, &again, 3), CX_OK);
+    cr_assert_eq(again.data[0], 3);
+    cx_profile_clear(&q);
+    cr_assert_eq(cx_profile_decode(&q, cx_sid_str(&p->customer_id), again.data, again.len, err, sizeof err), CX_OK,
+                 "version 3: %s", err);
+    assert_profile_eq(p, &q);
     cx_buf_free(&again);
     cx_profile_clear(&q);
 }
@@ -382,6 +390,96 @@ Test(profile, typical_customers_encode_compactly) {
     cx_profile_clear(&p);
 }
 
+/* Version 4 writes times as differences from the latest transaction or play, the times most
+ * profiles leave at 0 not at all, a latest contact per type and a send's campaign and time as a
+ * reference to the kept contact that holds the same, and timer and index due only where they are
+ * not the earliest due and the timer. Each of these is checked against version 3, which has none. */
+Test(profile, version_4_references_repeats_and_leaves_out_what_follows) {
+    cx_profile_t p;
+    make_typical(&p); /* its latest newsletter is contacts[2] */
+    cr_assert_eq(cx_profile_camp_reserve(&p, CX_CONTACTS_KEPT, 1), CX_OK);
+    cx_open_send_t *s = &p.sends[0];
+    set_sid(&s->campaign_id, cx_sid_str(&p.contacts[1].campaign_id));
+    s->ts_ms = p.contacts[1].ts_ms;
+    set_sid(&s->send_event_id, "send-000042");
+    s->has_code = true;
+    set_sid(&s->code, "CC-NEWSLETTER");
+    s->end_ts_ms = p.rfm_due_ms + 3 * CX_DAY_MS;
+    s->responded = 1;
+    p.n_sends = 1;
+    cr_assert_eq(cx_profile_earliest_due(&p), p.rfm_due_ms);
+    p.timer_due_ms = p.index_due_ms = p.rfm_due_ms;
+    cx_buf_t e4 = CX_BUF_INIT, e3 = CX_BUF_INIT;
+    round_trip(&p, &e4);
+    cr_assert_eq(cx_profile_encode_as(&p, &e3, 3), CX_OK);
+    /* left out: the latest contact's id and time, the send's campaign id and time, the timer and
+     * index dues (5-6 bytes each), a byte per unset time; the base costs 6 */
+    size_t repeated = strlen(cx_sid_str(&p.latest_by_type[CX_CT_NEWSLETTER].campaign_id)) +
+                      strlen(cx_sid_str(&s->campaign_id)) + 4 * 5;
+    cr_assert_leq(e4.len + repeated, e3.len, "version 4 %zu bytes, version 3 %zu", e4.len, e3.len);
+    fprintf(stderr, "profile: weekly viewer with an open send: version 3 %zu bytes, version 4 %zu bytes\n", e3.len,
+            e4.len);
+    size_t referenced = e4.len;
+    /* a latest contact no kept contact equals, and a send without its contact, are written out */
+    p.latest_by_type[CX_CT_NEWSLETTER].group = 1;
+    s->ts_ms += 1000;
+    round_trip(&p, &e4);
+    cr_assert_geq(e4.len, referenced + repeated - 4 * 5, "%zu bytes written out, %zu referenced", e4.len, referenced);
+    /* a timer and an index key that are not the earliest due, and times before the base */
+    p.timer_due_ms = p.rfm_due_ms - 1;
+    p.index_due_ms = 12345;
+    p.last_trigger_due_ms[CX_TRIG_CHURN_RISK] = -7;
+    p.churn_due_ms = INT64_MIN;
+    p.nps_due_ms = INT64_MAX;
+    round_trip(&p, &e4);
+    cx_buf_free(&e4);
+    cx_buf_free(&e3);
+    cx_profile_clear(&p);
+}
+
+/* The references and presence bits of version 4 are checked: one to a contact that is not kept, or
+ * a bit that names nothing, is a corrupt encoding, not a read past the kept contacts. */
+Test(profile, version_4_refuses_references_and_bits_beyond_what_it_holds) {
+    cx_profile_t p, q;
+    make_typical(&p); /* 3 kept contacts; the latest newsletter is the third: reference 3 */
+    cx_profile_init(&q, NULL);
+    cx_buf_t a = CX_BUF_INIT, b = CX_BUF_INIT;
+    cr_assert_eq(cx_profile_encode(&p, &a), CX_OK);
+    cr_assert_eq(cx_pcontact_copy(&p.latest_by_type[CX_CT_NEWSLETTER], &p.contacts[1]), CX_OK);
+    cr_assert_eq(cx_profile_encode(&p, &b), CX_OK);
+    cr_assert_eq(a.len, b.len);
+    size_t at = 0, diffs = 0;
+    for (size_t i = 0; i < a.len; i++)
+        if (a.data[i] != b.data[i]) at = i, diffs++;
+    cr_assert_eq(diffs, 1u, "the reference is the only difference");
+    cr_assert_eq(a.data[at], 3);
+    cr_assert_eq(b.data[at], 2);
+    char err[256] = "";
+    a.data[at] = 1;
+    cr_assert_eq(cx_profile_decode(&q, "c", a.data, a.len, err, sizeof err), CX_OK, "%s", err);
+    cr_assert(cx_sid_eq(&q.latest_by_type[CX_CT_NEWSLETTER].campaign_id, cx_sid_str(&p.contacts[0].campaign_id)));
+    cr_assert_eq(q.latest_by_type[CX_CT_NEWSLETTER].ts_ms, p.contacts[0].ts_ms);
+    a.data[at] = 4;
+    err[0] = 0;
+    cr_assert_eq(cx_profile_decode(&q, "c", a.data, a.len, err, sizeof err), CX_ERR_STATE);
+    cr_assert(strstr(err, "corrupt") != NULL, "%s", err);
+    /* the due group's presence bits: 7 name something, the eighth nothing */
+    cx_profile_clear(&p);
+    cx_profile_init(&p, "c");
+    cx_buf_reset(&a);
+    cr_assert_eq(cx_profile_encode(&p, &a), CX_OK);
+    cr_assert_eq(a.data[a.len - 3], 0, "no due set: bits 0, then the two CX economics figures 0");
+    cx_buf_reset(&b);
+    cx_buf_append(&b, a.data, a.len - 3);
+    cx_buf_put_uvarint(&b, 1u << 7);
+    cx_buf_append(&b, a.data + a.len - 2, 2);
+    cr_assert_eq(cx_profile_decode(&q, "c", b.data, b.len, err, sizeof err), CX_ERR_STATE);
+    cx_buf_free(&a);
+    cx_buf_free(&b);
+    cx_profile_clear(&p);
+    cx_profile_clear(&q);
+}
+
 Test(profile, every_truncation_is_refused) {
     cx_profile_t p, q;
     make_max(&p);
@@ -411,10 +509,10 @@ Test(profile, version_1_without_index_due_is_read_as_keyed_at_timer_due) {
     cx_profile_t p, q;
     make_typical(&p);
     p.index_due_ms = 0; /* encodes as the single last byte 0 */
-    p.n_buckets = 0;    /* the day buckets' form changed in version 3; the rest is version 1's */
+    p.n_buckets = 0;    /* the day buckets' form changed in version 3; the rest of 3 is version 1's */
     cx_buf_t enc = CX_BUF_INIT;
-    cr_assert_eq(cx_profile_encode(&p, &enc), CX_OK);
-    cr_assert_eq(enc.data[0], CX_PROFILE_VERSION);
+    cr_assert_eq(cx_profile_encode_as(&p, &enc, 3), CX_OK);
+    cr_assert_eq(enc.data[0], 3);
     cr_assert_eq(enc.data[enc.len - 1], 0);
     enc.data[0] = 1;
     cx_profile_init(&q, NULL);
@@ -619,7 +717,7 @@ Test(profile, play_days_are_read_from_exact_counts_and_flags_alike) {
         k->amount_minor = 100 * i;
     }
     cx_buf_t e = CX_BUF_INIT, want = CX_BUF_INIT, old = CX_BUF_INIT, h = CX_BUF_INIT;
-    cr_assert_eq(cx_profile_encode(&p, &e), CX_OK);
+    cr_assert_eq(cx_profile_encode_as(&p, &e, 3), CX_OK); /* version 4 writes buckets as 3 does */
     cr_assert_eq(e.data[0], 3, "version 3");
     bucket_bytes(&want, 3, tx, now, play, tx[4]);
     uint8_t *at = memmem(e.data, e.len, want.data, want.len);
@@ -686,9 +784,10 @@ Test(profile, hostile_deltas_are_refused_without_overflow) {
             cx_buf_put_uvarint(&b, 0); /* the rest: zeros */
         cr_assert_eq(cx_profile_decode(&q, "c", b.data, b.len, err, sizeof err), CX_ERR_STATE, "version %d", version);
     }
-    /* first transaction timestamp INT64_MAX, then last = first + 1 */
+    /* version 3: first transaction timestamp INT64_MAX, then last = first + 1 (version 4 writes
+     * both as differences from a base, modulo 2^64, so any pair of values is one) */
     cx_buf_reset(&b);
-    cx_buf_put_uvarint(&b, CX_PROFILE_VERSION);
+    cx_buf_put_uvarint(&b, 3);
     cx_buf_put_uvarint(&b, 1); /* F_TX */
     cx_buf_put_svarint(&b, INT64_MAX);
     cx_buf_put_svarint(&b, 1);

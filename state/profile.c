@@ -396,16 +396,6 @@ static unsigned send_ref(const cx_profile_t *p, const cx_open_send_t *s) {
     return 0;
 }
 
-int64_t cx_profile_earliest_due(const cx_profile_t *p) {
-    int64_t kinds[] = {p->rfm_due_ms, p->stop_due_ms, p->drop_due_ms, p->churn_due_ms, p->nps_due_ms};
-    int64_t due = 0;
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (kinds[i] && (!due || kinds[i] < due)) due = kinds[i];
-    for (unsigned i = 0; i < p->n_sends; i++)
-        if (p->sends[i].end_ts_ms && (!due || p->sends[i].end_ts_ms < due)) due = p->sends[i].end_ts_ms;
-    return due;
-}
-
 /* At least the encoding's length: 10 bytes per varint, strings at their array sizes. */
 static size_t encode_bound(const cx_profile_t *p) {
     enum { V = 10 };

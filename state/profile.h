@@ -246,7 +246,16 @@ cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out);
 cx_err_t cx_profile_encode_as(const cx_profile_t *p, cx_buf_t *out, int version);
 /* The customer's earliest due time (0: none): the per-kind dues and the open sends' window ends.
  * timer_due_ms holds it once the pipeline has updated the timer (version 4 writes it only when not). */
-int64_t cx_profile_earliest_due(const cx_profile_t *p);
+static inline int64_t cx_profile_earliest_due(const cx_profile_t *p) {
+    int64_t kinds[] = {p->rfm_due_ms, p->stop_due_ms, p->drop_due_ms, p->churn_due_ms, p->nps_due_ms};
+    int64_t due = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (kinds[i] && (!due || kinds[i] < due)) due = kinds[i];
+    for (unsigned i = 0; i < p->n_sends; i++)
+        if (p->sends[i].end_ts_ms && (!due || p->sends[i].end_ts_ms < due)) due = p->sends[i].end_ts_ms;
+    return due;
+}
+
 /* Decodes into p (cleared first, customer_id set from `customer_id`). CX_ERR_STATE on corrupt or
  * unknown-version input, with detail in errstr. */
 cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void *buf, size_t len, char *errstr,

@@ -394,7 +394,7 @@ Test(profile, typical_customers_encode_compactly) {
  * profiles leave at 0 not at all, a latest contact per type and a send's campaign and time as a
  * reference to the kept contact that holds the same, and timer and index due only where they are
  * not the earliest due and the timer. Each of these is checked against version 3, which has none. */
-Test(profile, version_4_references_repeats_and_leaves_out_what_follows) {
+Test(profile, version_4_references_repeats_and_leaves_out_what_is_implied) {
     cx_profile_t p;
     make_typical(&p); /* its latest newsletter is contacts[2] */
     cr_assert_eq(cx_profile_camp_reserve(&p, CX_CONTACTS_KEPT, 1), CX_OK);

@@ -422,12 +422,12 @@ enum { T_TIMER = 1 << 5, T_INDEX = 1 << 6 };
 enum { S_CODE = 1 << 5, S_END = 1 << 6 };
 
 cx_err_t cx_profile_encode_as(const cx_profile_t *p, cx_buf_t *out, int version) {
-    if (version != 3 && version != 4) return CX_ERR_INVALID;
+    if (version < 3 || version > CX_PROFILE_VERSION) return CX_ERR_INVALID;
     size_t bound = encode_bound(p);
     cx_err_t e = cx_buf_reserve(out, bound + 1);
     if (e != CX_OK) return e;
     uint8_t *d = out->data + out->len;
-    bool v4 = version == 4;
+    bool v4 = version >= 4;
     unsigned flags = (p->has_tx ? F_TX : 0) | (p->has_play ? F_PLAY : 0) | (p->has_nps ? F_NPS : 0) |
                      (p->has_acquisition ? F_ACQ : 0) | (p->newsletter_recipient ? F_NEWSLETTER : 0);
     PUTU(version);
@@ -459,11 +459,20 @@ cx_err_t cx_profile_encode_as(const cx_profile_t *p, cx_buf_t *out, int version)
     int32_t prev = 0;
     for (uint32_t i = 0; i < p->n_buckets; i++) {
         const cx_bucket_t *b = &p->buckets[i];
-        PUTS(b->day - prev);
+        int64_t delta = (int64_t)b->day - prev;
         prev = b->day;
         /* tx, the play bit and whether an amount follows in one varint: a day of plays only is two
-         * bytes (version 2 wrote tx, the transactions that were not plays and the amount) */
-        PUTU(((uint64_t)b->tx << 2) | ((uint64_t)b->play << 1) | (b->amount_minor != 0));
+         * bytes (version 2 wrote tx, the transactions that were not plays and the amount); version
+         * 5 adds the day delta when 1-7 (0: it follows), so such a day is one byte */
+        uint64_t v = ((uint64_t)b->tx << 2) | ((uint64_t)b->play << 1) | (b->amount_minor != 0);
+        if (version >= 5) {
+            bool near = delta >= 1 && delta <= 7;
+            PUTU(v << 3 | (near ? (uint64_t)delta : 0));
+            if (!near) PUTS(delta);
+        } else {
+            PUTS(delta);
+            PUTU(v);
+        }
         if (b->amount_minor) PUTS(b->amount_minor);
     }
     PUTU((unsigned)(p->r_score) | ((unsigned)p->f_score << 3) | ((unsigned)p->m_score << 6));
@@ -707,12 +716,24 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
         int32_t prev = 0;
         for (uint64_t i = 0; i < nb && !r.bad; i++) {
             cx_bucket_t *b = &p->buckets[i];
-            b->day = GET_DAY(&r, prev);
-            prev = b->day;
-            uint64_t tx;
+            uint64_t v = 0, tx;
             bool play;
-            if (version >= 3) { /* tx << 2 | play << 1 | amount follows */
-                uint64_t v = getu(&r);
+            if (version >= 5) { /* (tx << 2 | play << 1 | amount follows) << 3 | delta 1-7 (0: it follows) */
+                v = getu(&r);
+                int32_t near = (int32_t)(v & 7);
+                if (!near)
+                    b->day = GET_DAY(&r, prev);
+                else if (prev > INT32_MAX - near)
+                    r.bad = true, b->day = prev;
+                else
+                    b->day = prev + near;
+                v >>= 3;
+            } else {
+                b->day = GET_DAY(&r, prev);
+                if (version >= 3) v = getu(&r); /* tx << 2 | play << 1 | amount follows */
+            }
+            prev = b->day;
+            if (version >= 3) {
                 tx = v >> 2;
                 play = (v >> 1) & 1;
                 if (play && !tx) r.bad = true; /* a play day counts the play */

@@ -23,7 +23,7 @@
 #include "cx.h"
 #include "event.h"
 
-#define CX_PROFILE_VERSION  4  /* 4: times relative to one base, repeats referenced; 1 to 3 are still read */
+#define CX_PROFILE_VERSION  5  /* 5: a near day delta in its bucket's varint; 1 to 4 are still read */
 #define CX_PLAY_DAYS_KEPT   10 /* last play days kept for the usual-gap estimator */
 #define CX_DEDUP_MAX        32 /* upper bound of dedup.per_customer */
 #define CX_DEDUP_INLINE     8  /* of them in the struct (the default); the rest in dedup_more */
@@ -241,8 +241,8 @@ static inline uint32_t cx_profile_genre_fp(const char *name) {
 
 /* Compact encoding (customer_id is the key, not repeated in the value), in CX_PROFILE_VERSION. */
 cx_err_t cx_profile_encode(const cx_profile_t *p, cx_buf_t *out);
-/* The same in `version` 3 or 4 (CX_ERR_INVALID otherwise): tests write the older form the decoder
- * still reads. */
+/* The same in `version` 3 to CX_PROFILE_VERSION (CX_ERR_INVALID otherwise): tests write the older
+ * forms the decoder still reads. */
 cx_err_t cx_profile_encode_as(const cx_profile_t *p, cx_buf_t *out, int version);
 /* The customer's earliest due time (0: none): the per-kind dues and the open sends' window ends.
  * timer_due_ms holds it once the pipeline has updated the timer (version 4 writes it only when not). */

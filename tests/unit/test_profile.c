@@ -303,14 +303,17 @@ static void round_trip(const cx_profile_t *p, cx_buf_t *enc) {
     cr_assert_eq(cx_profile_encode(&q, &again), CX_OK);
     cr_assert_eq(again.len, enc->len);
     cr_assert(memcmp(again.data, enc->data, enc->len) == 0, "re-encoding differs");
-    /* and through version 3, the form before times were relative and repeats referenced */
-    cx_buf_reset(&again);
-    cr_assert_eq(cx_profile_encode_as(p, &again, 3), CX_OK);
-    cr_assert_eq(again.data[0], 3);
-    cx_profile_clear(&q);
-    cr_assert_eq(cx_profile_decode(&q, cx_sid_str(&p->customer_id), again.data, again.len, err, sizeof err), CX_OK,
-                 "version 3: %s", err);
-    assert_profile_eq(p, &q);
+    /* and through the older forms the encoder can still write: version 3 (whole times, nothing
+     * referenced) and 4 (a bucket's day delta on its own) */
+    for (int version = 3; version < CX_PROFILE_VERSION; version++) {
+        cx_buf_reset(&again);
+        cr_assert_eq(cx_profile_encode_as(p, &again, version), CX_OK);
+        cr_assert_eq(again.data[0], version);
+        cx_profile_clear(&q);
+        cr_assert_eq(cx_profile_decode(&q, cx_sid_str(&p->customer_id), again.data, again.len, err, sizeof err), CX_OK,
+                     "version %d: %s", version, err);
+        assert_profile_eq(p, &q);
+    }
     cx_buf_free(&again);
     cx_profile_clear(&q);
 }
@@ -416,9 +419,9 @@ Test(profile, version_4_references_repeats_and_leaves_out_what_is_implied) {
      * index dues (5-6 bytes each), a byte per unset time; the base costs 6 */
     size_t repeated = strlen(cx_sid_str(&p.latest_by_type[CX_CT_NEWSLETTER].campaign_id)) +
                       strlen(cx_sid_str(&s->campaign_id)) + 4 * 5;
-    cr_assert_leq(e4.len + repeated, e3.len, "version 4 %zu bytes, version 3 %zu", e4.len, e3.len);
-    fprintf(stderr, "profile: weekly viewer with an open send: version 3 %zu bytes, version 4 %zu bytes\n", e3.len,
-            e4.len);
+    cr_assert_leq(e4.len + repeated, e3.len, "version %d %zu bytes, version 3 %zu", CX_PROFILE_VERSION, e4.len, e3.len);
+    fprintf(stderr, "profile: weekly viewer with an open send: version 3 %zu bytes, version %d %zu bytes\n", e3.len,
+            CX_PROFILE_VERSION, e4.len);
     size_t referenced = e4.len;
     /* a latest contact no kept contact equals, and a send without its contact, are written out */
     p.latest_by_type[CX_CT_NEWSLETTER].group = 1;
@@ -682,13 +685,20 @@ Test(profile, copy_is_deep) {
  * (UBSan aborts the sanitized build on one). */
 /* The bytes of buckets[5] (days 19000.., amounts 100 * i) after their count, bucket 4's tx given.
  * Version 2: tx, the second number given (the transactions that were not plays), the amount.
- * Version 3: tx << 2 | play << 1 | (amount != 0), then the amount when not 0. */
+ * Version 3: tx << 2 | play << 1 | (amount != 0), then the amount when not 0.
+ * Version 5: that varint << 3 | the day delta when 1-7 (else 0 and the delta follows), then the amount. */
 static void bucket_bytes(cx_buf_t *b, int version, const uint64_t *tx, const uint64_t *nonplay, const bool *play,
                          uint64_t tx4) {
     cx_buf_reset(b);
     cx_buf_put_uvarint(b, 5);
     for (int i = 0; i < 5; i++) {
         uint64_t t = i == 4 ? tx4 : tx[i];
+        if (version >= 5) {
+            cx_buf_put_uvarint(b, (t << 2 | (uint64_t)play[i] << 1 | (i != 0)) << 3 | (i ? 1 : 0));
+            if (!i) cx_buf_put_svarint(b, 19000);
+            if (i) cx_buf_put_svarint(b, 100 * i);
+            continue;
+        }
         cx_buf_put_svarint(b, i ? 1 : 19000);
         if (version == 2) {
             cx_buf_put_uvarint(b, t);
@@ -751,6 +761,23 @@ Test(profile, play_days_are_read_from_exact_counts_and_flags_alike) {
         }
         cx_profile_clear(&q);
     }
+    /* version 5 writes a bucket a day after the one before as one varint (these: one byte each
+     * but the first), and refuses 2^31 transactions in that form too */
+    cx_buf_reset(&e);
+    cr_assert_eq(cx_profile_encode(&p, &e), CX_OK);
+    cr_assert_eq(e.data[0], 5);
+    bucket_bytes(&want, 5, tx, now, play, tx[4]);
+    cr_assert_eq(want.data[5], (2 << 2 | 1) << 3 | 1, "the second bucket: tx 2, an amount, a day later");
+    at = memmem(e.data, e.len, want.data, want.len);
+    cr_assert_not_null(at, "version 5's bucket form");
+    bucket_bytes(&old, 5, tx, now, play, (uint64_t)CX_BUCKET_TX_MAX + 1);
+    cx_buf_reset(&h);
+    cx_buf_append(&h, e.data, (size_t)(at - e.data));
+    cx_buf_append(&h, old.data, old.len);
+    cx_buf_append(&h, at + want.len, e.len - (size_t)(at - e.data) - want.len);
+    cx_profile_init(&q, NULL);
+    cr_assert_eq(cx_profile_decode(&q, "c", h.data, h.len, err, sizeof err), CX_ERR_STATE);
+    cx_profile_clear(&q);
     cx_buf_free(&e);
     cx_buf_free(&want);
     cx_buf_free(&old);
@@ -783,6 +810,27 @@ Test(profile, hostile_deltas_are_refused_without_overflow) {
         for (int i = 0; i < 40; i++)
             cx_buf_put_uvarint(&b, 0); /* the rest: zeros */
         cr_assert_eq(cx_profile_decode(&q, "c", b.data, b.len, err, sizeof err), CX_ERR_STATE, "version %d", version);
+    }
+    /* version 5: a day, then a near delta of 1 inside the next bucket's varint; the rest exactly
+     * what the decoder reads after the buckets, so the first day decides (INT32_MAX - 1: read) */
+    for (int64_t first = INT32_MAX - 1; first <= INT32_MAX; first++) {
+        cx_buf_reset(&b);
+        cx_buf_put_uvarint(&b, 5);
+        cx_buf_put_uvarint(&b, 0);               /* flags */
+        cx_buf_put_svarint(&b, 0);               /* base */
+        cx_buf_put_uvarint(&b, 0);               /* purchases */
+        cx_buf_put_svarint(&b, 0);               /* revenue */
+        cx_buf_put_uvarint(&b, 0);               /* plays */
+        cx_buf_put_uvarint(&b, 2);               /* buckets */
+        cx_buf_put_uvarint(&b, 1 << 2 << 3);     /* tx 1, the day follows */
+        cx_buf_put_svarint(&b, first);           /* the day */
+        cx_buf_put_uvarint(&b, 1 << 2 << 3 | 1); /* tx 1, a day later */
+        for (int i = 0; i < 15; i++)             /* scores .. CX economics, all 0 */
+            cx_buf_put_uvarint(&b, 0);
+        cx_err_t rc = cx_profile_decode(&q, "c", b.data, b.len, err, sizeof err);
+        cr_assert_eq(rc, first < INT32_MAX ? CX_OK : CX_ERR_STATE, "version 5, first day %lld: %s", (long long)first,
+                     err);
+        if (rc == CX_OK) cr_assert_eq(q.buckets[1].day, INT32_MAX);
     }
     /* version 3: first transaction timestamp INT64_MAX, then last = first + 1 (version 4 writes
      * both as differences from a base, modulo 2^64, so any pair of values is one) */

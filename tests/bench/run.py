@@ -7,7 +7,8 @@
     the core also runs the whole end-to-end data, E2E_CUSTOMERS, flushing every GEN_FLUSH_EVERY = 2,000,000 events,
     about what a 5 s commit interval is at the end-to-end rate),
   CX_BENCH_CORE_DECODED (65536) and CX_BENCH_E2E_DECODED (16384): cache.max_decoded of the compact-cache rows
-  (the core one at the second CORE size with cache.max_customers = its customers),
+  (the core one at the second CORE size with cache.max_customers = its customers; the end-to-end one also
+  once more with RocksDB's pools at 8 MB, state.block_cache_mb and state.write_buffer_mb: the smallest footprint),
   CX_BENCH_E2E_COMMIT_MS (1000): commit.interval_ms of the rows beside the default (5000 under at-least-once),
     the peer's first interval ("0" leaves those rows out; the peer then runs at 5000 only),
   CX_BENCH_E2E_THREADS (2, the peer's stream threads): processing.threads of the threads rows ("0" leaves them out).
@@ -260,6 +261,9 @@ def main():
             % (f"{DEFAULT_COMMIT_MS:,}", f"{records:,}"), cx_rps, cx_rss)
     cc_rps, cc_rss = e2e("-compact", "cache.max_decoded=%d\n" % E2E_DECODED)
     e2e_row("the same with cache.max_decoded=%s" % f"{E2E_DECODED:,}", cc_rps, cc_rss)
+    sm_rps, sm_rss = e2e("-small", "cache.max_decoded=%d\nstate.block_cache_mb=8\nstate.write_buffer_mb=8\n" % E2E_DECODED)
+    e2e_row("the same with cache.max_decoded=%s, state.block_cache_mb=8, state.write_buffer_mb=8" % f"{E2E_DECODED:,}",
+            sm_rps, sm_rss)
     if E2E_THREADS:
         th_rps, th_rss = e2e("-threads%d" % E2E_THREADS, "processing.threads=%d\n" % E2E_THREADS)
         e2e_row("the same with processing.threads=%d (default 1)" % E2E_THREADS, th_rps, th_rss)
@@ -301,6 +305,8 @@ def main():
                  % (KS_THREADS, f"{DEFAULT_COMMIT_MS:,}", f"{ks_records:,}"), {"rec/s": ks_rps, "peak RSS MB": ks_rss}))
     ratio_row("cxstream (defaults)", cx_rps, cx_rss, ks_rps, ks_rss)
     ratio_row("cxstream (cache.max_decoded=%s)" % f"{E2E_DECODED:,}", cc_rps, cc_rss, ks_rps, ks_rss)
+    ratio_row("cxstream (cache.max_decoded=%s, 8 MB RocksDB pools)" % f"{E2E_DECODED:,}", sm_rps, sm_rss, ks_rps,
+              ks_rss)
     if E2E_THREADS:
         ratio_row("cxstream (processing.threads=%d)" % E2E_THREADS, th_rps, th_rss, ks_rps, ks_rss)
     if E2E_COMMIT_MS:

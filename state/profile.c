@@ -364,8 +364,7 @@ static uint8_t *put_str(uint8_t *d, const char *s) {
 /* A time as its difference from the profile's base time, modulo 2^64 so that any pair round-trips
  * (version 4; versions 1 to 3 wrote times whole, which is the same as a base of 0). */
 static inline uint8_t *put_ts(uint8_t *d, int64_t t, int64_t base) {
-    uint64_t u = (uint64_t)t - (uint64_t)base;
-    return put_uv(d, (u << 1) ^ (0 - (u >> 63)));
+    return put_sv(d, (int64_t)((uint64_t)t - (uint64_t)base));
 }
 #define PUTTS(t) (d = put_ts(d, (t), base))
 
@@ -630,8 +629,7 @@ static int64_t get_delta(rd_t *r, int64_t base, int64_t lo, int64_t hi) {
 
 /* A time written by put_ts (modulo 2^64, so any value is one). */
 static int64_t get_ts(rd_t *r, int64_t base) {
-    uint64_t z = getu(r), u = (z >> 1) ^ (0 - (z & 1));
-    return (int64_t)((uint64_t)base + u);
+    return (int64_t)((uint64_t)base + (uint64_t)gets(r));
 }
 
 static void getsid(rd_t *r, cx_sid_t *s) {
@@ -831,8 +829,7 @@ cx_err_t cx_profile_decode(cx_profile_t *p, const char *customer_id, const void 
         if (v4) { /* the campaign and time as a kept contact's, or written; the id; bits; code; end */
             const cx_pcontact_t *same = get_ref(&r, p);
             if (same) {
-                const char *c = cx_sid_str(&same->campaign_id);
-                if (cx_sid_setn(&s->campaign_id, c, strlen(c)) != CX_OK) r.bad = r.nomem = true;
+                if (cx_sid_dup(&s->campaign_id, &same->campaign_id) != CX_OK) r.bad = r.nomem = true;
                 s->ts_ms = same->ts_ms;
             } else {
                 getsid(&r, &s->campaign_id);

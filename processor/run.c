@@ -1121,6 +1121,10 @@ static cx_err_t apply_partial(cx_runner_t *r, const rd_kafka_message_t *m) {
     return rc == CX_ERR_NOMEM ? rc : CX_OK;
 }
 
+static bool stopping(const cx_runner_t *r) {
+    return r->opts.stop && *r->opts.stop;
+}
+
 /* Reads what the global consumer has; with `to_end`, until the high watermark at call time. */
 static cx_err_t poll_campaigns(cx_runner_t *r, bool to_end, char *errstr, size_t n) {
     int64_t lo = 0, hi = 0, pos = 0;
@@ -1133,6 +1137,10 @@ static cx_err_t poll_campaigns(cx_runner_t *r, bool to_end, char *errstr, size_t
         rd_kafka_message_t *m = rd_kafka_consumer_poll(r->campaigns, to_end && pos < hi ? 100 : 0);
         if (!m) {
             if (!to_end || pos >= hi) return CX_OK;
+            if (stopping(r)) {
+                cx_seterr(errstr, n, "stopped by a signal while reading %s", r->cfg->topic_campaigns);
+                return CX_ERR_TIMEOUT;
+            }
             if (cx_mono_ms() > deadline) {
                 cx_seterr(errstr, n, "reading %s to its end timed out", r->cfg->topic_campaigns);
                 return CX_ERR_TIMEOUT;
@@ -1156,7 +1164,17 @@ cx_err_t cx_runner_start(cx_runner_t *r, char *errstr, size_t n) {
     /* output schemas first: their ids must be known before anything is produced */
     if (r->registry && cx_registry_register_outputs(r->registry, r->cfg, r->codec, errstr, n) != CX_OK)
         return CX_ERR_IO;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(r->producer, 1, NULL, &md, 30000);
+    /* in half-second slices, so that a stop signal is not kept waiting for an unreachable cluster */
+    rd_kafka_resp_err_t err;
+    int64_t md_deadline = cx_mono_ms() + 30000;
+    while ((err = rd_kafka_metadata(r->producer, 1, NULL, &md, 500)) == RD_KAFKA_RESP_ERR__TIMED_OUT &&
+           cx_mono_ms() < md_deadline && !stopping(r))
+        ;
+    if (stopping(r)) {
+        cx_seterr(errstr, n, "stopped by a signal while waiting for the cluster");
+        rd_kafka_metadata_destroy(md);
+        return CX_ERR_TIMEOUT;
+    }
     if (err) {
         cx_seterr(errstr, n, "cannot read cluster metadata from %s: %s", cx_config_bootstrap_servers(r->cfg),
                   rd_kafka_err2str(err));
@@ -1717,6 +1735,9 @@ int cx_cmd_run(int argc, char **argv) {
     pthread_t tid[CX_THREADS_MAX];
     atomic_int failed = 0;
     cx_http_t *http = NULL;
+    /* first: a stop signal at any point from here on is a clean stop (exit 0), even one that
+     * arrives while the configuration is read or the store opened */
+    cx_cli_catch_stop_signals(on_signal);
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
@@ -1749,8 +1770,7 @@ int cx_cmd_run(int argc, char **argv) {
             fprintf(stderr, "cxstream run: thread %d: %s\n", k, err);
             goto done;
         }
-    cx_cli_catch_stop_signals(on_signal);
-    cx_runner_opts_t ro = {.create_topics = true};
+    cx_runner_opts_t ro = {.create_topics = true, .stop = &stop_flag};
     for (int k = 0; k < n; k++)
         if (!(rs[k] = cx_runner_new(n > 1 ? tcfg[k] : cfg, &ro, err, sizeof err))) {
             fprintf(stderr, "cxstream run: %s\n", err);
@@ -1763,7 +1783,14 @@ int cx_cmd_run(int argc, char **argv) {
         goto done;
     }
     for (int k = 0; k < n; k++) {
-        cx_err_t rc = cx_runner_start(rs[k], err, sizeof err);
+        cx_err_t rc = stop_flag ? CX_OK : cx_runner_start(rs[k], err, sizeof err);
+        if (stop_flag) { /* nothing consumed yet, so nothing to commit */
+            cx_log(CX_LOG_INFO, "run", "signal received during start-up: stopped before joining the group");
+            rcode = CX_EXIT_OK;
+            for (int j = 0; j < k; j++)
+                cx_runner_close(rs[j], err, sizeof err);
+            goto done;
+        }
         if (rc != CX_OK) {
             fprintf(stderr, "cxstream run: %s\n", err);
             rcode = rc == CX_ERR_CONFIG ? CX_EXIT_USAGE : CX_EXIT_RUNTIME;

@@ -64,6 +64,9 @@ typedef struct cx_runner_restore {
 
 typedef struct cx_runner_opts {
     bool create_topics; /* admin API: create missing output/internal topics (not on the mock) */
+    /* when set and *stop becomes non-zero, cx_runner_start gives up its waits for the cluster
+     * within about half a second (CX_ERR_TIMEOUT, "stopped by a signal") */
+    const volatile sig_atomic_t *stop;
 } cx_runner_opts_t;
 
 cx_runner_t *cx_runner_new(const cx_config_t *cfg, const cx_runner_opts_t *o, char *errstr, size_t errstr_size);

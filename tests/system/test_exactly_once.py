@@ -87,6 +87,12 @@ def test_sigkill_every_few_seconds_outputs_exactly_once_and_state_exact():
                 next_kill = time.monotonic() + KILL_EVERY_S
             time.sleep(0.3)
     finally:
+        # a relaunched instance must have reached its own start-up before it is stopped (the
+        # other instance's commits can end the wait above first; a SIGTERM before main() would
+        # end it with -15)
+        for p in procs.values():
+            if p.alive():
+                p.wait_log("consumer started partitions=", timeout_s=60)
         codes = {n: p.stop() for n, p in procs.items()}
     assert all(c == 0 for c in codes.values()), codes
     log(f"done after {time.monotonic() - t0:.1f} s with {kills} SIGKILLs")

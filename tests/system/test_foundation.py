@@ -282,6 +282,8 @@ def test_kill_9_mid_stream_and_restart_gives_exact_state():
         f"({time.monotonic() - t0:.1f} s after start)")
     proc2 = start_run(cfg_path, "crash-2", env)
     try:
+        # its own assignment first: the first run may have committed everything before the kill
+        proc2.wait_log("consumer assigned topic=", timeout_s=DONE_TIMEOUT_S)
         wait_done(b.bootstrap, group, hw, proc2, DONE_TIMEOUT_S)
     finally:
         rc = proc2.stop()

@@ -64,6 +64,8 @@ def run_once(env, cfg_path, name, port):
     t = threading.Thread(target=watch, daemon=True)
     t.start()
     try:
+        # a restart's offsets are committed already: its own assignment first
+        proc.wait_log("consumer assigned topic=", timeout_s=TIMEOUT_S)
         opstest.wait_done(env, GROUP, [proc], TIMEOUT_S)
         cxtest.wait_for(lambda: opstest.http_json(port, "/readyz")[0] == 200, timeout_s=60, what="/readyz 200")
     finally:

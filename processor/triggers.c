@@ -145,6 +145,22 @@ static inline uint32_t bit_at(const uint64_t *bits, int64_t i) {
     return (uint32_t)(bits[i >> 6] >> (i & 63)) & 1u;
 }
 
+/* Index of the m-th (1-based) set bit of `bits` at or after index a; the caller knows it exists. */
+static int64_t nth_bit_from(const uint64_t *bits, int64_t a, uint32_t m) {
+    int64_t w = a >> 6;
+    uint64_t x = bits[w] & (~UINT64_C(0) << (a & 63));
+    for (;;) {
+        uint32_t c = popcount64(x);
+        if (c >= m) {
+            for (; m > 1; m--)
+                x &= x - 1;
+            return w * 64 + __builtin_ctzll(x);
+        }
+        m -= c;
+        x = bits[++w];
+    }
+}
+
 int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, int32_t from_day) {
     if (p->n_play_days == 0) return 0;
     int64_t last =
@@ -157,6 +173,19 @@ int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, i
             if (cx_triggers_drop_holds(p, cfg, (int32_t)d)) return day_start(d);
         return 0;
     }
+    /* the rule needs hmin whole weeks of history before the recent window: a history too short on
+     * every day up to `last` needs no bitmap */
+    const int hmin = cfg->drop_min_history_weeks > 1 ? cfg->drop_min_history_weeks : 1;
+    if (!p->has_tx || hmin > CX_TRIGGERS_BASELINE_WEEKS ||
+        (int64_t)p->first_tx_day + CX_TRIGGERS_RECENT_DAYS + 7 * hmin > last)
+        return 0;
+    /* The baseline holds at most 7h play days, so the rule needs recent < fraction x 4 x 7 (the same
+     * products as drop_rule's, rounded the same way); (double)recent >= that <=> recent >= need
+     * (recent <= 28, exact as a double). */
+    const int64_t R = CX_TRIGGERS_RECENT_DAYS;
+    const double need_d = ceil(cfg->drop_fraction * 4.0 * 7.0);
+    if (need_d <= 0) return 0; /* every count is at or above the bound: the rule never holds */
+    const uint32_t need = need_d > 64 ? 64 : (uint32_t)need_d;
     /* bit i: a play day at lo + i; counts are popcounts of bit ranges (8 words at most) */
     uint64_t bits[DROP_SPAN_MAX / 64 + 1];
     memset(bits, 0, sizeof bits);
@@ -168,12 +197,12 @@ int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, i
     }
     /* Day d's windows (indices from lo): recent [d - R, d - 1], baseline [d - R - 7h, d - R - 1]; both
      * slide by one day per step, h grows every 7 days up to its cap (history_weeks), and the baseline
-     * is counted again when h changes or after days it was not kept for. The baseline holds at most
-     * 7h play days, so the rule needs recent < fraction x 4 x 7 (the same products as drop_rule's,
-     * rounded the same way); on days with recent at or above that (after a run of daily plays), with
-     * no recent play, or with too little history, a day costs only the recent window's slide. */
-    const int64_t R = CX_TRIGGERS_RECENT_DAYS;
-    const double cap = cfg->drop_fraction * 4.0 * 7.0;
+     * is counted again when h changes or after days it was not kept for. A day with recent >= need
+     * (after a run of daily plays), with no recent play, or with too little history costs only the
+     * recent window's slide, and runs of such days are jumped over where their end is known. */
+    int64_t top = -1; /* the last play day's index: no window after it gains a play */
+    for (int w = DROP_SPAN_MAX / 64; w >= 0 && top < 0; w--)
+        if (bits[w]) top = (int64_t)w * 64 + 63 - __builtin_clzll(bits[w]);
     int64_t i = from_day - lo; /* d - lo */
     uint32_t recent = bits_in(bits, i - R, i - 1), base = 0;
     int h = history_weeks(p, from_day), hb = 0; /* hb: the h `base` was counted for (0: not counted) */
@@ -184,8 +213,26 @@ int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, i
             h++;
             grow = h < CX_TRIGGERS_BASELINE_WEEKS ? grow + 7 : INT64_MAX;
         }
-        if (h < cfg->drop_min_history_weeks || h <= 0 || recent == 0 || (double)recent >= cap) {
+        if (h < hmin || recent == 0 || recent >= need) {
             hb = 0;
+            /* Skip the days that cannot qualify either: until the history reaches hmin weeks (it
+             * grows with the day alone), or, once no later window gains a play (i > top), until
+             * enough of the recent window's oldest plays have left it (recent - need + 1 of them). */
+            int64_t next = 0;
+            if (h < hmin) {
+                next = (int64_t)p->first_tx_day + R + 7 * hmin;
+            } else if (recent && i > top) {
+                next = lo + nth_bit_from(bits, i - R, recent - need + 1) + 1 + R;
+            }
+            if (next > d + 1) {
+                if (next > last) return 0;
+                d = next - 1; /* the loop's step takes d to next, sliding the windows by one day */
+                i = d - lo;
+                recent = bits_in(bits, i - R, i - 1);
+                h = history_weeks(p, (int32_t)d);
+                grow = p->has_tx && h < CX_TRIGGERS_BASELINE_WEEKS ? (int64_t)p->first_tx_day + R + 7 * (h + 1)
+                                                                   : INT64_MAX;
+            }
             continue;
         }
         if (h != hb) {

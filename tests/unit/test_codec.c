@@ -620,6 +620,47 @@ Test(codec, huge_string_length_is_decode_error_without_allocating_it) {
                  CX_DLQ_DECODE_ERROR);
 }
 
+/* A long of 10 bytes at most, the 10th holding bit 63 alone: a redundant long form is read as its
+ * value, a 10th byte with more bits or an 11th byte is refused, with the rest of the record after it
+ * and cut short at the end of the buffer. */
+Test(codec, long_forms_of_ten_bytes_and_more) {
+    cx_event_t e = play();
+    encode(&e);
+    cr_assert_eq(buf.data[5], 8, "event_id's length (4, zigzag 8) follows the 5-byte header");
+    cx_buf_t orig = CX_BUF_INIT;
+    cx_buf_append(&orig, buf.data, buf.len);
+    static const uint8_t redundant[] = {0x88, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00};
+    static const uint8_t bit64[] = {0x88, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02};
+    static const uint8_t eleven[] = {0x88, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00};
+    struct {
+        const uint8_t *b;
+        size_t n;
+        cx_dlq_code_t want;
+    } forms[] = {{redundant, sizeof redundant, CX_DLQ_NONE},
+                 {bit64, sizeof bit64, CX_DLQ_DECODE_ERROR},
+                 {eleven, sizeof eleven, CX_DLQ_DECODE_ERROR}};
+    for (size_t k = 0; k < sizeof forms / sizeof forms[0]; k++) {
+        buf.len = 0;
+        cx_buf_append(&buf, orig.data, 5);
+        cx_buf_append(&buf, forms[k].b, forms[k].n);
+        cx_buf_append(&buf, orig.data + 6, orig.len - 6);
+        cx_event_t out;
+        cx_dlq_code_t got = cx_codec_decode_event(codec, CX_REC_PLAY, buf.data, buf.len, &out, detail, sizeof detail);
+        cr_assert_eq(got, forms[k].want, "form %zu: %s", k, detail);
+        if (got == CX_DLQ_NONE) cr_assert_str_eq(out.event_id, "ev-1");
+    }
+    /* at the end of the buffer: a bare long (the header, then the length alone) */
+    for (size_t k = 1; k < sizeof forms / sizeof forms[0]; k++) {
+        buf.len = 0;
+        cx_buf_append(&buf, orig.data, 5);
+        cx_buf_append(&buf, forms[k].b, forms[k].n - 1);
+        cx_event_t out;
+        cr_assert_eq(cx_codec_decode_event(codec, CX_REC_PLAY, buf.data, buf.len, &out, detail, sizeof detail),
+                     CX_DLQ_DECODE_ERROR, "short form %zu", k);
+    }
+    cx_buf_free(&orig);
+}
+
 Test(codec, bad_union_index_is_decode_error) {
     cx_event_t e = play();
     e.has_campaign_code = false;

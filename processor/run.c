@@ -1783,17 +1783,16 @@ int cx_cmd_run(int argc, char **argv) {
         goto done;
     }
     for (int k = 0; k < n; k++) {
-        cx_err_t rc = stop_flag ? CX_OK : cx_runner_start(rs[k], err, sizeof err);
-        if (stop_flag) { /* nothing consumed yet, so nothing to commit */
-            cx_log(CX_LOG_INFO, "run", "signal received during start-up: stopped before joining the group");
-            rcode = CX_EXIT_OK;
-            for (int j = 0; j < k; j++)
-                cx_runner_close(rs[j], err, sizeof err);
-            goto done;
-        }
+        /* a runner started before the signal goes on to the loop, which sees the signal and closes it */
+        cx_err_t rc = stop_flag ? CX_ERR_TIMEOUT : cx_runner_start(rs[k], err, sizeof err);
         if (rc != CX_OK) {
-            fprintf(stderr, "cxstream run: %s\n", err);
-            rcode = rc == CX_ERR_CONFIG ? CX_EXIT_USAGE : CX_EXIT_RUNTIME;
+            if (stop_flag) { /* nothing consumed yet, so nothing to commit */
+                cx_log(CX_LOG_INFO, "run", "signal received during start-up: stopped before joining the group");
+                rcode = CX_EXIT_OK;
+            } else {
+                fprintf(stderr, "cxstream run: %s\n", err);
+                rcode = rc == CX_ERR_CONFIG ? CX_EXIT_USAGE : CX_EXIT_RUNTIME;
+            }
             for (int j = 0; j < k; j++)
                 cx_runner_close(rs[j], err, sizeof err);
             goto done;

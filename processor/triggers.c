@@ -161,6 +161,14 @@ static int64_t nth_bit_from(const uint64_t *bits, int64_t a, uint32_t m) {
     }
 }
 
+/* The first day after one with h weeks of history on which history_weeks counts h + 1 (never once
+ * h is the baseline's cap). */
+static int64_t next_week_day(const cx_profile_t *p, int h) {
+    return p->has_tx && h < CX_TRIGGERS_BASELINE_WEEKS
+               ? (int64_t)p->first_tx_day + CX_TRIGGERS_RECENT_DAYS + 7 * (h + 1)
+               : INT64_MAX;
+}
+
 int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, int32_t from_day) {
     if (p->n_play_days == 0) return 0;
     int64_t last =
@@ -206,12 +214,12 @@ int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, i
     int64_t i = from_day - lo; /* d - lo */
     uint32_t recent = bits_in(bits, i - R, i - 1), base = 0;
     int h = history_weeks(p, from_day), hb = 0; /* hb: the h `base` was counted for (0: not counted) */
-    int64_t grow = p->has_tx && h < CX_TRIGGERS_BASELINE_WEEKS ? (int64_t)p->first_tx_day + R + 7 * (h + 1) : INT64_MAX;
+    int64_t grow = next_week_day(p, h);
     for (int64_t d = from_day; d <= last; d++, i++) {
         if (d > from_day) recent += bit_at(bits, i - 1) - bit_at(bits, i - 1 - R);
         if (d == grow) {
             h++;
-            grow = h < CX_TRIGGERS_BASELINE_WEEKS ? grow + 7 : INT64_MAX;
+            grow = next_week_day(p, h);
         }
         if (h < hmin || recent == 0 || recent >= need) {
             hb = 0;
@@ -230,8 +238,7 @@ int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, i
                 i = d - lo;
                 recent = bits_in(bits, i - R, i - 1);
                 h = history_weeks(p, (int32_t)d);
-                grow = p->has_tx && h < CX_TRIGGERS_BASELINE_WEEKS ? (int64_t)p->first_tx_day + R + 7 * (h + 1)
-                                                                   : INT64_MAX;
+                grow = next_week_day(p, h);
             }
             continue;
         }

@@ -61,14 +61,14 @@ static int cmd_help(int argc, char **argv) {
  * size of any mmapped block freed (up to 32 MB), so the large buffers a commit builds and frees (the
  * RocksDB write batch grows by doubling to tens of MB) come to be served from the heap, and the holes
  * they leave stay resident. A fixed 256 KB threshold gives them back on free: peak RSS of the
- * end-to-end benchmark 717-771 -> 657-690 MB (docs/performance.md). GLIBC_TUNABLES's
+ * end-to-end benchmark 717-771 -> 657-690 MB (docs/performance-history.md). GLIBC_TUNABLES's
  * glibc.malloc.mmap_threshold, when set, wins. */
 #define MMAP_THRESHOLD_BYTES (256 * 1024)
 /* A fixed mmap threshold also fixes the trim threshold at glibc's 128 KB: the top of the heap went
  * back to the system whenever that much was free and was faulted in again soon after (a commit's
  * changelog records and a compact cache's encodings come and go by the hundred thousand). 64 MB kept:
  * minor faults -35 to -55% per end-to-end run, process CPU -2 to -4 s of ~28 s at the defaults,
- * peak RSS +4 to +16 MB (docs/performance.md). GLIBC_TUNABLES's glibc.malloc.trim_threshold wins. */
+ * peak RSS +4 to +16 MB (docs/performance-history.md). GLIBC_TUNABLES's glibc.malloc.trim_threshold wins. */
 #define TRIM_THRESHOLD_BYTES (64 * 1024 * 1024)
 
 int main(int argc, char **argv) {

@@ -11,7 +11,9 @@
   once more with RocksDB's pools at 8 MB, state.block_cache_mb and state.write_buffer_mb: the smallest footprint),
   CX_BENCH_E2E_COMMIT_MS (1000): commit.interval_ms of the rows beside the default (5000 under at-least-once),
     the peer's first interval ("0" leaves those rows out; the peer then runs at 5000 only),
-  CX_BENCH_E2E_THREADS (2, the peer's stream threads): processing.threads of the threads rows ("0" leaves them out).
+  CX_BENCH_E2E_THREADS (2, the peer's stream threads): processing.threads of the threads rows ("0" leaves them out);
+    two of those rows trade memory: CX_BENCH_E2E_BAL_DECODED (65536) decoded with 8 MB memtables, and
+    CX_BENCH_E2E_DECODED decoded with both 8 MB pools.
 `run.sh --instances N [key=value ...]` instead runs N cxstream instances of one group against the loaded broker
 once (scale-out on one machine) and prints one line: seconds to zero lag, records/s, each one's peak RSS and CPU.
 The broker is tools/kafka/broker.sh on CX_KAFKA_PORT (39192) with data in CX_KAFKA_DIR (/tmp/cxbench-kafka);
@@ -40,6 +42,7 @@ CG_GEN_CUSTOMERS = int(os.environ.get("CX_BENCH_CG_GEN_CUSTOMERS", "27600"))
 GEN_FLUSH_EVERY = 2000000
 CORE_DECODED = int(os.environ.get("CX_BENCH_CORE_DECODED", "65536"))
 E2E_DECODED = int(os.environ.get("CX_BENCH_E2E_DECODED", "16384"))
+E2E_BAL_DECODED = int(os.environ.get("CX_BENCH_E2E_BAL_DECODED", "65536"))
 E2E_COMMIT_MS = int(os.environ.get("CX_BENCH_E2E_COMMIT_MS", "1000"))
 DEFAULT_COMMIT_MS = 5000  # cxstream's commit.interval_ms under at-least-once (config.h)
 E2E_THREADS = int(os.environ.get("CX_BENCH_E2E_THREADS", "2"))
@@ -267,6 +270,15 @@ def main():
     if E2E_THREADS:
         th_rps, th_rss = e2e("-threads%d" % E2E_THREADS, "processing.threads=%d\n" % E2E_THREADS)
         e2e_row("the same with processing.threads=%d (default 1)" % E2E_THREADS, th_rps, th_rss)
+        # the same threads with less memory: part of the profiles decoded, then also the 8 MB pools
+        tb_rps, tb_rss = e2e("-threads%d-balanced" % E2E_THREADS, "processing.threads=%d\ncache.max_decoded=%d\n"
+                             "state.write_buffer_mb=8\n" % (E2E_THREADS, E2E_BAL_DECODED))
+        e2e_row("the same with processing.threads=%d, cache.max_decoded=%s, state.write_buffer_mb=8"
+                % (E2E_THREADS, f"{E2E_BAL_DECODED:,}"), tb_rps, tb_rss)
+        ts_rps, ts_rss = e2e("-threads%d-small" % E2E_THREADS, "processing.threads=%d\ncache.max_decoded=%d\n"
+                             "state.block_cache_mb=8\nstate.write_buffer_mb=8\n" % (E2E_THREADS, E2E_DECODED))
+        e2e_row("the same with processing.threads=%d, cache.max_decoded=%s, state.block_cache_mb=8, "
+                "state.write_buffer_mb=8" % (E2E_THREADS, f"{E2E_DECODED:,}"), ts_rps, ts_rss)
     if E2E_COMMIT_MS:
         ci_rps, ci_rss = e2e("-commit%d" % E2E_COMMIT_MS, "commit.interval_ms=%d\n" % E2E_COMMIT_MS)
         e2e_row("the same with commit.interval_ms=%s" % f"{E2E_COMMIT_MS:,}", ci_rps, ci_rss)
@@ -309,6 +321,10 @@ def main():
               ks_rss)
     if E2E_THREADS:
         ratio_row("cxstream (processing.threads=%d)" % E2E_THREADS, th_rps, th_rss, ks_rps, ks_rss)
+        ratio_row("cxstream (processing.threads=%d, cache.max_decoded=%s, 8 MB memtables)"
+                  % (E2E_THREADS, f"{E2E_BAL_DECODED:,}"), tb_rps, tb_rss, ks_rps, ks_rss)
+        ratio_row("cxstream (processing.threads=%d, cache.max_decoded=%s, 8 MB RocksDB pools)"
+                  % (E2E_THREADS, f"{E2E_DECODED:,}"), ts_rps, ts_rss, ks_rps, ks_rss)
     if E2E_COMMIT_MS:
         ks1_rps, ks1_rss = peer(E2E_COMMIT_MS)
         rows.append(("peer", "Kafka Streams, the same with commit.interval.ms=%s" % f"{E2E_COMMIT_MS:,}",

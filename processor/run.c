@@ -1783,7 +1783,9 @@ int cx_cmd_run(int argc, char **argv) {
         goto done;
     }
     for (int k = 0; k < n; k++) {
-        /* a runner started before the signal goes on to the loop, which sees the signal and closes it */
+        /* Once the signal is seen no further runner starts (the error code stands for "not started")
+         * and those started before are closed below; a signal after the last start is the loop's,
+         * which commits and closes every runner as any running stop. */
         cx_err_t rc = stop_flag ? CX_ERR_TIMEOUT : cx_runner_start(rs[k], err, sizeof err);
         if (rc != CX_OK) {
             if (stop_flag) { /* nothing consumed yet, so nothing to commit */

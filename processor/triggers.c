@@ -161,12 +161,16 @@ static int64_t nth_bit_from(const uint64_t *bits, int64_t a, uint32_t m) {
     }
 }
 
+/* The first day on which history_weeks counts h weeks (0 <= h <= the cap) of a profile with a
+ * transaction. */
+static int64_t history_day(const cx_profile_t *p, int h) {
+    return (int64_t)p->first_tx_day + CX_TRIGGERS_RECENT_DAYS + 7 * (int64_t)h;
+}
+
 /* The first day after one with h weeks of history on which history_weeks counts h + 1 (never once
  * h is the baseline's cap). */
 static int64_t next_week_day(const cx_profile_t *p, int h) {
-    return p->has_tx && h < CX_TRIGGERS_BASELINE_WEEKS
-               ? (int64_t)p->first_tx_day + CX_TRIGGERS_RECENT_DAYS + 7 * (h + 1)
-               : INT64_MAX;
+    return p->has_tx && h < CX_TRIGGERS_BASELINE_WEEKS ? history_day(p, h + 1) : INT64_MAX;
 }
 
 int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, int32_t from_day) {
@@ -184,9 +188,7 @@ int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, i
     /* the rule needs hmin whole weeks of history before the recent window: a history too short on
      * every day up to `last` needs no bitmap */
     const int hmin = cfg->drop_min_history_weeks > 1 ? cfg->drop_min_history_weeks : 1;
-    if (!p->has_tx || hmin > CX_TRIGGERS_BASELINE_WEEKS ||
-        (int64_t)p->first_tx_day + CX_TRIGGERS_RECENT_DAYS + 7 * hmin > last)
-        return 0;
+    if (!p->has_tx || hmin > CX_TRIGGERS_BASELINE_WEEKS || history_day(p, hmin) > last) return 0;
     /* The baseline holds at most 7h play days, so the rule needs recent < fraction x 4 x 7 (the same
      * products as drop_rule's, rounded the same way); (double)recent >= that <=> recent >= need
      * (recent <= 28, exact as a double). */
@@ -228,7 +230,7 @@ int64_t cx_triggers_drop_due_ms(const cx_profile_t *p, const cx_config_t *cfg, i
              * enough of the recent window's oldest plays have left it (recent - need + 1 of them). */
             int64_t next = 0;
             if (h < hmin) {
-                next = (int64_t)p->first_tx_day + R + 7 * hmin;
+                next = history_day(p, hmin);
             } else if (recent && i > top) {
                 next = lo + nth_bit_from(bits, i - R, recent - need + 1) + 1 + R;
             }
